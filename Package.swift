@@ -1,0 +1,110 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Three processes, one wire (see README.md and docs/architecture.md):
+//   openclaw-node       Supervisor: config, secrets, device key, state files, exec policy
+//   openclaw-node-net   NetWorker:  the only network-facing code, confined, cannot exec or write
+//   openclaw-node-exec  ExecWorker: runs only what the Supervisor authorised
+// The executables are thin; their logic lives in the *Core libraries so it can be unit-tested.
+
+let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
+let package = Package(
+    name: "openclaw-node",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "openclaw-node", targets: ["Supervisor"]),
+        .executable(name: "openclaw-node-net", targets: ["NetWorker"]),
+        .executable(name: "openclaw-node-exec", targets: ["ExecWorker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // C shims for Linux calls Swift cannot make directly (variadic, _GNU_SOURCE, raw syscalls).
+        .target(name: "CSystemShims"),
+        // Shared: logging, posix_spawn, process helpers.
+        .target(
+            name: "NodeSupport",
+            dependencies: ["CSystemShims", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: v5
+        ),
+        // Shared: the IPC wire (length-prefixed JSON frames, closed message enums).
+        .target(
+            name: "OpenClawIPC",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: v5
+        ),
+        // Supervisor: privileged, owns secrets, state and policy.
+        .target(
+            name: "SupervisorCore",
+            dependencies: [
+                "OpenClawIPC",
+                "NodeSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: v5
+        ),
+        .executableTarget(
+            name: "Supervisor",
+            dependencies: [
+                "SupervisorCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: v5
+        ),
+        // NetWorker: gateway link, unprivileged.
+        .target(
+            name: "NetWorkerCore",
+            dependencies: [
+                "OpenClawIPC",
+                "NodeSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: v5
+        ),
+        .executableTarget(name: "NetWorker", dependencies: ["NetWorkerCore"], swiftSettings: v5),
+        // ExecWorker: spawns authorised commands.
+        .target(
+            name: "ExecWorkerCore",
+            dependencies: [
+                "OpenClawIPC",
+                "NodeSupport",
+                "CSystemShims",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: v5
+        ),
+        .executableTarget(name: "ExecWorker", dependencies: ["ExecWorkerCore"], swiftSettings: v5),
+
+        // Test-only: a worker that forges IPC (garbage, oversize frames, out-of-state messages).
+        .executableTarget(
+            name: "ForgedWorker",
+            dependencies: ["OpenClawIPC"],
+            path: "Tests/ForgedWorker",
+            swiftSettings: v5
+        ),
+        .testTarget(name: "OpenClawIPCTests", dependencies: ["OpenClawIPC"], swiftSettings: v5),
+        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore"], swiftSettings: v5),
+    ]
+)

@@ -1,0 +1,28 @@
+// Small C shims for Linux interfaces Swift cannot call directly: variadic functions
+// (prctl), GNU extensions hidden behind _GNU_SOURCE (posix_spawn closefrom/chdir), and
+// raw syscalls without a libc wrapper. No policy lives here: only calls.
+#ifndef OPENCLAW_CSYSTEMSHIMS_H
+#define OPENCLAW_CSYSTEMSHIMS_H
+
+#include <spawn.h>
+#include <sys/types.h>
+
+/// prctl(2) with five explicit arguments.
+int csys_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
+
+/// posix_spawn_file_actions_addclosefrom_np(3): close every fd >= low in the child.
+int csys_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int low);
+
+/// posix_spawn_file_actions_addchdir_np(3): chdir in the child before exec.
+int csys_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+
+/// pipe2(2) with O_CLOEXEC on both ends.
+int csys_pipe_cloexec(int fds[2]);
+
+/// Constants whose headers Swift's Glibc module does not export.
+extern const int csys_PR_SET_PDEATHSIG;
+extern const int csys_PR_SET_CHILD_SUBREAPER;
+extern const int csys_PR_SET_NO_NEW_PRIVS;
+extern const int csys_PR_GET_NO_NEW_PRIVS;
+
+#endif

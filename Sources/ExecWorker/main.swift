@@ -1,0 +1,3 @@
+import ExecWorkerCore
+
+ExecWorkerMain.run()

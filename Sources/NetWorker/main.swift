@@ -1,0 +1,3 @@
+import NetWorkerCore
+
+NetWorkerMain.run()

@@ -1,0 +1,51 @@
+import Glibc
+import Logging
+import NIOCore
+import NIOPosix
+import NodeSupport
+import OpenClawIPC
+
+/// Entry point of `openclaw-node-net`: confine, then keep the gateway link for the Supervisor.
+public enum NetWorkerMain {
+    public static func run() -> Never {
+        let parent = getppid()
+        LineLogHandler.bootstrap(process: "net")
+        let logger = Logger(label: "openclaw-node-net")
+        guard dieWithParent(expectedParent: parent) else { exit(0) }
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        var connection: IPCConnection<SupervisorToNet, NetToSupervisor>?
+        let link = GatewayLink(loop: loop, logger: logger) { message in connection?.send(message) }
+
+        let adopted = IPCConnection<SupervisorToNet, NetToSupervisor>.adopt(
+            fd: workerIPCDescriptor, group: loop,
+            onMessage: { message in
+                switch message {
+                case let .configure(configuration): link.configure(configuration)
+                case let .signReply(reply): link.signed(reply)
+                case let .invokeResult(result): link.sendInvokeResult(result)
+                case let .nodeEvent(event): link.sendNodeEvent(event)
+                case .shutdown:
+                    link.shutdown { exit(0) }
+                }
+            },
+            onViolation: { violation in
+                logger.error("supervisor link violation", metadata: ["reason": "\(violation)"])
+            },
+            onClose: {
+                // The Supervisor is gone: leave at once (the gateway sees the socket close).
+                exit(0)
+            }
+        )
+        do {
+            connection = try adopted.wait()
+        } catch {
+            logger.error("cannot open the supervisor link", metadata: ["error": "\(error)"])
+            exit(70)
+        }
+        connection?.send(.ready(WorkerHello(pid: getpid(), version: "net")))
+        connection?.startReading()
+        while true { pause() }
+    }
+}

@@ -1,0 +1,105 @@
+import Glibc
+import Logging
+
+/// Output format of the process logs.
+public enum LogFormat: String, CaseIterable, Sendable {
+    /// `ts=… level=info proc=supervisor msg="…" key=value` — one line per event.
+    case keyValue = "kv"
+    /// One JSON object per line.
+    case json
+}
+
+/// A swift-log handler writing one line per event to standard error.
+///
+/// Every process (Supervisor and workers) logs this way; the workers inherit the Supervisor's
+/// standard error, so one journal shows all three. Values are quoted and escaped so a
+/// newline in a message can never forge a second log line.
+public struct LineLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let process: String
+    private let format: LogFormat
+
+    public init(process: String, format: LogFormat, level: Logger.Level) {
+        self.process = process
+        self.format = format
+        self.logLevel = level
+    }
+
+    /// Installs the handler for the whole process.
+    public static func bootstrap(process: String, format: LogFormat = .keyValue, level: Logger.Level = .info) {
+        LoggingSystem.bootstrap { _ in LineLogHandler(process: process, format: format, level: level) }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields: [(String, String)] = [
+            ("ts", Self.timestamp()),
+            ("level", event.level.rawValue),
+            ("proc", process),
+            ("msg", event.message.description),
+        ]
+        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
+        for key in merged.keys.sorted() {
+            fields.append((key, "\(merged[key]!)"))
+        }
+        var line: String
+        switch format {
+        case .keyValue:
+            line = fields.map { "\($0.0)=\(Self.quoteIfNeeded($0.1))" }.joined(separator: " ")
+        case .json:
+            line = "{" + fields.map { "\"\($0.0)\":\(Self.jsonString($0.1))" }.joined(separator: ",") + "}"
+        }
+        line += "\n"
+        line.withCString { pointer in
+            _ = Glibc.write(2, pointer, strlen(pointer))
+        }
+    }
+
+    static func quoteIfNeeded(_ value: String) -> String {
+        let plain = !value.isEmpty && value.unicodeScalars.allSatisfy { scalar in
+            scalar.value > 0x20 && scalar.value < 0x7f && scalar != "\"" && scalar != "=" && scalar != "\\"
+        }
+        return plain ? value : jsonString(value)
+    }
+
+    static func jsonString(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7f {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        let millis = Int32(now.tv_nsec / 1_000_000)
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(millis, 3))Z"
+    }
+}

@@ -1,0 +1,330 @@
+/// The wire between the Supervisor and the NetWorker.
+///
+/// The NetWorker speaks to the gateway; the Supervisor holds the secrets. Everything the
+/// NetWorker sends is untrusted: the Supervisor checks each message against
+/// `SupervisorCore.IPCPolicy` before acting on it.
+
+/// Identity a worker announces once, right after start.
+public struct WorkerHello: Codable, Equatable, Sendable {
+    public var pid: Int32
+    public var version: String
+    public init(pid: Int32, version: String) {
+        self.pid = pid
+        self.version = version
+    }
+}
+
+/// Everything the NetWorker needs to open and keep the gateway link.
+/// The device private key is not here: signatures are requested per connect.
+public struct NetConfiguration: Codable, Equatable, Sendable {
+    public struct Client: Codable, Equatable, Sendable {
+        public var id: String
+        public var displayName: String?
+        public var version: String
+        public var platform: String
+        public var deviceFamily: String?
+        public var mode: String
+        public var instanceId: String?
+        public init(id: String, displayName: String?, version: String, platform: String,
+                    deviceFamily: String?, mode: String, instanceId: String?) {
+            self.id = id
+            self.displayName = displayName
+            self.version = version
+            self.platform = platform
+            self.deviceFamily = deviceFamily
+            self.mode = mode
+            self.instanceId = instanceId
+        }
+    }
+
+    public struct Auth: Codable, Equatable, Sendable {
+        public var token: String?
+        public var password: String?
+        public init(token: String?, password: String?) {
+            self.token = token
+            self.password = password
+        }
+        public var isEmpty: Bool { token == nil && password == nil }
+    }
+
+    /// `ws://host:port` or `wss://host:port`.
+    public var url: String
+    /// Lowercase hex SHA-256 of the expected leaf certificate DER; replaces CA validation.
+    public var tlsFingerprint: String?
+    public var minProtocol: Int
+    public var maxProtocol: Int
+    public var client: Client
+    public var role: String
+    public var scopes: [String]
+    public var caps: [String]
+    public var commands: [String]
+    public var pathEnv: String?
+    public var auth: Auth
+    /// Whether `auth.token` is the stored device token rather than a shared gateway token.
+    public var usesDeviceToken: Bool
+    public var deviceId: String
+    /// base64url (no padding) of the raw 32-byte Ed25519 public key.
+    public var publicKey: String
+
+    public init(url: String, tlsFingerprint: String?, minProtocol: Int, maxProtocol: Int,
+                client: Client, role: String, scopes: [String], caps: [String], commands: [String],
+                pathEnv: String?, auth: Auth, usesDeviceToken: Bool, deviceId: String, publicKey: String) {
+        self.url = url
+        self.tlsFingerprint = tlsFingerprint
+        self.minProtocol = minProtocol
+        self.maxProtocol = maxProtocol
+        self.client = client
+        self.role = role
+        self.scopes = scopes
+        self.caps = caps
+        self.commands = commands
+        self.pathEnv = pathEnv
+        self.auth = auth
+        self.usesDeviceToken = usesDeviceToken
+        self.deviceId = deviceId
+        self.publicKey = publicKey
+    }
+}
+
+/// Signed-payload versions the Supervisor will sign (protocol.md §3.3).
+public enum SignatureVersion: String, Codable, Sendable {
+    case v3, v2
+}
+
+/// The NetWorker asks for a connect signature; the Supervisor builds the payload itself.
+public struct SignRequest: Codable, Equatable, Sendable {
+    public var requestId: String
+    public var nonce: String
+    public var signedAt: Int64
+    public var version: SignatureVersion
+    public init(requestId: String, nonce: String, signedAt: Int64, version: SignatureVersion) {
+        self.requestId = requestId
+        self.nonce = nonce
+        self.signedAt = signedAt
+        self.version = version
+    }
+}
+
+public struct SignReply: Codable, Equatable, Sendable {
+    public var requestId: String
+    /// base64url (no padding) Ed25519 signature; absent when refused.
+    public var signature: String?
+    public var error: String?
+    public init(requestId: String, signature: String?, error: String?) {
+        self.requestId = requestId
+        self.signature = signature
+        self.error = error
+    }
+}
+
+/// What the gateway said in `hello-ok` that the Supervisor needs to keep.
+public struct HelloSummary: Codable, Equatable, Sendable {
+    public var `protocol`: Int
+    public var deviceToken: String?
+    public var role: String?
+    public var scopes: [String]?
+    public var tickIntervalMs: Int
+    public var serverVersion: String?
+    public init(protocol: Int, deviceToken: String?, role: String?, scopes: [String]?,
+                tickIntervalMs: Int, serverVersion: String?) {
+        self.protocol = `protocol`
+        self.deviceToken = deviceToken
+        self.role = role
+        self.scopes = scopes
+        self.tickIntervalMs = tickIntervalMs
+        self.serverVersion = serverVersion
+    }
+}
+
+/// A failed `connect`: the gateway's error, as the NetWorker classified it.
+public struct ConnectRejection: Codable, Equatable, Sendable {
+    public var code: String
+    public var message: String
+    /// `error.details.code` (what clients branch on).
+    public var detailCode: String?
+    public var requestId: String?
+    public var retryAfterMs: Int?
+    public init(code: String, message: String, detailCode: String?, requestId: String?, retryAfterMs: Int?) {
+        self.code = code
+        self.message = message
+        self.detailCode = detailCode
+        self.requestId = requestId
+        self.retryAfterMs = retryAfterMs
+    }
+}
+
+/// The state of the gateway link, reported for status and logs.
+public struct LinkState: Codable, Equatable, Sendable {
+    public enum Phase: String, Codable, Sendable {
+        case connecting, connected, pairingPending, disconnected
+    }
+    public var phase: Phase
+    public var detail: String?
+    public init(phase: Phase, detail: String?) {
+        self.phase = phase
+        self.detail = detail
+    }
+}
+
+/// A `node.invoke.request` from the gateway, after `coerceNodeInvokePayload`.
+public struct InvokeRequest: Codable, Equatable, Sendable {
+    public var id: String
+    public var nodeId: String
+    public var command: String
+    public var paramsJSON: String?
+    public var timeoutMs: Int?
+    public var idempotencyKey: String?
+    public init(id: String, nodeId: String, command: String, paramsJSON: String?, timeoutMs: Int?, idempotencyKey: String?) {
+        self.id = id
+        self.nodeId = nodeId
+        self.command = command
+        self.paramsJSON = paramsJSON
+        self.timeoutMs = timeoutMs
+        self.idempotencyKey = idempotencyKey
+    }
+}
+
+/// An error as the gateway wire carries it (`{code, message}`).
+public struct WireError: Codable, Equatable, Sendable, Error {
+    public var code: String
+    public var message: String
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// `node.invoke.result` params, produced by the Supervisor.
+public struct InvokeResult: Codable, Equatable, Sendable {
+    public var id: String
+    public var nodeId: String
+    public var ok: Bool
+    public var payloadJSON: String?
+    public var error: WireError?
+    public init(id: String, nodeId: String, ok: Bool, payloadJSON: String?, error: WireError?) {
+        self.id = id
+        self.nodeId = nodeId
+        self.ok = ok
+        self.payloadJSON = payloadJSON
+        self.error = error
+    }
+}
+
+/// `node.event` params, produced by the Supervisor.
+public struct NodeEvent: Codable, Equatable, Sendable {
+    public var event: String
+    public var payloadJSON: String
+    public init(event: String, payloadJSON: String) {
+        self.event = event
+        self.payloadJSON = payloadJSON
+    }
+}
+
+/// Why the link stopped for good: the NetWorker asks the Supervisor to exit.
+public struct LinkFatal: Codable, Equatable, Sendable {
+    public var detailCode: String
+    public var message: String
+    public init(detailCode: String, message: String) {
+        self.detailCode = detailCode
+        self.message = message
+    }
+}
+
+/// Messages the NetWorker sends to the Supervisor.
+public enum NetToSupervisor: IPCMessage, Equatable {
+    case ready(WorkerHello)
+    case signRequest(SignRequest)
+    case linkState(LinkState)
+    case helloOk(HelloSummary)
+    case connectRejected(ConnectRejection)
+    case invoke(InvokeRequest)
+
+    public enum Kind: String, CaseIterable, Sendable {
+        case ready
+        case signRequest = "sign.request"
+        case linkState = "link.state"
+        case helloOk = "hello.ok"
+        case connectRejected = "connect.rejected"
+        case invoke
+    }
+
+    public var kind: Kind {
+        switch self {
+        case .ready: return .ready
+        case .signRequest: return .signRequest
+        case .linkState: return .linkState
+        case .helloOk: return .helloOk
+        case .connectRejected: return .connectRejected
+        case .invoke: return .invoke
+        }
+    }
+
+    public static func decodePayload(kind: Kind, from decoder: Decoder) throws -> Self {
+        switch kind {
+        case .ready: return .ready(try WorkerHello(from: decoder))
+        case .signRequest: return .signRequest(try SignRequest(from: decoder))
+        case .linkState: return .linkState(try LinkState(from: decoder))
+        case .helloOk: return .helloOk(try HelloSummary(from: decoder))
+        case .connectRejected: return .connectRejected(try ConnectRejection(from: decoder))
+        case .invoke: return .invoke(try InvokeRequest(from: decoder))
+        }
+    }
+
+    public func encodePayload(to encoder: Encoder) throws {
+        switch self {
+        case let .ready(payload): try payload.encode(to: encoder)
+        case let .signRequest(payload): try payload.encode(to: encoder)
+        case let .linkState(payload): try payload.encode(to: encoder)
+        case let .helloOk(payload): try payload.encode(to: encoder)
+        case let .connectRejected(payload): try payload.encode(to: encoder)
+        case let .invoke(payload): try payload.encode(to: encoder)
+        }
+    }
+}
+
+/// Messages the Supervisor sends to the NetWorker.
+public enum SupervisorToNet: IPCMessage, Equatable {
+    case configure(NetConfiguration)
+    case signReply(SignReply)
+    case invokeResult(InvokeResult)
+    case nodeEvent(NodeEvent)
+    case shutdown(Empty)
+
+    public enum Kind: String, CaseIterable, Sendable {
+        case configure
+        case signReply = "sign.reply"
+        case invokeResult = "invoke.result"
+        case nodeEvent = "node.event"
+        case shutdown
+    }
+
+    public var kind: Kind {
+        switch self {
+        case .configure: return .configure
+        case .signReply: return .signReply
+        case .invokeResult: return .invokeResult
+        case .nodeEvent: return .nodeEvent
+        case .shutdown: return .shutdown
+        }
+    }
+
+    public static func decodePayload(kind: Kind, from decoder: Decoder) throws -> Self {
+        switch kind {
+        case .configure: return .configure(try NetConfiguration(from: decoder))
+        case .signReply: return .signReply(try SignReply(from: decoder))
+        case .invokeResult: return .invokeResult(try InvokeResult(from: decoder))
+        case .nodeEvent: return .nodeEvent(try NodeEvent(from: decoder))
+        case .shutdown: return .shutdown(try Empty(from: decoder))
+        }
+    }
+
+    public func encodePayload(to encoder: Encoder) throws {
+        switch self {
+        case let .configure(payload): try payload.encode(to: encoder)
+        case let .signReply(payload): try payload.encode(to: encoder)
+        case let .invokeResult(payload): try payload.encode(to: encoder)
+        case let .nodeEvent(payload): try payload.encode(to: encoder)
+        case let .shutdown(payload): try payload.encode(to: encoder)
+        }
+    }
+}

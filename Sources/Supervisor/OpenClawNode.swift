@@ -1,0 +1,132 @@
+import ArgumentParser
+import Glibc
+import Logging
+import NodeSupport
+import SupervisorCore
+
+/// `openclaw-node`: the Supervisor's command line (design §7).
+@main
+struct OpenClawNode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "openclaw-node",
+        abstract: "Hardened OpenClaw node host: connects this machine to an OpenClaw Gateway.",
+        discussion: """
+        The Supervisor (this program) holds the config, the device key and the exec policy; it
+        runs two confined workers: openclaw-node-net (the gateway link) and openclaw-node-exec
+        (runs authorised commands). State lives in $OPENCLAW_STATE_DIR (default ~/.openclaw).
+        """,
+        version: NodeVersion.current,
+        subcommands: [Run.self]
+    )
+}
+
+/// Exit statuses (sysexits): usage 64, config 78.
+enum ExitStatus {
+    static let config: Int32 = 78
+}
+
+struct GatewayOptions: ParsableArguments {
+    @Option(help: "Gateway host (default: node.json, else 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Gateway port (default: node.json, else 18789).")
+    var port: Int?
+
+    @Flag(help: "Connect with TLS (wss://). Required for any gateway that is not on loopback.")
+    var tls = false
+
+    @Option(name: .customLong("tls-fingerprint"), help: ArgumentHelp(
+        "Pin the gateway's leaf certificate by SHA-256 (hex; colons, case and a sha256: prefix are ignored). Implies --tls.",
+        valueName: "SHA256"))
+    var tlsFingerprint: String?
+
+    @Option(name: .customLong("node-id"), help: "Override the node id stored in node.json (starts a new pairing).")
+    var nodeId: String?
+
+    @Option(name: .customLong("display-name"), help: "Name shown for this node on the gateway (default: host name).")
+    var displayName: String?
+
+    func validate() throws {
+        if let port, !(1...65535).contains(port) { throw ValidationError("Invalid port: \(port) (use 1-65535)") }
+        if let tlsFingerprint, !TLSFingerprint.isValid(TLSFingerprint.normalize(tlsFingerprint)) {
+            throw ValidationError("--tls-fingerprint must be a SHA-256 fingerprint (64 hex digits)")
+        }
+        if let host, host.trimmingWhitespace().isEmpty { throw ValidationError("--host must not be empty") }
+    }
+
+    var flags: RunFlags {
+        RunFlags(host: host, port: port, tls: tls, tlsFingerprint: tlsFingerprint, nodeId: nodeId, displayName: displayName)
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the node host in the foreground.",
+        discussion: """
+        Connects to the gateway, waits for pairing approval if needed (the log shows the
+        `openclaw devices approve <requestId>` command to run on the gateway), and serves
+        system.run / system.which. Stops cleanly on SIGTERM or SIGINT.
+
+        Exit status: 0 stopped by a signal, 1 the gateway refused our credentials (fix them,
+        the service manager restarts us), 64 usage error, 78 configuration error (bad config,
+        unresolvable secret, plaintext ws:// to a non-loopback host).
+        Environment: OPENCLAW_STATE_DIR, OPENCLAW_CONFIG_PATH, OPENCLAW_GATEWAY_TOKEN,
+        OPENCLAW_GATEWAY_PASSWORD, OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1 (allow ws:// to a
+        private IP address).
+        """
+    )
+
+    @OptionGroup var gateway: GatewayOptions
+
+    @Option(name: .customLong("log-format"), help: "Log line format: kv (key=value) or json.")
+    var logFormat: String = "kv"
+
+    @Option(name: .customLong("max-concurrent-runs"), help: "Commands run at once; more wait in a bounded queue.")
+    var maxConcurrentRuns: Int = 8
+
+    @Option(name: .customLong("net-worker-path"), help: .hidden)
+    var netWorkerPath: String?
+
+    @Option(name: .customLong("exec-worker-path"), help: .hidden)
+    var execWorkerPath: String?
+
+    func validate() throws {
+        guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be kv or json") }
+        guard (1...1024).contains(maxConcurrentRuns) else { throw ValidationError("--max-concurrent-runs must be 1-1024") }
+    }
+
+    func run() throws {
+        LineLogHandler.bootstrap(process: "supervisor", format: LogFormat(rawValue: logFormat)!)
+        let logger = Logger(label: "openclaw-node")
+        guard let me = currentExecutablePath() else { throw failure(logger, "cannot determine own executable path") }
+        guard let net = netWorkerPath ?? WorkerKind.net.locate(besides: me),
+              let exec = execWorkerPath ?? WorkerKind.exec.locate(besides: me) else {
+            throw failure(logger, "worker executables not found next to \(me) or in ../libexec/openclaw-node/")
+        }
+        let setup: NodeSetup
+        do {
+            setup = try NodeSetup.prepare(flags: gateway.flags, version: NodeVersion.current, logger: logger)
+        } catch let error as ConfigError {
+            throw failure(logger, error.message)
+        }
+        let router = CommandRouter()
+        router.register(WhichHandler(pathEnv: setup.link.pathEnv))
+        let link = LinkAuthority(settings: setup.link, identity: setup.identity, router: router, logger: logger)
+        logger.info("node host starting", metadata: [
+            "version": "\(NodeVersion.current)", "gateway": "\(setup.link.url)", "nodeId": "\(setup.link.nodeId)",
+            "deviceId": "\(setup.identity.deviceId)", "stateDir": "\(setup.paths.stateDir)",
+        ])
+        logger.info("node host PATH: \(setup.link.pathEnv)")
+        let supervisor = Supervisor(
+            settings: WorkerSettings(netWorkerPath: net, execWorkerPath: exec),
+            link: link, logger: logger, maxConcurrentRuns: maxConcurrentRuns
+        )
+        let code = supervisor.run()
+        throw ExitCode(code)
+    }
+
+    private func failure(_ logger: Logger, _ message: String) -> ExitCode {
+        logger.error("\(message)")
+        return ExitCode(ExitStatus.config)
+    }
+}

@@ -1,0 +1,117 @@
+import FoundationEssentials
+import Glibc
+import OpenClawIPC
+
+/// What answering one invoke produced: `node.event`s to send first, then the result.
+public struct InvokeOutput: Equatable, Sendable {
+    public var events: [NodeEvent]
+    public var result: InvokeResult
+
+    public init(events: [NodeEvent] = [], result: InvokeResult) {
+        self.events = events
+        self.result = result
+    }
+}
+
+/// A command the node implements.
+public protocol CommandHandler: AnyObject {
+    /// The wire names this handler answers (`system.which`, …).
+    var commands: [String] { get }
+    /// Handles one invoke; calls `completion` exactly once.
+    func handle(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void)
+}
+
+/// Dispatches invokes to handlers by command name; unknown commands get upstream's answer.
+public final class CommandRouter {
+    private var handlers: [String: CommandHandler] = [:]
+    private var order: [String] = []
+    public private(set) var caps: [String] = ["system"]
+
+    public init() {}
+
+    public func register(_ handler: CommandHandler) {
+        for command in handler.commands where handlers[command] == nil {
+            order.append(command)
+            handlers[command] = handler
+        }
+    }
+
+    /// The commands advertised in `connect`, in registration order.
+    public var commands: [String] { order }
+
+    public func route(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
+        guard let handler = handlers[request.command] else {
+            completion(InvokeOutput(result: .failure(request, code: "UNAVAILABLE", message: "command not supported")))
+            return
+        }
+        handler.handle(request, completion: completion)
+    }
+}
+
+extension InvokeResult {
+    public static func success(_ request: InvokeRequest, payloadJSON: String) -> InvokeResult {
+        InvokeResult(id: request.id, nodeId: request.nodeId, ok: true, payloadJSON: payloadJSON, error: nil)
+    }
+
+    public static func failure(_ request: InvokeRequest, code: String, message: String) -> InvokeResult {
+        InvokeResult(id: request.id, nodeId: request.nodeId, ok: false, payloadJSON: nil,
+                     error: WireError(code: code, message: message))
+    }
+}
+
+/// Parses `paramsJSON` into an object, with upstream's error texts.
+enum InvokeParams {
+    static func object(_ request: InvokeRequest) -> Result<[String: JSONValue], WireError> {
+        guard let text = request.paramsJSON else {
+            return .failure(WireError(code: "INVALID_REQUEST", message: "Error: INVALID_REQUEST: paramsJSON required"))
+        }
+        guard let value = try? JSONText.decode(JSONValue.self, from: text) else {
+            return .failure(WireError(code: "INVALID_REQUEST", message: "SyntaxError: paramsJSON is not valid JSON"))
+        }
+        guard case let .object(object) = value else {
+            return .failure(WireError(code: "INVALID_REQUEST", message: "Error: INVALID_REQUEST: params must be an object"))
+        }
+        return .success(object)
+    }
+}
+
+/// `system.which`: where each named program is on the node's PATH (node-host.md §6).
+public final class WhichHandler: CommandHandler {
+    public let commands = ["system.which"]
+    let pathEnv: String
+
+    public init(pathEnv: String) {
+        self.pathEnv = pathEnv
+    }
+
+    public func handle(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
+        let params: [String: JSONValue]
+        switch InvokeParams.object(request) {
+        case let .success(object): params = object
+        case let .failure(error):
+            completion(InvokeOutput(result: .failure(request, code: error.code, message: error.message)))
+            return
+        }
+        guard case let .array(names)? = params["bins"] else {
+            completion(InvokeOutput(result: .failure(request, code: "INVALID_REQUEST", message: "Error: INVALID_REQUEST: bins required")))
+            return
+        }
+        var found: [String: String] = [:]
+        for case let .string(raw) in names {
+            let name = raw.trimmingWhitespace()
+            guard !name.isEmpty, !name.contains("/"), !name.contains("\\") else { continue }
+            if let path = Self.locate(name, in: pathEnv) { found[name] = path }
+        }
+        let payload = (try? JSONText.encode(["bins": found])) ?? "{\"bins\":{}}"
+        completion(InvokeOutput(result: .success(request, payloadJSON: payload)))
+    }
+
+    /// The first `dir/name` that exists, PATH order (existence only, like upstream).
+    static func locate(_ name: String, in pathEnv: String) -> String? {
+        for directory in pathEnv.split(separator: ":") where !directory.isEmpty {
+            let candidate = "\(directory)/\(name)"
+            if access(candidate, F_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,195 @@
+import Logging
+import OpenClawIPC
+
+/// Gateway-link settings the Supervisor resolved from flags, `node.json`, config and env.
+public struct LinkSettings: Sendable {
+    public var url: String
+    public var tlsFingerprint: String?
+    public var nodeId: String
+    public var displayName: String
+    public var version: String
+    public var pathEnv: String
+    public var sharedToken: String?
+    public var password: String?
+    /// `identity/device-auth.json`.
+    public var deviceAuthPath: String
+
+    public init(url: String, tlsFingerprint: String?, nodeId: String, displayName: String, version: String,
+                pathEnv: String, sharedToken: String?, password: String?, deviceAuthPath: String) {
+        self.url = url
+        self.tlsFingerprint = tlsFingerprint
+        self.nodeId = nodeId
+        self.displayName = displayName
+        self.version = version
+        self.pathEnv = pathEnv
+        self.sharedToken = sharedToken
+        self.password = password
+        self.deviceAuthPath = deviceAuthPath
+    }
+}
+
+/// What the Supervisor does about a refused `connect`.
+public enum RejectionVerdict: Equatable {
+    /// The NetWorker keeps reconnecting with its backoff.
+    case keepRetrying
+    /// Reconnect with new connect settings (e.g. without a stale device token).
+    case reconfigure(NetConfiguration)
+    /// Exit 1 so the service manager restarts us with fresh credentials.
+    case exit(String)
+}
+
+/// The link as `status` reports it.
+public struct LinkStatus: Equatable, Sendable {
+    public var phase: LinkState.Phase = .connecting
+    public var paired = false
+    public var pendingRequestId: String?
+    public var lastError: String?
+    public var connects = 0
+}
+
+/// The Supervisor's side of the gateway link: it decides what the NetWorker may present
+/// (connect template, signatures over payloads the Supervisor builds), keeps the device
+/// token, classifies refusals, and routes invokes to the command handlers.
+public final class LinkAuthority {
+    /// Codes after which the node exits 1 (design §6).
+    public static let terminalCodes: Set<String> = [
+        "AUTH_TOKEN_MISSING", "AUTH_TOKEN_MISMATCH", "AUTH_PASSWORD_MISSING", "AUTH_PASSWORD_MISMATCH",
+        "AUTH_BOOTSTRAP_TOKEN_INVALID", "CLIENT_VERSION_MISMATCH",
+    ]
+    /// How far a requested `signedAt` may be from our clock.
+    static let maxSignSkewMs: Int64 = 30_000
+
+    let settings: LinkSettings
+    let identity: DeviceIdentity
+    let router: CommandRouter
+    let logger: Logger
+    let clock: () -> Int64
+    private(set) var storedDeviceToken: String?
+    public private(set) var status = LinkStatus()
+
+    public init(settings: LinkSettings, identity: DeviceIdentity, router: CommandRouter, logger: Logger,
+                clock: @escaping () -> Int64 = currentTimeMillis) {
+        self.settings = settings
+        self.identity = identity
+        self.router = router
+        self.logger = logger
+        self.clock = clock
+        storedDeviceToken = DeviceAuthFile.token(at: settings.deviceAuthPath, deviceId: identity.deviceId, role: "node")
+    }
+
+    /// The token `connect` carries in `auth.token`: the shared token, else the stored device
+    /// token (design §6: every gateway generation accepts it there).
+    var authToken: String? { settings.sharedToken ?? (settings.password == nil ? storedDeviceToken : nil) }
+
+    public func configuration() -> NetConfiguration {
+        NetConfiguration(
+            url: settings.url,
+            tlsFingerprint: settings.tlsFingerprint,
+            minProtocol: 3,
+            maxProtocol: 4,
+            client: .init(id: "node-host", displayName: settings.displayName, version: settings.version,
+                          platform: "linux", deviceFamily: "Linux", mode: "node", instanceId: settings.nodeId),
+            role: "node",
+            scopes: [],
+            caps: router.caps,
+            commands: router.commands,
+            pathEnv: settings.pathEnv,
+            auth: .init(token: authToken, password: settings.password),
+            usesDeviceToken: settings.sharedToken == nil && authToken != nil,
+            deviceId: identity.deviceId,
+            publicKey: identity.publicKeyBase64Url
+        )
+    }
+
+    /// Signs the connect payload for `request`, built from our own settings. Refuses nonces
+    /// that could change the payload's structure and timestamps far from our clock, so a
+    /// compromised NetWorker cannot obtain signatures for payloads of its choosing.
+    public func sign(_ request: SignRequest) -> SignReply {
+        let nonce = request.nonce
+        let nonceOK = !nonce.isEmpty && nonce.utf8.count <= 128 && nonce.unicodeScalars.allSatisfy { scalar in
+            scalar.value > 0x20 && scalar.value < 0x7f && scalar != "|"
+        }
+        guard nonceOK else {
+            logger.warning("refused to sign: malformed nonce")
+            return SignReply(requestId: request.requestId, signature: nil, error: "nonce refused")
+        }
+        guard abs(request.signedAt - clock()) <= Self.maxSignSkewMs else {
+            logger.warning("refused to sign: signedAt too far from now", metadata: ["signedAt": "\(request.signedAt)"])
+            return SignReply(requestId: request.requestId, signature: nil, error: "signedAt refused")
+        }
+        let configuration = configuration()
+        let payload = ConnectPayload(
+            deviceId: identity.deviceId, clientId: configuration.client.id, clientMode: configuration.client.mode,
+            role: configuration.role, scopes: configuration.scopes, signedAtMs: request.signedAt,
+            token: configuration.auth.token ?? "", nonce: nonce,
+            platform: configuration.client.platform, deviceFamily: configuration.client.deviceFamily
+        )
+        do {
+            return SignReply(requestId: request.requestId, signature: try identity.sign(payload.text(request.version)), error: nil)
+        } catch {
+            return SignReply(requestId: request.requestId, signature: nil, error: "signing failed")
+        }
+    }
+
+    /// hello-ok: keep the device token the gateway issued.
+    public func accepted(_ hello: HelloSummary) {
+        status.phase = .connected
+        status.paired = true
+        status.pendingRequestId = nil
+        status.lastError = nil
+        status.connects += 1
+        if let token = hello.deviceToken?.trimmingWhitespace(), !token.isEmpty {
+            storedDeviceToken = token
+            do {
+                try DeviceAuthFile.store(token: token, role: hello.role ?? "node", scopes: hello.scopes ?? [],
+                                         at: settings.deviceAuthPath, deviceId: identity.deviceId, now: clock())
+            } catch {
+                logger.error("cannot store device token", metadata: ["error": "\(error)"])
+            }
+        }
+        logger.info("node host gateway connected", metadata: ["url": "\(settings.url)", "protocol": "\(hello.protocol)"])
+    }
+
+    public func rejected(_ rejection: ConnectRejection) -> RejectionVerdict {
+        let detail = rejection.detailCode ?? rejection.code
+        status.lastError = "\(detail): \(rejection.message)"
+        if Self.terminalCodes.contains(detail) {
+            return .exit("\(rejection.message) (\(detail))")
+        }
+        if detail == "PAIRING_REQUIRED" || rejection.code == "NOT_PAIRED" {
+            status.phase = .pairingPending
+            status.paired = false
+            if let requestId = rejection.requestId, requestId != status.pendingRequestId {
+                status.pendingRequestId = requestId
+                logger.notice("pairing required: approve this node on the gateway with: openclaw devices approve \(requestId)",
+                              metadata: ["requestId": "\(requestId)", "deviceId": "\(identity.deviceId)"])
+            }
+            return .keepRetrying
+        }
+        if detail == "AUTH_DEVICE_TOKEN_MISMATCH", configuration().usesDeviceToken {
+            logger.warning("gateway rejected the stored device token; deleting it and reconnecting without it")
+            storedDeviceToken = nil
+            try? DeviceAuthFile.remove(role: "node", at: settings.deviceAuthPath, deviceId: identity.deviceId)
+            return .reconfigure(configuration())
+        }
+        logger.warning("gateway refused connect; retrying", metadata: ["code": "\(detail)", "message": "\(rejection.message)"])
+        return .keepRetrying
+    }
+
+    public func report(_ state: LinkState) {
+        if state.phase != .pairingPending || status.phase != .pairingPending {
+            status.phase = state.phase == .pairingPending ? status.phase : state.phase
+        }
+        if state.phase == .disconnected, let detail = state.detail {
+            logger.info("gateway link down", metadata: ["detail": "\(detail)"])
+        }
+    }
+
+    public func linkLost(reason: String) {
+        if status.phase == .connected { status.phase = .disconnected }
+    }
+
+    public func invoke(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
+        router.route(request, completion: completion)
+    }
+}

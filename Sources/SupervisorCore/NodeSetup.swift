@@ -1,0 +1,190 @@
+import FoundationEssentials
+import Glibc
+import Logging
+
+/// The `run` flags (design §7), before they are merged with `node.json`.
+public struct RunFlags: Sendable {
+    public var host: String?
+    public var port: Int?
+    public var tls: Bool
+    public var tlsFingerprint: String?
+    public var nodeId: String?
+    public var displayName: String?
+
+    public init(host: String? = nil, port: Int? = nil, tls: Bool = false, tlsFingerprint: String? = nil,
+                nodeId: String? = nil, displayName: String? = nil) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.tlsFingerprint = tlsFingerprint
+        self.nodeId = nodeId
+        self.displayName = displayName
+    }
+}
+
+/// Where the node keeps its state (design §5).
+public struct StatePaths: Sendable {
+    public var stateDir: String
+    public var configPath: String
+
+    public static func resolve(environment: (String) -> String? = SecretResolver.processEnvironment) -> StatePaths {
+        let home = environment("HOME") ?? "/root"
+        let state = environment("OPENCLAW_STATE_DIR").flatMap { $0.isEmpty ? nil : $0 } ?? "\(home)/.openclaw"
+        let config = environment("OPENCLAW_CONFIG_PATH").flatMap { $0.isEmpty ? nil : $0 } ?? "\(state)/openclaw.json"
+        return StatePaths(stateDir: state, configPath: config)
+    }
+
+    public var nodeFile: String { "\(stateDir)/node.json" }
+    public var identityFile: String { "\(stateDir)/identity/device.json" }
+    public var deviceAuthFile: String { "\(stateDir)/identity/device-auth.json" }
+    public var approvalsFile: String { "\(stateDir)/exec-approvals.json" }
+}
+
+/// Everything `run` needs, resolved before any worker starts. Failures here are config
+/// errors (exit 78) and happen before any connection attempt.
+public struct NodeSetup {
+    public var paths: StatePaths
+    public var config: OpenClawConfig
+    public var identity: DeviceIdentity
+    public var link: LinkSettings
+
+    public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    public static func prepare(flags: RunFlags, version: String, logger: Logger,
+                               environment: @escaping (String) -> String? = SecretResolver.processEnvironment) throws -> NodeSetup {
+        let paths = StatePaths.resolve(environment: environment)
+        do {
+            try SecureFile.ensureDirectory(paths.stateDir)
+            try SecureFile.ensureDirectory("\(paths.stateDir)/identity")
+        } catch {
+            throw ConfigError("cannot prepare state directory: \(error)")
+        }
+        let config = try OpenClawConfig.load(paths.configPath)
+
+        var node = try NodeConfigFile.load(paths.nodeFile)
+        let host = flags.host ?? node.gateway?.host ?? "127.0.0.1"
+        let port = flags.port ?? node.gateway?.port ?? 18789
+        let fingerprint = flags.tlsFingerprint.map(TLSFingerprint.normalize)
+        let tls = flags.tls || fingerprint != nil || config.bool("gateway.tls.enabled") == true
+        let url = "\(tls ? "wss" : "ws")://\(GatewayURL.hostForURL(host)):\(port)"
+        if !tls {
+            try GatewayURL.checkPlaintextAllowed(host: host, url: url,
+                                                 allowPrivate: environment("OPENCLAW_ALLOW_INSECURE_PRIVATE_WS") == "1")
+        }
+
+        let credentials = try GatewayCredentials.resolve(config: config, resolver: SecretResolver(config: config, environment: environment))
+
+        let identity: DeviceIdentity
+        do {
+            let loaded = try IdentityFile.loadOrCreate(at: paths.identityFile)
+            switch loaded {
+            case .created: logger.info("created device identity", metadata: ["deviceId": "\(loaded.identity.deviceId)"])
+            case .repaired: logger.info("rewrote device identity file in the standard shape")
+            case let .replaced(_, backup): logger.warning("device identity file was unreadable; kept it and made a new key", metadata: ["backup": "\(backup)"])
+            case .loaded: break
+            }
+            identity = loaded.identity
+        } catch {
+            throw ConfigError("cannot load device identity: \(error)")
+        }
+
+        if let nodeId = flags.nodeId?.trimmingWhitespace(), !nodeId.isEmpty, nodeId != node.nodeId {
+            node.nodeId = nodeId
+            node.token = nil
+            // A new node id starts a new pairing: forget the stored device token.
+            try? DeviceAuthFile.remove(role: "node", at: paths.deviceAuthFile, deviceId: identity.deviceId)
+        }
+        let displayName = flags.displayName?.trimmingWhitespace().nonEmpty ?? node.displayName?.nonEmpty ?? Self.hostName()
+        node.displayName = displayName
+        node.gateway = .init(host: host, port: port, tls: tls, tlsFingerprint: fingerprint)
+        do {
+            try node.save(paths.nodeFile)
+        } catch {
+            throw ConfigError("cannot write \(paths.nodeFile): \(error)")
+        }
+
+        var pathEnv = environment("PATH") ?? ""
+        if pathEnv.isEmpty { pathEnv = defaultPath }
+        let link = LinkSettings(
+            url: url, tlsFingerprint: fingerprint, nodeId: node.nodeId, displayName: displayName, version: version,
+            pathEnv: pathEnv, sharedToken: credentials.token, password: credentials.password,
+            deviceAuthPath: paths.deviceAuthFile
+        )
+        return NodeSetup(paths: paths, config: config, identity: identity, link: link)
+    }
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "linux-node" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "linux-node" : name
+    }
+}
+
+extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
+}
+
+/// TLS certificate pins (protocol.md §9).
+public enum TLSFingerprint {
+    /// Trim, drop a leading `sha256`/`sha-256` label, keep hex digits only, lowercase.
+    public static func normalize(_ text: String) -> String {
+        var rest = Substring(text.trimmingWhitespace())
+        for label in ["sha-256", "sha256"] where rest.lowercased().hasPrefix(label) {
+            rest = rest.dropFirst(label.count)
+            break
+        }
+        let hex = rest.unicodeScalars.filter { scalar in
+            (48...57).contains(scalar.value) || (65...70).contains(scalar.value) || (97...102).contains(scalar.value)
+        }
+        return String(String.UnicodeScalarView(hex)).lowercased()
+    }
+
+    public static func isValid(_ normalized: String) -> Bool { normalized.utf8.count == 64 }
+}
+
+/// The plaintext `ws://` rule (protocol.md §9, v3-era).
+public enum GatewayURL {
+    public static func hostForURL(_ host: String) -> String {
+        host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+    }
+
+    public static func isLoopback(_ host: String) -> Bool {
+        var name = host.lowercased()
+        while name.hasSuffix(".") { name.removeLast() }
+        if name == "localhost" || name == "::1" || name == "[::1]" { return true }
+        if let octets = ipv4(name) { return octets[0] == 127 }
+        return false
+    }
+
+    /// RFC 1918, link-local, CGNAT, and the IPv6 loopback/link-local/unique-local/site-local ranges.
+    public static func isPrivateLiteral(_ host: String) -> Bool {
+        if let o = ipv4(host) {
+            return o[0] == 10 || o[0] == 127 || (o[0] == 172 && (16...31).contains(o[1])) || (o[0] == 192 && o[1] == 168)
+                || (o[0] == 169 && o[1] == 254) || (o[0] == 100 && (64...127).contains(o[1]))
+        }
+        var name = host.lowercased()
+        if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
+        guard name.contains(":"), let v6 = ipv6(name) else { return false }
+        if v6 == [UInt8](repeating: 0, count: 15) + [1] { return true }
+        return (v6[0] == 0xfe && (v6[1] & 0xc0) == 0x80) || (v6[0] & 0xfe) == 0xfc || (v6[0] == 0xfe && (v6[1] & 0xc0) == 0xc0)
+    }
+
+    static func ipv4(_ text: String) -> [UInt8]? {
+        var address = in_addr()
+        guard inet_pton(AF_INET, text, &address) == 1 else { return nil }
+        return withUnsafeBytes(of: address.s_addr) { Array($0) }
+    }
+
+    static func ipv6(_ text: String) -> [UInt8]? {
+        var address = in6_addr()
+        guard inet_pton(AF_INET6, text, &address) == 1 else { return nil }
+        return withUnsafeBytes(of: address) { Array($0) }
+    }
+
+    public static func checkPlaintextAllowed(host: String, url: String, allowPrivate: Bool) throws {
+        if isLoopback(host) { return }
+        if allowPrivate, isPrivateLiteral(host) { return }
+        throw ConfigError("node host: gateway URL \"\(url)\" uses plaintext ws:// to a non-loopback address. Use --tls or set a wss:// URL in OPENCLAW_GATEWAY_URL.")
+    }
+}

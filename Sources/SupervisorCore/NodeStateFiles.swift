@@ -1,0 +1,82 @@
+import FoundationEssentials
+
+/// `node.json`: the node's own settings (upstream `src/node-host/config.ts`).
+public struct NodeConfigFile: Codable, Equatable {
+    public struct Gateway: Codable, Equatable {
+        public var host: String?
+        public var port: Int?
+        public var tls: Bool?
+        public var tlsFingerprint: String?
+    }
+
+    public var version: Int
+    public var nodeId: String
+    /// Legacy pairing token of old builds; kept if present, never written anew.
+    public var token: String?
+    public var displayName: String?
+    public var gateway: Gateway?
+
+    /// Loads `node.json`; a missing or unusable file (or a blank `nodeId`) gives a fresh id.
+    public static func load(_ path: String) throws -> NodeConfigFile {
+        if let bytes = try SecureFile.read(path),
+           var file = try? JSONDecoder().decode(NodeConfigFile.self, from: Data(bytes)),
+           file.version == 1 {
+            file.nodeId = file.nodeId.trimmingWhitespace()
+            if !file.nodeId.isEmpty { return file }
+            file.nodeId = UUID().uuidString.lowercased()
+            return file
+        }
+        return NodeConfigFile(version: 1, nodeId: UUID().uuidString.lowercased(), token: nil, displayName: nil, gateway: nil)
+    }
+
+    public func save(_ path: String) throws {
+        try SecureFile.write(path, try StateJSON.encode(self))
+    }
+}
+
+/// `identity/device-auth.json`: device tokens the gateway issued, keyed by role.
+public struct DeviceAuthFile: Codable, Equatable {
+    public struct Entry: Codable, Equatable {
+        public var token: String
+        public var role: String
+        public var scopes: [String]
+        public var updatedAtMs: Int64
+    }
+
+    public var version: Int
+    public var deviceId: String
+    public var tokens: [String: Entry]
+
+    /// The stored token for `role`, if the file belongs to `deviceId`.
+    public static func token(at path: String, deviceId: String, role: String) -> String? {
+        guard let bytes = try? SecureFile.read(path),
+              let file = try? JSONDecoder().decode(DeviceAuthFile.self, from: Data(bytes)),
+              file.version == 1, file.deviceId == deviceId,
+              let entry = file.tokens[role.trimmingWhitespace()] else { return nil }
+        let token = entry.token.trimmingWhitespace()
+        return token.isEmpty ? nil : token
+    }
+
+    /// Stores `token` for `role` (a file for another device is overwritten).
+    public static func store(token: String, role: String, scopes: [String], at path: String, deviceId: String, now: Int64) throws {
+        var file = DeviceAuthFile(version: 1, deviceId: deviceId, tokens: [:])
+        if let bytes = try? SecureFile.read(path),
+           let existing = try? JSONDecoder().decode(DeviceAuthFile.self, from: Data(bytes)),
+           existing.version == 1, existing.deviceId == deviceId {
+            file = existing
+        }
+        let role = role.trimmingWhitespace()
+        let normalizedScopes = Array(Set(scopes.map { $0.trimmingWhitespace() }.filter { !$0.isEmpty })).sorted()
+        file.tokens[role] = Entry(token: token, role: role, scopes: normalizedScopes, updatedAtMs: now)
+        try SecureFile.write(path, try StateJSON.encode(file))
+    }
+
+    /// Deletes the stored token for `role`.
+    public static func remove(role: String, at path: String, deviceId: String) throws {
+        guard let bytes = try SecureFile.read(path),
+              var file = try? JSONDecoder().decode(DeviceAuthFile.self, from: Data(bytes)),
+              file.deviceId == deviceId else { return }
+        file.tokens[role.trimmingWhitespace()] = nil
+        try SecureFile.write(path, try StateJSON.encode(file))
+    }
+}

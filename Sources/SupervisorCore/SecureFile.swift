@@ -1,0 +1,155 @@
+import FoundationEssentials
+import Glibc
+import NodeSupport
+import OpenClawIPC
+
+/// Reading and writing state files the way secrets must be handled: no symlinks followed,
+/// owner-only permissions, and atomic replacement (temp file in the same directory, fsync,
+/// rename), so a crash never leaves a half-written file.
+public enum SecureFile {
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        case symlink(String)
+        case notRegular(String)
+        case system(String, SystemError)
+
+        public var description: String {
+            switch self {
+            case let .symlink(path): return "\(path) is a symbolic link; refusing to use it"
+            case let .notRegular(path): return "\(path) is not a regular file"
+            case let .system(path, error): return "\(path): \(error)"
+            }
+        }
+    }
+
+    /// Reads a file, or returns nil if it does not exist. Symlinks are refused.
+    public static func read(_ path: String) throws(Failure) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        if fd < 0 {
+            let error = errno
+            if error == ENOENT { return nil }
+            if error == ELOOP { throw .symlink(path) }
+            throw .system(path, SystemError("open", errno: error))
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .system(path, SystemError("fstat")) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .notRegular(path) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = Glibc.read(fd, &chunk, chunk.count)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .system(path, SystemError("read"))
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        return bytes
+    }
+
+    /// Creates `path` as a directory with `mode` if missing (and its parents with 0700);
+    /// refuses an existing symlink; tightens the mode of an existing directory.
+    public static func ensureDirectory(_ path: String, mode: mode_t = 0o700) throws(Failure) {
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            if (info.st_mode & S_IFMT) == S_IFLNK { throw .symlink(path) }
+            guard (info.st_mode & S_IFMT) == S_IFDIR else { throw .notRegular(path) }
+            if info.st_mode & 0o777 != mode, info.st_uid == geteuid() { chmod(path, mode) }
+            return
+        }
+        let parent = parentDirectory(of: path)
+        if !parent.isEmpty, parent != path, access(parent, F_OK) != 0 {
+            try ensureDirectory(parent, mode: 0o700)
+        }
+        if mkdir(path, mode) != 0, errno != EEXIST {
+            throw .system(path, SystemError("mkdir"))
+        }
+        chmod(path, mode)
+    }
+
+    /// Atomically replaces `path` with `bytes`, mode `mode`. The destination and its
+    /// directory must not be symlinks.
+    public static func write(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws(Failure) {
+        let directory = parentDirectory(of: path)
+        try ensureDirectory(directory.isEmpty ? "." : directory)
+        var info = stat()
+        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK { throw .symlink(path) }
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        let temp = "\(directory)/.\(name).\(getpid()).\(UUID().uuidString.lowercased()).tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .system(temp, SystemError("open")) }
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { buffer in
+                Glibc.write(fd, buffer.baseAddress! + written, bytes.count - written)
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                let error = SystemError("write")
+                close(fd)
+                unlink(temp)
+                throw .system(temp, error)
+            }
+            written += count
+        }
+        fchmod(fd, mode)
+        fsync(fd)
+        close(fd)
+        guard rename(temp, path) == 0 else {
+            let error = SystemError("rename")
+            unlink(temp)
+            throw .system(path, error)
+        }
+    }
+
+    /// Removes `path` if it exists.
+    public static func remove(_ path: String) {
+        unlink(path)
+    }
+
+    static func parentDirectory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+}
+
+/// JSON as the upstream TS code writes state files (`JSON.stringify(value, null, 2)` plus a
+/// trailing newline), so files stay byte-compatible in shape with the official node host.
+enum StateJSON {
+    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let tree = try JSONDecoder().decode(JSONValue.self, from: Data(try JSONText.encodeBytes(value)))
+        var out = ""
+        write(tree, indent: "", into: &out)
+        out += "\n"
+        return Array(out.utf8)
+    }
+
+    static func write(_ value: JSONValue, indent: String, into out: inout String) {
+        let inner = indent + "  "
+        switch value {
+        case let .array(items):
+            if items.isEmpty { out += "[]"; return }
+            out += "[\n"
+            for (index, item) in items.enumerated() {
+                out += inner
+                write(item, indent: inner, into: &out)
+                out += index == items.count - 1 ? "\n" : ",\n"
+            }
+            out += indent + "]"
+        case let .object(members):
+            if members.isEmpty { out += "{}"; return }
+            out += "{\n"
+            let keys = members.keys.sorted()
+            for (index, key) in keys.enumerated() {
+                out += inner + ((try? JSONText.encode(key)) ?? "\"\"") + ": "
+                write(members[key]!, indent: inner, into: &out)
+                out += index == keys.count - 1 ? "\n" : ",\n"
+            }
+            out += indent + "}"
+        default:
+            out += (try? JSONText.encode(value)) ?? "null"
+        }
+    }
+}

@@ -1,0 +1,291 @@
+import Dispatch
+import Glibc
+import Logging
+import NIOCore
+import NIOPosix
+import NodeSupport
+import OpenClawIPC
+
+/// How the Supervisor ended, as a process exit status.
+public enum SupervisorExit: Int32, Sendable {
+    case ok = 0
+    /// Terminal gateway auth error: let the service manager restart us with fresh credentials.
+    case terminalAuth = 1
+    case software = 70
+}
+
+/// Where the workers are and how long they get to stop.
+public struct WorkerSettings: Sendable {
+    public var netWorkerPath: String
+    public var execWorkerPath: String
+    /// How long workers get to exit after `shutdown` before they are killed.
+    public var shutdownGrace: TimeAmount
+
+    public init(netWorkerPath: String, execWorkerPath: String, shutdownGrace: TimeAmount = .milliseconds(2500)) {
+        self.netWorkerPath = netWorkerPath
+        self.execWorkerPath = execWorkerPath
+        self.shutdownGrace = shutdownGrace
+    }
+}
+
+/// The privileged process: keeps the two workers running and is the only place where a
+/// decision to run a command is made.
+///
+/// Everything here runs on one event loop, so there are no locks: IPC callbacks, timers and
+/// signals are all serialised. Worker input is checked against `IPCPolicy` first.
+public final class Supervisor {
+    public let loop: EventLoop
+    let group: MultiThreadedEventLoopGroup
+    let logger: Logger
+    let settings: WorkerSettings
+    let link: LinkAuthority
+
+    let net: WorkerSlot<NetToSupervisor, SupervisorToNet>
+    let exec: WorkerSlot<ExecToSupervisor, SupervisorToExec>
+    private(set) var netPhase: NetPhase = .awaitingReady
+    private(set) var execPhase: ExecPhase = .awaitingReady
+    let runs: ExecDispatcher
+
+    private var stopping = false
+    private let exitPromise: EventLoopPromise<SupervisorExit>
+    private var exitCode: SupervisorExit = .ok
+    private var signalSources: [DispatchSourceSignal] = []
+
+    public init(settings: WorkerSettings, link: LinkAuthority, logger: Logger, maxConcurrentRuns: Int = 8, maxQueuedRuns: Int = 64) {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        loop = group.next()
+        self.logger = logger
+        self.settings = settings
+        self.link = link
+        let workerEnvironment = Self.workerEnvironment()
+        net = WorkerSlot(kind: .net, executable: settings.netWorkerPath, environment: workerEnvironment, loop: loop, logger: logger)
+        exec = WorkerSlot(kind: .exec, executable: settings.execWorkerPath, environment: workerEnvironment, loop: loop, logger: logger)
+        exitPromise = loop.makePromise()
+        runs = ExecDispatcher(maxConcurrent: maxConcurrentRuns, maxQueued: maxQueuedRuns, logger: logger)
+    }
+
+    /// The minimal environment a worker starts with (configuration arrives over IPC).
+    static func workerEnvironment() -> [String: String] {
+        var environment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        for key in ["LANG", "LC_ALL", "TZ"] {
+            if let value = getenv(key) { environment[key] = String(cString: value) }
+        }
+        return environment
+    }
+
+    /// Starts the workers and blocks until the Supervisor exits; returns the exit status.
+    public func run() -> Int32 {
+        loop.execute { self.start() }
+        let code = (try? exitPromise.futureResult.wait()) ?? .software
+        for source in signalSources { source.cancel() }
+        try? group.syncShutdownGracefully()
+        return code.rawValue
+    }
+
+    private func start() {
+        installSignalHandlers()
+        becomeChildSubreaper()
+        wireNet()
+        wireExec()
+        runs.send = { [weak self] order in self?.exec.send(.run(order)) }
+        runs.killGroup = { pid in kill(-pid, SIGKILL) }
+        net.spawn()
+        exec.spawn()
+        // Fallback reaper in case a SIGCHLD is coalesced or missed.
+        loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in
+            self?.reapChildren()
+        }
+    }
+
+    // MARK: Signals and children
+
+    private func installSignalHandlers() {
+        signal(SIGPIPE, SIG_IGN)
+        for number in [SIGTERM, SIGINT, SIGHUP] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in
+                self?.loop.execute { self?.shutdown(reason: "signal \(number)", code: .ok) }
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+        let child = DispatchSource.makeSignalSource(signal: SIGCHLD, queue: .global())
+        child.setEventHandler { [weak self] in
+            self?.loop.execute { self?.reapChildren() }
+        }
+        child.resume()
+        signalSources.append(child)
+    }
+
+    func reapChildren() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 { break }
+            let description = Self.describe(status: status)
+            net.reaped(pid: pid, status: description)
+            exec.reaped(pid: pid, status: description)
+        }
+        if stopping, net.isGone, exec.isGone {
+            finishShutdown()
+        }
+    }
+
+    static func describe(status: Int32) -> String {
+        let signal = status & 0x7f
+        if signal == 0 { return "exit \((status >> 8) & 0xff)" }
+        return "signal \(signal)"
+    }
+
+    // MARK: NetWorker
+
+    private func wireNet() {
+        net.onSpawned = { [weak self] in self?.netPhase = .awaitingReady }
+        net.onMessage = { [weak self] message in self?.handleNet(message) }
+        net.onDown = { [weak self] reason in
+            guard let self else { return }
+            if !stopping { netPhase = .awaitingReady }
+            link.linkLost(reason: reason)
+        }
+    }
+
+    func handleNet(_ message: NetToSupervisor) {
+        if stopping { return }
+        guard IPCPolicy.permits(message.kind, in: netPhase) else {
+            net.refuse("\"\(message.kind.rawValue)\" is not allowed while the link is \(netPhase.rawValue)")
+            return
+        }
+        switch message {
+        case let .ready(hello):
+            logger.info("net worker ready", metadata: ["pid": "\(hello.pid)"])
+            netPhase = .linking
+            net.send(.configure(link.configuration()))
+        case let .signRequest(request):
+            net.send(.signReply(link.sign(request)))
+        case let .helloOk(hello):
+            netPhase = .linked
+            link.accepted(hello)
+        case let .connectRejected(rejection):
+            switch link.rejected(rejection) {
+            case .keepRetrying:
+                break
+            case let .reconfigure(configuration):
+                net.send(.configure(configuration))
+            case let .exit(reason):
+                logger.error("gateway refused this node; exiting for supervisor restart", metadata: ["reason": "\(reason)"])
+                shutdown(reason: "terminal gateway error", code: .terminalAuth)
+            }
+        case let .linkState(state):
+            if state.phase != .connected, netPhase == .linked { netPhase = .linking }
+            link.report(state)
+        case let .invoke(request):
+            link.invoke(request) { [weak self] outcome in
+                self?.deliver(outcome)
+            }
+        }
+    }
+
+    /// Sends what an invoke produced (events first, then the result) to the NetWorker.
+    func deliver(_ output: InvokeOutput) {
+        for event in output.events {
+            net.send(.nodeEvent(event))
+        }
+        net.send(.invokeResult(output.result))
+    }
+
+    // MARK: ExecWorker
+
+    private func wireExec() {
+        exec.onSpawned = { [weak self] in self?.execPhase = .awaitingReady }
+        exec.onMessage = { [weak self] message in self?.handleExec(message) }
+        exec.onDown = { [weak self] reason in
+            guard let self else { return }
+            execPhase = stopping ? .stopping : .awaitingReady
+            runs.workerDied(reason: reason)
+        }
+    }
+
+    func handleExec(_ message: ExecToSupervisor) {
+        guard IPCPolicy.permits(message.kind, in: execPhase) else {
+            exec.refuse("\"\(message.kind.rawValue)\" is not allowed while the exec worker is \(execPhase.rawValue)")
+            return
+        }
+        switch message {
+        case let .ready(hello):
+            logger.info("exec worker ready", metadata: ["pid": "\(hello.pid)"])
+            execPhase = .ready
+            runs.workerReady()
+        case let .runStarted(started):
+            if let reason = runs.started(started) { exec.refuse(reason) }
+        case let .runFinished(outcome):
+            if let reason = runs.finished(outcome) { exec.refuse(reason) }
+        }
+    }
+
+    // MARK: Shutdown
+
+    /// Stops accepting work, stops both workers (the ExecWorker kills running commands),
+    /// and exits with `code` once they are gone or their grace period has passed.
+    public func shutdown(reason: String, code: SupervisorExit) {
+        loop.preconditionInEventLoop()
+        guard !stopping else { return }
+        stopping = true
+        exitCode = code
+        logger.info("shutting down", metadata: ["reason": "\(reason)"])
+        netPhase = .stopping
+        execPhase = .stopping
+        runs.shutdown()
+        net.stop(goodbye: .shutdown(Empty()), grace: settings.shutdownGrace)
+        exec.stop(goodbye: .shutdown(Empty()), grace: settings.shutdownGrace)
+        // Hard deadline: whatever is left is killed and we exit anyway.
+        loop.scheduleTask(in: settings.shutdownGrace + .milliseconds(500)) { [weak self] in
+            self?.finishShutdown()
+        }
+        reapChildren()
+    }
+
+    private var finished = false
+
+    private func finishShutdown() {
+        guard !finished else { return }
+        finished = true
+        runs.killAll()
+        // Anything re-parented to us (we are a subreaper) goes too.
+        killRemainingDescendants()
+        reapChildren()
+        logger.info("stopped", metadata: ["exit": "\(exitCode.rawValue)"])
+        exitPromise.succeed(exitCode)
+    }
+
+    private func killRemainingDescendants() {
+        // Children are listed per thread (they were spawned from the event loop thread).
+        guard let directory = opendir("/proc/self/task") else { return }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let task = Int32(name),
+                  let children = try? String(contentsOfProcFile: "/proc/self/task/\(task)/children") else { continue }
+            for pid in children.split(separator: " ").compactMap({ pid_t(String($0).trimmingWhitespace()) }) {
+                kill(pid, SIGKILL)
+            }
+        }
+    }
+}
+
+extension String {
+    /// Reads a small `/proc` file (their size is not known in advance, so no `stat`).
+    init(contentsOfProcFile path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(fd, &chunk, chunk.count)
+            if count <= 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        self = String(decoding: bytes, as: UTF8.self)
+    }
+}

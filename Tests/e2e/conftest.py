@@ -1,0 +1,184 @@
+"""End-to-end harness: the real openclaw-node binaries against the project's test gateway."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "Tests" / "gateway"))
+
+from openclaw_test_gateway import TestGateway  # noqa: E402
+
+BUILD = Path(os.environ.get("OPENCLAW_NODE_BUILD", ROOT / ".build" / "debug"))
+
+
+def binary(name: str) -> str:
+    path = BUILD / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `swift build` first")
+    return str(path)
+
+
+class Node:
+    """One `openclaw-node run` process with its log captured line by line."""
+
+    def __init__(self, state_dir: Path, args=(), env=None, net_worker=None, exec_worker=None):
+        self.state_dir = state_dir
+        self.args = list(args)
+        self.env = dict(os.environ)
+        for key in ("OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_GATEWAY_PASSWORD", "OPENCLAW_CONFIG_PATH",
+                    "OPENCLAW_ALLOW_INSECURE_PRIVATE_WS"):
+            self.env.pop(key, None)
+        self.env["OPENCLAW_STATE_DIR"] = str(state_dir)
+        self.env.update(env or {})
+        self.net_worker = net_worker
+        self.exec_worker = exec_worker
+        self.lines: list[str] = []
+        self.proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> "Node":
+        argv = [binary("openclaw-node"), "run", *self.args]
+        if self.net_worker:
+            argv += ["--net-worker-path", self.net_worker]
+        if self.exec_worker:
+            argv += ["--exec-worker-path", self.exec_worker]
+        self.proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._pump, daemon=True).start()
+        return self
+
+    def _pump(self):
+        assert self.proc and self.proc.stdout
+        for line in self.proc.stdout:
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    @property
+    def pid(self) -> int:
+        assert self.proc
+        return self.proc.pid
+
+    @property
+    def log(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def count(self, pattern: str) -> int:
+        regex = re.compile(pattern)
+        with self._lock:
+            return sum(1 for line in self.lines if regex.search(line))
+
+    def wait_log(self, pattern: str, timeout: float = 15.0, count: int = 1) -> str:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                hits = [line for line in self.lines if regex.search(line)]
+            if len(hits) >= count:
+                return hits[count - 1]
+            if self.proc and self.proc.poll() is not None and len(hits) < count:
+                time.sleep(0.2)
+                with self._lock:
+                    hits = [line for line in self.lines if regex.search(line)]
+                if len(hits) >= count:
+                    return hits[count - 1]
+                raise AssertionError(f"node exited ({self.proc.returncode}) before /{pattern}/:\n{self.log}")
+            time.sleep(0.05)
+        raise AssertionError(f"no /{pattern}/ (x{count}) within {timeout} s:\n{self.log}")
+
+    def children(self) -> dict[int, str]:
+        """pid -> executable name of the Supervisor's direct children."""
+        pids = []
+        for task in Path(f"/proc/{self.pid}/task").glob("*"):
+            try:
+                pids += map(int, (task / "children").read_text().split())
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+        result = {}
+        for pid in pids:
+            try:
+                result[pid] = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+            except OSError:
+                pass
+        return result
+
+    def worker_pid(self, kind: str, timeout: float = 10.0) -> int:
+        """pid of the live worker `kind` ('net' or 'exec') as the log last announced it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                lines = [line for line in self.lines if "msg=\"worker started\"" in line and f"worker={kind}" in line]
+            if lines:
+                pid = int(re.search(r"pid=(\d+)", lines[-1]).group(1))
+                if pid in self.children():
+                    return pid
+            time.sleep(0.05)
+        raise AssertionError(f"no live {kind} worker:\n{self.log}")
+
+    def wait_exit(self, timeout: float = 10.0) -> int:
+        assert self.proc
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        return self.proc.returncode if self.proc else 0
+
+
+@pytest.fixture
+def state_dir(tmp_path) -> Path:
+    path = tmp_path / "state"
+    path.mkdir(mode=0o700)
+    return path
+
+
+@pytest.fixture
+def gateway():
+    gw = TestGateway(tick_interval_ms=30000).start()
+    yield gw
+    gw.close()
+
+
+@pytest.fixture
+def nodes():
+    """Starts nodes for a test and makes sure none outlives it."""
+    started: list[Node] = []
+
+    def make(*args, **kwargs) -> Node:
+        node = Node(*args, **kwargs).start()
+        started.append(node)
+        return node
+
+    yield make
+    for node in started:
+        try:
+            node.stop(signal.SIGKILL)
+        except Exception:
+            pass
+
+
+def forged_worker(tmp_path: Path, mode: str) -> str:
+    """A worker executable that runs the test-only forged worker in `mode`."""
+    script = tmp_path / f"forged-{mode}"
+    script.write_text(f"#!/bin/sh\nexec '{binary('ForgedWorker')}' {mode}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def gateway_args(gw: TestGateway) -> list[str]:
+    return ["--host", "127.0.0.1", "--port", str(gw.port)]

@@ -1,0 +1,98 @@
+"""Issue 2: three processes that really run, survive each other's crashes and stop cleanly."""
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import forged_worker, gateway_args
+
+
+def test_supervisor_runs_exactly_two_workers_of_the_right_executables(gateway, nodes, state_dir):
+    node = nodes(state_dir, gateway_args(gateway))
+    node.wait_log('msg="net worker ready"')
+    node.wait_log('msg="exec worker ready"')
+    children = node.children()
+    assert sorted(children.values()) == ["openclaw-node-exec", "openclaw-node-net"], children
+
+
+def test_workers_inherit_only_the_ipc_socket(gateway, nodes, state_dir):
+    node = nodes(state_dir, gateway_args(gateway))
+    node.wait_log('msg="exec worker ready"')
+    exec_pid = node.worker_pid("exec")
+    fds = sorted(int(fd) for fd in os.listdir(f"/proc/{exec_pid}/fd"))
+    targets = {fd: os.readlink(f"/proc/{exec_pid}/fd/{fd}") for fd in fds}
+    assert targets[0] == "/dev/null"
+    assert targets[3].startswith("socket:")
+    # Beyond stdio and fd 3, only descriptors the worker opened itself (its event loop).
+    inherited = [fd for fd, target in targets.items() if fd > 3 and target.startswith("socket:")]
+    assert inherited == [], targets
+
+
+@pytest.mark.parametrize("kind", ["net", "exec"])
+def test_killed_worker_comes_back_with_a_new_pid(gateway, nodes, state_dir, kind):
+    node = nodes(state_dir, gateway_args(gateway))
+    node.wait_log(f'msg="{kind} worker ready"')
+    old = node.worker_pid(kind)
+    mark = gateway.mark()
+    os.kill(old, signal.SIGKILL)
+    node.wait_log(f'msg="{kind} worker ready"', count=2)
+    new = node.worker_pid(kind)
+    assert new != old
+    assert node.proc.poll() is None, "the Supervisor is still running"
+    assert sorted(node.children().values()) == ["openclaw-node-exec", "openclaw-node-net"]
+    if kind == "net":
+        # and it still answers: the new NetWorker's connect is signed by the Supervisor
+        conn = gateway.wait_for_connection(since=mark, timeout=15, predicate=lambda c: c.connect_received)
+        assert conn.error_code == "NOT_PAIRED", conn.summary()
+
+
+@pytest.mark.parametrize("mode,reason", [
+    ("garbage", "frame of .* bytes exceeds|not valid UTF-8|not JSON"),
+    ("oversize", "exceeds the 26279936-byte limit"),
+    ("zero-length", "zero-length frame"),
+    ("unknown-type", 'unknown message type \\\\"please.run.this\\\\"'),
+    ("out-of-state", '\\\\"invoke\\\\" is not allowed while the link is awaitingReady'),
+])
+def test_misbehaving_net_worker_is_killed_and_respawned(tmp_path, nodes, state_dir, mode, reason):
+    node = nodes(state_dir, ["--port", "9"], net_worker=forged_worker(tmp_path, mode))
+    line = node.wait_log('msg="worker protocol violation; killing it"')
+    assert "worker=net" in line
+    import re
+    assert re.search(reason, line), line
+    node.wait_log('msg="worker started".*worker=net', count=2)
+    assert node.proc.poll() is None
+
+
+@pytest.mark.parametrize("mode,reason", [
+    ("exec-out-of-state", '\\\\"run.finished\\\\" is not allowed while the exec worker is awaitingReady'),
+    ("unknown-run", 'run.finished for unknown run'),
+])
+def test_misbehaving_exec_worker_is_killed_and_respawned(tmp_path, nodes, state_dir, mode, reason):
+    node = nodes(state_dir, ["--port", "9"], exec_worker=forged_worker(tmp_path, mode))
+    line = node.wait_log('msg="worker protocol violation; killing it"')
+    assert "worker=exec" in line
+    assert reason.replace("\\\\", "\\") in line, line
+    node.wait_log('msg="worker started".*worker=exec', count=2)
+    assert node.proc.poll() is None
+
+
+@pytest.mark.parametrize("mode", ["sign-forged-nonce", "sign-stale"])
+def test_forged_signature_requests_are_refused(tmp_path, nodes, state_dir, mode):
+    node = nodes(state_dir, ["--port", "9"], net_worker=forged_worker(tmp_path, mode))
+    node.wait_log("refused to sign")
+    assert node.proc.poll() is None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_everything_with_exit_0_within_5_seconds(gateway, nodes, state_dir, sig):
+    node = nodes(state_dir, gateway_args(gateway))
+    node.wait_log('msg="exec worker ready"')
+    node.wait_log('msg="net worker ready"')
+    workers = list(node.children())
+    assert len(workers) == 2
+    started = time.monotonic()
+    assert node.stop(sig) == 0
+    assert time.monotonic() - started < 5
+    for pid in workers:
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
