@@ -5,8 +5,8 @@ import OpenClawIPC
 /// Plain functions over `JSONValue`, so they are testable without a socket.
 public enum GatewayFrames {
     /// The `connect` request; optional members are omitted, never `null`.
-    public static func connect(id: String, configuration c: NetConfiguration, signature: String,
-                               signedAt: Int64, nonce: String) -> JSONValue {
+    public static func connect(id: String, configuration c: NetConfiguration, auth credentials: NetConfiguration.Auth,
+                               signature: String, signedAt: Int64, nonce: String) -> JSONValue {
         var client: [String: JSONValue] = [
             "id": .string(c.client.id), "version": .string(c.client.version),
             "platform": .string(c.client.platform), "mode": .string(c.client.mode),
@@ -32,8 +32,8 @@ public enum GatewayFrames {
         ]
         if let pathEnv = c.pathEnv { params["pathEnv"] = .string(pathEnv) }
         var auth: [String: JSONValue] = [:]
-        if let token = c.auth.token, !token.isEmpty { auth["token"] = .string(token) }
-        if let password = c.auth.password, !password.isEmpty { auth["password"] = .string(password) }
+        if let token = credentials.token, !token.isEmpty { auth["token"] = .string(token) }
+        if let password = credentials.password, !password.isEmpty { auth["password"] = .string(password) }
         if !auth.isEmpty { params["auth"] = .object(auth) }
         return request(id: id, method: "connect", params: .object(params))
     }

@@ -261,13 +261,13 @@ public final class GatewayLink {
     private func handleSignature(_ reply: SignReply) {
         guard case let .awaitingSignature(channel, nonce, signedAt, requestId) = state, reply.requestId == requestId,
               let configuration else { return }
-        guard let signature = reply.signature else {
+        guard let signature = reply.signature, let auth = reply.auth else {
             logger.error("supervisor refused to sign the connect payload", metadata: ["error": "\(reply.error ?? "-")"])
             dropConnection(code: 1008, reason: "connect failed")
             return
         }
         let connectId = Self.newId()
-        let frame = GatewayFrames.connect(id: connectId, configuration: configuration, signature: signature,
+        let frame = GatewayFrames.connect(id: connectId, configuration: configuration, auth: auth, signature: signature,
                                           signedAt: signedAt, nonce: nonce)
         state = .awaitingHello(channel, connectId: connectId)
         write(frame, to: channel)

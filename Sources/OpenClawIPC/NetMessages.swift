@@ -59,16 +59,13 @@ public struct NetConfiguration: Codable, Equatable, Sendable {
     public var caps: [String]
     public var commands: [String]
     public var pathEnv: String?
-    public var auth: Auth
-    /// Whether `auth.token` is the stored device token rather than a shared gateway token.
-    public var usesDeviceToken: Bool
     public var deviceId: String
     /// base64url (no padding) of the raw 32-byte Ed25519 public key.
     public var publicKey: String
 
     public init(url: String, tlsFingerprint: String?, minProtocol: Int, maxProtocol: Int,
                 client: Client, role: String, scopes: [String], caps: [String], commands: [String],
-                pathEnv: String?, auth: Auth, usesDeviceToken: Bool, deviceId: String, publicKey: String) {
+                pathEnv: String?, deviceId: String, publicKey: String) {
         self.url = url
         self.tlsFingerprint = tlsFingerprint
         self.minProtocol = minProtocol
@@ -79,8 +76,6 @@ public struct NetConfiguration: Codable, Equatable, Sendable {
         self.caps = caps
         self.commands = commands
         self.pathEnv = pathEnv
-        self.auth = auth
-        self.usesDeviceToken = usesDeviceToken
         self.deviceId = deviceId
         self.publicKey = publicKey
     }
@@ -109,10 +104,21 @@ public struct SignReply: Codable, Equatable, Sendable {
     public var requestId: String
     /// base64url (no padding) Ed25519 signature; absent when refused.
     public var signature: String?
+    /// The credentials the signed payload covers, to send in `connect.auth`. They travel with
+    /// the signature so the two can never disagree (a device token stored after one hello is
+    /// used, and signed, on the next connect).
+    public var auth: NetConfiguration.Auth?
     public var error: String?
-    public init(requestId: String, signature: String?, error: String?) {
+    public init(requestId: String, signature: String, auth: NetConfiguration.Auth) {
         self.requestId = requestId
         self.signature = signature
+        self.auth = auth
+        self.error = nil
+    }
+    public init(requestId: String, refused error: String) {
+        self.requestId = requestId
+        self.signature = nil
+        self.auth = nil
         self.error = error
     }
 }

@@ -151,7 +151,11 @@ public struct SecretResolver {
             }
             let mode = config.string("secrets.providers.\(provider).mode") ?? "json"
             if mode == "singleValue" {
-                return String(decoding: bytes, as: UTF8.self)
+                // A secret file written by `echo` ends in a newline that is not part of the secret.
+                var text = String(decoding: bytes, as: UTF8.self)
+                if text.hasSuffix("\n") { text.removeLast() }
+                if text.hasSuffix("\r") { text.removeLast() }
+                return text
             }
             guard let document = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)) else {
                 throw failure("\(providerPath) is not valid JSON")

@@ -32,8 +32,6 @@ public struct LinkSettings: Sendable {
 public enum RejectionVerdict: Equatable {
     /// The NetWorker keeps reconnecting with its backoff.
     case keepRetrying
-    /// Reconnect with new connect settings (e.g. without a stale device token).
-    case reconfigure(NetConfiguration)
     /// Exit 1 so the service manager restarts us with fresh credentials.
     case exit(String)
 }
@@ -81,6 +79,9 @@ public final class LinkAuthority {
     /// token (design §6: every gateway generation accepts it there).
     var authToken: String? { settings.sharedToken ?? (settings.password == nil ? storedDeviceToken : nil) }
 
+    /// Whether `connect` presents the stored device token rather than a shared secret.
+    var usesDeviceToken: Bool { settings.sharedToken == nil && authToken != nil }
+
     public func configuration() -> NetConfiguration {
         NetConfiguration(
             url: settings.url,
@@ -94,8 +95,6 @@ public final class LinkAuthority {
             caps: router.caps,
             commands: router.commands,
             pathEnv: settings.pathEnv,
-            auth: .init(token: authToken, password: settings.password),
-            usesDeviceToken: settings.sharedToken == nil && authToken != nil,
             deviceId: identity.deviceId,
             publicKey: identity.publicKeyBase64Url
         )
@@ -111,23 +110,24 @@ public final class LinkAuthority {
         }
         guard nonceOK else {
             logger.warning("refused to sign: malformed nonce")
-            return SignReply(requestId: request.requestId, signature: nil, error: "nonce refused")
+            return SignReply(requestId: request.requestId, refused: "nonce refused")
         }
         guard abs(request.signedAt - clock()) <= Self.maxSignSkewMs else {
             logger.warning("refused to sign: signedAt too far from now", metadata: ["signedAt": "\(request.signedAt)"])
-            return SignReply(requestId: request.requestId, signature: nil, error: "signedAt refused")
+            return SignReply(requestId: request.requestId, refused: "signedAt refused")
         }
         let configuration = configuration()
+        let auth = NetConfiguration.Auth(token: authToken, password: settings.password)
         let payload = ConnectPayload(
             deviceId: identity.deviceId, clientId: configuration.client.id, clientMode: configuration.client.mode,
             role: configuration.role, scopes: configuration.scopes, signedAtMs: request.signedAt,
-            token: configuration.auth.token ?? "", nonce: nonce,
+            token: auth.token ?? "", nonce: nonce,
             platform: configuration.client.platform, deviceFamily: configuration.client.deviceFamily
         )
         do {
-            return SignReply(requestId: request.requestId, signature: try identity.sign(payload.text(request.version)), error: nil)
+            return SignReply(requestId: request.requestId, signature: try identity.sign(payload.text(request.version)), auth: auth)
         } catch {
-            return SignReply(requestId: request.requestId, signature: nil, error: "signing failed")
+            return SignReply(requestId: request.requestId, refused: "signing failed")
         }
     }
 
@@ -166,11 +166,12 @@ public final class LinkAuthority {
             }
             return .keepRetrying
         }
-        if detail == "AUTH_DEVICE_TOKEN_MISMATCH", configuration().usesDeviceToken {
+        if detail == "AUTH_DEVICE_TOKEN_MISMATCH", usesDeviceToken {
+            // The next signature (and so the next connect) goes without it.
             logger.warning("gateway rejected the stored device token; deleting it and reconnecting without it")
             storedDeviceToken = nil
             try? DeviceAuthFile.remove(role: "node", at: settings.deviceAuthPath, deviceId: identity.deviceId)
-            return .reconfigure(configuration())
+            return .keepRetrying
         }
         logger.warning("gateway refused connect; retrying", metadata: ["code": "\(detail)", "message": "\(rejection.message)"])
         return .keepRetrying

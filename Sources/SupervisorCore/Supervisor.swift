@@ -170,8 +170,6 @@ public final class Supervisor {
             switch link.rejected(rejection) {
             case .keepRetrying:
                 break
-            case let .reconfigure(configuration):
-                net.send(.configure(configuration))
             case let .exit(reason):
                 logger.error("gateway refused this node; exiting for supervisor restart", metadata: ["reason": "\(reason)"])
                 shutdown(reason: "terminal gateway error", code: .terminalAuth)

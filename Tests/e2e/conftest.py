@@ -148,10 +148,26 @@ def state_dir(tmp_path) -> Path:
 
 
 @pytest.fixture
-def gateway():
-    gw = TestGateway(tick_interval_ms=30000).start()
-    yield gw
-    gw.close()
+def make_gateway():
+    """Starts test gateways for a test; at the end, every frame the node sent must have been
+    schema-valid (protocol.schema.json), whatever else the test checked."""
+    started: list[TestGateway] = []
+
+    def make(**kwargs) -> TestGateway:
+        gw = TestGateway(**kwargs).start()
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.close()
+    for gw in started:
+        assert gw.schema_violations == [], gw.schema_violations
+
+
+@pytest.fixture
+def gateway(make_gateway):
+    return make_gateway(tick_interval_ms=30000)
 
 
 @pytest.fixture
