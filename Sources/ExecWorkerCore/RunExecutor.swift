@@ -294,7 +294,9 @@ final class OutputCollector: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelEvent { context.close(promise: nil) }
+        // Only the end of the child's output ends the stream: a read-only pipe channel also
+        // reports its (absent) output side as closed, which must not close the reader.
+        if case ChannelEvent.inputClosed? = event as? ChannelEvent { context.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

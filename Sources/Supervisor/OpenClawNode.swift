@@ -110,7 +110,16 @@ struct Run: ParsableCommand {
             throw failure(logger, error.message)
         }
         let router = CommandRouter()
+        let approvals = ExecApprovalsStore(stateDir: setup.paths.stateDir, sha256Hex: FileDigest.sha256Hex(bytes:))
+        let nodeEnvironment = ProcessEnvironment.current()
+        let systemRun = SystemRunHandler(
+            environment: ExecEnvironment(nodeEnvironment: nodeEnvironment, pathEnv: setup.link.pathEnv),
+            pathEnv: setup.link.pathEnv, home: nodeEnvironment["HOME"], approvals: approvals,
+            config: setup.config, logger: logger
+        )
         router.register(WhichHandler(pathEnv: setup.link.pathEnv))
+        router.register(systemRun)
+        router.register(ExecApprovalsHandler(store: approvals))
         let link = LinkAuthority(settings: setup.link, identity: setup.identity, router: router, logger: logger)
         logger.info("node host starting", metadata: [
             "version": "\(NodeVersion.current)", "gateway": "\(setup.link.url)", "nodeId": "\(setup.link.nodeId)",
@@ -121,6 +130,7 @@ struct Run: ParsableCommand {
             settings: WorkerSettings(netWorkerPath: net, execWorkerPath: exec),
             link: link, logger: logger, maxConcurrentRuns: maxConcurrentRuns
         )
+        systemRun.runner = supervisor
         let code = supervisor.run()
         throw ExitCode(code)
     }

@@ -56,8 +56,8 @@ extension String {
     /// Trims Unicode whitespace and newlines at both ends (JS `String.prototype.trim`).
     public func trimmingWhitespace() -> String {
         let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
-        let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
+        guard let first = scalars.firstIndex(where: { !ExecCommandText.isWhitespace($0) }) else { return "" }
+        let last = scalars.lastIndex(where: { !ExecCommandText.isWhitespace($0) })!
         return String(scalars[first...last])
     }
 }

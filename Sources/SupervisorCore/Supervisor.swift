@@ -287,3 +287,14 @@ extension String {
         self = String(decoding: bytes, as: UTF8.self)
     }
 }
+
+extension Supervisor: ExecRunner {
+    public func submitRun(_ order: RunOrder, completion: @escaping (Result<RunOutcome, WireError>) -> Void) -> WireError? {
+        loop.preconditionInEventLoop()
+        return runs.submit(order, completion: completion)
+    }
+
+    public func emit(_ event: NodeEvent) {
+        net.send(.nodeEvent(event))
+    }
+}

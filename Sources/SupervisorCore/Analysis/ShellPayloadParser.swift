@@ -1,0 +1,234 @@
+/// One word of a shell payload after quote removal.
+///
+/// `hasExpansion` is true when the word contained a character the shell would expand rather than
+/// take literally: unquoted `$ * ? [ ~ {` or a `$` inside double quotes. Such a word may become
+/// a different string, several words or none at run time, so analysis must not trust its text
+/// as what will run; safe-bin segments are re-quoted instead (attack class 3).
+public struct ShellToken: Equatable, Sendable {
+    public var text: String
+    public var hasExpansion: Bool
+
+    public init(_ text: String, hasExpansion: Bool = false) {
+        self.text = text
+        self.hasExpansion = hasExpansion
+    }
+}
+
+/// The operator that joins a segment to the next one.
+public enum ShellOperator: String, Equatable, Sendable {
+    case and = "&&"
+    case or = "||"
+    case sequence = ";"
+    case pipe = "|"
+}
+
+/// One simple command of a payload: a pipeline stage or a list element.
+///
+/// `source` is the segment's original text (trimmed), so a payload can be rebuilt with some
+/// segments replaced and the others byte-identical; `operatorAfter` is nil for the last segment.
+public struct ShellSegment: Equatable, Sendable {
+    public var tokens: [ShellToken]
+    public var source: String
+    public var operatorAfter: ShellOperator?
+
+    public var argv: [String] { tokens.map(\.text) }
+
+    public init(tokens: [ShellToken], source: String, operatorAfter: ShellOperator?) {
+        self.tokens = tokens
+        self.source = source
+        self.operatorAfter = operatorAfter
+    }
+}
+
+/// Why a payload was refused: a short human-readable reason (e.g. `unsupported shell token: >`),
+/// suitable for logs and for `AllowlistEvaluation.blockedReason`.
+public struct ShellPayloadError: Error, Equatable, Sendable {
+    public var reason: String
+}
+
+/// Splits a shell payload into top-level simple commands (spec §3.5, §5.3), or refuses it.
+///
+/// Guarantees:
+/// - Success means the payload is nothing but simple commands joined by `&&`, `||`, `;` and `|`,
+///   with POSIX quoting (single quotes literal; double quotes with `\` escaping `$`, `` ` ``, `"`,
+///   `\`; backslash outside quotes). Every command the shell would run is one of the segments.
+/// - Everything else fails: redirections of any kind (`<`, `>`, `2>&1`, `&>`, here-docs,
+///   process substitution), `$(`, backticks (also inside double quotes), unquoted `(`/`)`,
+///   unquoted newlines and line continuations, `&` backgrounding, `|&`, `{`/`}` groups,
+///   comments, empty segments, unterminated quotes or a trailing backslash.
+///
+/// Comments are refused rather than stripped: text after `#` runs nothing, but it would show
+/// in the approval prompt as if it did (or hide what does).
+public enum ShellPayloadParser {
+    public static func parse(_ payload: String) -> [ShellSegment]? {
+        try? analyze(payload).get()
+    }
+
+    public static func analyze(_ payload: String) -> Result<[ShellSegment], ShellPayloadError> {
+        var scanner = Scanner(Array(payload.unicodeScalars))
+        do {
+            return .success(try scanner.run())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Re-assembles segments into a payload, substituting `replacements[i]` for segment i's text.
+    public static func render(_ segments: [ShellSegment], replacements: [Int: String] = [:]) -> String {
+        var out = ""
+        for (index, segment) in segments.enumerated() {
+            out += replacements[index] ?? segment.source
+            if let op = segment.operatorAfter { out += " \(op.rawValue) " }
+        }
+        return out
+    }
+
+    private struct Scanner {
+        let chars: [Unicode.Scalar]
+        var index = 0
+        var segments: [ShellSegment] = []
+        var tokens: [ShellToken] = []
+        var word: String?
+        var wordQuoted = false
+        var wordExpands = false
+        var segmentStart = 0
+
+        init(_ chars: [Unicode.Scalar]) { self.chars = chars }
+
+        func peek(_ offset: Int = 1) -> Unicode.Scalar? {
+            index + offset < chars.count ? chars[index + offset] : nil
+        }
+
+        func fail(_ reason: String) -> ShellPayloadError { ShellPayloadError(reason: reason) }
+
+        mutating func append(_ scalar: Unicode.Scalar, expands: Bool = false) {
+            if word == nil { word = "" }
+            word!.unicodeScalars.append(scalar)
+            wordExpands = wordExpands || expands
+        }
+
+        mutating func finishWord() throws(ShellPayloadError) {
+            guard let text = word else { return }
+            if tokens.isEmpty, !wordQuoted, text == "{" || text == "}" {
+                throw fail("unsupported shell token: \(text) group")
+            }
+            tokens.append(ShellToken(text, hasExpansion: wordExpands))
+            word = nil
+            wordQuoted = false
+            wordExpands = false
+        }
+
+        mutating func finishSegment(_ op: ShellOperator?) throws(ShellPayloadError) {
+            try finishWord()
+            guard !tokens.isEmpty else { throw fail(segments.isEmpty && op == nil ? "empty command" : "empty segment") }
+            let source = String(String.UnicodeScalarView(chars[segmentStart..<index]))
+                .trimmingBlanks()
+            segments.append(ShellSegment(tokens: tokens, source: source, operatorAfter: op))
+            tokens = []
+            index += op?.rawValue.unicodeScalars.count ?? 0
+            segmentStart = index
+        }
+
+        mutating func run() throws(ShellPayloadError) -> [ShellSegment] {
+            while index < chars.count {
+                let c = chars[index]
+                switch c {
+                case " ", "\t":
+                    try finishWord()
+                    index += 1
+                case "\n", "\r":
+                    throw fail("unsupported shell token: newline")
+                case "'":
+                    try singleQuoted()
+                case "\"":
+                    try doubleQuoted()
+                case "\\":
+                    guard let next = peek() else { throw fail("unterminated shell escape") }
+                    if next == "\n" || next == "\r" { throw fail("unsupported shell token: newline") }
+                    append(next)
+                    index += 2
+                case "`":
+                    throw fail("unsupported shell token: `")
+                case "$":
+                    if peek() == "(" { throw fail("unsupported shell token: $()") }
+                    append(c, expands: true)
+                    index += 1
+                case "*", "?", "[", "~", "{":
+                    append(c, expands: true)
+                    index += 1
+                case "#" where word == nil:
+                    throw fail("unsupported shell token: # comment")
+                case "(", ")":
+                    throw fail("unsupported shell token: \(c)")
+                case "<", ">":
+                    throw fail("unsupported shell token: redirection \(c)")
+                case "&":
+                    guard peek() == "&" else { throw fail("unsupported shell token: &") }
+                    try finishSegment(.and)
+                case "|":
+                    if peek() == "&" { throw fail("unsupported shell token: |&") }
+                    try finishSegment(peek() == "|" ? .or : .pipe)
+                case ";":
+                    try finishSegment(.sequence)
+                default:
+                    append(c)
+                    index += 1
+                }
+            }
+            try finishSegment(nil)
+            return segments
+        }
+
+        mutating func singleQuoted() throws(ShellPayloadError) {
+            guard let close = chars[(index + 1)...].firstIndex(of: "'") else {
+                throw fail("unterminated shell quote")
+            }
+            word = (word ?? "") + String(String.UnicodeScalarView(chars[(index + 1)..<close]))
+            wordQuoted = true
+            index = close + 1
+        }
+
+        mutating func doubleQuoted() throws(ShellPayloadError) {
+            word = word ?? ""
+            wordQuoted = true
+            index += 1
+            while index < chars.count {
+                let c = chars[index]
+                switch c {
+                case "\"":
+                    index += 1
+                    return
+                case "`":
+                    throw fail("unsupported shell token: `")
+                case "$":
+                    if peek() == "(" { throw fail("unsupported shell token: $()") }
+                    append(c, expands: true)
+                    index += 1
+                case "\\":
+                    guard let next = peek() else { throw fail("unterminated shell quote") }
+                    if next == "\n" || next == "\r" { throw fail("unsupported shell token: newline") }
+                    if next == "$" || next == "`" || next == "\"" || next == "\\" {
+                        append(next)
+                        index += 2
+                    } else {
+                        append(c)
+                        index += 1
+                    }
+                default:
+                    append(c)
+                    index += 1
+                }
+            }
+            throw fail("unterminated shell quote")
+        }
+    }
+}
+
+extension String {
+    func trimmingBlanks() -> String {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { $0 != " " && $0 != "\t" }) else { return "" }
+        let last = scalars.lastIndex(where: { $0 != " " && $0 != "\t" })!
+        return String(scalars[first...last])
+    }
+}

@@ -1,0 +1,122 @@
+/// The environment a `system.run` child gets (node-host.md §3.4, design §6).
+///
+/// Built from an allow list of the node's own variables plus the request's accepted
+/// overrides; nothing else from the Supervisor leaks into a command. Overrides that could
+/// change what runs (loader, interpreter, shell startup, PATH, proxies, trust stores) are
+/// rejected as a whole request, never silently dropped.
+public struct ExecEnvironment: Sendable {
+    /// Variables taken from the node's environment (plus every `LC_*`).
+    static let inheritedKeys: Set<String> = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TERM", "TZ", "TMPDIR"]
+    /// What a shell-wrapper run (`sh -lc …`) may override: terminal and locale only.
+    static let shellWrapperOverrideKeys: Set<String> = [
+        "TERM", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "COLORTERM", "NO_COLOR", "FORCE_COLOR",
+    ]
+
+    /// The node's environment, reduced to the allow list once at start.
+    public let base: [String: String]
+
+    public init(nodeEnvironment: [String: String], pathEnv: String) {
+        var base: [String: String] = [:]
+        for (key, value) in nodeEnvironment where Self.inheritedKeys.contains(key) || key.hasPrefix("LC_") {
+            base[key] = value
+        }
+        base["PATH"] = pathEnv
+        self.base = base
+    }
+
+    /// Keys of `overrides` the policy refuses, and keys that are not portable names.
+    public struct Rejection: Equatable, Sendable {
+        public var blocked: [String]
+        public var invalid: [String]
+
+        /// upstream's `SYSTEM_RUN_DENIED: environment override rejected (…)` text.
+        public var message: String {
+            var details: [String] = []
+            if !blocked.isEmpty { details.append("blocked override keys: \(blocked.joined(separator: ", "))") }
+            if !invalid.isEmpty { details.append("invalid non-portable override keys: \(invalid.joined(separator: ", "))") }
+            return "SYSTEM_RUN_DENIED: environment override rejected (\(details.joined(separator: "; ")))"
+        }
+    }
+
+    /// Checks request overrides (`params.env`); nil when every key is acceptable.
+    public static func inspect(_ overrides: [String: String]) -> Rejection? {
+        var blocked: [String] = []
+        var invalid: [String] = []
+        for key in overrides.keys.sorted() {
+            if !isPortableName(key) {
+                invalid.append(key)
+            } else if isBlockedOverride(key.uppercased()) {
+                blocked.append(key)
+            }
+        }
+        return blocked.isEmpty && invalid.isEmpty ? nil : Rejection(blocked: blocked, invalid: invalid)
+    }
+
+    /// Checks `env NAME=VALUE cmd` assignments inside argv the same way.
+    public static func inspectAssignments(_ keys: [String]) -> String? {
+        let blocked = keys.filter { !isPortableName($0) || isBlockedOverride($0.uppercased()) }
+        guard !blocked.isEmpty else { return nil }
+        return "SYSTEM_RUN_DENIED: command env assignment rejected (blocked env assignment keys: \(blocked.joined(separator: ", ")))"
+    }
+
+    /// The child's complete environment. `overrides` must have passed `inspect`.
+    public func childEnvironment(overrides: [String: String], shellWrapper: Bool) -> [String: String] {
+        var env = base
+        for (key, value) in overrides {
+            let upper = key.uppercased()
+            if shellWrapper, !(Self.shellWrapperOverrideKeys.contains(upper) || upper.hasPrefix("LC_")) { continue }
+            env[key] = value
+        }
+        return env
+    }
+
+    static func isPortableName(_ key: String) -> Bool {
+        guard let first = key.utf8.first, first == UInt8(ascii: "_") || isLetter(first) else { return false }
+        return key.utf8.allSatisfy { $0 == UInt8(ascii: "_") || isLetter($0) || ($0 >= 0x30 && $0 <= 0x39) }
+    }
+
+    private static func isLetter(_ byte: UInt8) -> Bool {
+        (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+    }
+
+    static func isBlockedOverride(_ upper: String) -> Bool {
+        upper == "PATH"
+            || blockedKeys.contains(upper) || blockedOverrideKeys.contains(upper)
+            || blockedPrefixes.contains { upper.hasPrefix($0) }
+            || blockedOverridePrefixes.contains { upper.hasPrefix($0) }
+    }
+
+    // Policy lists of upstream `host-env-security-policy.json` (@04aade7) plus later additions
+    // (BASHOPTS, FPATH, KSH_ENV, TCLLIBPATH, NODE_REPL_EXTERNAL_MODULE).
+    static let blockedPrefixes = ["DYLD_", "LD_", "BASH_FUNC_"]
+    static let blockedOverridePrefixes = ["GIT_CONFIG_", "NPM_CONFIG_", "CARGO_REGISTRIES_"]
+    static let blockedKeys: Set<String> = [
+        "NODE_OPTIONS", "NODE_PATH", "PYTHONHOME", "PYTHONPATH", "PERL5LIB", "PERL5OPT", "RUBYLIB", "RUBYOPT",
+        "BASH_ENV", "ENV", "SHELL", "SHELLOPTS", "PS4", "IFS", "BASHOPTS", "FPATH", "KSH_ENV", "TCLLIBPATH",
+        "NODE_REPL_EXTERNAL_MODULE", "BROWSER",
+        "GIT_EDITOR", "GIT_EXTERNAL_DIFF", "GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_EXEC_PATH",
+        "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE",
+        "GIT_SEQUENCE_EDITOR", "GIT_TEMPLATE_DIR", "GIT_SSL_NO_VERIFY", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
+        "KUBECONFIG", "GOOGLE_APPLICATION_CREDENTIALS", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AZURE_AUTH_LOCATION", "CC", "CXX", "CARGO_BUILD_RUSTC", "CARGO_BUILD_RUSTC_WRAPPER", "RUSTC_WRAPPER",
+        "CARGO_HOME", "CMAKE_C_COMPILER", "CMAKE_CXX_COMPILER", "HELM_HOME", "DOCKER_HOST", "GCONV_PATH",
+        "SSLKEYLOGFILE", "JAVA_OPTS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "PYTHONBREAKPOINT",
+        "DOTNET_STARTUP_HOOKS", "DOTNET_ADDITIONAL_DEPS", "GLIBC_TUNABLES", "MAVEN_OPTS", "MAKEFLAGS", "MFLAGS",
+        "SBT_OPTS", "GRADLE_OPTS", "ANT_OPTS", "HGRCPATH",
+    ]
+    static let blockedOverrideKeys: Set<String> = [
+        "HOME", "GRADLE_USER_HOME", "ZDOTDIR", "GIT_SSH_COMMAND", "GIT_SSH", "GIT_PROXY_COMMAND", "GIT_ASKPASS",
+        "SSH_ASKPASS", "LESSOPEN", "LESSCLOSE", "PAGER", "MANPAGER", "GIT_PAGER", "EDITOR", "VISUAL", "FCEDIT",
+        "SUDO_EDITOR", "PROMPT_COMMAND", "HISTFILE", "PERL5DB", "PERL5DBCMD", "OPENSSL_CONF", "OPENSSL_ENGINES",
+        "PYTHONSTARTUP", "WGETRC", "CURL_HOME", "CLASSPATH", "CGO_CFLAGS", "CGO_LDFLAGS", "GOFLAGS",
+        "CORECLR_PROFILER_PATH", "PHPRC", "PHP_INI_SCAN_DIR", "DENO_DIR", "BUN_CONFIG_REGISTRY", "YARN_RC_FILENAME",
+        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NODE_TLS_REJECT_UNAUTHORIZED", "NODE_EXTRA_CA_CERTS",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH", "DOCKER_CONTEXT", "PIP_INDEX_URL", "PIP_PYPI_URL", "PIP_EXTRA_INDEX_URL",
+        "PIP_CONFIG_FILE", "PIP_FIND_LINKS", "PIP_TRUSTED_HOST", "UV_INDEX", "UV_INDEX_URL", "UV_PYTHON",
+        "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "LIBRARY_PATH", "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH",
+        "OBJC_INCLUDE_PATH", "GOPROXY", "GONOSUMCHECK", "GONOSUMDB", "GONOPROXY", "GOPRIVATE", "GOENV", "GOPATH",
+        "PYTHONUSERBASE", "RUSTFLAGS", "VIRTUAL_ENV", "LUA_PATH", "LUA_CPATH", "GEM_HOME", "GEM_PATH",
+        "BUNDLE_GEMFILE", "COMPOSER_HOME", "XDG_CONFIG_HOME", "AWS_CONFIG_FILE",
+    ]
+}

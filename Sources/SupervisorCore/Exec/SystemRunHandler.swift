@@ -1,0 +1,248 @@
+import FoundationEssentials
+import Logging
+import OpenClawIPC
+
+/// Where authorised runs go: the Supervisor's ExecWorker dispatcher, and the event path to
+/// the gateway for events that precede the result.
+public protocol ExecRunner: AnyObject {
+    /// Queues `order`; nil when accepted (the completion then runs exactly once).
+    func submitRun(_ order: RunOrder, completion: @escaping (Result<RunOutcome, WireError>) -> Void) -> WireError?
+    func emit(_ event: NodeEvent)
+}
+
+/// `system.run.prepare` and `system.run`: every policy decision is made here, in the
+/// Supervisor. The ExecWorker receives only a resolved argv, cwd and environment.
+public final class SystemRunHandler: CommandHandler {
+    public let commands = ["system.run.prepare", "system.run"]
+
+    /// Bytes of stdout/stderr kept, per stream and combined (head kept).
+    public static let outputCap = 200_000
+    /// Characters of output an `exec.finished` event carries (tail kept).
+    public static let eventOutputTail = 20_000
+
+    let environment: ExecEnvironment
+    let pathEnv: String
+    let home: String?
+    let approvals: ExecApprovalsStore
+    let config: OpenClawConfig
+    let logger: Logger
+    let clock: () -> Int64
+    let newId: () -> String
+    public weak var runner: ExecRunner?
+
+    public init(environment: ExecEnvironment, pathEnv: String, home: String?, approvals: ExecApprovalsStore,
+                config: OpenClawConfig, logger: Logger, clock: @escaping () -> Int64 = currentTimeMillis,
+                newId: @escaping () -> String = { UUID().uuidString.lowercased() }) {
+        self.environment = environment
+        self.pathEnv = pathEnv
+        self.home = home
+        self.approvals = approvals
+        self.config = config
+        self.logger = logger
+        self.clock = clock
+        self.newId = newId
+    }
+
+    public func handle(_ invoke: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
+        let fail = { (error: WireError) in
+            completion(InvokeOutput(result: .failure(invoke, code: error.code, message: error.message)))
+        }
+        let request: SystemRunRequest
+        switch InvokeParams.object(invoke).flatMap({ SystemRunRequest.parse($0, newRunId: newId) }) {
+        case let .success(parsed): request = parsed
+        case let .failure(error): return fail(error)
+        }
+        if invoke.command == "system.run.prepare" {
+            switch SystemRunPlan.prepare(request, pathEnv: pathEnv) {
+            case let .success(plan):
+                let payload = (try? JSONText.encode(JSONValue.object(["plan": plan.json]))) ?? "{}"
+                completion(InvokeOutput(result: .success(invoke, payloadJSON: payload)))
+            case let .failure(error):
+                fail(error)
+            }
+            return
+        }
+        switch authorise(request) {
+        case let .failure(error):
+            fail(error)
+        case let .success(.denied(reason, message)):
+            logger.notice("system.run denied", metadata: ["runId": "\(request.runId)", "reason": "\(reason)"])
+            completion(InvokeOutput(events: [deniedEvent(request, reason: reason)],
+                                    result: .failure(invoke, code: "UNAVAILABLE", message: message)))
+        case let .success(.run(order)):
+            start(order, for: request, invoke: invoke, completion: completion)
+        }
+    }
+
+    enum Verdict {
+        case run(RunOrder)
+        case denied(reason: String, message: String)
+    }
+
+    /// Validation (`INVALID_REQUEST`) then policy (a denial), then the exact run to order.
+    func authorise(_ request: SystemRunRequest) -> Result<Verdict, WireError> {
+        func invalid(_ message: String) -> Result<Verdict, WireError> {
+            .failure(WireError(code: "INVALID_REQUEST", message: message))
+        }
+        if let error = request.checkApprovalBinding() { return .failure(error) }
+        if let rejection = ExecEnvironment.inspect(request.env) { return invalid(rejection.message) }
+        let settings = ExecConfig.from(config, agentId: request.agentId)
+        let resolved = approvals.resolve(agentId: request.agentId)
+        let evaluation = AllowlistEvaluation.evaluate(
+            argv: request.command, cwd: request.cwd, pathEnv: pathEnv, home: home,
+            allowlist: resolved.allowlist.map(\.entry.pattern), safeBins: settings.safeBinPolicy, skillBins: []
+        )
+        // `env NAME=VALUE cmd`, at the top or inside a shell payload, is an env override too.
+        var assignments: [String] = []
+        if case let .plain(_, _, top) = DispatchWrappers.unwrap(request.command) { assignments += top.map(\.key) }
+        assignments += evaluation.segments.flatMap { $0.envAssignments.map(\.key) }
+        if let message = ExecEnvironment.inspectAssignments(Array(Set(assignments)).sorted()) {
+            return invalid(message)
+        }
+        var security = min(settings.security ?? resolved.security, resolved.security)
+        var ask = max(settings.ask ?? resolved.ask, resolved.ask)
+        if request.askFallback {
+            security = min(security, resolved.askFallback)
+            ask = .off
+        }
+
+        var cwd = request.cwd
+        var cwdIdentity: FileIdentity?
+        if request.approvedByAsk, let requested = request.cwd {
+            switch CanonicalDirectory.resolve(requested) {
+            case let .success(directory):
+                guard directory.path == requested else {
+                    return invalid("SYSTEM_RUN_DENIED: approval requires canonical cwd (no symlink path components)")
+                }
+                cwd = directory.path
+                cwdIdentity = directory.identity
+            case let .failure(denial):
+                return invalid(denial.message)
+            }
+        }
+
+        let inlineEval = InlineEval.detect(request.command)
+        let decision = ExecPolicy.decide(ExecPolicy.Input(
+            security: security, ask: ask, approvedByAsk: request.approvedByAsk,
+            analysisOk: evaluation.analysisOk, allowlistSatisfied: evaluation.allowlistSatisfied,
+            needsScreenRecording: request.needsScreenRecording, inlineEval: inlineEval,
+            strictInlineEval: settings.strictInlineEval
+        ))
+        if case let .deny(reason, message) = decision { return .success(.denied(reason: reason, message: message)) }
+
+        // What exactly runs: the approved plan, the planned argv the allowlist matched, or the
+        // request as sent under `full`.
+        var argv = request.command
+        if security == .allowlist, !request.approvedByAsk {
+            guard let planned = evaluation.executionArgv else {
+                return .success(.denied(reason: "execution-plan-miss", message: "SYSTEM_RUN_DENIED: execution plan mismatch"))
+            }
+            argv = planned
+        }
+        var operand: OperandBinding?
+        if request.approvedByAsk, let bound = request.plan?.mutableFileOperand {
+            guard FileDigest.sha256Hex(bound.path) == bound.sha256 else {
+                return .failure(WireError(code: "UNAVAILABLE", message: "SYSTEM_RUN_DENIED: approval script operand changed before execution"))
+            }
+            operand = OperandBinding(path: bound.path, sha256: bound.sha256)
+        }
+
+        let now = clock()
+        if request.approvalDecision == .allowAlways, security == .allowlist, evaluation.analysisOk,
+           let patterns = evaluation.allowAlwaysPatterns, !(settings.strictInlineEval && inlineEval != nil) {
+            do {
+                try approvals.addAllowAlways(agentId: request.agentId ?? "main", patterns: patterns, now: now)
+            } catch {
+                logger.error("cannot persist allow-always", metadata: ["error": "\(error)"])
+                return .success(.denied(reason: "approval-state-write-failed",
+                                        message: "SYSTEM_RUN_DENIED: approval state could not be persisted"))
+            }
+        }
+        if security == .allowlist {
+            for segment in evaluation.segments {
+                guard let pattern = segment.matchedPattern,
+                      let owner = resolved.allowlist.first(where: { $0.entry.pattern == pattern }) else { continue }
+                do {
+                    try approvals.recordUse(agentKey: owner.agentKey, id: owner.entry.id, pattern: pattern, command: request.commandText,
+                                            resolvedPath: segment.resolvedPath, now: now)
+                } catch {
+                    logger.warning("cannot record allowlist use", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+
+        let env = environment.childEnvironment(overrides: request.env, shellWrapper: ShellWrapper.detect(request.command) != nil)
+        return .success(.run(RunOrder(
+            id: request.runId + "/" + newId(), argv: argv, cwd: cwd, env: env, timeoutMs: request.timeoutMs,
+            maxOutputBytes: Self.outputCap, expectCwd: cwdIdentity, expectOperand: operand
+        )))
+    }
+
+    // MARK: Running
+
+    func start(_ order: RunOrder, for request: SystemRunRequest, invoke: InvokeRequest,
+               completion: @escaping (InvokeOutput) -> Void) {
+        guard let runner else {
+            completion(InvokeOutput(result: .failure(invoke, code: "UNAVAILABLE", message: "node exec worker is not available")))
+            return
+        }
+        let refused = runner.submitRun(order) { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case let .failure(error):
+                completion(InvokeOutput(result: .failure(invoke, code: error.code, message: error.message)))
+            case let .success(outcome):
+                completion(self.finished(outcome, for: request, invoke: invoke))
+            }
+        }
+        if let refused {
+            completion(InvokeOutput(result: .failure(invoke, code: refused.code, message: refused.message)))
+            return
+        }
+        runner.emit(event("exec.started", request, [:]))
+    }
+
+    func finished(_ outcome: RunOutcome, for request: SystemRunRequest, invoke: InvokeRequest) -> InvokeOutput {
+        switch outcome.refusal {
+        case .cwdChanged?:
+            return InvokeOutput(result: .failure(invoke, code: "UNAVAILABLE", message: "SYSTEM_RUN_DENIED: approval cwd changed before execution"))
+        case .operandChanged?:
+            return InvokeOutput(result: .failure(invoke, code: "UNAVAILABLE", message: "SYSTEM_RUN_DENIED: approval script operand changed before execution"))
+        case nil:
+            break
+        }
+        var stdout = outcome.stdout
+        var stderr = outcome.stderr
+        if outcome.truncated {
+            if !stderr.trimmingWhitespace().isEmpty { stderr += "\n... (truncated)" } else { stdout += "\n... (truncated)" }
+        }
+        let success = outcome.exitCode == 0 && !outcome.timedOut && outcome.error == nil
+        var payload: [String: JSONValue] = [
+            "timedOut": .bool(outcome.timedOut), "success": .bool(success),
+            "stdout": .string(stdout), "stderr": .string(stderr),
+            "error": outcome.error.map(JSONValue.string) ?? .null,
+        ]
+        if let code = outcome.exitCode { payload["exitCode"] = .number(Double(code)) }
+
+        var output = [stdout, stderr, outcome.error ?? ""].filter { !$0.isEmpty }.joined(separator: "\n").trimmingWhitespace()
+        if output.count > Self.eventOutputTail { output = "... (truncated) " + String(output.suffix(Self.eventOutputTail)) }
+        var fields: [String: JSONValue] = ["timedOut": .bool(outcome.timedOut), "success": .bool(success), "output": .string(output)]
+        if let code = outcome.exitCode { fields["exitCode"] = .number(Double(code)) }
+        let text = (try? JSONText.encode(JSONValue.object(payload))) ?? "{}"
+        return InvokeOutput(events: [event("exec.finished", request, fields)], result: .success(invoke, payloadJSON: text))
+    }
+
+    func deniedEvent(_ request: SystemRunRequest, reason: String) -> NodeEvent {
+        event("exec.denied", request, ["reason": .string(reason)])
+    }
+
+    func event(_ name: String, _ request: SystemRunRequest, _ fields: [String: JSONValue]) -> NodeEvent {
+        var payload = fields
+        payload["sessionKey"] = .string(request.sessionKey)
+        payload["runId"] = .string(request.runId)
+        payload["host"] = .string("node")
+        payload["command"] = .string(request.commandText)
+        if let suppress = request.suppressNotifyOnExit { payload["suppressNotifyOnExit"] = .bool(suppress) }
+        return NodeEvent(event: name, payloadJSON: (try? JSONText.encode(JSONValue.object(payload))) ?? "{}")
+    }
+}

@@ -1,0 +1,128 @@
+import OpenClawIPC
+
+/// A `system.run` / `system.run.prepare` request after validation (node-host.md §3.1).
+///
+/// `command` is authoritative; `rawCommand`, when present, has already been checked to be
+/// its canonical text. Optional strings are trimmed and empty counts as absent.
+public struct SystemRunRequest: Equatable, Sendable {
+    public enum ApprovalDecision: String, Sendable {
+        case allowOnce = "allow-once"
+        case allowAlways = "allow-always"
+    }
+
+    public var command: [String]
+    public var commandText: String
+    public var cwd: String?
+    public var env: [String: String]
+    public var timeoutMs: Int?
+    public var needsScreenRecording: Bool
+    public var agentId: String?
+    /// `sessionKey` as sent (trimmed, empty = absent); events use `sessionKey`.
+    public var requestedSessionKey: String?
+    public var sessionKey: String { requestedSessionKey ?? "node" }
+    public var runId: String
+    public var approved: Bool
+    public var approvalDecision: ApprovalDecision?
+    /// `approvalSource: "ask-fallback"`: the gateway's ask timed out and its fallback applies.
+    public var askFallback: Bool
+    public var plan: SystemRunPlan?
+    /// Present but not a usable plan.
+    public var planInvalid: Bool
+    public var suppressNotifyOnExit: Bool?
+
+    /// "A human or the fallback approved this" (`approvedByAsk`).
+    public var approvedByAsk: Bool { approved || approvalDecision != nil }
+
+    /// Parses params; the error is the `INVALID_REQUEST` message.
+    public static func parse(_ params: [String: JSONValue], newRunId: () -> String) -> Result<SystemRunRequest, WireError> {
+        func invalid(_ message: String) -> Result<SystemRunRequest, WireError> {
+            .failure(WireError(code: "INVALID_REQUEST", message: message))
+        }
+        let command: [String]
+        switch params["command"] {
+        case let .array(items)?: command = items.map(\.jsCoercedString)
+        case nil, .null?: command = []
+        default: return invalid("command required")
+        }
+        let rawCommand = params["rawCommand"]?.stringValue?.trimmingWhitespace() ?? ""
+        guard !command.isEmpty else {
+            return invalid(rawCommand.isEmpty ? "command required" : "rawCommand requires params.command")
+        }
+        let commandText = ExecCommandText.format(command)
+        if !rawCommand.isEmpty, rawCommand != commandText, rawCommand != ShellWrapper.detect(command)?.payload.trimmingWhitespace() {
+            return invalid("INVALID_REQUEST: rawCommand does not match command")
+        }
+        var env: [String: String] = [:]
+        switch params["env"] {
+        case nil, .null?: break
+        case let .object(object)?:
+            for (key, value) in object {
+                guard case let .string(text) = value else { return invalid("INVALID_REQUEST: env values must be strings (\(key))") }
+                env[key] = text
+            }
+        default: return invalid("INVALID_REQUEST: env must be an object")
+        }
+        var timeoutMs: Int?
+        switch params["timeoutMs"] {
+        case nil, .null?: break
+        case let .number(value)?:
+            guard value.isFinite else { return invalid("INVALID_REQUEST: timeoutMs must be a number") }
+            if value > 0 { timeoutMs = Int(min(value, 7 * 24 * 3_600_000)) }
+        default: return invalid("INVALID_REQUEST: timeoutMs must be a number")
+        }
+        let decision = params["approvalDecision"]?.stringValue.flatMap(ApprovalDecision.init(rawValue:))
+        let approved = params["approved"]?.boolValue ?? false
+        let askFallback = params["approvalSource"]?.stringValue == "ask-fallback"
+        if askFallback, approved || decision != nil {
+            return invalid("INVALID_REQUEST: approvalSource cannot be combined with approved or approvalDecision")
+        }
+        var plan: SystemRunPlan?
+        var planInvalid = false
+        if let raw = params["systemRunPlan"], raw != .null {
+            plan = SystemRunPlan(json: raw)
+            planInvalid = plan == nil
+        }
+        return .success(SystemRunRequest(
+            command: command, commandText: commandText,
+            cwd: params["cwd"]?.trimmedNonEmpty, env: env, timeoutMs: timeoutMs,
+            needsScreenRecording: params["needsScreenRecording"]?.boolValue ?? false,
+            agentId: params["agentId"]?.trimmedNonEmpty,
+            requestedSessionKey: params["sessionKey"]?.trimmedNonEmpty,
+            runId: params["runId"]?.trimmedNonEmpty ?? newRunId(),
+            approved: approved, approvalDecision: decision, askFallback: askFallback,
+            plan: plan, planInvalid: planInvalid,
+            suppressNotifyOnExit: params["suppressNotifyOnExit"]?.boolValue
+        ))
+    }
+
+    /// An explicit approval must carry the plan it approved, and the request must be that plan
+    /// (node-host.md §4.3 step 5): a forged `approved: true` cannot run anything else.
+    public func checkApprovalBinding() -> WireError? {
+        guard approvedByAsk else { return nil }
+        guard let plan, !planInvalid else { return WireError(code: "INVALID_REQUEST", message: "systemRunPlan invalid") }
+        let matches = plan.argv == command && plan.commandText == commandText
+            && plan.cwd == cwd && plan.agentId == agentId && plan.sessionKey == requestedSessionKey
+        return matches ? nil : WireError(code: "INVALID_REQUEST", message: "explicit approval requires matching systemRunPlan")
+    }
+}
+
+extension JSONValue {
+    /// JavaScript `String(x)` for the scalars a caller may put in `command`.
+    var jsCoercedString: String {
+        switch self {
+        case let .string(text): return text
+        case let .number(value):
+            if value.rounded() == value, abs(value) < 1e21 { return String(Int64(value)) }
+            return String(value)
+        case let .bool(flag): return flag ? "true" : "false"
+        case .null: return "null"
+        case .array(let items): return items.map(\.jsCoercedString).joined(separator: ",")
+        case .object: return "[object Object]"
+        }
+    }
+
+    var trimmedNonEmpty: String? {
+        guard let text = stringValue?.trimmingWhitespace(), !text.isEmpty else { return nil }
+        return text
+    }
+}
