@@ -46,7 +46,7 @@ final class ExecDispatcher {
         if inFlight.count + queue.count >= maxConcurrent + maxQueued {
             return WireError(
                 code: "UNAVAILABLE",
-                message: "node is busy: \(maxConcurrent) runs in progress and \(maxQueued) queued; retry later"
+                message: "node is busy: all \(maxConcurrent) run slots are in use and \(maxQueued) runs are queued; retry later"
             )
         }
         queue.append((order, completion))

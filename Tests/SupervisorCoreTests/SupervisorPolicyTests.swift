@@ -69,7 +69,7 @@ final class SupervisorPolicyTests: XCTestCase {
         XCTAssertNil(dispatcher.submit(order("b")) { _ in })
         let refusal = dispatcher.submit(order("c")) { _ in }
         XCTAssertEqual(refusal?.code, "UNAVAILABLE")
-        XCTAssertEqual(refusal?.message, "node is busy: 1 runs in progress and 1 queued; retry later")
+        XCTAssertEqual(refusal?.message, "node is busy: all 1 run slots are in use and 1 runs are queued; retry later")
     }
 
     func testUnknownRunIdsAreViolations() {

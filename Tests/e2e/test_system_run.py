@@ -423,3 +423,15 @@ def test_exec_approvals_get_set_and_stale_hash(linked, state_dir):
     # The hash from before the write is stale now.
     assert error_of(gw.invoke("system.execApprovals.set", {"file": new_file, "baseHash": snapshot["hash"]}))[1] == \
         "Error: INVALID_REQUEST: exec approvals changed; reload and retry"
+
+
+def test_runs_beyond_the_queue_are_refused_with_unavailable(linked):
+    gw, _ = linked(approvals_file(), args=["--max-concurrent-runs", "1"])
+    futures = [gw.invoke_async("system.run", {"command": ["/bin/sleep", "0.5"]}, timeout_ms=120_000) for _ in range(70)]
+    results = [f.result(timeout=150) for f in futures]
+    refused = [r for r in results if not r["ok"]]
+    assert len(refused) == 70 - 65
+    assert all(r["error"] == {"code": "UNAVAILABLE",
+                              "message": "node is busy: all 1 run slots are in use and 64 runs are queued; retry later"}
+               for r in refused)
+    assert all(json.loads(r["payloadJSON"])["success"] for r in results if r["ok"])

@@ -196,13 +196,25 @@ public final class SystemRunHandler: CommandHandler {
             }
         }
         if let refused {
+            logger.warning("system.run refused", metadata: ["runId": "\(request.runId)", "reason": "\(refused.message)"])
             completion(InvokeOutput(result: .failure(invoke, code: refused.code, message: refused.message)))
             return
         }
+        // The audit trail a node operator reads: what ran, for whom, where.
+        logger.info("system.run", metadata: [
+            "runId": "\(request.runId)", "agentId": "\(request.agentId ?? "main")",
+            "command": "\(String(request.commandText.prefix(300)))", "cwd": "\(order.cwd ?? "-")",
+            "approved": "\(request.approvedByAsk)",
+        ])
         runner.emit(event("exec.started", request, [:]))
     }
 
     func finished(_ outcome: RunOutcome, for request: SystemRunRequest, invoke: InvokeRequest) -> InvokeOutput {
+        logger.info("system.run finished", metadata: [
+            "runId": "\(request.runId)", "exitCode": "\(outcome.exitCode.map(String.init) ?? "-")",
+            "signal": "\(outcome.signal.map(String.init) ?? "-")", "timedOut": "\(outcome.timedOut)",
+            "durationMs": "\(outcome.durationMs)",
+        ])
         switch outcome.refusal {
         case .cwdChanged?:
             return InvokeOutput(result: .failure(invoke, code: "UNAVAILABLE", message: "SYSTEM_RUN_DENIED: approval cwd changed before execution"))
