@@ -33,6 +33,11 @@ let package = Package(
             dependencies: ["CSystemShims", .product(name: "Logging", package: "swift-log")],
             swiftSettings: v5
         ),
+        // C shims for libseccomp (macros, variadic rules), libcap and the Landlock syscalls.
+        .target(name: "CConfinement", linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap")]),
+        // Shared: typed wrappers over seccomp, capabilities, uid drop, no_new_privs and Landlock,
+        // plus the per-worker policy tables and start-up sequence.
+        .target(name: "Confinement", dependencies: ["CConfinement", "CSystemShims", "OpenClawIPC"], swiftSettings: v5),
         // Shared: the IPC wire (length-prefixed JSON frames, closed message enums).
         .target(
             name: "OpenClawIPC",
@@ -48,6 +53,7 @@ let package = Package(
             name: "SupervisorCore",
             dependencies: [
                 "OpenClawIPC",
+                "Confinement",
                 "NodeSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -60,6 +66,7 @@ let package = Package(
             name: "Supervisor",
             dependencies: [
                 "SupervisorCore",
+                "Confinement",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: v5
@@ -69,6 +76,7 @@ let package = Package(
             name: "NetWorkerCore",
             dependencies: [
                 "OpenClawIPC",
+                "Confinement",
                 "NodeSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -86,6 +94,7 @@ let package = Package(
             name: "ExecWorkerCore",
             dependencies: [
                 "OpenClawIPC",
+                "Confinement",
                 "NodeSupport",
                 "CSystemShims",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -100,11 +109,11 @@ let package = Package(
         // Test-only: a worker that forges IPC (garbage, oversize frames, out-of-state messages).
         .executableTarget(
             name: "ForgedWorker",
-            dependencies: ["OpenClawIPC"],
+            dependencies: ["OpenClawIPC", "Confinement"],
             path: "Tests/ForgedWorker",
             swiftSettings: v5
         ),
         .testTarget(name: "OpenClawIPCTests", dependencies: ["OpenClawIPC"], swiftSettings: v5),
-        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore"], swiftSettings: v5),
+        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "Confinement"], swiftSettings: v5),
     ]
 )

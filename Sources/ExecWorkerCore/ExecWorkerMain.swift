@@ -1,3 +1,4 @@
+import Confinement
 import Dispatch
 import Glibc
 import Logging
@@ -10,6 +11,8 @@ import OpenClawIPC
 public enum ExecWorkerMain {
     public static func run() -> Never {
         let parent = getppid()
+        // Before any thread exists: every command inherits what is applied here.
+        let confinement = WorkerStartup.confine(.exec) { ExecToSupervisor.ready($0) }
         LineLogHandler.bootstrap(process: "exec")
         let logger = Logger(label: "openclaw-node-exec")
         guard dieWithParent(expectedParent: parent) else { exit(0) }
@@ -60,7 +63,7 @@ public enum ExecWorkerMain {
             logger.error("cannot open the supervisor link", metadata: ["error": "\(error)"])
             exit(70)
         }
-        connection?.send(.ready(WorkerHello(pid: getpid(), version: "exec")))
+        connection?.send(.ready(WorkerHello(pid: getpid(), version: "exec", confinement: confinement)))
         connection?.startReading()
         while true { pause() }
     }

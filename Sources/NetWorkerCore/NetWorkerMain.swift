@@ -1,3 +1,4 @@
+import Confinement
 import Glibc
 import Logging
 import NIOCore
@@ -9,8 +10,11 @@ import OpenClawIPC
 public enum NetWorkerMain {
     public static func run() -> Never {
         let parent = getppid()
+        // Before any thread exists and before any byte from the network is parsed.
+        let confinement = WorkerStartup.confine(.net) { NetToSupervisor.ready($0) }
         LineLogHandler.bootstrap(process: "net")
         let logger = Logger(label: "openclaw-node-net")
+        // After the uid change, which clears the parent-death signal.
         guard dieWithParent(expectedParent: parent) else { exit(0) }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -44,7 +48,7 @@ public enum NetWorkerMain {
             logger.error("cannot open the supervisor link", metadata: ["error": "\(error)"])
             exit(70)
         }
-        connection?.send(.ready(WorkerHello(pid: getpid(), version: "net")))
+        connection?.send(.ready(WorkerHello(pid: getpid(), version: "net", confinement: confinement)))
         connection?.startReading()
         while true { pause() }
     }

@@ -8,9 +8,12 @@
 public struct WorkerHello: Codable, Equatable, Sendable {
     public var pid: Int32
     public var version: String
-    public init(pid: Int32, version: String) {
+    /// What the worker did to confine itself; the Supervisor checks it against /proc.
+    public var confinement: ConfinementReport?
+    public init(pid: Int32, version: String, confinement: ConfinementReport? = nil) {
         self.pid = pid
         self.version = version
+        self.confinement = confinement
     }
 }
 

@@ -1,7 +1,9 @@
 import ArgumentParser
+import Confinement
 import Glibc
 import Logging
 import NodeSupport
+import OpenClawIPC
 import SupervisorCore
 
 /// `openclaw-node`: the Supervisor's command line (design §7).
@@ -16,7 +18,7 @@ struct OpenClawNode: ParsableCommand {
         (runs authorised commands). State lives in $OPENCLAW_STATE_DIR (default ~/.openclaw).
         """,
         version: NodeVersion.current,
-        subcommands: [Run.self]
+        subcommands: [Run.self, Doctor.self]
     )
 }
 
@@ -59,6 +61,49 @@ struct GatewayOptions: ParsableArguments {
     }
 }
 
+/// How the workers confine themselves (design §4, docs/security.md).
+struct ConfinementFlags: ParsableArguments {
+    @Option(name: .customLong("net-user"), help: ArgumentHelp(
+        "User the network worker runs as when started as root (default: nobody).", valueName: "user"))
+    var netUser: String?
+
+    @Option(name: .customLong("exec-user"), help: ArgumentHelp(
+        "User commands run as when started as root (default: the node's own user).", valueName: "user"))
+    var execUser: String?
+
+    @Option(name: .customLong("unconfined"), help: ArgumentHelp(
+        "Run without one confinement step, accepting the risk: user, capabilities, no-new-privs, landlock or seccomp, optionally for one worker (net:landlock, exec:capabilities). Repeatable.",
+        valueName: "step"))
+    var unconfined: [String] = []
+
+    func validate() throws {
+        for value in unconfined where Self.parse(value) == nil {
+            throw ValidationError("--unconfined \(value): expected [net:|exec:]<step> with step one of \(ConfinementStep.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        for name in [netUser, execUser].compactMap({ $0 }) where name.isEmpty {
+            throw ValidationError("--net-user/--exec-user need a user name")
+        }
+    }
+
+    static func parse(_ value: String) -> (workers: [String], step: ConfinementStep)? {
+        let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
+        if parts.count == 2 {
+            guard ["net", "exec"].contains(parts[0]), let step = ConfinementStep(rawValue: parts[1]) else { return nil }
+            return ([parts[0]], step)
+        }
+        guard let step = ConfinementStep(rawValue: value) else { return nil }
+        return (["net", "exec"], step)
+    }
+
+    func options(for worker: String, connectPorts: [UInt16] = []) -> ConfinementOptions {
+        var optedOut = Set<ConfinementStep>()
+        for value in unconfined {
+            if let (workers, step) = Self.parse(value), workers.contains(worker) { optedOut.insert(step) }
+        }
+        return ConfinementOptions(user: worker == "net" ? netUser : execUser, optedOut: optedOut, connectPorts: connectPorts)
+    }
+}
+
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the node host in the foreground.",
@@ -68,8 +113,9 @@ struct Run: ParsableCommand {
         system.run / system.which. Stops cleanly on SIGTERM or SIGINT.
 
         Exit status: 0 stopped by a signal, 1 the gateway refused our credentials (fix them,
-        the service manager restarts us), 64 usage error, 78 configuration error (bad config,
-        unresolvable secret, plaintext ws:// to a non-loopback host).
+        the service manager restarts us), 64 usage error, 71 a worker could not confine
+        itself (the log names the step; see --unconfined), 78 configuration error (bad
+        config, unresolvable secret, plaintext ws:// to a non-loopback host).
         Environment: OPENCLAW_STATE_DIR, OPENCLAW_CONFIG_PATH, OPENCLAW_GATEWAY_TOKEN,
         OPENCLAW_GATEWAY_PASSWORD, OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1 (allow ws:// to a
         private IP address).
@@ -77,6 +123,7 @@ struct Run: ParsableCommand {
     )
 
     @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var confinement: ConfinementFlags
 
     @Option(name: .customLong("log-format"), help: "Log line format: kv (key=value) or json.")
     var logFormat: String = "kv"
@@ -127,7 +174,11 @@ struct Run: ParsableCommand {
         ])
         logger.info("node host PATH: \(setup.link.pathEnv)")
         let supervisor = Supervisor(
-            settings: WorkerSettings(netWorkerPath: net, execWorkerPath: exec),
+            settings: WorkerSettings(
+                netWorkerPath: net, execWorkerPath: exec,
+                netConfinement: confinement.options(for: "net", connectPorts: GatewayURL.port(of: setup.link.url).map { [$0] } ?? []),
+                execConfinement: confinement.options(for: "exec")
+            ),
             link: link, logger: logger, maxConcurrentRuns: maxConcurrentRuns
         )
         systemRun.runner = supervisor

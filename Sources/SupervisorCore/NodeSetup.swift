@@ -145,6 +145,16 @@ public enum TLSFingerprint {
 
 /// The plaintext `ws://` rule (protocol.md §9, v3-era).
 public enum GatewayURL {
+    /// The TCP port of a `ws://host:port` / `wss://host:port` URL.
+    public static func port(of url: String) -> UInt16? {
+        guard let schemeEnd = url.range(of: "://") else { return nil }
+        let authority = url[schemeEnd.upperBound...].prefix { $0 != "/" }
+        guard let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") else {
+            return url.hasPrefix("wss") ? 443 : 80
+        }
+        return UInt16(authority[authority.index(after: colon)...])
+    }
+
     public static func hostForURL(_ host: String) -> String {
         host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
     }

@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import Confinement
 import Logging
 import NIOCore
 import NIOPosix
@@ -12,6 +13,8 @@ public enum SupervisorExit: Int32, Sendable {
     /// Terminal gateway auth error: let the service manager restart us with fresh credentials.
     case terminalAuth = 1
     case software = 70
+    /// A worker could not confine itself (EX_OSERR); see the log line naming the step.
+    case confinement = 71
 }
 
 /// Where the workers are and how long they get to stop.
@@ -20,11 +23,16 @@ public struct WorkerSettings: Sendable {
     public var execWorkerPath: String
     /// How long workers get to exit after `shutdown` before they are killed.
     public var shutdownGrace: TimeAmount
+    public var netConfinement: ConfinementOptions
+    public var execConfinement: ConfinementOptions
 
-    public init(netWorkerPath: String, execWorkerPath: String, shutdownGrace: TimeAmount = .milliseconds(2500)) {
+    public init(netWorkerPath: String, execWorkerPath: String, shutdownGrace: TimeAmount = .milliseconds(2500),
+                netConfinement: ConfinementOptions = .init(), execConfinement: ConfinementOptions = .init()) {
         self.netWorkerPath = netWorkerPath
         self.execWorkerPath = execWorkerPath
         self.shutdownGrace = shutdownGrace
+        self.netConfinement = netConfinement
+        self.execConfinement = execConfinement
     }
 }
 
@@ -58,8 +66,10 @@ public final class Supervisor {
         self.settings = settings
         self.link = link
         let workerEnvironment = Self.workerEnvironment()
-        net = WorkerSlot(kind: .net, executable: settings.netWorkerPath, environment: workerEnvironment, loop: loop, logger: logger)
-        exec = WorkerSlot(kind: .exec, executable: settings.execWorkerPath, environment: workerEnvironment, loop: loop, logger: logger)
+        net = WorkerSlot(kind: .net, executable: settings.netWorkerPath, arguments: settings.netConfinement.arguments,
+                         environment: workerEnvironment, loop: loop, logger: logger)
+        exec = WorkerSlot(kind: .exec, executable: settings.execWorkerPath, arguments: settings.execConfinement.arguments,
+                          environment: workerEnvironment, loop: loop, logger: logger)
         exitPromise = loop.makePromise()
         runs = ExecDispatcher(maxConcurrent: maxConcurrentRuns, maxQueued: maxQueuedRuns, logger: logger)
     }
@@ -158,7 +168,7 @@ public final class Supervisor {
         }
         switch message {
         case let .ready(hello):
-            logger.info("net worker ready", metadata: ["pid": "\(hello.pid)"])
+            guard confined(hello, kind: "net", pid: net.pid, options: settings.netConfinement) else { return }
             netPhase = .linking
             net.send(.configure(link.configuration()))
         case let .signRequest(request):
@@ -211,7 +221,7 @@ public final class Supervisor {
         }
         switch message {
         case let .ready(hello):
-            logger.info("exec worker ready", metadata: ["pid": "\(hello.pid)"])
+            guard confined(hello, kind: "exec", pid: exec.pid, options: settings.execConfinement) else { return }
             execPhase = .ready
             runs.workerReady()
         case let .runStarted(started):
@@ -219,6 +229,23 @@ public final class Supervisor {
         case let .runFinished(outcome):
             if let reason = runs.finished(outcome) { exec.refuse(reason) }
         }
+    }
+
+    /// Checks a worker's confinement (its report against /proc). A worker that is not
+    /// confined as required is never used: the Supervisor exits 71 naming the step.
+    private func confined(_ hello: WorkerHello, kind: String, pid: pid_t?, options: ConfinementOptions) -> Bool {
+        let kernel = pid.flatMap(ConfinementCheck.KernelView.read(pid:))
+        if let problem = ConfinementCheck.problem(kind: kind, report: hello.confinement, kernel: kernel, optedOut: options.optedOut) {
+            let step = hello.confinement?.failure?.step.rawValue ?? "<step>"
+            logger.critical("\(problem); refusing to run without it (to accept that risk: --unconfined \(kind):\(step), see docs/security.md)")
+            shutdown(reason: "\(kind) worker not confined", code: .confinement)
+            return false
+        }
+        var metadata: Logger.Metadata = ["pid": "\(pid ?? -1)"]
+        for entry in hello.confinement?.entries ?? [] { metadata[entry.step.rawValue] = "\(entry.state.rawValue)" }
+        if let uid = kernel?.uid { metadata["uid"] = "\(uid)" }
+        logger.info("\(kind) worker ready", metadata: metadata)
+        return true
     }
 
     // MARK: Shutdown

@@ -14,6 +14,8 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
     let kind: WorkerKind
     let executable: String
     let environment: [String: String]
+    /// Command-line arguments after the executable (confinement options).
+    let arguments: [String]
     private let loop: EventLoop
     private let logger: Logger
 
@@ -33,9 +35,11 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
     /// Called when a new generation's link is up (before its `ready`).
     var onSpawned: () -> Void = {}
 
-    init(kind: WorkerKind, executable: String, environment: [String: String], loop: EventLoop, logger: Logger) {
+    init(kind: WorkerKind, executable: String, arguments: [String] = [], environment: [String: String], loop: EventLoop,
+         logger: Logger) {
         self.kind = kind
         self.executable = executable
+        self.arguments = arguments
         self.environment = environment
         self.loop = loop
         self.logger = logger
@@ -59,7 +63,7 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
         }
         let (ours, theirs) = sockets
         let spec = SpawnSpec(
-            path: executable, argv: [executable], env: environment,
+            path: executable, argv: [executable] + arguments, env: environment,
             fdMap: [(source: 2, target: 1), (source: 2, target: 2), (source: theirs, target: workerIPCDescriptor)]
         )
         let childPid: pid_t

@@ -1,8 +1,10 @@
 // A stand-in worker for tests: it plays a NetWorker or ExecWorker that misbehaves in one
 // chosen way, to show that the Supervisor refuses it (logs, kills, re-spawns) and stays up.
 //
-// Usage (the Supervisor starts it with no arguments, so tests wrap it in a script):
-//   openclaw-node-forged MODE
+// Usage (tests wrap it in a script that passes the Supervisor's arguments on):
+//   ForgedWorker MODE [PARAM] [confinement options from the Supervisor]
+// It confines itself exactly like the worker it replaces (a compromised worker is still
+// confined), then misbehaves.
 // MODEs:
 //   garbage          bytes that are not a frame of JSON
 //   oversize         a length prefix above the frame limit
@@ -14,12 +16,22 @@
 //   sign-forged-nonce (net) ready, then a sign.request whose nonce contains `|`
 //   sign-stale       (net) ready, then a sign.request with a signedAt an hour old
 //   idle             ready, then nothing (a well-behaved but silent worker)
+//   invoke-approved-no-plan PARAM  (net) linked, then system.run `touch PARAM` claiming approved:true, no plan
+//   invoke-forged-plan PARAM       (net) linked, then an approved system.run `touch PARAM` with a
+//                                  self-made matching plan (must still obey security=deny)
+//   invoke-plain PARAM             (net) linked, then system.run `touch PARAM` with no approval
+import Confinement
 import Glibc
 import NIOCore
 import OpenClawIPC
 
-let mode = CommandLine.arguments.dropFirst().first ?? "garbage"
+let (confinementOptions, words) = ConfinementOptions.parse(Array(CommandLine.arguments.dropFirst()))
+let mode = words.first ?? "garbage"
+let param = words.count > 1 ? words[1] : ""
 let fd = workerIPCDescriptor
+let role: WorkerConfinement.Role = mode.hasPrefix("exec-") || mode == "unknown-run" ? .exec : .net
+let confinement = WorkerConfinement.apply(role, confinementOptions)
+let confinementJSON = (try? JSONText.encode(confinement)) ?? "null"
 
 func send(_ bytes: [UInt8]) {
     var offset = 0
@@ -36,7 +48,37 @@ func frame(_ json: String) -> [UInt8] {
     return [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)] + body
 }
 
-func ready() { send(frame(#"{"type":"ready","pid":\#(getpid()),"version":"forged"}"#)) }
+func ready() {
+    send(frame(#"{"type":"ready","pid":\#(getpid()),"version":"forged","confinement":\#(confinementJSON)}"#))
+}
+
+/// Reads one frame body (blocking); nil when the Supervisor hung up.
+func readFrame() -> String? {
+    func readExactly(_ count: Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var offset = 0
+        while offset < count {
+            let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + offset, count - offset) }
+            if got <= 0 { return nil }
+            offset += got
+        }
+        return bytes
+    }
+    guard let header = readExactly(4) else { return nil }
+    let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
+    guard let body = readExactly(length) else { return nil }
+    return String(decoding: body, as: UTF8.self)
+}
+
+/// Plays a NetWorker that completed the handshake, then sends `params` as a system.run invoke.
+func linkedThenInvoke(_ params: String) {
+    ready()
+    _ = readFrame() // configure
+    send(frame(#"{"type":"link.state","phase":"connected"}"#))
+    send(frame(#"{"type":"hello.ok","protocol":3,"tickIntervalMs":30000}"#))
+    let paramsJSON = String(decoding: try! JSONText.encode(JSONValue.string(params)).utf8, as: UTF8.self)
+    send(frame(#"{"type":"invoke","id":"forged-1","nodeId":"n","command":"system.run","paramsJSON":\#(paramsJSON)}"#))
+}
 
 func nowMs() -> Int64 {
     var now = timespec()
@@ -68,12 +110,23 @@ case "sign-stale":
     send(frame(#"{"type":"sign.request","requestId":"r1","nonce":"abc","signedAt":\#(nowMs() - 3_600_000),"version":"v3"}"#))
 case "idle":
     ready()
+case "invoke-approved-no-plan":
+    linkedThenInvoke(#"{"command":["/usr/bin/touch","\#(param)"],"approved":true,"approvalDecision":"allow-once"}"#)
+case "invoke-forged-plan":
+    let plan = #"{"argv":["/usr/bin/touch","\#(param)"],"cwd":null,"commandText":"/usr/bin/touch \#(param)"}"#
+    linkedThenInvoke(#"{"command":["/usr/bin/touch","\#(param)"],"approved":true,"approvalDecision":"allow-always","systemRunPlan":\#(plan)}"#)
+case "invoke-plain":
+    linkedThenInvoke(#"{"command":["/usr/bin/touch","\#(param)"]}"#)
 default:
     fputs("unknown mode \(mode)\n", stderr)
     exit(64)
 }
 
-// Echo whatever the Supervisor sends to stderr (tests read it), until it hangs up.
+// Echo every frame the Supervisor sends to stderr (tests read it), until it hangs up.
+if mode.hasPrefix("invoke-") {
+    while let body = readFrame() { fputs("forged worker received: \(body)\n", stderr) }
+    exit(0)
+}
 var buffer = [UInt8](repeating: 0, count: 65536)
 while true {
     let count = read(fd, &buffer, buffer.count)

@@ -188,10 +188,11 @@ def nodes():
             pass
 
 
-def forged_worker(tmp_path: Path, mode: str) -> str:
-    """A worker executable that runs the test-only forged worker in `mode`."""
+def forged_worker(tmp_path: Path, mode: str, param: str = "") -> str:
+    """A worker executable that runs the test-only forged worker in `mode` (with the
+    Supervisor's confinement arguments passed on)."""
     script = tmp_path / f"forged-{mode}"
-    script.write_text(f"#!/bin/sh\nexec '{binary('ForgedWorker')}' {mode}\n")
+    script.write_text(f"#!/bin/sh\nexec '{binary('ForgedWorker')}' {mode} '{param}' \"$@\"\n")
     script.chmod(0o755)
     return str(script)
 

@@ -44,7 +44,8 @@ public final class SystemRunHandler: CommandHandler {
     }
 
     public func handle(_ invoke: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
-        let fail = { (error: WireError) in
+        let fail = { [logger] (error: WireError) in
+            logger.notice("\(invoke.command) rejected", metadata: ["code": "\(error.code)", "reason": "\(error.message)"])
             completion(InvokeOutput(result: .failure(invoke, code: error.code, message: error.message)))
         }
         let request: SystemRunRequest

@@ -1,0 +1,59 @@
+import Glibc
+
+/// What each worker may do, as tables (design §4). The mechanisms are in the other files of
+/// this module; changing a policy means changing a line here.
+public enum ConfinementPolicy {
+    /// Kernel attack surface no command from the gateway needs: every ExecWorker command
+    /// inherits this list, and the NetWorker refuses it too. Refused calls fail with EPERM.
+    public static let kernelAttackSurface: [String] = [
+        // Debugging other processes and reading their memory.
+        "ptrace", "process_vm_readv", "process_vm_writev", "kcmp",
+        // eBPF, perf, userfaultfd and io_uring: large, often-exploited kernel interfaces.
+        "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
+        // Replacing the kernel or loading code into it.
+        "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+        // Mounts and namespaces: the way out of every other restriction.
+        "mount", "umount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount",
+        "fspick", "mount_setattr", "unshare", "setns", "chroot",
+        // Kernel keyrings.
+        "keyctl", "add_key", "request_key",
+        // Host-wide administration.
+        "swapon", "swapoff", "reboot", "acct", "quotactl", "quotactl_fd", "settimeofday", "clock_settime",
+        "clock_adjtime", "adjtimex", "syslog", "vhangup", "sethostname", "setdomainname",
+        // File handles bypass path checks; legacy and port I/O calls.
+        "open_by_handle_at", "name_to_handle_at", "lookup_dcookie", "uselib", "_sysctl", "nfsservctl",
+        "iopl", "ioperm", "vm86", "vm86old",
+    ]
+
+    /// `clone` flags that create namespaces: refused (the `unshare` of `clone`).
+    public static let namespaceCloneFlags: [UInt64] = [
+        0x0002_0000, // CLONE_NEWNS
+        0x0200_0000, // CLONE_NEWCGROUP
+        0x0400_0000, // CLONE_NEWUTS
+        0x0800_0000, // CLONE_NEWIPC
+        0x1000_0000, // CLONE_NEWUSER
+        0x2000_0000, // CLONE_NEWPID
+        0x4000_0000, // CLONE_NEWNET
+        0x0000_0080, // CLONE_NEWTIME
+    ]
+
+    /// The NetWorker never starts a program or a process: only threads.
+    public static let netNoProcesses: [String] = ["execve", "execveat", "fork", "vfork"]
+    static let cloneThread: UInt64 = 0x0001_0000 // CLONE_THREAD
+
+    /// What the NetWorker may read: CA certificates, name resolution, shared libraries,
+    /// randomness. Nothing else, and nowhere may it write.
+    public static let netReadablePaths: [String] = [
+        "/etc/ssl", "/etc/pki", "/etc/ca-certificates", "/usr/share/ca-certificates", "/usr/local/share/ca-certificates",
+        "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf", "/etc/services",
+        "/etc/protocols", "/etc/ld.so.cache", "/run/systemd/resolve",
+        "/usr/lib", "/lib", "/lib64", "/usr/lib64",
+        "/etc/localtime", "/usr/share/zoneinfo",
+        "/dev/urandom", "/dev/random", "/dev/null",
+    ]
+    /// TCP ports the NetWorker may connect to besides the gateway's (DNS over TCP).
+    public static let netExtraConnectPorts: [UInt16] = [53]
+
+    /// The user the NetWorker drops to when started as root and none is configured.
+    public static let defaultNetUser = "nobody"
+}

@@ -1,0 +1,82 @@
+import Glibc
+import OpenClawIPC
+
+/// The first thing each worker's `main` does, before it creates a thread or reads a byte
+/// from anywhere: confine itself as the Supervisor asked (its command line), then either
+/// continue, or tell the Supervisor which step failed and exit 71.
+///
+/// Also serves `--confinement-report` (for `openclaw-node doctor`: confine, print the report
+/// as JSON, exit) and, in debug builds only, `--probe` (death tests: confine, then try one
+/// forbidden thing and print whether the kernel refused it).
+public enum WorkerStartup {
+    public static func confine<M: IPCMessage>(_ role: WorkerConfinement.Role, ready: (WorkerHello) -> M) -> ConfinementReport {
+        let (options, rest) = ConfinementOptions.parse(Array(CommandLine.arguments.dropFirst()))
+        let report = WorkerConfinement.apply(role, options)
+        if rest.first == "--confinement-report" {
+            print((try? JSONText.encode(report)) ?? "{}")
+            exit(report.failure == nil ? 0 : 71)
+        }
+        #if DEBUG
+        if rest.first == "--probe" {
+            print(Probe.run(Array(rest.dropFirst())))
+            exit(0)
+        }
+        #endif
+        if let failure = report.failure {
+            fputs("openclaw-node-\(role.rawValue): confinement step \(failure.step.rawValue) failed: \(failure.detail ?? "")\n", stderr)
+            // The Supervisor logs which step failed and stops instead of re-spawning a worker
+            // that cannot be confined.
+            if let frame = try? IPCCodec.encodeFrame(ready(WorkerHello(pid: getpid(), version: role.rawValue, confinement: report))) {
+                let bytes = Array(frame.readableBytesView)
+                _ = bytes.withUnsafeBytes { write(workerIPCDescriptor, $0.baseAddress, $0.count) }
+            }
+            exit(71)
+        }
+        return report
+    }
+}
+
+#if DEBUG
+/// Death-test probes (debug builds only): one forbidden action inside the confined worker.
+enum Probe {
+    static func run(_ words: [String]) -> String {
+        let name = words.first ?? ""
+        let argument = words.count > 1 ? words[1] : ""
+        func outcome(_ result: Int32) -> String {
+            result < 0 ? "refused \(String(cString: strerror(errno)))" : "allowed"
+        }
+        switch name {
+        case "execve":
+            var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+            _ = execv("/bin/true", &argv)
+            return "probe execve: " + outcome(-1)
+        case "fork":
+            let pid = fork()
+            if pid == 0 { _exit(0) }
+            if pid > 0 { waitpid(pid, nil, 0) }
+            return "probe fork: " + outcome(pid)
+        case "write":
+            let fd = open(argument, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+            defer { if fd >= 0 { close(fd) } }
+            return "probe write: " + outcome(fd)
+        case "read":
+            let fd = open(argument, O_RDONLY | O_CLOEXEC)
+            defer { if fd >= 0 { close(fd) } }
+            return "probe read: " + outcome(fd)
+        case "connect":
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(argument) ?? 0).bigEndian
+            address.sin_addr.s_addr = in_addr_t(0x7f00_0001).bigEndian
+            let result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            return "probe connect: " + outcome(result)
+        default:
+            return "probe \(name): unknown"
+        }
+    }
+}
+#endif
