@@ -11,10 +11,10 @@ struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Report which confinement steps each worker gets on this machine.",
         discussion: """
-        Starts openclaw-node-net and openclaw-node-exec once each, in report mode: each applies
-        its confinement exactly as under `run` (user, capabilities, no-new-privs, landlock,
-        seccomp), prints what took effect, and exits. Nothing connects anywhere.
-        Exit status: 0 every step is active, not needed or opted out; 1 a step failed (`run`
+        Starts openclaw-node-net and openclaw-node-exec once each, in report mode: each applies \
+        its confinement exactly as under `run` (user, capabilities, no-new-privs, landlock, \
+        seccomp), prints what took effect, and exits. Nothing connects anywhere. \
+        Exit status: 0 every step is active, not needed or opted out; 1 a step failed (`run` \
         would refuse to start that worker).
         """
     )
@@ -89,30 +89,12 @@ struct Doctor: ParsableCommand {
 
     /// Runs a worker in report mode and parses what it prints.
     static func report(executable: String, arguments: [String]) -> Result<ConfinementReport, DoctorProblem> {
-        var pipe: [CInt] = [-1, -1]
-        guard Glibc.pipe(&pipe) == 0 else { return .failure(DoctorProblem("pipe failed")) }
-        let pid: pid_t
-        do {
-            pid = try Spawner.spawn(SpawnSpec(path: executable, argv: [executable] + arguments,
-                                              env: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], fdMap: [(pipe[1], 1)]))
-        } catch {
-            close(pipe[0]); close(pipe[1])
-            return .failure(DoctorProblem("cannot start \(executable): \(error)"))
+        guard let output = ProgramRun.run([executable] + arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"],
+                                          path: executable) else {
+            return .failure(DoctorProblem("cannot start \(executable)"))
         }
-        close(pipe[1])
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(pipe[0], &chunk, chunk.count)
-            if count < 0, errno == EINTR { continue }
-            if count <= 0 { break }
-            output += chunk[0..<count]
-        }
-        close(pipe[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-        guard let report = try? JSONText.decode(ConfinementReport.self, from: String(decoding: output, as: UTF8.self)) else {
-            return .failure(DoctorProblem("no confinement report (worker exited with status \(status))"))
+        guard let report = try? JSONText.decode(ConfinementReport.self, from: output.stdout) else {
+            return .failure(DoctorProblem("no confinement report (worker exited with status \(output.status)): \(output.stderr.prefix(200))"))
         }
         return .success(report)
     }

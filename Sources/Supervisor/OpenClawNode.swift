@@ -13,12 +13,16 @@ struct OpenClawNode: ParsableCommand {
         commandName: "openclaw-node",
         abstract: "Hardened OpenClaw node host: connects this machine to an OpenClaw Gateway.",
         discussion: """
-        The Supervisor (this program) holds the config, the device key and the exec policy; it
-        runs two confined workers: openclaw-node-net (the gateway link) and openclaw-node-exec
-        (runs authorised commands). State lives in $OPENCLAW_STATE_DIR (default ~/.openclaw).
+        The Supervisor (this program) holds the config, the device key and the exec policy; \
+        it runs two confined workers: openclaw-node-net (the gateway link) and \
+        openclaw-node-exec (runs authorised commands). State lives in $OPENCLAW_STATE_DIR \
+        (default ~/.openclaw).
+
+        Start with `openclaw-node run --host <gateway> --tls`, or install a service with \
+        `openclaw-node install`. `openclaw-node doctor` shows what this machine enforces.
         """,
         version: NodeVersion.current,
-        subcommands: [Run.self, Doctor.self]
+        subcommands: [Run.self, Install.self, Status.self, Start.self, Stop.self, Restart.self, Uninstall.self, Doctor.self]
     )
 }
 
@@ -108,16 +112,16 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the node host in the foreground.",
         discussion: """
-        Connects to the gateway, waits for pairing approval if needed (the log shows the
-        `openclaw devices approve <requestId>` command to run on the gateway), and serves
+        Connects to the gateway, waits for pairing approval if needed (the log shows the \
+        `openclaw devices approve <requestId>` command to run on the gateway), and serves \
         system.run / system.which. Stops cleanly on SIGTERM or SIGINT.
 
-        Exit status: 0 stopped by a signal, 1 the gateway refused our credentials (fix them,
-        the service manager restarts us), 64 usage error, 71 a worker could not confine
-        itself (the log names the step; see --unconfined), 78 configuration error (bad
-        config, unresolvable secret, plaintext ws:// to a non-loopback host).
-        Environment: OPENCLAW_STATE_DIR, OPENCLAW_CONFIG_PATH, OPENCLAW_GATEWAY_TOKEN,
-        OPENCLAW_GATEWAY_PASSWORD, OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1 (allow ws:// to a
+        Exit status: 0 stopped by a signal, 1 the gateway refused our credentials (fix them, \
+        the service manager restarts us), 64 usage error, 71 a worker could not confine \
+        itself (the log names the step; see --unconfined), 78 configuration error (bad \
+        config, unresolvable secret, plaintext ws:// to a non-loopback host). \
+        Environment: OPENCLAW_STATE_DIR, OPENCLAW_CONFIG_PATH, OPENCLAW_GATEWAY_TOKEN, \
+        OPENCLAW_GATEWAY_PASSWORD, OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1 (allow ws:// to a \
         private IP address).
         """
     )
@@ -177,7 +181,8 @@ struct Run: ParsableCommand {
             settings: WorkerSettings(
                 netWorkerPath: net, execWorkerPath: exec,
                 netConfinement: confinement.options(for: "net", connectPorts: GatewayURL.port(of: setup.link.url).map { [$0] } ?? []),
-                execConfinement: confinement.options(for: "exec")
+                execConfinement: confinement.options(for: "exec"),
+                controlSocketPath: ControlSocket.path(stateDir: setup.paths.stateDir)
             ),
             link: link, logger: logger, maxConcurrentRuns: maxConcurrentRuns
         )

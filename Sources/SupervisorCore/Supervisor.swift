@@ -25,14 +25,18 @@ public struct WorkerSettings: Sendable {
     public var shutdownGrace: TimeAmount
     public var netConfinement: ConfinementOptions
     public var execConfinement: ConfinementOptions
+    /// Where `status` asks the running node for its live state (nil: no socket).
+    public var controlSocketPath: String?
 
     public init(netWorkerPath: String, execWorkerPath: String, shutdownGrace: TimeAmount = .milliseconds(2500),
-                netConfinement: ConfinementOptions = .init(), execConfinement: ConfinementOptions = .init()) {
+                netConfinement: ConfinementOptions = .init(), execConfinement: ConfinementOptions = .init(),
+                controlSocketPath: String? = nil) {
         self.netWorkerPath = netWorkerPath
         self.execWorkerPath = execWorkerPath
         self.shutdownGrace = shutdownGrace
         self.netConfinement = netConfinement
         self.execConfinement = execConfinement
+        self.controlSocketPath = controlSocketPath
     }
 }
 
@@ -58,6 +62,7 @@ public final class Supervisor {
     private let exitPromise: EventLoopPromise<SupervisorExit>
     private var exitCode: SupervisorExit = .ok
     private var signalSources: [DispatchSourceSignal] = []
+    private let controlSocket = ControlSocket()
 
     public init(settings: WorkerSettings, link: LinkAuthority, logger: Logger, maxConcurrentRuns: Int = 8, maxQueuedRuns: Int = 64) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -101,6 +106,9 @@ public final class Supervisor {
         runs.killGroup = { pid in kill(-pid, SIGKILL) }
         net.spawn()
         exec.spawn()
+        if let path = settings.controlSocketPath {
+            controlSocket.start(path: path, group: group, logger: logger) { [unowned self] in self.liveStatus() }
+        }
         // Fallback reaper in case a SIGCHLD is coalesced or missed.
         loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in
             self?.reapChildren()
@@ -279,6 +287,7 @@ public final class Supervisor {
         // Anything re-parented to us (we are a subreaper) goes too.
         killRemainingDescendants()
         reapChildren()
+        if let path = settings.controlSocketPath { controlSocket.stop(path: path) }
         logger.info("stopped", metadata: ["exit": "\(exitCode.rawValue)"])
         exitPromise.succeed(exitCode)
     }
@@ -312,6 +321,20 @@ extension String {
             bytes.append(contentsOf: chunk[0..<count])
         }
         self = String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension Supervisor {
+    /// The live state `openclaw-node status` shows (read on the event loop).
+    func liveStatus() -> NodeLiveStatus {
+        let status = link.status
+        return NodeLiveStatus(
+            pid: getpid(), version: NodeVersion.current, phase: status.phase.rawValue,
+            connected: status.phase == .connected, paired: status.paired, pendingRequestId: status.pendingRequestId,
+            lastError: status.lastError, connects: status.connects,
+            runsInFlight: runs.runningCount, runsQueued: runs.queuedCount,
+            workerRestarts: ["net": net.restarts, "exec": exec.restarts]
+        )
     }
 }
 

@@ -1,0 +1,123 @@
+import ArgumentParser
+import Glibc
+import NodeSupport
+import OpenClawIPC
+import SupervisorCore
+
+/// Options every service command shares.
+struct ServiceScopeOptions: ParsableArguments {
+    @Flag(help: "Manage the system service (/etc/systemd/system, needs root) instead of the user service.")
+    var system = false
+
+    @Flag(help: "Print the result as JSON (upstream field names: ok, action, result, message, hints, service).")
+    var json = false
+
+    var manager: ServiceManager { ServiceManager(scope: system ? .system : .user) }
+
+    func emit(_ outcome: ServiceActionResult) throws {
+        if json {
+            print((try? JSONText.encode(outcome.json)) ?? "{}")
+        } else if !outcome.text.isEmpty {
+            print(outcome.text)
+        }
+        if !outcome.ok { throw ExitCode(1) }
+    }
+}
+
+struct Install: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Install and start openclaw-node as a systemd service.",
+        discussion: """
+        Writes openclaw-node.service (user scope: ~/.config/systemd/user; --system: \
+        /etc/systemd/system), then runs systemctl daemon-reload, enable and restart. ExecStart is \
+        this program's absolute path with `run` and the given flags (host and port default to \
+        node.json, else 127.0.0.1:18789). OPENCLAW_GATEWAY_TOKEN / OPENCLAW_GATEWAY_PASSWORD from \
+        your environment go to <state dir>/node.systemd.env (0600), never into the unit. \
+        OPENCLAW_STATE_DIR, OPENCLAW_CONFIG_PATH and OPENCLAW_ALLOW_INSECURE_PRIVATE_WS are kept \
+        when set. An installed service is left alone unless --force.
+        """
+    )
+
+    @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var confinement: ConfinementFlags
+    @OptionGroup var scope: ServiceScopeOptions
+
+    @Flag(help: "Rewrite and restart an already installed service.")
+    var force = false
+
+    func run() throws {
+        guard let me = currentExecutablePath() else { throw ExitCode(ExitStatus.config) }
+        let manager = scope.manager
+        let node = try? NodeConfigFile.load("\(manager.stateDir)/node.json")
+        var arguments = [me, "run",
+                         "--host", gateway.host ?? node?.gateway?.host ?? "127.0.0.1",
+                         "--port", String(gateway.port ?? node?.gateway?.port ?? 18789)]
+        if gateway.tls || gateway.tlsFingerprint != nil { arguments.append("--tls") }
+        if let fingerprint = gateway.tlsFingerprint { arguments += ["--tls-fingerprint", fingerprint] }
+        if let nodeId = gateway.nodeId { arguments += ["--node-id", nodeId] }
+        if let name = gateway.displayName { arguments += ["--display-name", name] }
+        if let user = confinement.netUser { arguments += ["--net-user", user] }
+        if let user = confinement.execUser { arguments += ["--exec-user", user] }
+        for step in confinement.unconfined { arguments += ["--unconfined", step] }
+        try scope.emit(manager.install(programArguments: arguments, force: force, version: NodeVersion.current))
+    }
+}
+
+struct Uninstall: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop, disable and remove the service and its credentials file.")
+    @OptionGroup var scope: ServiceScopeOptions
+    func run() throws { try scope.emit(scope.manager.uninstall()) }
+}
+
+struct Start: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start the installed service (fails if it is not installed).")
+    @OptionGroup var scope: ServiceScopeOptions
+    func run() throws { try scope.emit(scope.manager.start()) }
+}
+
+struct Stop: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop the service (a no-op when it is not installed).")
+    @OptionGroup var scope: ServiceScopeOptions
+    func run() throws { try scope.emit(scope.manager.stop()) }
+}
+
+struct Restart: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Restart the installed service (fails if it is not installed).")
+    @OptionGroup var scope: ServiceScopeOptions
+    func run() throws { try scope.emit(scope.manager.restart()) }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the service (installed, enabled, active, main pid, last exit) and the live node state.",
+        discussion: "The live part (connected, paired, pending pairing requestId, runs in flight) comes from the running node's status socket (<state dir>/node.sock).")
+    @OptionGroup var scope: ServiceScopeOptions
+
+    func run() throws {
+        let status = scope.manager.status()
+        if scope.json {
+            print((try? JSONText.encode(status)) ?? "{}")
+            return
+        }
+        let service = status["service"]
+        let runtime = service?["runtime"]
+        print("service: \(scope.manager.unitPath)")
+        print("  installed: \(service?["command"] == .null ? "no" : "yes"), enabled: \(service?["loaded"]?.boolValue == true ? "yes" : "no")")
+        var line = "  state: \(runtime?["state"]?.stringValue ?? "unknown")/\(runtime?["subState"]?.stringValue ?? "-")"
+        if let pid = runtime?["pid"]?.numberValue { line += ", main pid \(Int(pid))" }
+        if let exit = runtime?["lastExitStatus"]?.numberValue { line += ", last exit status \(Int(exit))" }
+        print(line)
+        if let node = status["node"], node != .null {
+            var live = "node: \(node["connected"]?.boolValue == true ? "connected" : node["phase"]?.stringValue ?? "?")"
+            live += node["paired"]?.boolValue == true ? ", paired" : ", not paired"
+            if let request = node["pendingRequestId"]?.stringValue {
+                live += ", waiting for pairing approval: openclaw devices approve \(request)"
+            }
+            live += ", runs in flight \(Int(node["runsInFlight"]?.numberValue ?? 0))"
+            print(live)
+        } else {
+            print("node: not running (no answer on its status socket)")
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Glibc
+import Logging
+import NIOCore
+import NIOPosix
+import OpenClawIPC
+
+/// What the running Supervisor tells `openclaw-node status`: link state, pairing, runs.
+public struct NodeLiveStatus: Codable, Equatable, Sendable {
+    public var pid: Int32
+    public var version: String
+    public var phase: String
+    public var connected: Bool
+    public var paired: Bool
+    public var pendingRequestId: String?
+    public var lastError: String?
+    public var connects: Int
+    public var runsInFlight: Int
+    public var runsQueued: Int
+    public var workerRestarts: [String: Int]
+}
+
+/// A read-only Unix socket in the state dir (`node.sock`, 0600): each connection gets one
+/// line of JSON (`NodeLiveStatus`) and is closed. It accepts no input, so it is no way in.
+public final class ControlSocket {
+    public static func path(stateDir: String) -> String { "\(stateDir)/node.sock" }
+
+    private var channel: Channel?
+
+    func start(path: String, group: EventLoopGroup, logger: Logger, status: @escaping () -> NodeLiveStatus) {
+        unlink(path)
+        let previous = umask(0o177)
+        defer { umask(previous) }
+        do {
+            channel = try ServerBootstrap(group: group)
+                .childChannelInitializer { child in
+                    child.eventLoop.makeCompletedFuture {
+                        let line = ((try? JSONText.encode(status())) ?? "{}") + "\n"
+                        child.writeAndFlush(ByteBuffer(string: line)).whenComplete { _ in child.close(promise: nil) }
+                    }
+                }
+                .childChannelOption(.autoRead, value: false)
+                .bind(unixDomainSocketPath: path)
+                .wait()
+        } catch {
+            logger.warning("status socket unavailable; `openclaw-node status` will not show live state",
+                           metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    func stop(path: String) {
+        channel?.close(promise: nil)
+        channel = nil
+        unlink(path)
+    }
+
+    /// Reads the status line of a running node; nil when nothing answers.
+    public static func query(path: String) -> NodeLiveStatus? {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else { return nil }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while output.count < 65536 {
+            let count = read(fd, &chunk, chunk.count)
+            if count < 0, errno == EINTR { continue }
+            if count <= 0 { break }
+            output += chunk[0..<count]
+        }
+        return try? JSONText.decode(NodeLiveStatus.self, fromBytes: output)
+    }
+}

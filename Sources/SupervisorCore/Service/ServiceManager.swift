@@ -1,0 +1,290 @@
+import Glibc
+import NodeSupport
+import OpenClawIPC
+
+/// What a service action reports (`--json`: upstream's field names, node-host.md §8).
+public struct ServiceActionResult: Sendable {
+    public var ok: Bool
+    public var action: String
+    public var result: String?
+    public var message: String?
+    public var error: String?
+    public var hints: [String] = []
+    public var warnings: [String] = []
+    public var loaded: Bool?
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["ok": .bool(ok), "action": .string(action)]
+        if let result { object["result"] = .string(result) }
+        if let message { object["message"] = .string(message) }
+        if let error { object["error"] = .string(error) }
+        if !hints.isEmpty { object["hints"] = .array(hints.map(JSONValue.string)) }
+        if !warnings.isEmpty { object["warnings"] = .array(warnings.map(JSONValue.string)) }
+        if let loaded { object["service"] = ServiceManager.serviceLabel(loaded: loaded) }
+        return .object(object)
+    }
+
+    public var text: String {
+        var lines: [String] = []
+        if let message { lines.append(message) }
+        if let error { lines.append("error: \(error)") }
+        lines += warnings.map { "warning: \($0)" }
+        lines += hints.map { "hint: \($0)" }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `install | uninstall | start | stop | restart | status` against systemd, through
+/// `systemctl` (user manager by default, the system manager with `--system`).
+public final class ServiceManager {
+    public let scope: SystemdUnit.Scope
+    let environment: [String: String]
+    /// Runs `systemctl` with these arguments (scope flag included by the caller).
+    let systemctl: ([String]) -> ProgramRun.Output?
+
+    public init(scope: SystemdUnit.Scope, environment: [String: String] = ProcessEnvironment.current(),
+                systemctl: (([String]) -> ProgramRun.Output?)? = nil) {
+        self.scope = scope
+        self.environment = environment
+        let scopeFlag = scope == .user ? ["--user"] : []
+        self.systemctl = systemctl ?? { arguments in
+            ProgramRun.run(["systemctl"] + scopeFlag + arguments, environment: environment)
+        }
+    }
+
+    public var unitName: String { SystemdUnit.fileName }
+
+    /// `$XDG_CONFIG_HOME/systemd/user` (or `~/.config/systemd/user`); `/etc/systemd/system`.
+    public var unitDirectory: String {
+        if scope == .system { return "/etc/systemd/system" }
+        if let config = environment["XDG_CONFIG_HOME"], config.hasPrefix("/") { return "\(config)/systemd/user" }
+        return "\(environment["HOME"] ?? "/root")/.config/systemd/user"
+    }
+
+    public var unitPath: String { "\(unitDirectory)/\(unitName)" }
+
+    /// The state dir the service uses: `OPENCLAW_STATE_DIR` when set, else the scope default.
+    public var stateDir: String {
+        if let dir = environment["OPENCLAW_STATE_DIR"], !dir.isEmpty { return dir }
+        return scope == .system ? "/var/lib/openclaw-node" : StatePaths.resolve { self.environment[$0] }.stateDir
+    }
+
+    var journalHint: String {
+        "journalctl \(scope == .user ? "--user " : "")-u \(unitName) -n 200 --no-pager"
+    }
+
+    var cli: String { "openclaw-node" }
+    var scopeFlag: String { scope == .system ? " --system" : "" }
+
+    static func serviceLabel(loaded: Bool) -> JSONValue {
+        .object(["label": .string("systemd"), "loaded": .bool(loaded), "loadedText": .string("enabled"),
+                 "notLoadedText": .string("disabled")])
+    }
+
+    var unitExists: Bool { access(unitPath, F_OK) == 0 }
+
+    var isEnabled: Bool {
+        guard unitExists, let output = systemctl(["is-enabled", unitName]) else { return false }
+        return output.stdout.trimmingWhitespace() == "enabled"
+    }
+
+    // MARK: Actions
+
+    public func install(programArguments: [String], force: Bool, version: String) -> ServiceActionResult {
+        var outcome = ServiceActionResult(ok: false, action: "install")
+        if scope == .system, geteuid() != 0 {
+            outcome.error = "installing a system service needs root"
+            outcome.hints = ["sudo \(cli) install --system …"]
+            return outcome
+        }
+        if isEnabled, !force {
+            outcome.ok = true
+            outcome.result = "already-installed"
+            outcome.message = "Node service already enabled."
+            outcome.hints = ["\(cli) install\(scopeFlag) --force"]
+            outcome.loaded = true
+            return outcome
+        }
+        let stateDir = self.stateDir
+        var secrets: [(key: String, value: String)] = []
+        for key in ServiceEnvironmentFile.secretKeys {
+            if let value = environment[key], !value.isEmpty { secrets.append((key, value)) }
+        }
+        var plain: [(key: String, value: String)] = [
+            ("OPENCLAW_SERVICE_MARKER", "openclaw"), ("OPENCLAW_SERVICE_KIND", "node"),
+            ("OPENCLAW_SERVICE_VERSION", version), ("OPENCLAW_SYSTEMD_UNIT", SystemdUnit.name),
+        ]
+        for key in ["OPENCLAW_STATE_DIR", "OPENCLAW_CONFIG_PATH", "OPENCLAW_ALLOW_INSECURE_PRIVATE_WS"] {
+            if let value = environment[key], !value.isEmpty { plain.append((key, value)) }
+        }
+        if scope == .system, environment["OPENCLAW_STATE_DIR"]?.isEmpty ?? true {
+            plain.append(("OPENCLAW_STATE_DIR", stateDir))
+        }
+        plain.append(("PATH", servicePath()))
+        let unit = SystemdUnit(scope: scope, version: version, programArguments: programArguments, environment: plain,
+                               environmentFile: ServiceEnvironmentFile.path(stateDir: stateDir))
+        do {
+            try ServiceEnvironmentFile.write(secrets, stateDir: stateDir)
+            try SecureFile.ensureDirectory(unitDirectory, mode: 0o755)
+            // Atomic replace: a reinstall never leaves a half-written unit or a backup copy.
+            try SecureFile.write(unitPath, Array(unit.render().utf8), mode: 0o644)
+        } catch {
+            outcome.error = "cannot write the service files: \(error)"
+            return outcome
+        }
+        for step in [["daemon-reload"], ["enable", unitName], ["restart", unitName]] {
+            let run = systemctl(step)
+            guard let run, run.status == 0 else {
+                let detail = run.map { $0.stderr.trimmingWhitespace() } ?? "systemctl not found"
+                outcome.error = "systemctl\(scope == .user ? " --user" : "") \(step.joined(separator: " ")) failed: \(detail)"
+                outcome.hints = [journalHint]
+                return outcome
+            }
+        }
+        outcome.ok = true
+        outcome.result = "installed"
+        outcome.message = "Node service installed and started (\(unitPath))."
+        outcome.loaded = true
+        if !secrets.isEmpty {
+            outcome.message! += " Gateway credentials are in \(ServiceEnvironmentFile.path(stateDir: stateDir)) (0600), not in the unit."
+        }
+        if scope == .user, let warning = lingerWarning() { outcome.warnings.append(warning) }
+        outcome.hints = ["\(cli) status\(scopeFlag)", journalHint]
+        return outcome
+    }
+
+    public func uninstall() -> ServiceActionResult {
+        var outcome = ServiceActionResult(ok: true, action: "uninstall", result: "uninstalled")
+        let existed = unitExists
+        let stateDir = serviceStateDir()
+        if existed {
+            _ = systemctl(["disable", "--now", unitName])
+            unlink(unitPath)
+            _ = systemctl(["daemon-reload"])
+            _ = systemctl(["reset-failed", unitName])
+        }
+        SecureFile.remove(ServiceEnvironmentFile.path(stateDir: stateDir))
+        outcome.message = existed ? "Node service stopped, disabled and removed." : "Node service was not installed."
+        outcome.loaded = false
+        return outcome
+    }
+
+    public func start() -> ServiceActionResult { control("start", past: "started") }
+    public func restart() -> ServiceActionResult { control("restart", past: "restarted") }
+
+    public func stop() -> ServiceActionResult {
+        guard unitExists else {
+            return ServiceActionResult(ok: true, action: "stop", result: "not-loaded",
+                                       message: "Node service is not installed; nothing to stop.", loaded: false)
+        }
+        return control("stop", past: "stopped")
+    }
+
+    func control(_ verb: String, past: String) -> ServiceActionResult {
+        var outcome = ServiceActionResult(ok: false, action: verb)
+        guard unitExists else {
+            outcome.result = "not-loaded"
+            outcome.error = "Node service is not installed."
+            outcome.hints = ["\(cli) install\(scopeFlag)"]
+            outcome.loaded = false
+            return outcome
+        }
+        let run = systemctl([verb, unitName])
+        guard let run, run.status == 0 else {
+            outcome.error = "systemctl \(verb) \(unitName) failed: \(run.map { $0.stderr.trimmingWhitespace() } ?? "systemctl not found")"
+            outcome.hints = [journalHint]
+            return outcome
+        }
+        outcome.ok = true
+        outcome.result = past
+        outcome.message = "Node service \(past)."
+        outcome.loaded = isEnabled
+        return outcome
+    }
+
+    // MARK: Status
+
+    public func status() -> JSONValue {
+        let enabled = isEnabled
+        var service: [String: JSONValue] = Self.serviceLabel(loaded: enabled).objectValue ?? [:]
+        if let bytes = try? SecureFile.read(unitPath), let command = SystemdUnit.parseCommand(String(decoding: bytes, as: UTF8.self)) {
+            var commandObject: [String: JSONValue] = [
+                "programArguments": .array(command.programArguments.map(JSONValue.string)),
+                "environment": .object(command.environment.mapValues(JSONValue.string)),
+                "sourcePath": .string(unitPath),
+            ]
+            if let directory = command.workingDirectory { commandObject["workingDirectory"] = .string(directory) }
+            service["command"] = .object(commandObject)
+        } else {
+            service["command"] = .null
+        }
+        service["runtime"] = runtime()
+        var object: [String: JSONValue] = ["ok": .bool(true), "service": .object(service)]
+        if let live = ControlSocket.query(path: ControlSocket.path(stateDir: serviceStateDir())),
+           let value = try? JSONText.decode(JSONValue.self, from: JSONText.encode(live)) {
+            object["node"] = value
+        } else {
+            object["node"] = .null
+        }
+        return .object(object)
+    }
+
+    func runtime() -> JSONValue {
+        let properties = "LoadState,ActiveState,SubState,MainPID,ExecMainStatus,ExecMainCode,Result,NRestarts"
+        let shown = systemctl(["show", unitName, "--property=\(properties)"])
+        guard let output = shown, output.status == 0 else {
+            return .object(["status": .string("unknown"),
+                            "detail": .string(shown.map { $0.stderr.trimmingWhitespace() } ?? "systemctl not found")])
+        }
+        var fields: [String: String] = [:]
+        for line in output.stdout.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            fields[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        let active = fields["ActiveState"] ?? ""
+        let sub = fields["SubState"] ?? ""
+        var runtime: [String: JSONValue] = [
+            "status": .string(active == "active" && sub == "running" ? "running"
+                : ["inactive", "failed", "deactivating"].contains(active) ? "stopped" : "unknown"),
+            "state": .string(active), "subState": .string(sub),
+            "missingUnit": .bool(fields["LoadState"] == "not-found"),
+        ]
+        if let pid = fields["MainPID"].flatMap(Int.init), pid > 0 { runtime["pid"] = .number(Double(pid)) }
+        if let status = fields["ExecMainStatus"].flatMap(Int.init), fields["ExecMainCode"] != "0" {
+            runtime["lastExitStatus"] = .number(Double(status))
+        }
+        if let result = fields["Result"], !result.isEmpty { runtime["lastExitReason"] = .string(result) }
+        if let restarts = fields["NRestarts"].flatMap(Int.init) { runtime["restarts"] = .number(Double(restarts)) }
+        return .object(runtime)
+    }
+
+    // MARK: Helpers
+
+    /// The state dir of the installed unit (its `OPENCLAW_STATE_DIR`), else ours.
+    func serviceStateDir() -> String {
+        if let bytes = try? SecureFile.read(unitPath),
+           let command = SystemdUnit.parseCommand(String(decoding: bytes, as: UTF8.self)),
+           let dir = command.environment["OPENCLAW_STATE_DIR"] {
+            return dir
+        }
+        return stateDir
+    }
+
+    /// A minimal PATH for commands: the user's own bin dirs that exist, then the system's.
+    func servicePath() -> String {
+        var directories: [String] = []
+        if scope == .user, let home = environment["HOME"] {
+            for candidate in ["\(home)/.local/bin", "\(home)/bin"] where access(candidate, F_OK) == 0 {
+                directories.append(candidate)
+            }
+        }
+        directories += ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        return directories.joined(separator: ":")
+    }
+
+    func lingerWarning() -> String? {
+        guard let user = environment["USER"] ?? environment["LOGNAME"] else { return nil }
+        if access("/var/lib/systemd/linger/\(user)", F_OK) == 0 { return nil }
+        return "lingering is off for \(user): the node stops when you log out; run: sudo loginctl enable-linger \(user)"
+    }
+}

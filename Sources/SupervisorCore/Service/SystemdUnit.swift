@@ -1,0 +1,182 @@
+/// The `openclaw-node.service` unit, rendered from what `install` was given (node-host.md §8,
+/// design §7). Pure text in, text out: credentials never reach this type, they go to the
+/// environment file (`ServiceEnvironmentFile`).
+public struct SystemdUnit: Equatable, Sendable {
+    public enum Scope: String, Sendable {
+        case user, system
+    }
+
+    public static let name = "openclaw-node"
+    public static let fileName = "openclaw-node.service"
+    /// Exit statuses after which restarting cannot help: configuration (78) and a worker that
+    /// cannot be confined (71). Terminal auth errors (1) do restart, with fresh credentials.
+    public static let noRestartStatuses = [71, 78]
+
+    public var scope: Scope
+    public var version: String
+    /// `ExecStart` argv: the absolute path of `openclaw-node`, `run`, then the flags.
+    public var programArguments: [String]
+    /// Non-secret environment (`Environment=` lines).
+    public var environment: [(key: String, value: String)]
+    /// The owner-only file with the secrets (`EnvironmentFile=-…`).
+    public var environmentFile: String
+    public var workingDirectory: String?
+
+    public init(scope: Scope, version: String, programArguments: [String], environment: [(key: String, value: String)],
+                environmentFile: String, workingDirectory: String? = nil) {
+        self.scope = scope
+        self.version = version
+        self.programArguments = programArguments
+        self.environment = environment
+        self.environmentFile = environmentFile
+        self.workingDirectory = workingDirectory
+    }
+
+    public static func == (lhs: SystemdUnit, rhs: SystemdUnit) -> Bool {
+        lhs.render() == rhs.render()
+    }
+
+    /// Sandboxing for the system unit. Each line keeps `system.run` usable: commands still
+    /// execute programs, use the network and write outside /usr, /boot and /etc (see
+    /// docs/operations.md for what was left out and why).
+    static let systemHardening: [String] = [
+        "NoNewPrivileges=yes",
+        "ProtectSystem=full",
+        "PrivateTmp=yes",
+        "PrivateDevices=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes",
+        "ProtectControlGroups=yes",
+        "ProtectClock=yes",
+        "ProtectHostname=yes",
+        "ProtectProc=invisible",
+        "RestrictNamespaces=yes",
+        "RestrictRealtime=yes",
+        "RestrictSUIDSGID=yes",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+        "LockPersonality=yes",
+        "MemoryDenyWriteExecute=yes",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged @resources @mount @swap @reboot @raw-io @module @debug @cpu-emulation @obsolete @clock",
+        "SystemCallErrorNumber=EPERM",
+        // Only what the Supervisor needs to start its workers under other users and drop
+        // their privileges; nothing a command could use to take the machine.
+        "CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_KILL",
+        "AmbientCapabilities=",
+        "KeyringMode=private",
+        "UMask=0077",
+        "DevicePolicy=closed",
+        "RemoveIPC=yes",
+        "StateDirectory=openclaw-node",
+        "StateDirectoryMode=0700",
+    ]
+
+    public func render() -> String {
+        var lines = [
+            "# Written by openclaw-node install. Secrets are not here: see EnvironmentFile.",
+            "[Unit]",
+            "Description=OpenClaw Node Host (v\(version))",
+            "After=network-online.target",
+            "Wants=network-online.target",
+            "StartLimitIntervalSec=60",
+            "StartLimitBurst=5",
+            "",
+            "[Service]",
+            "ExecStart=\(programArguments.map(Self.quoteArgument).joined(separator: " "))",
+            "Restart=always",
+            "RestartSec=5",
+            "TimeoutStopSec=30",
+            "TimeoutStartSec=30",
+            "SuccessExitStatus=0 143",
+            "RestartPreventExitStatus=\(Self.noRestartStatuses.map(String.init).joined(separator: " "))",
+            "KillMode=control-group",
+        ]
+        if let workingDirectory { lines.append("WorkingDirectory=\(Self.quoteArgument(workingDirectory))") }
+        lines.append("EnvironmentFile=-\(environmentFile)")
+        for (key, value) in environment { lines.append("Environment=\(Self.quoteAssignment("\(key)=\(value)"))") }
+        if scope == .system { lines += Self.systemHardening }
+        lines += ["", "[Install]", "WantedBy=\(scope == .system ? "multi-user.target" : "default.target")", ""]
+        return lines.joined(separator: "\n")
+    }
+
+    /// One `ExecStart` word: quoted when it has whitespace, quotes, backslashes or `%`/`$`
+    /// (which systemd would expand); `%` doubled, `$` doubled.
+    static func quoteArgument(_ word: String) -> String {
+        var escaped = ""
+        for character in word {
+            switch character {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "%": escaped += "%%"
+            case "$": escaped += "$$"
+            default: escaped.append(character)
+            }
+        }
+        let needsQuotes = word.isEmpty || word.contains { $0 == " " || $0 == "\t" || $0 == "\"" || $0 == "\\" || $0 == "'" || $0 == ";" }
+        return needsQuotes ? "\"\(escaped)\"" : escaped
+    }
+
+    /// One `Environment=` assignment, double-quoted when it has whitespace, `"` or `\`.
+    static func quoteAssignment(_ assignment: String) -> String {
+        guard assignment.contains(where: { $0 == " " || $0 == "\t" || $0 == "\"" || $0 == "\\" }) else {
+            return assignment.replacing("%", with: "%%")
+        }
+        let escaped = assignment.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("%", with: "%%")
+        return "\"\(escaped)\""
+    }
+
+    /// Reads back `ExecStart`, `WorkingDirectory` and `Environment=` of a unit file we wrote
+    /// (for `status`): the inverse of the quoting above.
+    public static func parseCommand(_ text: String) -> (programArguments: [String], workingDirectory: String?, environment: [String: String])? {
+        var arguments: [String]?
+        var workingDirectory: String?
+        var environment: [String: String] = [:]
+        for raw in text.split(separator: "\n") {
+            let line = String(raw)
+            if line.hasPrefix("ExecStart=") {
+                arguments = splitWords(String(line.dropFirst("ExecStart=".count)))
+            } else if line.hasPrefix("WorkingDirectory=") {
+                workingDirectory = splitWords(String(line.dropFirst("WorkingDirectory=".count))).first
+            } else if line.hasPrefix("Environment=") {
+                for word in splitWords(String(line.dropFirst("Environment=".count))) {
+                    guard let equals = word.firstIndex(of: "=") else { continue }
+                    environment[String(word[..<equals])] = String(word[word.index(after: equals)...])
+                }
+            }
+        }
+        guard let arguments else { return nil }
+        return (arguments, workingDirectory, environment)
+    }
+
+    static func splitWords(_ text: String) -> [String] {
+        var words: [String] = []
+        var current = ""
+        var inQuotes = false
+        var hasWord = false
+        var iterator = text.makeIterator()
+        while let character = iterator.next() {
+            switch character {
+            case "\\":
+                if let next = iterator.next() { current.append(next); hasWord = true }
+            case "\"":
+                inQuotes.toggle()
+                hasWord = true
+            case "%", "$":
+                current.append(character)
+                hasWord = true
+                // Doubled by the writer.
+                var lookahead = iterator
+                if lookahead.next() == character { iterator = lookahead }
+            case " " where !inQuotes, "\t" where !inQuotes:
+                if hasWord { words.append(current); current = ""; hasWord = false }
+            default:
+                current.append(character)
+                hasWord = true
+            }
+        }
+        if hasWord { words.append(current) }
+        return words
+    }
+}

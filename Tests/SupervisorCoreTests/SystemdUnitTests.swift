@@ -1,0 +1,46 @@
+import XCTest
+
+@testable import SupervisorCore
+
+final class SystemdUnitTests: XCTestCase {
+    func unit(_ scope: SystemdUnit.Scope = .user, arguments: [String] = ["/usr/bin/openclaw-node", "run", "--host", "gw.lan", "--port", "18789"],
+              environment: [(key: String, value: String)] = [("OPENCLAW_STATE_DIR", "/srv/node state")]) -> SystemdUnit {
+        SystemdUnit(scope: scope, version: "0.1.0", programArguments: arguments, environment: environment,
+                    environmentFile: "/srv/state/node.systemd.env")
+    }
+
+    func testUserUnitHasTheUpstreamServiceSettings() {
+        let text = unit().render()
+        for line in ["Description=OpenClaw Node Host (v0.1.0)", "ExecStart=/usr/bin/openclaw-node run --host gw.lan --port 18789",
+                     "Restart=always", "RestartSec=5", "TimeoutStopSec=30", "SuccessExitStatus=0 143",
+                     "KillMode=control-group", "StartLimitBurst=5", "RestartPreventExitStatus=71 78",
+                     "EnvironmentFile=-/srv/state/node.systemd.env", "Environment=\"OPENCLAW_STATE_DIR=/srv/node state\"",
+                     "WantedBy=default.target"] {
+            XCTAssertTrue(text.contains("\n" + line + "\n"), "missing \(line) in\n\(text)")
+        }
+        XCTAssertFalse(text.contains("ProtectSystem"))
+    }
+
+    func testSystemUnitIsHardened() {
+        let text = unit(.system).render()
+        for line in ["NoNewPrivileges=yes", "ProtectSystem=full", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+                     "CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_KILL", "WantedBy=multi-user.target"] {
+            XCTAssertTrue(text.contains("\n" + line + "\n"), "missing \(line)")
+        }
+    }
+
+    func testArgumentsWithSpacesQuotesAndPercentRoundTrip() throws {
+        let arguments = ["/opt/my tools/openclaw-node", "run", "--display-name", "lab \"box\" 50% $HOME", "--host", "h"]
+        let text = unit(arguments: arguments, environment: [("A", "x y"), ("B", "100%")]).render()
+        XCTAssertTrue(text.contains(#"ExecStart="/opt/my tools/openclaw-node" run --display-name "lab \"box\" 50%% $$HOME" --host h"#))
+        let parsed = try XCTUnwrap(SystemdUnit.parseCommand(text))
+        XCTAssertEqual(parsed.programArguments, arguments)
+        XCTAssertEqual(parsed.environment, ["A": "x y", "B": "100%"])
+    }
+
+    func testCredentialsFileEscapesValues() {
+        XCTAssertEqual(ServiceEnvironmentFile.render([("OPENCLAW_GATEWAY_TOKEN", #"a"b\c$d"#)]),
+                       "# Written by openclaw-node install: gateway credentials for the service (keep 0600).\n"
+                       + #"OPENCLAW_GATEWAY_TOKEN="a\"b\\c\$d""# + "\n")
+    }
+}
