@@ -45,8 +45,14 @@ struct Install: ParsableCommand {
     @Flag(help: "Rewrite and restart an already installed service.")
     var force = false
 
+    @Flag(name: .customLong("print-unit"), help: "Print the unit that would be installed and change nothing.")
+    var printUnit = false
+
+    @Option(name: .customLong("program-path"), help: .hidden)
+    var programPath: String?
+
     func run() throws {
-        guard let me = currentExecutablePath() else { throw ExitCode(ExitStatus.config) }
+        guard let me = programPath ?? currentExecutablePath() else { throw ExitCode(ExitStatus.config) }
         let manager = scope.manager
         let node = try? NodeConfigFile.load("\(manager.stateDir)/node.json")
         var arguments = [me, "run",
@@ -59,6 +65,10 @@ struct Install: ParsableCommand {
         if let user = confinement.netUser { arguments += ["--net-user", user] }
         if let user = confinement.execUser { arguments += ["--exec-user", user] }
         for step in confinement.unconfined { arguments += ["--unconfined", step] }
+        if printUnit {
+            print(manager.unit(programArguments: arguments, version: NodeVersion.current).render(), terminator: "")
+            return
+        }
         try scope.emit(manager.install(programArguments: arguments, force: force, version: NodeVersion.current))
     }
 }

@@ -90,6 +90,30 @@ public final class ServiceManager {
 
     // MARK: Actions
 
+    /// Gateway credentials from the installer's environment (for the 0600 file).
+    var secrets: [(key: String, value: String)] {
+        ServiceEnvironmentFile.secretKeys.compactMap { key in
+            environment[key].flatMap { $0.isEmpty ? nil : (key, $0) }
+        }
+    }
+
+    /// The unit `install` writes for `programArguments` (no side effects).
+    public func unit(programArguments: [String], version: String) -> SystemdUnit {
+        var plain: [(key: String, value: String)] = [
+            ("OPENCLAW_SERVICE_MARKER", "openclaw"), ("OPENCLAW_SERVICE_KIND", "node"),
+            ("OPENCLAW_SERVICE_VERSION", version), ("OPENCLAW_SYSTEMD_UNIT", SystemdUnit.name),
+        ]
+        for key in ["OPENCLAW_STATE_DIR", "OPENCLAW_CONFIG_PATH", "OPENCLAW_ALLOW_INSECURE_PRIVATE_WS"] {
+            if let value = environment[key], !value.isEmpty { plain.append((key, value)) }
+        }
+        if scope == .system, environment["OPENCLAW_STATE_DIR"]?.isEmpty ?? true {
+            plain.append(("OPENCLAW_STATE_DIR", stateDir))
+        }
+        plain.append(("PATH", servicePath()))
+        return SystemdUnit(scope: scope, version: version, programArguments: programArguments, environment: plain,
+                           environmentFile: ServiceEnvironmentFile.path(stateDir: stateDir))
+    }
+
     public func install(programArguments: [String], force: Bool, version: String) -> ServiceActionResult {
         var outcome = ServiceActionResult(ok: false, action: "install")
         if scope == .system, geteuid() != 0 {
@@ -106,23 +130,8 @@ public final class ServiceManager {
             return outcome
         }
         let stateDir = self.stateDir
-        var secrets: [(key: String, value: String)] = []
-        for key in ServiceEnvironmentFile.secretKeys {
-            if let value = environment[key], !value.isEmpty { secrets.append((key, value)) }
-        }
-        var plain: [(key: String, value: String)] = [
-            ("OPENCLAW_SERVICE_MARKER", "openclaw"), ("OPENCLAW_SERVICE_KIND", "node"),
-            ("OPENCLAW_SERVICE_VERSION", version), ("OPENCLAW_SYSTEMD_UNIT", SystemdUnit.name),
-        ]
-        for key in ["OPENCLAW_STATE_DIR", "OPENCLAW_CONFIG_PATH", "OPENCLAW_ALLOW_INSECURE_PRIVATE_WS"] {
-            if let value = environment[key], !value.isEmpty { plain.append((key, value)) }
-        }
-        if scope == .system, environment["OPENCLAW_STATE_DIR"]?.isEmpty ?? true {
-            plain.append(("OPENCLAW_STATE_DIR", stateDir))
-        }
-        plain.append(("PATH", servicePath()))
-        let unit = SystemdUnit(scope: scope, version: version, programArguments: programArguments, environment: plain,
-                               environmentFile: ServiceEnvironmentFile.path(stateDir: stateDir))
+        let secrets = self.secrets
+        let unit = self.unit(programArguments: programArguments, version: version)
         do {
             try ServiceEnvironmentFile.write(secrets, stateDir: stateDir)
             try SecureFile.ensureDirectory(unitDirectory, mode: 0o755)

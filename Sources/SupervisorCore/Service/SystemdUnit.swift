@@ -43,6 +43,7 @@ public struct SystemdUnit: Equatable, Sendable {
         "NoNewPrivileges=yes",
         "ProtectSystem=full",
         "PrivateTmp=yes",
+        "PrivateMounts=yes",
         "PrivateDevices=yes",
         "ProtectKernelTunables=yes",
         "ProtectKernelModules=yes",
@@ -56,10 +57,11 @@ public struct SystemdUnit: Equatable, Sendable {
         "RestrictSUIDSGID=yes",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
         "LockPersonality=yes",
-        "MemoryDenyWriteExecute=yes",
         "SystemCallArchitectures=native",
         "SystemCallFilter=@system-service",
-        "SystemCallFilter=~@privileged @resources @mount @swap @reboot @raw-io @module @debug @cpu-emulation @obsolete @clock",
+        // Not @privileged (the workers need setresuid/setgroups/capset to drop privileges) and
+        // not @resources (commands use setrlimit and nice).
+        "SystemCallFilter=~@mount @swap @reboot @raw-io @module @debug @cpu-emulation @obsolete @clock",
         "SystemCallErrorNumber=EPERM",
         // Only what the Supervisor needs to start its workers under other users and drop
         // their privileges; nothing a command could use to take the machine.
