@@ -1,0 +1,71 @@
+"""Issue 6: the .deb and the units it ships."""
+import json
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import BUILD, ROOT
+
+
+@pytest.fixture(scope="module")
+def deb_root(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("deb")
+    built = subprocess.run([str(ROOT / "packaging" / "build-deb"), "--bin-dir", str(BUILD), "--out", str(out)],
+                           capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    deb = Path(built.stdout.strip())
+    assert deb.name == "openclaw-node_0.1.0_" + subprocess.check_output(["dpkg", "--print-architecture"], text=True).strip() + ".deb"
+    root = tmp_path_factory.mktemp("root")
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    info = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Depends"], capture_output=True, text=True, check=True)
+    assert "Package: openclaw-node" in info.stdout and "libseccomp2" in info.stdout
+    return root
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_deb_layout(deb_root):
+    expected = {
+        "usr/bin/openclaw-node": 0o755,
+        "usr/libexec/openclaw-node/openclaw-node-net": 0o755,
+        "usr/libexec/openclaw-node/openclaw-node-exec": 0o755,
+        "usr/lib/systemd/system/openclaw-node.service": 0o644,
+        "usr/lib/systemd/user/openclaw-node.service": 0o644,
+        "usr/lib/sysusers.d/openclaw-node.conf": 0o644,
+        "usr/lib/tmpfiles.d/openclaw-node.conf": 0o644,
+        "usr/share/doc/openclaw-node/README.md": 0o644,
+        "usr/share/doc/openclaw-node/security.md": 0o644,
+        "usr/share/doc/openclaw-node/operations.md": 0o644,
+    }
+    for relative, wanted in expected.items():
+        path = deb_root / relative
+        assert path.is_file(), relative
+        assert mode(path) == wanted, (relative, oct(mode(path)))
+    assert "u openclaw-net " in (deb_root / "usr/lib/sysusers.d/openclaw-node.conf").read_text()
+    assert "d /var/lib/openclaw-node 0700 root root" in (deb_root / "usr/lib/tmpfiles.d/openclaw-node.conf").read_text()
+
+
+def test_installed_binary_finds_its_workers_in_libexec(deb_root):
+    out = subprocess.run([str(deb_root / "usr/bin/openclaw-node"), "doctor", "--json"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert json.loads(out.stdout)["ok"] is True
+
+
+def test_packaged_system_unit(deb_root):
+    text = (deb_root / "usr/lib/systemd/system/openclaw-node.service").read_text()
+    assert "ExecStart=/usr/bin/openclaw-node run --host 127.0.0.1 --port 18789 --net-user openclaw-net\n" in text
+    assert "EnvironmentFile=-/var/lib/openclaw-node/node.systemd.env\n" in text
+    assert "TOKEN" not in text and "PASSWORD" not in text
+
+
+def test_system_unit_security_score_is_ok(deb_root):
+    unit = deb_root / "usr/lib/systemd/system/openclaw-node.service"
+    out = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True, text=True)
+    score = re.search(r"Overall exposure level for openclaw-node\.service: (\d+\.\d+)", out.stdout + out.stderr)
+    assert score, out.stdout + out.stderr
+    assert float(score.group(1)) <= 2.5, out.stdout
