@@ -1,62 +1,83 @@
 """A real systemd, user or system manager, in a private namespace, for end-to-end tests.
 
 The machines this project runs on (Debian 12, root, no systemd as PID 1) can still run a real
-systemd: every manager here lives in its own mount + PID + cgroup + UTS namespace, started with
-`unshare`, and tests reach it with `nsenter`. The network namespace and the filesystem are shared,
-so a unit's ExecStart= binary from the build tree runs as is and a unit can connect to a loopback
-server the test started outside.
+systemd: each manager here lives in its own mount + PID + cgroup + UTS namespace, started with
+`unshare`, and the test reaches it with `nsenter`. The network namespace and the filesystem are
+shared (apart from the directories listed below), so a unit's ExecStart= binary from the build
+tree runs as is and a unit can connect to a loopback server the test started outside.
 
     with UserManager() as m:                 # `systemd --user`, units in m.unit_dir
         m.write_unit("demo.service", "...")
         m.systemctl("daemon-reload", check=True)
         m.systemctl("enable", "--now", "demo.service", check=True)
+        m.run(["openclaw-node", "status"])   # any command, inside, with the user-session env
         print(m.journal("demo.service"))
     # leaving the block ends every process of the namespace and checks none survived
 
     with SystemManager() as m:               # `systemd --system` booted as PID 1
-        ...                                  # units in m.unit_dir, seen inside as /etc/systemd/system
+        ...                                  # unit_dir is /etc/systemd/system inside
 
-In pytest, use the fixtures `systemd_user` / `systemd_system` (import them into the test module);
+In pytest: the fixtures `systemd_user` / `systemd_system` (import them into the test module);
 they skip, with the reason, only where the machine cannot run a namespaced systemd at all
-(`user_manager_available()` / `system_manager_available()`).
+(`user_manager_available()` / `system_manager_available()`). For unit files without a manager:
+`verify_unit()` and `security_exposure()` (systemd-analyze verify / security --offline).
 
-How it is isolated, and why (each point is a pitfall met while building this):
+What is private to the namespace, and why (each point is a pitfall met while building this):
 
-* cgroups. Started naively (the recipe from the issue tracker), `systemd --user` takes the
-  cgroup it finds itself in as its root: here that is the host's root, so it creates
-  `app.slice`/`init.scope` at the top of every v1 hierarchy, moves itself out of the sandbox's
-  memory cgroup, and two managers at once would share `app.slice/<unit>.service`. PID 1 mode also
-  mounts every v1 controller it finds. So each instance gets its own cgroup in the host's cgroup2
-  hierarchy (`<own v2 cgroup>/openclaw-e2e-<pid>-<n>`), the namespace's first process joins it
-  before `unshare --cgroup`, and inside the namespace a fresh *cgroup2-only* mount replaces
-  `/sys/fs/cgroup`: systemd sees a pure unified hierarchy rooted at that cgroup and never touches a
-  v1 hierarchy. On this machine's hybrid setup no controller is delegated there, so MemoryMax=,
-  CPUQuota= and the like load but are not enforced. stop() removes the instance cgroup.
-* Kernel-wide knobs. systemd as PID 1 writes kernel.core_pattern and fs.* sysctls, which are
-  global. /proc/sys, /proc/sysrq-trigger and /sys are read-only inside the namespace (what
-  systemd-nspawn does), so those writes fail harmlessly.
-* /run is a private tmpfs (XDG_RUNTIME_DIR, journald's volatile journal, /run/systemd/*).
-* Boot id. Inside, /proc/sys/kernel/random/boot_id is a fresh random id, so the directories
-  systemd creates on the shared /tmp and /var/tmp for PrivateTmp= units are named
-  `systemd-private-<that id>-*` and stop() can remove exactly this instance's ones.
-* The system manager never reads the host's unit files: SYSTEMD_UNIT_PATH is set to (in order)
-  /run/systemd/system.control, /run/systemd/transient, /etc/systemd/system, /run/systemd/system
-  and a small curated directory of harmless targets plus a journald of its own. /etc/systemd/system
-  is a per-instance directory bind-mounted over the real one (so an installer that writes
-  /etc/systemd/system/x.service and runs `systemctl enable` works unchanged, and the host's
-  /etc/systemd/system is untouched: tests read the files through `unit_dir`). The usual
-  /lib/systemd/system is *not* in the path on purpose: its sysinit.target pulls
-  systemd-tmpfiles-setup (which empties the shared /tmp at "boot"), udev-trigger, sysctl,
-  modules-load, random-seed..., all of which would act on the real machine. Generators are
-  disabled (SYSTEMD_GENERATOR_PATH points at an empty directory) and `container=openclaw-e2e`
-  tells systemd it is in a container.
+* cgroups. Started as in the naive recipe (unshare --mount --pid, tmpfs on /run, systemd
+  --user), the manager takes the cgroup it finds itself in as its own: here the host's root. It
+  then creates app.slice/init.scope at the top of every v1 hierarchy and moves itself out of the
+  sandbox's memory cgroup, two managers at once share app.slice/<unit>.service, and systemd as
+  PID 1 even mounts every v1 controller. So each instance gets a cgroup of its own in the host's
+  cgroup2 hierarchy (`<own cgroup>/openclaw-e2e-<pid>-<n>-<boot id>`), the namespace's first
+  process joins it before `unshare --cgroup`, and inside the namespace a fresh cgroup2-only
+  mount replaces /sys/fs/cgroup: systemd sees a pure unified hierarchy rooted at that cgroup and
+  never touches a v1 one. On this machine's hybrid setup no controller is delegated there, so
+  MemoryMax=, CPUQuota= and the like load but are not enforced. run() puts its processes in a
+  leaf cgroup too (user: /user.slice/user-0.slice/session.scope, like a login session).
+* Kernel-wide knobs: /proc/sys, /proc/sysrq-trigger and /sys are read-only inside (as in
+  systemd-nspawn). systemd as PID 1 writes kernel.core_pattern and fs.* sysctls, which are
+  global; those writes now fail harmlessly.
+* /run is a private tmpfs: XDG_RUNTIME_DIR=/run/user/0, /run/systemd, journald's volatile
+  journal. Mounts are made with `mount -n`: otherwise util-linux creates /run/mount/utab on the
+  host's /run before the private one is in place.
+* Boot id: /proc/sys/kernel/random/boot_id inside is a fresh random id, so the PrivateTmp=
+  directories systemd makes on the shared /tmp and /var/tmp are named
+  systemd-private-<that id>-* and stop() removes exactly this instance's ones.
+* Journal: a journald of its own (user mode: started next to the manager; system mode: a unit)
+  with Storage=volatile and ReadKMsg=no; there is no /dev/log socket (its Symlinks=/dev/log
+  would land in the host's /dev, which is shared).
+* System manager unit path. SYSTEMD_UNIT_PATH is /run/systemd/system.control,
+  /run/systemd/transient, /etc/systemd/system, /run/systemd/system and a curated directory: the
+  plain targets, journald and the system D-Bus. The usual /lib/systemd/system is left out on
+  purpose: its sysinit.target pulls systemd-tmpfiles-setup (which would empty the shared /tmp at
+  "boot"), udev-trigger, sysctl, modules-load, random-seed..., all acting on the real machine.
+  Generators are off (SYSTEMD_GENERATOR_PATH is an empty directory), `container=openclaw-e2e`
+  tells systemd it is in a container and /dev/console is a log file (`manager_log()`).
+* System manager files. /etc and /var are overlayfs mounts whose changes land in
+  `overlay_upper("/etc")` / `overlay_upper("/var")` (users added by systemd-sysusers,
+  StateDirectory=, /etc/<app>/...), and /etc/systemd/system is an empty per-instance directory
+  bind-mounted on top: an installer that writes /etc/systemd/system/x.service and runs
+  `systemctl enable --now x` works unchanged, the test reads the result in `unit_dir`, and the
+  host's /etc/systemd/system is never written. (Writing units to /run/systemd/system instead
+  would not test what `install` really does, and loses them at each restart().)
+* The user manager gets HOME=<root>/home and XDG_CONFIG_HOME=<root>/home/.config, so its units
+  are in <root>/home/.config/systemd/user, never in the real ~/.config.
 * Stopping. stop() first asks the manager to stop its units (`systemctl --user exit`; for the
-  system manager `systemctl stop` of every active service/socket/timer/path unit — never
-  `poweroff`/`exit`, which would run systemd-shutdown), waits a few seconds, then SIGKILLs the
-  namespace's PID 1, which makes the kernel kill every process in the namespace. It then checks
-  that no process of that PID namespace is left and raises if one is.
-* If the test process dies, nothing is left running: `unshare` gets SIGKILL when its parent dies
-  (PR_SET_PDEATHSIG) and `unshare --kill-child` passes that on to the namespace's PID 1.
+  system manager `systemctl stop` of every active service/socket/timer/path unit; never
+  `poweroff`/`exit`, which run systemd-shutdown), for at most stop_timeout seconds. It then
+  SIGKILLs the namespace's PID 1 through a pidfd, which makes the kernel kill every process in
+  the namespace, checks that no process of that PID namespace is left (raising if one is) and
+  removes the instance cgroup.
+* If the test process dies, nothing goes on running: `unshare` gets SIGKILL when its parent
+  dies (PR_SET_PDEATHSIG) and `unshare --kill-child` passes that on to the namespace's PID 1.
+  The next start() removes the cgroups, PrivateTmp= and temporary directories such dead
+  processes left.
+* Entering: `nsenter --target <pid> --mount --pid --cgroup --uts --wd=<cwd>`. Without --wd the
+  command starts in / (setns into a mount namespace resets the working directory). Talking to
+  the manager from outside through /proc/<pid>/root/run/user/0 does not work: systemctl reports
+  "offline" and "Transport endpoint is not connected". A timed-out run() kills its whole
+  process group, since killing nsenter alone would leave the command running inside.
 """
 from __future__ import annotations
 
@@ -64,6 +85,7 @@ import ctypes
 import functools
 import itertools
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -88,6 +110,9 @@ _SAFE_SYSTEM_UNITS = (
     "nss-lookup.target", "nss-user-lookup.target", "remote-fs.target", "remote-fs-pre.target",
     "time-set.target", "time-sync.target", "shutdown.target", "umount.target", "final.target",
     "user.slice", "machine.slice",
+    # The system D-Bus (package dbus): `systemctl start --wait`, busctl and anything else that
+    # needs the full bus instead of systemd's private socket.
+    "dbus.socket", "dbus.service",
 )
 
 # journald without the /dev/log socket (its Symlinks=/dev/log would land in the host's /dev)
@@ -142,37 +167,41 @@ ForwardToConsole=no
 
 # Runs as PID 1 of the new namespace. Environment: OC_MODE (user|system), OC_STATE (state dir);
 # for user mode the manager's HOME, XDG_CONFIG_HOME, XDG_RUNTIME_DIR...; for system mode
-# OC_UNIT_PATH. $OC_STATE/binds lists "source<TAB>target" bind mounts.
+# OC_UNIT_PATH. $OC_STATE/mounts lists, in order, "overlay<TAB>upper<TAB>work<TAB>target" and
+# "bind<TAB>source<TAB>target" mounts to make.
 _SETUP_SCRIPT = r"""
 set -euo pipefail
 S="$OC_STATE"
 say() { echo "[systemd_env] $*"; }
 
 # Kernel-wide knobs read-only (systemd as PID 1 writes core_pattern and fs.* sysctls).
-mount --bind /proc/sys /proc/sys
-mount -o remount,bind,ro /proc/sys
+mount -n --bind /proc/sys /proc/sys
+mount -n -o remount,bind,ro /proc/sys
 if [ -e /proc/sysrq-trigger ]; then
-    mount --bind /proc/sysrq-trigger /proc/sysrq-trigger
-    mount -o remount,bind,ro /proc/sysrq-trigger
+    mount -n --bind /proc/sysrq-trigger /proc/sysrq-trigger
+    mount -n -o remount,bind,ro /proc/sysrq-trigger
 fi
 # Our own boot id: PrivateTmp= directories on the shared /tmp get a name unique to this instance.
-mount --bind "$S/boot_id" /proc/sys/kernel/random/boot_id
+mount -n --bind "$S/boot_id" /proc/sys/kernel/random/boot_id
 
 # A cgroup2-only view rooted at the instance cgroup (this process's cgroup namespace root).
-umount -R -l /sys/fs/cgroup 2>/dev/null || true
-mount -o remount,bind,ro /sys
-mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup
+umount -n -R -l /sys/fs/cgroup 2>/dev/null || true
+mount -n -o remount,bind,ro /sys
+mount -n -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup
 mkdir -p /sys/fs/cgroup/init.scope
 echo $$ > /sys/fs/cgroup/init.scope/cgroup.procs
 
 # Private /run.
-mount -t tmpfs -o mode=0755,nosuid,nodev,size=256m tmpfs /run
+mount -n -t tmpfs -o mode=0755,nosuid,nodev,size=256m tmpfs /run
 mkdir -p /run/lock /run/systemd/system /run/systemd/journald.conf.d
 cp "$S/journald.conf" /run/systemd/journald.conf.d/50-openclaw-e2e.conf
 
-while IFS=$'\t' read -r src dst; do
-    [ -n "$src" ] && mount --bind "$src" "$dst"
-done < "$S/binds"
+while IFS=$'\t' read -r kind a b c; do
+    case "$kind" in
+        overlay) mount -n -t overlay overlay -o "lowerdir=$c,upperdir=$a,workdir=$b" "$c" ;;
+        bind) mount -n --bind "$a" "$b" ;;
+    esac
+done < "$S/mounts"
 
 in_cgroup() {  # in_cgroup CGROUP CMD...: run CMD in the background inside CGROUP
     local cg="/sys/fs/cgroup/$1"; shift
@@ -181,7 +210,7 @@ in_cgroup() {  # in_cgroup CGROUP CMD...: run CMD in the background inside CGROU
 }
 
 if [ "$OC_MODE" = system ]; then
-    mount --bind "$S/console" /dev/console
+    mount -n --bind "$S/console" /dev/console
     say "exec systemd --system as PID 1"
     exec env -i container=openclaw-e2e \
         SYSTEMD_UNIT_PATH="$OC_UNIT_PATH" \
@@ -291,6 +320,56 @@ def system_manager_available() -> tuple[bool, str]:
 
 
 # --------------------------------------------------------------------------------------------
+# systemd-analyze on unit files (no manager needed)
+
+_PRIVATE_RUN = 'mount -n -t tmpfs -o mode=0755 tmpfs /run && mkdir -p -m 0700 "$XDG_RUNTIME_DIR" && exec "$@"'
+
+
+def analyze(*args: str, user: bool = False, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """`systemd-analyze [--user] ARGS...` on the host, needing no running systemd.
+
+    It runs in a throwaway mount namespace with a private /run: `verify` builds a test-mode
+    manager that touches /run/systemd/systemd-units-load, and `--user` needs an
+    XDG_RUNTIME_DIR ("Failed to initialize manager: No such device or address" without one).
+    As a shell command line:
+      unshare --mount --propagation private sh -c \
+        'mount -n -t tmpfs tmpfs /run && mkdir -p -m 0700 /run/user/0 && exec "$@"' sh \
+        systemd-analyze [--user] ARGS...        # with XDG_RUNTIME_DIR=/run/user/0
+    """
+    env = {k: v for k, v in os.environ.items() if not _STRIP_ENV.match(k)}
+    env["XDG_RUNTIME_DIR"] = f"/run/user/{os.getuid()}"
+    argv = ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", _PRIVATE_RUN, "sh",
+            "systemd-analyze", *(["--user"] if user else []), *args]
+    r = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=timeout)
+    return subprocess.CompletedProcess(["systemd-analyze", *argv[9:]], r.returncode, r.stdout, r.stderr)
+
+
+def verify_unit(path: str | os.PathLike, *, user: bool = False,
+                root: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """`systemd-analyze [--user] verify --man=no --recursive-errors=no [--root=ROOT] PATH`.
+
+    --man=no: don't look up Documentation= man pages (needs man-db, fails without it).
+    --recursive-errors=no: exit non-zero on any warning about *this* unit (unknown key, bad
+    value, ExecStart= not executable...) but not on warnings about the units it references.
+    root: resolve ExecStart= binaries and referenced units under this tree (e.g. an unpacked
+    .deb) instead of /.
+    Passing means: returncode == 0 and stderr == ""."""
+    extra = [f"--root={root}"] if root is not None else []
+    return analyze("verify", "--man=no", "--recursive-errors=no", *extra, str(path), user=user)
+
+
+def security_exposure(path: str | os.PathLike, *, user: bool = False) -> tuple[float, str]:
+    """(overall exposure score 0.0-10.0, full report) of
+    `systemd-analyze [--user] security --offline=true PATH`."""
+    r = analyze("security", "--offline=true", "--no-pager", str(path), user=user)
+    m = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", r.stdout)
+    if not m:
+        raise AssertionError(f"no exposure score ({r.returncode}):\n{r.stdout}{r.stderr}")
+    return float(m.group(1)), r.stdout
+
+
+# --------------------------------------------------------------------------------------------
 # Helpers
 
 
@@ -338,16 +417,38 @@ def _remove_cgroup_tree(path: Path, timeout: float = 5.0) -> None:
             time.sleep(0.05)
 
 
-def _sweep_stale_cgroups(parent: Path) -> None:
-    """Remove instance cgroups left by a test process that died (its pid is in the name)."""
+def _remove_private_tmp(boot_hex: str) -> None:
+    """The PrivateTmp= directories an instance with this boot id left on /tmp and /var/tmp."""
+    for base in ("/tmp", "/var/tmp"):
+        for d in Path(base).glob(f"systemd-private-{boot_hex}-*"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _sweep_stale(parent: Path) -> None:
+    """Clean up after test processes that died without stop() (SIGKILL, OOM...). Their
+    namespaces died with them (PR_SET_PDEATHSIG, unshare --kill-child), but their instance
+    cgroups `openclaw-e2e-<pid>-<n>-<boot id>`, PrivateTmp= directories and temporary roots
+    `openclaw-systemd-<mode>-<pid>-*` remain; the dead creator's pid is in each name."""
+    def dead(pid: str) -> bool:
+        return not Path(f"/proc/{pid}").exists()
+
     for cg in parent.glob("openclaw-e2e-*"):
-        m = re.match(r"openclaw-e2e-(\d+)-", cg.name)
-        if not m or Path(f"/proc/{m.group(1)}").exists():
+        m = re.fullmatch(r"openclaw-e2e-(\d+)-\d+-([0-9a-f]{32})", cg.name)
+        if not m or not dead(m.group(1)):
             continue
         try:
-            _remove_cgroup_tree(cg, timeout=0.5)
+            (cg / "cgroup.kill").write_text("1")   # anything still in it is an orphan of ours
         except OSError:
             pass
+        try:
+            _remove_cgroup_tree(cg, timeout=1.0)
+        except OSError:
+            continue
+        _remove_private_tmp(m.group(2))
+    for root in Path(tempfile.gettempdir()).glob("openclaw-systemd-*-*-*"):
+        m = re.fullmatch(r"openclaw-systemd-(?:user|system)-(\d+)-\w+", root.name)
+        if m and dead(m.group(1)):
+            shutil.rmtree(root, ignore_errors=True)
 
 
 _STRIP_ENV = re.compile(r"^(XDG_.*|DBUS_.*|NOTIFY_SOCKET|INVOCATION_ID|JOURNAL_STREAM|LISTEN_.*"
@@ -365,26 +466,32 @@ class _NamespacedManager:
     _systemctl_scope: tuple[str, ...] = ()
 
     def __init__(self, root: str | os.PathLike | None = None, *,
-                 private_dirs: Iterable[str] = (), start_timeout: float = 20.0,
-                 stop_timeout: float = 5.0):
+                 private_dirs: Iterable[str] = (), overlay_dirs: Iterable[str] = (),
+                 start_timeout: float = 20.0, stop_timeout: float = 5.0):
         """root: directory for this manager's files (HOME, unit dir, logs...). Created if
         missing and left in place; without it a temporary directory is made and removed by
         cleanup()/leaving the `with` block.
-        private_dirs: existing absolute directories that get an empty per-instance directory
-        mounted over them inside the namespace (e.g. "/var/lib" for a unit with
-        StateDirectory=); the host side is `private_dir(path)`.
+        overlay_dirs: existing absolute directories that stay readable inside the namespace but
+        whose changes (files written, users added to /etc/passwd, StateDirectory= created
+        under /var/lib...) land in a per-instance overlayfs upper directory, `overlay_upper(path)`
+        on the host; the real directory is never written.
+        private_dirs: existing absolute directories over which an empty per-instance directory
+        is mounted inside the namespace (after the overlays); the host side is
+        `private_dir(path)`.
         """
         self._given_root = Path(root) if root is not None else None
+        self._overlays = [os.path.normpath(p) for p in overlay_dirs]
         self._private = [os.path.normpath(p) for p in private_dirs]
-        for p in self._private:
+        for p in self._overlays + self._private:
             if not os.path.isabs(p) or not os.path.isdir(p):
-                raise ValueError(f"private_dirs: {p!r} must be an existing absolute directory")
+                raise ValueError(f"{p!r} must be an existing absolute directory")
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.root: Path | None = None
         self._proc: subprocess.Popen | None = None
         self._log_file = None
         self.pid: int | None = None          # host pid of the namespace's PID 1
+        self._pidfd: int | None = None       # pidfd of it: signals it without a pid-reuse race
         self._ns: str | None = None          # "pid:[inode]" of the namespace
         self._cgroup: Path | None = None     # host path of the instance cgroup
         self.boot_id = ""
@@ -404,6 +511,11 @@ class _NamespacedManager:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def cgroup(self) -> Path | None:
+        """Host path of this instance's cgroup (None when stopped)."""
+        return self._cgroup
+
     def start(self):
         """Start a fresh namespace with a fresh manager; files under root are kept from a
         previous start (so stop()+start() is a reboot: enabled units come up again)."""
@@ -419,34 +531,35 @@ class _NamespacedManager:
         (state / "boot_id").write_text(self.boot_id + "\n")
         (state / "journald.conf").write_text(_JOURNALD_CONF)
         (state / "setup.sh").write_text(_SETUP_SCRIPT)
-        binds = [(str(self.private_dir(p)), p) for p in self._private] + self._extra_binds()
-        (state / "binds").write_text("".join(f"{s}\t{d}\n" for s, d in binds))
+        mounts = [("overlay", str(self.overlay_upper(p)), str(self.overlay_upper(p).with_name("work")),
+                   p) for p in self._overlays]
+        mounts += [("bind", str(self.private_dir(p)), p) for p in self._private]
+        (state / "mounts").write_text("".join("\t".join(m) + "\n" for m in mounts))
 
         parent = _own_cgroup2_dir()
         assert parent is not None
-        _sweep_stale_cgroups(parent)
-        self._cgroup = parent / f"openclaw-e2e-{os.getpid()}-{next(_counter)}"
-        self._cgroup.mkdir()
-        session = self._cgroup / self._session_cgroup
-        session.mkdir(parents=True)
-
+        _sweep_stale(parent)
+        cgroup = parent / f"openclaw-e2e-{os.getpid()}-{next(_counter)}-{self.boot_id.replace('-', '')}"
+        cgroup.mkdir()
+        self._cgroup = cgroup
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                "LANG": "C.UTF-8", "OC_MODE": self.mode, "OC_STATE": str(state),
                "OC_SYSTEMD": SYSTEMD, "OC_JOURNALD": JOURNALD, **self._manager_env()}
-        self._log_file = open(state / "manager.log", "ab")
-        cgroup_procs = self._cgroup / "cgroup.procs"
 
         def preexec() -> None:
             _set_pdeathsig()
-            _join_cgroup(cgroup_procs)()
+            _join_cgroup(cgroup / "cgroup.procs")()
 
-        self._proc = subprocess.Popen(
-            ["unshare", "--mount", "--pid", "--cgroup", "--uts", "--fork", "--mount-proc",
-             "--kill-child", "--propagation", "private", "/bin/bash", str(state / "setup.sh")],
-            env=env, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
-            preexec_fn=preexec, start_new_session=True)
         try:
+            (cgroup / self._session_cgroup).mkdir(parents=True)
+            self._log_file = open(state / "manager.log", "ab")
+            self._proc = subprocess.Popen(
+                ["unshare", "--mount", "--pid", "--cgroup", "--uts", "--fork", "--mount-proc",
+                 "--kill-child", "--propagation", "private", "/bin/bash", str(state / "setup.sh")],
+                env=env, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
+                preexec_fn=preexec, start_new_session=True)
             self.pid = self._wait_for_child()
+            self._pidfd = os.pidfd_open(self.pid)
             self._ns = _pid_ns(self.pid)
             self._wait_until_running()
         except BaseException:
@@ -459,7 +572,7 @@ class _NamespacedManager:
         """End the manager and every process of its namespace, then check that none is left.
         graceful: first ask the manager to stop its units (ExecStop=, PrivateTmp= cleanup...),
         for at most stop_timeout seconds; the namespace is SIGKILLed in any case."""
-        if self._proc is None:
+        if self._proc is None and self._cgroup is None:
             return
         try:
             if graceful and self.running:
@@ -533,6 +646,11 @@ class _NamespacedManager:
         """`systemctl [--user] ARGS...` inside the namespace."""
         return self.run(["systemctl", *self._systemctl_scope, "--no-pager", *args], env=env,
                         timeout=timeout, check=check)
+
+    def analyze(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        """`systemd-analyze [--user] ARGS...` inside the namespace, so unit names resolve
+        against this manager's unit directories (e.g. analyze("verify", "--man=no", name))."""
+        return self.run(["systemd-analyze", *self._systemctl_scope, *args], timeout=timeout)
 
     def show(self, unit: str, prop: str) -> str:
         """One property's value: `systemctl show -p PROP --value UNIT`."""
@@ -623,6 +741,12 @@ class _NamespacedManager:
         assert self.root is not None, "not started"
         return self.root / "private" / os.path.normpath(path).lstrip("/").replace("/", "__")
 
+    def overlay_upper(self, path: str) -> Path:
+        """Host-side overlayfs upper directory of overlay dir `path`: what the namespace
+        changed there (deleted files show up as 0:0 character devices)."""
+        assert self.root is not None, "not started"
+        return self.root / "overlay" / os.path.normpath(path).lstrip("/").replace("/", "__") / "upper"
+
     def write_unit(self, name: str, text: str) -> Path:
         """Write a unit file into unit_dir (then `systemctl daemon-reload`)."""
         path = self.unit_dir / name
@@ -644,14 +768,17 @@ class _NamespacedManager:
                 self.root = self._given_root
                 self.root.mkdir(parents=True, exist_ok=True)
             else:
-                self.root = Path(tempfile.mkdtemp(prefix=f"openclaw-systemd-{self.mode}-"))
+                self.root = Path(tempfile.mkdtemp(prefix=f"openclaw-systemd-{self.mode}-{os.getpid()}-"))
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        for p in self._overlays:
+            root = os.path.realpath(self.root)
+            if os.path.commonpath([root, os.path.realpath(p)]) == os.path.realpath(p):
+                raise ValueError(f"the manager's root {root} must not be inside overlay dir {p}")
+            self.overlay_upper(p).mkdir(parents=True, exist_ok=True)
+            self.overlay_upper(p).with_name("work").mkdir(exist_ok=True)
         for p in self._private:
             self.private_dir(p).mkdir(parents=True, exist_ok=True)
         (self.state_dir / "manager.log").unlink(missing_ok=True)
-
-    def _extra_binds(self) -> list[tuple[str, str]]:
-        return []
 
     def _manager_env(self) -> dict[str, str]:
         return {}
@@ -698,12 +825,12 @@ class _NamespacedManager:
 
     def _kill_namespace(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
         try:
-            if self.pid is not None:
-                try:
-                    os.kill(self.pid, signal.SIGKILL)  # the kernel then kills the whole namespace
+            if proc is None:
+                return
+            if self._pidfd is not None:
+                try:  # the kernel then kills every process of the namespace
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
             if proc.poll() is None:
@@ -728,6 +855,9 @@ class _NamespacedManager:
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
             self._remove_private_tmp()
             if self._cgroup is not None:
                 _remove_cgroup_tree(self._cgroup)
@@ -735,13 +865,8 @@ class _NamespacedManager:
             self.pid = None
 
     def _remove_private_tmp(self) -> None:
-        """PrivateTmp= directories this instance left on the shared /tmp and /var/tmp."""
-        if not self.boot_id:
-            return
-        boot = self.boot_id.replace("-", "")
-        for base in ("/tmp", "/var/tmp"):
-            for d in Path(base).glob(f"systemd-private-{boot}-*"):
-                shutil.rmtree(d, ignore_errors=True)
+        if self.boot_id:
+            _remove_private_tmp(self.boot_id.replace("-", ""))
 
 
 def _killpg(pgid: int) -> None:
@@ -793,7 +918,6 @@ class UserManager(_NamespacedManager):
         self.home.chmod(0o700)
 
     def _manager_env(self) -> dict[str, str]:
-        import pwd
         pw = pwd.getpwuid(os.getuid())
         return {"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.config_home),
                 "XDG_RUNTIME_DIR": self.runtime_dir, "USER": pw.pw_name, "LOGNAME": pw.pw_name,
@@ -820,9 +944,10 @@ class SystemManager(_NamespacedManager):
 
     /etc/systemd/system inside is `unit_dir` (a per-instance directory bind-mounted over it), so
     an installer writes and enables units exactly as on a real machine while the host's
-    /etc/systemd/system stays untouched; see the module docstring for the unit search path.
-    Units load from there, /run/systemd/system (also private) and a curated set of targets; a
-    journald of its own runs as a unit. The boot target is multi-user.target.
+    /etc/systemd/system stays untouched; /etc and /var are overlays (`overlay_upper()`). Units
+    load from there, /run/systemd/system (also private) and a curated set of targets; journald
+    and the system D-Bus of its own run as units. The boot target is multi-user.target. See the
+    module docstring for why the usual /lib/systemd/system is not in the unit path.
     """
 
     mode = "system"
@@ -835,10 +960,14 @@ class SystemManager(_NamespacedManager):
         return self.private_dir("/etc/systemd/system")
 
     def __init__(self, root: str | os.PathLike | None = None, *,
+                 overlay_dirs: Iterable[str] = ("/etc", "/var"),
                  private_dirs: Iterable[str] = (), **kwargs):
+        """By default /etc and /var are overlays (an installer may add users, write
+        /etc/<app>/, /var/lib/<app>/, run systemd-tmpfiles: none of it reaches the host) and
+        /etc/systemd/system is an empty private directory on top (unit_dir)."""
         dirs = ["/etc/systemd/system", *[p for p in private_dirs
                                          if os.path.normpath(p) != "/etc/systemd/system"]]
-        super().__init__(root, private_dirs=dirs, **kwargs)
+        super().__init__(root, overlay_dirs=overlay_dirs, private_dirs=dirs, **kwargs)
 
     def _prepare_root(self) -> None:
         super()._prepare_root()
@@ -856,9 +985,11 @@ class SystemManager(_NamespacedManager):
         (units / "systemd-journald.socket").write_text(_JOURNALD_SOCKET)
         (units / "systemd-journald.service").write_text(_JOURNALD_SERVICE)
         for target, unit in (("sockets.target", "systemd-journald.socket"),
-                             ("sysinit.target", "systemd-journald.service")):
-            (units / f"{target}.wants").mkdir()
-            (units / f"{target}.wants" / unit).symlink_to(f"../{unit}")
+                             ("sysinit.target", "systemd-journald.service"),
+                             ("sockets.target", "dbus.socket")):
+            if (units / unit).exists():
+                (units / f"{target}.wants").mkdir(exist_ok=True)
+                (units / f"{target}.wants" / unit).symlink_to(f"../{unit}")
 
     def _manager_env(self) -> dict[str, str]:
         path = ["/run/systemd/system.control", "/run/systemd/transient", "/etc/systemd/system",
