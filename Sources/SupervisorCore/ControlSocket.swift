@@ -17,6 +17,26 @@ public struct NodeLiveStatus: Codable, Equatable, Sendable {
     public var runsInFlight: Int
     public var runsQueued: Int
     public var workerRestarts: [String: Int]
+
+    enum CodingKeys: String, CodingKey {
+        case pid, version, phase, connected, paired, pendingRequestId, lastError, connects, runsInFlight, runsQueued, workerRestarts
+    }
+
+    /// Absent values are written as `null`: scripts reading `status --json` see every field.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(pid, forKey: .pid)
+        try container.encode(version, forKey: .version)
+        try container.encode(phase, forKey: .phase)
+        try container.encode(connected, forKey: .connected)
+        try container.encode(paired, forKey: .paired)
+        try container.encode(pendingRequestId, forKey: .pendingRequestId)
+        try container.encode(lastError, forKey: .lastError)
+        try container.encode(connects, forKey: .connects)
+        try container.encode(runsInFlight, forKey: .runsInFlight)
+        try container.encode(runsQueued, forKey: .runsQueued)
+        try container.encode(workerRestarts, forKey: .workerRestarts)
+    }
 }
 
 /// A read-only Unix socket in the state dir (`node.sock`, 0600): each connection gets one
@@ -26,25 +46,29 @@ public final class ControlSocket {
 
     private var channel: Channel?
 
+    /// Binds the socket (asynchronously: this runs on the Supervisor's event loop).
     func start(path: String, group: EventLoopGroup, logger: Logger, status: @escaping () -> NodeLiveStatus) {
         unlink(path)
-        let previous = umask(0o177)
-        defer { umask(previous) }
-        do {
-            channel = try ServerBootstrap(group: group)
-                .childChannelInitializer { child in
-                    child.eventLoop.makeCompletedFuture {
-                        let line = ((try? JSONText.encode(status())) ?? "{}") + "\n"
-                        child.writeAndFlush(ByteBuffer(string: line)).whenComplete { _ in child.close(promise: nil) }
-                    }
+        ServerBootstrap(group: group)
+            .childChannelInitializer { child in
+                child.eventLoop.makeCompletedFuture {
+                    let line = ((try? JSONText.encode(status())) ?? "{}") + "\n"
+                    child.writeAndFlush(ByteBuffer(string: line)).whenComplete { _ in child.close(promise: nil) }
                 }
-                .childChannelOption(.autoRead, value: false)
-                .bind(unixDomainSocketPath: path)
-                .wait()
-        } catch {
-            logger.warning("status socket unavailable; `openclaw-node status` will not show live state",
-                           metadata: ["path": "\(path)", "error": "\(error)"])
-        }
+            }
+            .childChannelOption(.autoRead, value: false)
+            .bind(unixDomainSocketPath: path)
+            .whenComplete { [weak self] result in
+                switch result {
+                case let .success(channel):
+                    // The state dir is 0700 already; the socket itself is owner-only too.
+                    chmod(path, 0o600)
+                    self?.channel = channel
+                case let .failure(error):
+                    logger.warning("status socket unavailable; `openclaw-node status` will not show live state",
+                                   metadata: ["path": "\(path)", "error": "\(error)"])
+                }
+            }
     }
 
     func stop(path: String) {

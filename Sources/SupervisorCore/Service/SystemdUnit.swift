@@ -59,6 +59,8 @@ public struct SystemdUnit: Equatable, Sendable {
         "LockPersonality=yes",
         "SystemCallArchitectures=native",
         "SystemCallFilter=@system-service",
+        // The workers' own confinement: seccomp filters and Landlock rulesets.
+        "SystemCallFilter=seccomp landlock_create_ruleset landlock_add_rule landlock_restrict_self",
         // Not @privileged (the workers need setresuid/setgroups/capset to drop privileges) and
         // not @resources (commands use setrlimit and nice).
         "SystemCallFilter=~@mount @swap @reboot @raw-io @module @debug @cpu-emulation @obsolete @clock",

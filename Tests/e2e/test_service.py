@@ -1,0 +1,168 @@
+"""Issue 6: `openclaw-node install|status|start|stop|restart|uninstall` against a real systemd."""
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import binary
+from systemd_env import security_exposure, systemd_system, systemd_user, verify_unit  # noqa: F401
+
+TOKEN = "svc-token-5f0c9e1d"
+
+
+def cli(manager, state_dir, *args, token=TOKEN, extra_env=None):
+    env = {"OPENCLAW_STATE_DIR": str(state_dir), "USER": "root"}
+    if token:
+        env["OPENCLAW_GATEWAY_TOKEN"] = token
+    env.update(extra_env or {})
+    return manager.run([binary("openclaw-node"), *args], env=env, timeout=60)
+
+
+def cli_json(manager, state_dir, *args, **kwargs):
+    result = cli(manager, state_dir, *args, "--json", **kwargs)
+    try:
+        return result.returncode, json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"not JSON ({result.returncode}): {result.stdout}\n{result.stderr}")
+
+
+def files_under(*roots):
+    for root in roots:
+        for directory, _, names in os.walk(root):
+            for name in names:
+                yield os.path.join(directory, name)
+
+
+def test_user_service_lifecycle(systemd_user, make_gateway, tmp_path):
+    m = systemd_user
+    gw = make_gateway(token=TOKEN)
+    state = tmp_path / "state"
+    unit = m.unit_dir / "openclaw-node.service"
+
+    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port), "--display-name", "svc-node")
+    assert code == 0 and installed["ok"] is True, installed
+    assert installed["action"] == "install" and installed["result"] == "installed"
+    assert installed["service"] == {"label": "systemd", "loaded": True, "loadedText": "enabled", "notLoadedText": "disabled"}
+    assert any("loginctl enable-linger root" in w for w in installed.get("warnings", []))
+    assert m.show("openclaw-node.service", "UnitFileState") == "enabled"
+    assert m.wait_for(lambda: m.show("openclaw-node.service", "ActiveState") == "active", what="active")
+
+    # The token is in the 0600 environment file only: not in the unit, not in the unit dirs.
+    env_file = state / "node.systemd.env"
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    assert TOKEN in env_file.read_text()
+    for path in files_under(m.unit_dir.parent, m.config_home):
+        with open(path, "rb") as handle:
+            assert TOKEN.encode() not in handle.read(), path
+    assert verify_unit(unit, user=True).returncode == 0
+
+    # Pairing pending: status shows the requestId from the running node.
+    request_id = gw.wait_for_pending_request(timeout=30)
+    def pending():
+        _, status = cli_json(m, state, "status")
+        node = status.get("node") or {}
+        return status if node.get("pendingRequestId") == request_id else None
+    status = m.wait_for(pending, timeout=20, what="status with the pending requestId")
+    service = status["service"]
+    assert service["loaded"] is True
+    assert service["command"]["programArguments"][:2] == [os.path.realpath(binary("openclaw-node")), "run"]
+    assert service["command"]["sourcePath"] == str(unit)
+    assert service["command"]["environment"]["OPENCLAW_STATE_DIR"] == str(state)
+    assert TOKEN not in json.dumps(status)
+    assert service["runtime"]["status"] == "running" and service["runtime"]["pid"] == m.main_pid("openclaw-node.service")
+    assert status["node"]["paired"] is False and status["node"]["connected"] is False
+
+    gw.approve(request_id)
+    def connected():
+        _, status = cli_json(m, state, "status")
+        return status if (status.get("node") or {}).get("connected") else None
+    status = m.wait_for(connected, timeout=40, what="status connected")
+    assert status["node"]["paired"] is True and status["node"]["pendingRequestId"] is None
+    assert status["node"]["runsInFlight"] == 0
+
+    # Already installed without --force; --force rewrites and restarts.
+    code, again = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port))
+    assert code == 0 and again["result"] == "already-installed" and again["message"] == "Node service already enabled."
+    assert again["hints"] == ["openclaw-node install --force"]
+    first_pid = m.main_pid("openclaw-node.service")
+    code, forced = cli_json(m, state, "install", "--force", "--host", "127.0.0.1", "--port", str(gw.port), "--display-name", "svc-2")
+    assert code == 0 and forced["result"] == "installed"
+    assert "--display-name svc-2" in unit.read_text()
+    assert m.wait_for(lambda: m.main_pid("openclaw-node.service") not in (0, first_pid), what="new pid after --force")
+
+    # restart gives a new main pid; kill -9 of the Supervisor is restarted by systemd.
+    before = m.main_pid("openclaw-node.service")
+    code, restarted = cli_json(m, state, "restart")
+    assert code == 0 and restarted["result"] == "restarted"
+    after = m.wait_for(lambda: (p := m.main_pid("openclaw-node.service")) not in (0, before) and p, what="restart")
+    m.run(["kill", "-9", str(after)], check=True)
+    revived = m.wait_for(lambda: (p := m.main_pid("openclaw-node.service")) not in (0, after) and p, timeout=20,
+                         what="systemd restart after kill -9")
+    assert revived
+    mark = gw.mark()
+    gw.wait_for_hello(timeout=30, since=mark)
+
+    code, stopped = cli_json(m, state, "stop")
+    assert code == 0 and stopped["result"] == "stopped"
+    assert m.show("openclaw-node.service", "ActiveState") in ("inactive", "failed")
+    # No process of the unit is left.
+    assert not [cmd for _, cmd in m.processes().values() if "openclaw-node" in cmd]
+
+    code, removed = cli_json(m, state, "uninstall")
+    assert code == 0 and removed["result"] == "uninstalled"
+    assert not unit.exists() and not env_file.exists()
+    assert not [p for p in files_under(m.unit_dir.parent) if "openclaw-node" in p]
+    assert m.show("openclaw-node.service", "LoadState") == "not-found"
+
+
+def test_stop_of_a_missing_service_is_a_no_op_and_start_fails(systemd_user, tmp_path):
+    m = systemd_user
+    state = tmp_path / "state"
+    code, stopped = cli_json(m, state, "stop")
+    assert code == 0 and stopped["ok"] is True and stopped["result"] == "not-loaded"
+    for action in ("start", "restart"):
+        code, result = cli_json(m, state, action)
+        assert code == 1 and result["ok"] is False and result["result"] == "not-loaded"
+        assert result["hints"] == ["openclaw-node install"]
+
+
+def test_insecure_private_ws_and_paths_are_persisted(systemd_user, tmp_path):
+    m = systemd_user
+    state = tmp_path / "state"
+    config = tmp_path / "openclaw.json"
+    config.write_text("{}")
+    result = cli(m, state, "install", "--print-unit", "--host", "10.1.2.3", token=None,
+                 extra_env={"OPENCLAW_ALLOW_INSECURE_PRIVATE_WS": "1", "OPENCLAW_CONFIG_PATH": str(config)})
+    assert result.returncode == 0
+    assert "Environment=OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1\n" in result.stdout
+    assert f"Environment=OPENCLAW_CONFIG_PATH={config}\n" in result.stdout
+    assert f"Environment=OPENCLAW_STATE_DIR={state}\n" in result.stdout
+
+
+def test_system_service_runs_hardened_and_connects(systemd_system, make_gateway, tmp_path):
+    m = systemd_system
+    gw = make_gateway(auto_approve=True, token=TOKEN)
+    env = {"OPENCLAW_GATEWAY_TOKEN": TOKEN}
+    result = m.run([binary("openclaw-node"), "install", "--system", "--json", "--host", "127.0.0.1", "--port", str(gw.port)],
+                   env=env, timeout=60)
+    installed = json.loads(result.stdout)
+    assert installed["ok"] is True and installed["result"] == "installed", result.stdout + result.stderr
+    unit = m.unit_dir / "openclaw-node.service"
+    assert TOKEN not in unit.read_text()
+    assert verify_unit(unit).returncode == 0
+    score, report = security_exposure(unit)
+    assert score <= 2.5, report
+    try:
+        gw.wait_for_hello(timeout=30)
+    except Exception:
+        raise AssertionError(m.journal("openclaw-node.service"))
+    # The hardened unit still lets the workers confine themselves.
+    m.wait_journal("openclaw-node.service", r'msg="net worker ready".*seccomp=active.*user=active')
+    status = json.loads(m.run([binary("openclaw-node"), "status", "--system", "--json"], timeout=30).stdout)
+    assert status["service"]["runtime"]["status"] == "running"
+    assert status["node"]["connected"] is True
+    result = m.run([binary("openclaw-node"), "uninstall", "--system", "--json"], timeout=60)
+    assert json.loads(result.stdout)["result"] == "uninstalled"
+    assert not unit.exists()
