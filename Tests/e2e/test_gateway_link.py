@@ -35,6 +35,8 @@ def test_restart_reconnects_with_stored_token_and_no_new_pairing(gateway, nodes,
     first = nodes(state_dir, gateway_args(gateway))
     gateway.approve(gateway.wait_for_pending_request())
     gateway.wait_for_hello(timeout=40)
+    # The device token is stored once the Supervisor has processed hello-ok (it logs this).
+    first.wait_log('msg="node host gateway connected"', timeout=10)
     assert first.stop() == 0
     pending_before = dict(gateway.pending_requests())
     mark = gateway.mark()
@@ -155,6 +157,8 @@ def test_device_token_mismatch_deletes_the_stored_token(make_gateway, nodes, sta
     gw = make_gateway(auto_approve=True, check_device_tokens=True)
     first = nodes(state_dir, gateway_args(gw))
     conn = gw.wait_for_hello(timeout=20)
+    # The device token is stored once the Supervisor has processed hello-ok (it logs this).
+    first.wait_log('msg="node host gateway connected"', timeout=10)
     assert first.stop() == 0
     gw.rotate_device_token(conn.device_id)
     mark = gw.mark()
@@ -181,6 +185,8 @@ def test_node_id_flag_overrides_and_clears_stored_token(gateway, nodes, state_di
     first = nodes(state_dir, gateway_args(gateway))
     gateway.approve(gateway.wait_for_pending_request())
     gateway.wait_for_hello(timeout=40)
+    # The device token is stored once the Supervisor has processed hello-ok (it logs this).
+    first.wait_log('msg="node host gateway connected"', timeout=10)
     assert first.stop() == 0
     assert (state_dir / "identity" / "device-auth.json").exists()
     mark = gateway.mark()
