@@ -77,14 +77,18 @@ struct Doctor: ParsableCommand {
             for worker in workers {
                 print("\(worker.name) worker (\(worker.path)):")
                 for entry in reports[worker.name]?.entries ?? [] {
-                    let step = entry.step.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)
-                    let state = entry.state.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)
+                    let step = Self.pad(entry.step.rawValue, 14)
+                    let state = Self.pad(entry.state.rawValue, 11)
                     print("  \(step)\(state)\(entry.detail ?? "")")
                 }
             }
             for problem in problems { print("problem: \(problem)") }
         }
         if !problems.isEmpty { throw ExitCode(1) }
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
     }
 
     /// Runs a worker in report mode and parses what it prints.

@@ -147,8 +147,9 @@ public enum TLSFingerprint {
 public enum GatewayURL {
     /// The TCP port of a `ws://host:port` / `wss://host:port` URL.
     public static func port(of url: String) -> UInt16? {
-        guard let schemeEnd = url.range(of: "://") else { return nil }
-        let authority = url[schemeEnd.upperBound...].prefix { $0 != "/" }
+        let parts = url.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        let authority = parts[1].prefix { $0 != "/" }
         guard let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") else {
             return url.hasPrefix("wss") ? 443 : 80
         }
