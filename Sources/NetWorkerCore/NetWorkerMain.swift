@@ -12,6 +12,13 @@ public enum NetWorkerMain {
         let parent = getppid()
         // Before any thread exists and before any byte from the network is parsed.
         let confinement = WorkerStartup.confine(.net) { NetToSupervisor.ready($0) }
+        // `openclaw-node doctor`: reachability and TLS pin of the gateway, confined, then exit.
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let index = arguments.firstIndex(of: "--check-gateway"), index + 1 < arguments.count {
+            let pin = arguments.firstIndex(of: "--pin").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+            print((try? JSONText.encode(GatewayProbe.check(url: arguments[index + 1], pin: pin))) ?? "{}")
+            exit(0)
+        }
         LineLogHandler.bootstrap(process: "net")
         let logger = Logger(label: "openclaw-node-net")
         // After the uid change, which clears the parent-death signal.

@@ -5,24 +5,47 @@ import NodeSupport
 import OpenClawIPC
 import SupervisorCore
 
-/// `openclaw-node doctor`: which protections each worker gets on this kernel, found by
-/// starting each worker in report mode with the same confinement flags `run` would use.
+/// One line of `doctor`: what was checked, how it went, and how to fix it.
+struct DoctorCheck {
+    enum Status: String { case ok, warn, fail }
+    var name: String
+    var status: Status
+    var detail: String
+    var fix: String?
+
+    var json: JSONValue {
+        var object: [String: JSONValue] = ["name": .string(name), "status": .string(status.rawValue), "detail": .string(detail)]
+        if let fix { object["fix"] = .string(fix) }
+        return .object(object)
+    }
+}
+
+/// `openclaw-node doctor`: confinement on this kernel, state and config, the gateway, and a
+/// self-test of the whole pipeline through the real confined workers.
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Report which confinement steps each worker gets on this machine.",
+        abstract: "Check this machine, the configuration and the gateway; run a loopback self-test.",
         discussion: """
-        Starts openclaw-node-net and openclaw-node-exec once each, in report mode: each applies \
-        its confinement exactly as under `run` (user, capabilities, no-new-privs, landlock, \
-        seccomp), prints what took effect, and exits. Nothing connects anywhere. \
-        Exit status: 0 every step is active, not needed or opted out; 1 a step failed (`run` \
-        would refuse to start that worker).
+        Checks, each answered ok, warn or fail with a one-line fix: the confinement each worker \
+        gets on this kernel (started once each in report mode: user, capabilities, \
+        no-new-privs, landlock, seccomp), the user the network worker drops to, state dir and \
+        file permissions, the config and its secret references, the gateway (TCP and TLS \
+        handshake with the pin, from inside the confined network worker; no credential is \
+        sent), and a self-test: a loopback gateway in this process, the real node paired \
+        with it, one system.which and one system.run through the confined workers.
+
+        Exit status: 0 nothing failed (warnings allowed), 1 a check failed.
         """
     )
 
+    @OptionGroup var gateway: GatewayOptions
     @OptionGroup var confinement: ConfinementFlags
 
     @Flag(help: "Print the report as JSON.")
     var json = false
+
+    @Flag(name: .customLong("skip-self-test"), help: "Do not run the loopback pipeline self-test.")
+    var skipSelfTest = false
 
     @Option(name: .customLong("net-worker-path"), help: .hidden)
     var netWorkerPath: String?
@@ -37,74 +60,194 @@ struct Doctor: ParsableCommand {
             fputs("openclaw-node doctor: worker executables not found next to this program\n", stderr)
             throw ExitCode(ExitStatus.config)
         }
-        let workers: [(name: String, path: String)] = [("net", net), ("exec", exec)]
+        var checks: [DoctorCheck] = []
         var reports: [String: ConfinementReport] = [:]
-        var problems: [String] = []
-        for worker in workers {
-            let options = confinement.options(for: worker.name)
-            switch Self.report(executable: worker.path, arguments: options.arguments + ["--confinement-report"]) {
-            case let .success(report):
-                reports[worker.name] = report
-                if let failed = report.failure {
-                    problems.append("\(worker.name): \(failed.step.rawValue) failed: \(failed.detail ?? "")")
-                }
-            case let .failure(problem):
-                problems.append("\(worker.name): \(problem.message)")
-            }
+        for (name, path) in [("net", net), ("exec", exec)] {
+            let (check, report) = confinementCheck(worker: name, path: path)
+            checks.append(check)
+            reports[name] = report
         }
-        let landlock = Landlock.abi()
+        checks.append(userCheck())
+        let paths = StatePaths.resolve()
+        checks += stateChecks(paths)
+        checks.append(configCheck(paths))
+        checks.append(gatewayCheck(paths, netWorker: net))
+        if !skipSelfTest { checks.append(SelfTest(program: me, confinement: confinement).run()) }
+
+        let ok = !checks.contains { $0.status == .fail }
         if json {
-            var object: [String: JSONValue] = [
-                "ok": .bool(problems.isEmpty),
-                "kernel": .object([
-                    "landlockAbi": landlock.map { .number(Double($0)) } ?? .null,
-                    "uid": .number(Double(geteuid())),
-                ]),
-                "problems": .array(problems.map(JSONValue.string)),
-            ]
-            var workersObject: [String: JSONValue] = [:]
+            var workers: [String: JSONValue] = [:]
             for (name, report) in reports {
-                workersObject[name] = .array(report.entries.map { entry in
+                workers[name] = .array(report.entries.map { entry in
                     var item: [String: JSONValue] = ["step": .string(entry.step.rawValue), "state": .string(entry.state.rawValue)]
                     if let detail = entry.detail { item["detail"] = .string(detail) }
                     return .object(item)
                 })
             }
-            object["workers"] = .object(workersObject)
-            print((try? JSONText.encode(JSONValue.object(object))) ?? "{}")
+            let object: JSONValue = .object([
+                "ok": .bool(ok),
+                "checks": .array(checks.map(\.json)),
+                "workers": .object(workers),
+                "kernel": .object(["landlockAbi": Landlock.abi().map { .number(Double($0)) } ?? .null,
+                                   "uid": .number(Double(geteuid()))]),
+                "problems": .array(checks.filter { $0.status == .fail }.map { .string("\($0.name): \($0.detail)") }),
+            ])
+            print((try? JSONText.encode(object)) ?? "{}")
         } else {
-            print("kernel: Landlock \(landlock.map { "ABI \($0)" } ?? "unavailable"); running as uid \(geteuid())")
-            for worker in workers {
-                print("\(worker.name) worker (\(worker.path)):")
-                for entry in reports[worker.name]?.entries ?? [] {
-                    let step = Self.pad(entry.step.rawValue, 14)
-                    let state = Self.pad(entry.state.rawValue, 11)
-                    print("  \(step)\(state)\(entry.detail ?? "")")
+            for check in checks {
+                print("\(check.status.rawValue.uppercased().padded(5)) \(check.name.padded(18)) \(check.detail)")
+                if let fix = check.fix, check.status != .ok { print("      fix: \(fix)") }
+            }
+            for (name, report) in reports.sorted(by: { $0.key < $1.key }) {
+                print("\(name) worker:")
+                for entry in report.entries {
+                    print("  \(entry.step.rawValue.padded(14)) \(entry.state.rawValue.padded(11)) \(entry.detail ?? "")")
                 }
             }
-            for problem in problems { print("problem: \(problem)") }
         }
-        if !problems.isEmpty { throw ExitCode(1) }
+        if !ok { throw ExitCode(1) }
     }
 
-    static func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+    // MARK: Checks
+
+    func confinementCheck(worker: String, path: String) -> (DoctorCheck, ConfinementReport?) {
+        let name = "confinement.\(worker)"
+        let options = confinement.options(for: worker)
+        guard let output = ProgramRun.run([path] + options.arguments + ["--confinement-report"],
+                                          environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], path: path),
+              let report = try? JSONText.decode(ConfinementReport.self, from: output.stdout) else {
+            return (DoctorCheck(name: name, status: .fail, detail: "the \(worker) worker did not report its confinement",
+                                fix: "reinstall: \(path) must be the openclaw-node-\(worker) of this version"), nil)
+        }
+        if let failed = report.failure {
+            return (DoctorCheck(name: name, status: .fail,
+                                detail: "\(failed.step.rawValue) failed: \(failed.detail ?? "")",
+                                fix: Self.fix(for: failed.step, worker: worker)), report)
+        }
+        let active = report.entries.filter { $0.state == .active }.map(\.step.rawValue)
+        let optedOut = report.entries.filter { $0.state == .optedOut }.map(\.step.rawValue)
+        var detail = "active: \(active.joined(separator: ", "))"
+        if !optedOut.isEmpty { detail += "; opted out: \(optedOut.joined(separator: ", "))" }
+        return (DoctorCheck(name: name, status: optedOut.isEmpty ? .ok : .warn, detail: detail,
+                            fix: optedOut.isEmpty ? nil : "drop --unconfined when this kernel supports the step"), report)
     }
 
-    /// Runs a worker in report mode and parses what it prints.
-    static func report(executable: String, arguments: [String]) -> Result<ConfinementReport, DoctorProblem> {
-        guard let output = ProgramRun.run([executable] + arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"],
-                                          path: executable) else {
-            return .failure(DoctorProblem("cannot start \(executable)"))
+    static func fix(for step: ConfinementStep, worker: String) -> String {
+        switch step {
+        case .landlock: return "boot a kernel with Landlock enabled (lsm=…,landlock), or accept the risk: --unconfined \(worker):landlock"
+        case .seccomp: return "a kernel with CONFIG_SECCOMP_FILTER and libseccomp2 installed, or --unconfined \(worker):seccomp"
+        case .user: return "create the user (see packaging/sysusers.d) or name another with --\(worker)-user"
+        case .capabilities: return "run under a manager that allows capset/PR_CAPBSET_DROP, or --unconfined \(worker):capabilities"
+        case .noNewPrivs: return "a kernel with PR_SET_NO_NEW_PRIVS (3.5+), or --unconfined \(worker):no-new-privs"
         }
-        guard let report = try? JSONText.decode(ConfinementReport.self, from: output.stdout) else {
-            return .failure(DoctorProblem("no confinement report (worker exited with status \(output.status)): \(output.stderr.prefix(200))"))
+    }
+
+    func userCheck() -> DoctorCheck {
+        guard UserIdentity.isRoot else {
+            return DoctorCheck(name: "net-user", status: .ok, detail: "not root: the network worker keeps uid \(geteuid())")
         }
-        return .success(report)
+        let name = confinement.netUser ?? ConfinementPolicy.defaultNetUser
+        guard let user = UserIdentity.lookup(name) else {
+            return DoctorCheck(name: "net-user", status: .fail, detail: "user \(name) does not exist",
+                               fix: "useradd --system --no-create-home --shell /usr/sbin/nologin \(name), or --net-user <existing user>")
+        }
+        guard user.uid != 0 else {
+            return DoctorCheck(name: "net-user", status: .fail, detail: "\(name) is root", fix: "--net-user nobody")
+        }
+        return DoctorCheck(name: "net-user", status: .ok, detail: "\(name) (uid \(user.uid))")
+    }
+
+    func stateChecks(_ paths: StatePaths) -> [DoctorCheck] {
+        var info = stat()
+        guard lstat(paths.stateDir, &info) == 0 else {
+            return [DoctorCheck(name: "state-dir", status: .warn, detail: "\(paths.stateDir) does not exist yet",
+                                fix: "created (0700) by the first `openclaw-node run`")]
+        }
+        var checks: [DoctorCheck] = []
+        if (info.st_mode & S_IFMT) != S_IFDIR {
+            checks.append(DoctorCheck(name: "state-dir", status: .fail, detail: "\(paths.stateDir) is not a directory",
+                                      fix: "move it away; the node creates the directory"))
+        } else if info.st_uid != geteuid() {
+            checks.append(DoctorCheck(name: "state-dir", status: .fail, detail: "\(paths.stateDir) belongs to uid \(info.st_uid)",
+                                      fix: "chown -R \(geteuid()) \(paths.stateDir)"))
+        } else if info.st_mode & 0o077 != 0 {
+            checks.append(DoctorCheck(name: "state-dir", status: .warn,
+                                      detail: "\(paths.stateDir) is mode \(String(info.st_mode & 0o777, radix: 8))",
+                                      fix: "chmod 700 \(paths.stateDir)"))
+        } else {
+            checks.append(DoctorCheck(name: "state-dir", status: .ok, detail: "\(paths.stateDir) (0700)"))
+        }
+        let secrets = [paths.identityFile, paths.deviceAuthFile, paths.approvalsFile, "\(paths.stateDir)/node.systemd.env"]
+        let loose = secrets.filter { path in
+            var file = stat()
+            return lstat(path, &file) == 0 && (file.st_mode & 0o077 != 0 || file.st_uid != geteuid())
+        }
+        checks.append(loose.isEmpty
+            ? DoctorCheck(name: "state-files", status: .ok, detail: "secret files are owner-only (0600)")
+            : DoctorCheck(name: "state-files", status: .warn, detail: "readable by others: \(loose.joined(separator: ", "))",
+                          fix: "chmod 600 \(loose.joined(separator: " "))"))
+        return checks
+    }
+
+    func configCheck(_ paths: StatePaths) -> DoctorCheck {
+        do {
+            let config = try OpenClawConfig.load(paths.configPath)
+            let credentials = try GatewayCredentials.resolve(config: config, resolver: SecretResolver(config: config))
+            var what = access(paths.configPath, F_OK) == 0 ? "\(paths.configPath) parsed" : "no config file (\(paths.configPath))"
+            what += credentials.token != nil ? "; gateway token resolved" : credentials.password != nil ? "; gateway password resolved" : "; no shared gateway secret"
+            return DoctorCheck(name: "config", status: .ok, detail: what)
+        } catch let error as ConfigError {
+            return DoctorCheck(name: "config", status: .fail, detail: error.message,
+                               fix: "fix \(paths.configPath) (JSON5) or the secret it references; `run` exits 78 until then")
+        } catch {
+            return DoctorCheck(name: "config", status: .fail, detail: "\(error)", fix: "fix \(paths.configPath)")
+        }
+    }
+
+    func gatewayCheck(_ paths: StatePaths, netWorker: String) -> DoctorCheck {
+        let node = try? NodeConfigFile.load(paths.nodeFile)
+        let host = gateway.host ?? node?.gateway?.host ?? "127.0.0.1"
+        let port = gateway.port ?? node?.gateway?.port ?? 18789
+        let pin = (gateway.tlsFingerprint ?? node?.gateway?.tlsFingerprint).map(TLSFingerprint.normalize)
+        let tls = gateway.tls || pin != nil || node?.gateway?.tls == true
+        let url = "\(tls ? "wss" : "ws")://\(GatewayURL.hostForURL(host)):\(port)"
+        let options = confinement.options(for: "net", connectPorts: [UInt16(clamping: port)])
+        var arguments = [netWorker] + options.arguments + ["--check-gateway", url]
+        if let pin { arguments += ["--pin", pin] }
+        guard let output = ProgramRun.run(arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], path: netWorker),
+              let report = try? JSONText.decode(JSONValue.self, from: output.stdout) else {
+            return DoctorCheck(name: "gateway", status: .fail, detail: "the network worker could not run the check", fix: nil)
+        }
+        if report["reachable"]?.boolValue != true {
+            return DoctorCheck(name: "gateway", status: .warn, detail: "\(url) not reachable: \(report["error"]?.stringValue ?? "?")",
+                               fix: "start the gateway or pass --host/--port (the node keeps retrying meanwhile)")
+        }
+        if tls, report["handshake"]?.boolValue != true {
+            let leaf = report["leafSha256"]?.stringValue
+            if pin != nil, let leaf, leaf != pin {
+                return DoctorCheck(name: "gateway", status: .fail, detail: "\(url) presents a certificate that does not match the pin",
+                                   fix: "the gateway presents \(leaf): fix --tls-fingerprint if that is right")
+            }
+            return DoctorCheck(name: "gateway", status: .fail,
+                               detail: "\(url): \(report["error"]?.stringValue ?? "TLS handshake failed")",
+                               fix: pin != nil ? "check --tls-fingerprint\(leaf.map { " (the gateway presents \($0))" } ?? "")"
+                                   : "the certificate is not trusted here: pin it with --tls-fingerprint")
+        }
+        if let matched = report["pinMatched"]?.boolValue, !matched {
+            return DoctorCheck(name: "gateway", status: .fail, detail: "\(url) presents a certificate that does not match the pin",
+                               fix: "the gateway presents \(report["leafSha256"]?.stringValue ?? "?"): fix --tls-fingerprint if that is right")
+        }
+        var detail = "\(url) reachable"
+        if tls { detail += pin != nil ? ", TLS pin matches" : ", TLS verified (leaf \(report["leafSha256"]?.stringValue ?? "?"))" }
+        if !tls, !GatewayURL.isLoopback(host) {
+            return DoctorCheck(name: "gateway", status: .fail, detail: detail + " over plaintext ws://", fix: "use --tls")
+        }
+        return DoctorCheck(name: "gateway", status: .ok, detail: detail)
     }
 }
 
-struct DoctorProblem: Error {
-    var message: String
-    init(_ message: String) { self.message = message }
+extension String {
+    func padded(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
 }

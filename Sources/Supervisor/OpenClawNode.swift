@@ -135,6 +135,10 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("max-concurrent-runs"), help: "Commands run at once; more wait in a bounded queue.")
     var maxConcurrentRuns: Int = 8
 
+    @Option(name: .customLong("metrics-port"), help: ArgumentHelp(
+        "Serve Prometheus metrics on 127.0.0.1:<port>/metrics (off by default; loopback only).", valueName: "port"))
+    var metricsPort: Int?
+
     @Option(name: .customLong("net-worker-path"), help: .hidden)
     var netWorkerPath: String?
 
@@ -142,6 +146,7 @@ struct Run: ParsableCommand {
     var execWorkerPath: String?
 
     func validate() throws {
+        if let port = metricsPort, !(1...65535).contains(port) { throw ValidationError("--metrics-port must be 1-65535") }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be kv or json") }
         guard (1...1024).contains(maxConcurrentRuns) else { throw ValidationError("--max-concurrent-runs must be 1-1024") }
     }
@@ -182,11 +187,13 @@ struct Run: ParsableCommand {
                 netWorkerPath: net, execWorkerPath: exec,
                 netConfinement: confinement.options(for: "net", connectPorts: GatewayURL.port(of: setup.link.url).map { [$0] } ?? []),
                 execConfinement: confinement.options(for: "exec"),
-                controlSocketPath: ControlSocket.path(stateDir: setup.paths.stateDir)
+                controlSocketPath: ControlSocket.path(stateDir: setup.paths.stateDir),
+                metricsPort: metricsPort
             ),
             link: link, logger: logger, maxConcurrentRuns: maxConcurrentRuns
         )
         systemRun.runner = supervisor
+        systemRun.metrics = link.metrics
         let code = supervisor.run()
         throw ExitCode(code)
     }

@@ -162,4 +162,11 @@ public enum Base64URL {
         while text.hasSuffix("=") { text.removeLast() }
         return text
     }
+
+    /// Decodes base64url with or without padding; nil when it is not base64url.
+    public static func decode(_ text: String) -> [UInt8]? {
+        var standard = text.replacing("-", with: "+").replacing("_", with: "/")
+        while standard.utf8.count % 4 != 0 { standard += "=" }
+        return Data(base64Encoded: standard).map(Array.init)
+    }
 }

@@ -62,6 +62,7 @@ public final class LinkAuthority {
     let router: CommandRouter
     let logger: Logger
     let clock: () -> Int64
+    public var metrics = NodeMetrics()
     private(set) var storedDeviceToken: String?
     public private(set) var status = LinkStatus()
 
@@ -138,6 +139,7 @@ public final class LinkAuthority {
         status.pendingRequestId = nil
         status.lastError = nil
         status.connects += 1
+        metrics.linkUp()
         if let token = hello.deviceToken?.trimmingWhitespace(), !token.isEmpty {
             storedDeviceToken = token
             do {
@@ -181,16 +183,21 @@ public final class LinkAuthority {
         if state.phase != .pairingPending || status.phase != .pairingPending {
             status.phase = state.phase == .pairingPending ? status.phase : state.phase
         }
+        if state.phase != .connected { metrics.linkDown() }
         if state.phase == .disconnected, let detail = state.detail {
             logger.info("gateway link down", metadata: ["detail": "\(detail)"])
         }
     }
 
     public func linkLost(reason: String) {
+        metrics.linkDown()
         if status.phase == .connected { status.phase = .disconnected }
     }
 
     public func invoke(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
-        router.route(request, completion: completion)
+        router.route(request) { [metrics] output in
+            metrics.invoke(request.command, ok: output.result.ok)
+            completion(output)
+        }
     }
 }

@@ -27,16 +27,19 @@ public struct WorkerSettings: Sendable {
     public var execConfinement: ConfinementOptions
     /// Where `status` asks the running node for its live state (nil: no socket).
     public var controlSocketPath: String?
+    /// Loopback TCP port for Prometheus metrics (nil: off).
+    public var metricsPort: Int?
 
     public init(netWorkerPath: String, execWorkerPath: String, shutdownGrace: TimeAmount = .milliseconds(2500),
                 netConfinement: ConfinementOptions = .init(), execConfinement: ConfinementOptions = .init(),
-                controlSocketPath: String? = nil) {
+                controlSocketPath: String? = nil, metricsPort: Int? = nil) {
         self.netWorkerPath = netWorkerPath
         self.execWorkerPath = execWorkerPath
         self.shutdownGrace = shutdownGrace
         self.netConfinement = netConfinement
         self.execConfinement = execConfinement
         self.controlSocketPath = controlSocketPath
+        self.metricsPort = metricsPort
     }
 }
 
@@ -63,6 +66,7 @@ public final class Supervisor {
     private var exitCode: SupervisorExit = .ok
     private var signalSources: [DispatchSourceSignal] = []
     private let controlSocket = ControlSocket()
+    private let metricsEndpoint = MetricsEndpoint()
 
     public init(settings: WorkerSettings, link: LinkAuthority, logger: Logger, maxConcurrentRuns: Int = 8, maxQueuedRuns: Int = 64) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -108,6 +112,9 @@ public final class Supervisor {
         exec.spawn()
         if let path = settings.controlSocketPath {
             controlSocket.start(path: path, group: group, logger: logger) { [unowned self] in self.liveStatus() }
+        }
+        if let port = settings.metricsPort {
+            metricsEndpoint.start(port: port, group: group, metrics: link.metrics, logger: logger)
         }
         // Fallback reaper in case a SIGCHLD is coalesced or missed.
         loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in
@@ -163,6 +170,7 @@ public final class Supervisor {
         net.onMessage = { [weak self] message in self?.handleNet(message) }
         net.onDown = { [weak self] reason in
             guard let self else { return }
+            if !stopping { link.metrics.workerRestarted("net") }
             if !stopping { netPhase = .awaitingReady }
             link.linkLost(reason: reason)
         }
@@ -217,6 +225,7 @@ public final class Supervisor {
         exec.onMessage = { [weak self] message in self?.handleExec(message) }
         exec.onDown = { [weak self] reason in
             guard let self else { return }
+            if !stopping { link.metrics.workerRestarted("exec") }
             execPhase = stopping ? .stopping : .awaitingReady
             runs.workerDied(reason: reason)
         }
@@ -288,6 +297,7 @@ public final class Supervisor {
         killRemainingDescendants()
         reapChildren()
         if let path = settings.controlSocketPath { controlSocket.stop(path: path) }
+        metricsEndpoint.stop()
         logger.info("stopped", metadata: ["exit": "\(exitCode.rawValue)"])
         exitPromise.succeed(exitCode)
     }

@@ -29,6 +29,7 @@ public final class SystemRunHandler: CommandHandler {
     let clock: () -> Int64
     let newId: () -> String
     public weak var runner: ExecRunner?
+    public var metrics: NodeMetrics?
 
     public init(environment: ExecEnvironment, pathEnv: String, home: String?, approvals: ExecApprovalsStore,
                 config: OpenClawConfig, logger: Logger, clock: @escaping () -> Int64 = currentTimeMillis,
@@ -68,6 +69,7 @@ public final class SystemRunHandler: CommandHandler {
             fail(error)
         case let .success(.denied(reason, message)):
             logger.notice("system.run denied", metadata: ["runId": "\(request.runId)", "reason": "\(reason)"])
+            metrics?.denied(reason)
             completion(InvokeOutput(events: [deniedEvent(request, reason: reason)],
                                     result: .failure(invoke, code: "UNAVAILABLE", message: message)))
         case let .success(.run(order)):
@@ -211,6 +213,7 @@ public final class SystemRunHandler: CommandHandler {
     }
 
     func finished(_ outcome: RunOutcome, for request: SystemRunRequest, invoke: InvokeRequest) -> InvokeOutput {
+        metrics?.ran(milliseconds: outcome.durationMs)
         logger.info("system.run finished", metadata: [
             "runId": "\(request.runId)", "exitCode": "\(outcome.exitCode.map(String.init) ?? "-")",
             "signal": "\(outcome.signal.map(String.init) ?? "-")", "timedOut": "\(outcome.timedOut)",
