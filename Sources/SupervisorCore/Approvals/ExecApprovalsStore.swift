@@ -195,9 +195,32 @@ public final class ExecApprovalsStore: @unchecked Sendable {
         return Snapshot(path: path, exists: true, hash: sha256Hex(raw), file: saved)
     }
 
+    /// The file's identity when it was last parsed: an unchanged file is not read again on
+    /// every run (inode, size, modification and change times, to the nanosecond).
+    private struct Fingerprint: Equatable {
+        var device: UInt64, inode: UInt64, size: Int64, modified: Int64, changed: Int64
+    }
+    private var cached: (fingerprint: Fingerprint, disk: OnDisk)?
+
+    private func fingerprint() -> Fingerprint? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return Fingerprint(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                           modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
+                           changed: Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec))
+    }
+
     private func load() throws(ApprovalsError) -> OnDisk {
         try checkDirectory()
         guard try checkDestination() else { return .missing }
+        let before = fingerprint()
+        if let before, let cached, cached.fingerprint == before { return cached.disk }
+        let disk = try parse()
+        if let before, before == fingerprint() { cached = (before, disk) }
+        return disk
+    }
+
+    private func parse() throws(ApprovalsError) -> OnDisk {
         let raw: [UInt8]
         do {
             guard let bytes = try SecureFile.read(path) else { return .missing }
