@@ -51,6 +51,22 @@ struct Install: ParsableCommand {
     @Option(name: .customLong("program-path"), help: .hidden)
     var programPath: String?
 
+    @Option(name: .customLong("log-format"), help: "Passed to `run`: kv or json.")
+    var logFormat: String?
+
+    @Option(name: .customLong("max-concurrent-runs"), help: "Passed to `run`: commands run at once.")
+    var maxConcurrentRuns: Int?
+
+    @Option(name: .customLong("metrics-port"), help: ArgumentHelp("Passed to `run`: Prometheus metrics on 127.0.0.1:<port>.",
+                                                               valueName: "port"))
+    var metricsPort: Int?
+
+    func validate() throws {
+        if let logFormat, LogFormat(rawValue: logFormat) == nil { throw ValidationError("--log-format must be kv or json") }
+        if let runs = maxConcurrentRuns, !(1...1024).contains(runs) { throw ValidationError("--max-concurrent-runs must be 1-1024") }
+        if let port = metricsPort, !(1...65535).contains(port) { throw ValidationError("--metrics-port must be 1-65535") }
+    }
+
     func run() throws {
         guard let me = programPath ?? currentExecutablePath() else { throw ExitCode(ExitStatus.config) }
         let manager = scope.manager
@@ -65,6 +81,9 @@ struct Install: ParsableCommand {
         if let user = confinement.netUser { arguments += ["--net-user", user] }
         if let user = confinement.execUser { arguments += ["--exec-user", user] }
         for step in confinement.unconfined { arguments += ["--unconfined", step] }
+        if let logFormat { arguments += ["--log-format", logFormat] }
+        if let runs = maxConcurrentRuns { arguments += ["--max-concurrent-runs", String(runs)] }
+        if let port = metricsPort { arguments += ["--metrics-port", String(port)] }
         if printUnit {
             print(manager.unit(programArguments: arguments, version: NodeVersion.current).render(), terminator: "")
             return

@@ -166,3 +166,12 @@ def test_system_service_runs_hardened_and_connects(systemd_system, make_gateway,
     result = m.run([binary("openclaw-node"), "uninstall", "--system", "--json"], timeout=60)
     assert json.loads(result.stdout)["result"] == "uninstalled"
     assert not unit.exists()
+
+
+def test_install_passes_run_options_through(systemd_user, tmp_path):
+    result = cli(systemd_user, tmp_path / "state", "install", "--print-unit", "--port", "1", "--metrics-port", "9464",
+                 "--log-format", "json", "--max-concurrent-runs", "4", "--unconfined", "exec:landlock", token=None)
+    assert result.returncode == 0, result.stderr
+    exec_start = next(line for line in result.stdout.splitlines() if line.startswith("ExecStart="))
+    assert exec_start.endswith("run --host 127.0.0.1 --port 1 --unconfined exec:landlock --log-format json "
+                               "--max-concurrent-runs 4 --metrics-port 9464")
