@@ -50,6 +50,11 @@ public enum ConfinementPolicy {
         "/usr/lib", "/lib", "/lib64", "/usr/lib64",
         "/etc/localtime", "/usr/share/zoneinfo",
         "/dev/urandom", "/dev/random", "/dev/null",
+        // libdispatch's worker-pool monitor reads /proc/<tid>/stat of its threads once a second
+        // and traps (SIGILL) when it cannot; thread ids are not known in advance, so procfs is
+        // readable (it was an intermittent crash). Other processes' entries stay behind the
+        // usual uid and ptrace checks, and the worker runs as its own user.
+        "/proc",
     ]
     /// TCP ports the NetWorker may connect to besides the gateway's (DNS over TCP).
     public static let netExtraConnectPorts: [UInt16] = [53]

@@ -10,11 +10,15 @@ public struct ConfinementOptions: Equatable, Sendable {
     public var optedOut: Set<ConfinementStep>
     /// TCP ports the NetWorker may connect to (the gateway's); empty = any (Landlock net off).
     public var connectPorts: [UInt16]
+    /// The loopback port the NetWorker serves Prometheus metrics on: the one port it may bind.
+    public var metricsPort: UInt16?
 
-    public init(user: String? = nil, optedOut: Set<ConfinementStep> = [], connectPorts: [UInt16] = []) {
+    public init(user: String? = nil, optedOut: Set<ConfinementStep> = [], connectPorts: [UInt16] = [],
+                metricsPort: UInt16? = nil) {
         self.user = user
         self.optedOut = optedOut
         self.connectPorts = connectPorts
+        self.metricsPort = metricsPort
     }
 
     /// The worker command-line form: `--user U --unconfined S … --connect-port P …`.
@@ -23,6 +27,7 @@ public struct ConfinementOptions: Equatable, Sendable {
         if let user { arguments += ["--user", user] }
         for step in optedOut.sorted(by: { $0.rawValue < $1.rawValue }) { arguments += ["--unconfined", step.rawValue] }
         for port in connectPorts { arguments += ["--connect-port", String(port)] }
+        if let metricsPort { arguments += ["--metrics-port", String(metricsPort)] }
         return arguments
     }
 
@@ -41,6 +46,9 @@ public struct ConfinementOptions: Equatable, Sendable {
                 index += 2
             case let ("--connect-port", value?):
                 if let port = UInt16(value) { options.connectPorts.append(port) }
+                index += 2
+            case let ("--metrics-port", value?):
+                options.metricsPort = UInt16(value)
                 index += 2
             default: rest.append(word); index += 1
             }
@@ -128,9 +136,13 @@ public enum WorkerConfinement {
         for port in Set(options.connectPorts + ConfinementPolicy.netExtraConnectPorts) where restrictPorts {
             try ruleset.allow(port: port, .connectTCP)
         }
+        if let port = options.metricsPort { try ruleset.allow(port: port, .bindTCP) }
         try ruleset.restrictSelf()
         var detail = "ABI \(abi): read-only TLS/DNS/library paths, no writes"
-        if abi >= 4 { detail += restrictPorts ? ", TCP connect to \(options.connectPorts.map(String.init).joined(separator: ",")) and 53 only, no bind" : ", no TCP bind" }
+        if abi >= 4 {
+            detail += restrictPorts ? ", TCP connect to \(options.connectPorts.map(String.init).joined(separator: ",")) and 53 only" : ""
+            detail += options.metricsPort.map { ", TCP bind to \($0) (metrics) only" } ?? ", no TCP bind"
+        }
         if abi >= 6 { detail += ", no signals or abstract sockets outside" }
         return (.active, detail)
     }

@@ -28,6 +28,7 @@ public enum NetWorkerMain {
         let loop = group.next()
         var connection: IPCConnection<SupervisorToNet, NetToSupervisor>?
         let link = GatewayLink(loop: loop, logger: logger) { message in connection?.send(message) }
+        let metrics = MetricsListener(loop: loop, logger: logger) { request in connection?.send(.metricsRequest(request)) }
 
         let adopted = IPCConnection<SupervisorToNet, NetToSupervisor>.adopt(
             fd: workerIPCDescriptor, group: loop,
@@ -37,6 +38,7 @@ public enum NetWorkerMain {
                 case let .signReply(reply): link.signed(reply)
                 case let .invokeResult(result): link.sendInvokeResult(result)
                 case let .nodeEvent(event): link.sendNodeEvent(event)
+                case let .metricsReply(reply): metrics.replied(reply)
                 case .shutdown:
                     link.shutdown { exit(0) }
                 }
@@ -57,6 +59,7 @@ public enum NetWorkerMain {
         }
         connection?.send(.ready(WorkerHello(pid: getpid(), version: "net", confinement: confinement)))
         connection?.startReading()
+        if let port = ConfinementOptions.parse(arguments).0.metricsPort { metrics.start(port: Int(port)) }
         while true { pause() }
     }
 }

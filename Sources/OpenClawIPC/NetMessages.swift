@@ -229,6 +229,22 @@ public struct NodeEvent: Codable, Equatable, Sendable {
     }
 }
 
+/// A Prometheus scrape arrived at the NetWorker's metrics listener.
+public struct MetricsRequest: Codable, Equatable, Sendable {
+    public var requestId: String
+    public init(requestId: String) { self.requestId = requestId }
+}
+
+/// The exposition text for a scrape.
+public struct MetricsReply: Codable, Equatable, Sendable {
+    public var requestId: String
+    public var text: String
+    public init(requestId: String, text: String) {
+        self.requestId = requestId
+        self.text = text
+    }
+}
+
 /// Why the link stopped for good: the NetWorker asks the Supervisor to exit.
 public struct LinkFatal: Codable, Equatable, Sendable {
     public var detailCode: String
@@ -247,6 +263,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
     case helloOk(HelloSummary)
     case connectRejected(ConnectRejection)
     case invoke(InvokeRequest)
+    case metricsRequest(MetricsRequest)
 
     public enum Kind: String, CaseIterable, Sendable {
         case ready
@@ -255,6 +272,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case helloOk = "hello.ok"
         case connectRejected = "connect.rejected"
         case invoke
+        case metricsRequest = "metrics.request"
     }
 
     public var kind: Kind {
@@ -265,6 +283,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case .helloOk: return .helloOk
         case .connectRejected: return .connectRejected
         case .invoke: return .invoke
+        case .metricsRequest: return .metricsRequest
         }
     }
 
@@ -276,6 +295,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case .helloOk: return .helloOk(try HelloSummary(from: decoder))
         case .connectRejected: return .connectRejected(try ConnectRejection(from: decoder))
         case .invoke: return .invoke(try InvokeRequest(from: decoder))
+        case .metricsRequest: return .metricsRequest(try MetricsRequest(from: decoder))
         }
     }
 
@@ -287,6 +307,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case let .helloOk(payload): try payload.encode(to: encoder)
         case let .connectRejected(payload): try payload.encode(to: encoder)
         case let .invoke(payload): try payload.encode(to: encoder)
+        case let .metricsRequest(payload): try payload.encode(to: encoder)
         }
     }
 }
@@ -297,6 +318,7 @@ public enum SupervisorToNet: IPCMessage, Equatable {
     case signReply(SignReply)
     case invokeResult(InvokeResult)
     case nodeEvent(NodeEvent)
+    case metricsReply(MetricsReply)
     case shutdown(Empty)
 
     public enum Kind: String, CaseIterable, Sendable {
@@ -304,6 +326,7 @@ public enum SupervisorToNet: IPCMessage, Equatable {
         case signReply = "sign.reply"
         case invokeResult = "invoke.result"
         case nodeEvent = "node.event"
+        case metricsReply = "metrics.reply"
         case shutdown
     }
 
@@ -313,6 +336,7 @@ public enum SupervisorToNet: IPCMessage, Equatable {
         case .signReply: return .signReply
         case .invokeResult: return .invokeResult
         case .nodeEvent: return .nodeEvent
+        case .metricsReply: return .metricsReply
         case .shutdown: return .shutdown
         }
     }
@@ -323,6 +347,7 @@ public enum SupervisorToNet: IPCMessage, Equatable {
         case .signReply: return .signReply(try SignReply(from: decoder))
         case .invokeResult: return .invokeResult(try InvokeResult(from: decoder))
         case .nodeEvent: return .nodeEvent(try NodeEvent(from: decoder))
+        case .metricsReply: return .metricsReply(try MetricsReply(from: decoder))
         case .shutdown: return .shutdown(try Empty(from: decoder))
         }
     }
@@ -333,6 +358,7 @@ public enum SupervisorToNet: IPCMessage, Equatable {
         case let .signReply(payload): try payload.encode(to: encoder)
         case let .invokeResult(payload): try payload.encode(to: encoder)
         case let .nodeEvent(payload): try payload.encode(to: encoder)
+        case let .metricsReply(payload): try payload.encode(to: encoder)
         case let .shutdown(payload): try payload.encode(to: encoder)
         }
     }

@@ -99,12 +99,13 @@ struct ConfinementFlags: ParsableArguments {
         return (["net", "exec"], step)
     }
 
-    func options(for worker: String, connectPorts: [UInt16] = []) -> ConfinementOptions {
+    func options(for worker: String, connectPorts: [UInt16] = [], metricsPort: UInt16? = nil) -> ConfinementOptions {
         var optedOut = Set<ConfinementStep>()
         for value in unconfined {
             if let (workers, step) = Self.parse(value), workers.contains(worker) { optedOut.insert(step) }
         }
-        return ConfinementOptions(user: worker == "net" ? netUser : execUser, optedOut: optedOut, connectPorts: connectPorts)
+        return ConfinementOptions(user: worker == "net" ? netUser : execUser, optedOut: optedOut, connectPorts: connectPorts,
+                                  metricsPort: metricsPort)
     }
 }
 
@@ -185,10 +186,10 @@ struct Run: ParsableCommand {
         let supervisor = Supervisor(
             settings: WorkerSettings(
                 netWorkerPath: net, execWorkerPath: exec,
-                netConfinement: confinement.options(for: "net", connectPorts: GatewayURL.port(of: setup.link.url).map { [$0] } ?? []),
+                netConfinement: confinement.options(for: "net", connectPorts: GatewayURL.port(of: setup.link.url).map { [$0] } ?? [],
+                                                   metricsPort: metricsPort.map(UInt16.init)),
                 execConfinement: confinement.options(for: "exec"),
-                controlSocketPath: ControlSocket.path(stateDir: setup.paths.stateDir),
-                metricsPort: metricsPort
+                controlSocketPath: ControlSocket.path(stateDir: setup.paths.stateDir)
             ),
             link: link, logger: logger, maxConcurrentRuns: maxConcurrentRuns
         )

@@ -42,6 +42,8 @@ public enum IPCPolicy {
         .linkState: [.linking, .linked, .stopping],
         // Work from the gateway: only on an accepted link.
         .invoke: [.linked],
+        // A Prometheus scrape on the NetWorker's loopback listener: answered with counters only.
+        .metricsRequest: [.linking, .linked],
     ]
 
     /// What the ExecWorker may send, and in which phases.

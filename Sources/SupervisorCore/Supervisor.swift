@@ -27,19 +27,16 @@ public struct WorkerSettings: Sendable {
     public var execConfinement: ConfinementOptions
     /// Where `status` asks the running node for its live state (nil: no socket).
     public var controlSocketPath: String?
-    /// Loopback TCP port for Prometheus metrics (nil: off).
-    public var metricsPort: Int?
 
     public init(netWorkerPath: String, execWorkerPath: String, shutdownGrace: TimeAmount = .milliseconds(2500),
                 netConfinement: ConfinementOptions = .init(), execConfinement: ConfinementOptions = .init(),
-                controlSocketPath: String? = nil, metricsPort: Int? = nil) {
+                controlSocketPath: String? = nil) {
         self.netWorkerPath = netWorkerPath
         self.execWorkerPath = execWorkerPath
         self.shutdownGrace = shutdownGrace
         self.netConfinement = netConfinement
         self.execConfinement = execConfinement
         self.controlSocketPath = controlSocketPath
-        self.metricsPort = metricsPort
     }
 }
 
@@ -66,7 +63,6 @@ public final class Supervisor {
     private var exitCode: SupervisorExit = .ok
     private var signalSources: [DispatchSourceSignal] = []
     private let controlSocket = ControlSocket()
-    private let metricsEndpoint = MetricsEndpoint()
 
     public init(settings: WorkerSettings, link: LinkAuthority, logger: Logger, maxConcurrentRuns: Int = 8, maxQueuedRuns: Int = 64) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -113,9 +109,7 @@ public final class Supervisor {
         if let path = settings.controlSocketPath {
             controlSocket.start(path: path, group: group, logger: logger) { [unowned self] in self.liveStatus() }
         }
-        if let port = settings.metricsPort {
-            metricsEndpoint.start(port: port, group: group, metrics: link.metrics, logger: logger)
-        }
+
         // Fallback reaper in case a SIGCHLD is coalesced or missed.
         loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in
             self?.reapChildren()
@@ -207,6 +201,8 @@ public final class Supervisor {
             link.invoke(request) { [weak self] outcome in
                 self?.deliver(outcome)
             }
+        case let .metricsRequest(request):
+            net.send(.metricsReply(MetricsReply(requestId: String(request.requestId.prefix(64)), text: link.metrics.exposition())))
         }
     }
 
@@ -297,7 +293,6 @@ public final class Supervisor {
         killRemainingDescendants()
         reapChildren()
         if let path = settings.controlSocketPath { controlSocket.stop(path: path) }
-        metricsEndpoint.stop()
         logger.info("stopped", metadata: ["exit": "\(exitCode.rawValue)"])
         exitPromise.succeed(exitCode)
     }

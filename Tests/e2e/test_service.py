@@ -145,13 +145,21 @@ def test_system_service_runs_hardened_and_connects(systemd_system, make_gateway,
     m = systemd_system
     gw = make_gateway(auto_approve=True, token=TOKEN)
     env = {"OPENCLAW_GATEWAY_TOKEN": TOKEN}
-    result = m.run([binary("openclaw-node"), "install", "--system", "--json", "--host", "127.0.0.1", "--port", str(gw.port)],
+    # The unit has PrivateTmp=, so a checkout under /tmp is invisible to it: install the
+    # binaries under /var/lib inside the namespace (its /var is an overlay, the host's is untouched).
+    bin_dir = "/var/lib/openclaw-e2e/bin"
+    for name in ("openclaw-node", "openclaw-node-net", "openclaw-node-exec"):
+        m.run(["install", "-D", "-m", "0755", binary(name), f"{bin_dir}/{name}"], check=True)
+    program = f"{bin_dir}/openclaw-node"
+    result = m.run([program, "install", "--system", "--json", "--host", "127.0.0.1", "--port", str(gw.port)],
                    env=env, timeout=60)
     installed = json.loads(result.stdout)
     assert installed["ok"] is True and installed["result"] == "installed", result.stdout + result.stderr
     unit = m.unit_dir / "openclaw-node.service"
     assert TOKEN not in unit.read_text()
-    assert verify_unit(unit).returncode == 0
+    # Inside the namespace, where the binary it names exists.
+    verified = m.analyze("verify", "--man=no", "--recursive-errors=no", "/etc/systemd/system/openclaw-node.service")
+    assert verified.returncode == 0 and verified.stderr == "", verified.stderr
     score, report = security_exposure(unit)
     assert score <= 2.5, report
     try:
@@ -160,10 +168,10 @@ def test_system_service_runs_hardened_and_connects(systemd_system, make_gateway,
         raise AssertionError(m.journal("openclaw-node.service"))
     # The hardened unit still lets the workers confine themselves.
     m.wait_journal("openclaw-node.service", r'msg="net worker ready".*seccomp=active.*user=active')
-    status = json.loads(m.run([binary("openclaw-node"), "status", "--system", "--json"], timeout=30).stdout)
+    status = json.loads(m.run([program, "status", "--system", "--json"], timeout=30).stdout)
     assert status["service"]["runtime"]["status"] == "running"
     assert status["node"]["connected"] is True
-    result = m.run([binary("openclaw-node"), "uninstall", "--system", "--json"], timeout=60)
+    result = m.run([program, "uninstall", "--system", "--json"], timeout=60)
     assert json.loads(result.stdout)["result"] == "uninstalled"
     assert not unit.exists()
 
