@@ -11,6 +11,7 @@ final class FrameCodecTests: XCTestCase {
         .helloOk(HelloSummary(protocol: 4, deviceToken: "tok", role: "node", scopes: [], tickIntervalMs: 30000, serverVersion: "x")),
         .connectRejected(ConnectRejection(code: "NOT_PAIRED", message: "pairing required", detailCode: "PAIRING_REQUIRED", requestId: "q", retryAfterMs: nil)),
         .invoke(InvokeRequest(id: "i", nodeId: "n", command: "system.run", paramsJSON: #"{"command":["/bin/echo","a/b"]}"#, timeoutMs: 5, idempotencyKey: nil)),
+        .metricsRequest(MetricsRequest(requestId: "m")),
     ]
     static let toNet: [SupervisorToNet] = [
         .configure(NetConfiguration(url: "wss://h:1", tlsFingerprint: "ab", minProtocol: 3, maxProtocol: 4,
@@ -20,6 +21,7 @@ final class FrameCodecTests: XCTestCase {
         .signReply(SignReply(requestId: "r", signature: "s", auth: .init(token: "t", password: nil))),
         .invokeResult(InvokeResult(id: "i", nodeId: "n", ok: false, payloadJSON: nil, error: WireError(code: "UNAVAILABLE", message: "m"))),
         .nodeEvent(NodeEvent(event: "exec.finished", payloadJSON: "{}")),
+        .metricsReply(MetricsReply(requestId: "m", text: "openclaw_node_gateway_connected 1\n")),
         .shutdown(Empty()),
     ]
     static let execMessages: [ExecToSupervisor] = [
