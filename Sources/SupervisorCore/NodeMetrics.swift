@@ -12,13 +12,16 @@ public final class NodeMetrics: @unchecked Sendable {
     private var hellos = 0
 
     public init() {
-        connected = registry.makeGauge(name: "openclaw_node_gateway_connected", help: "1 while the gateway link is up (after hello-ok)")
-        reconnects = registry.makeCounter(name: "openclaw_node_gateway_reconnects_total", help: "hello-ok after the first one")
+        connected = registry.makeGauge(descriptor: MetricNameDescriptor(
+            namespace: "openclaw_node", metricName: "gateway_connected", unitName: "",
+            helpText: "1 while the gateway link is up (after hello-ok)"))
+        reconnects = registry.makeCounter(descriptor: MetricNameDescriptor(
+            namespace: "openclaw_node", metricName: "gateway_reconnects", unitName: "total", helpText: "hello-ok after the first one"))
         runDuration = registry.makeDurationHistogram(
-            name: "openclaw_node_run_duration_seconds",
+            descriptor: MetricNameDescriptor(namespace: "openclaw_node", metricName: "run_duration", unitName: "seconds",
+                                             helpText: "Wall time of system.run commands"),
             buckets: [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10),
-                      .seconds(60), .seconds(300)],
-            help: "Wall time of system.run commands")
+                      .seconds(60), .seconds(300)])
     }
 
     func linkUp() {
@@ -30,13 +33,11 @@ public final class NodeMetrics: @unchecked Sendable {
     func linkDown() { connected.set(0.0) }
 
     func invoke(_ command: String, ok: Bool) {
-        registry.makeCounter(name: "openclaw_node_invokes_total", labels: [("command", command), ("outcome", ok ? "ok" : "error")],
-                             help: "Invokes answered, by command and outcome").increment()
+        registry.makeCounter(descriptor: Self.invokes, labels: [("command", command), ("outcome", ok ? "ok" : "error")]).increment()
     }
 
     func denied(_ reason: String) {
-        registry.makeCounter(name: "openclaw_node_runs_denied_total", labels: [("reason", reason)],
-                             help: "system.run requests denied by policy, by reason").increment()
+        registry.makeCounter(descriptor: Self.denials, labels: [("reason", reason)]).increment()
     }
 
     func ran(milliseconds: Int) {
@@ -44,9 +45,15 @@ public final class NodeMetrics: @unchecked Sendable {
     }
 
     func workerRestarted(_ worker: String) {
-        registry.makeCounter(name: "openclaw_node_worker_restarts_total", labels: [("worker", worker)],
-                             help: "Worker processes re-spawned after they died or were killed").increment()
+        registry.makeCounter(descriptor: Self.restarts, labels: [("worker", worker)]).increment()
     }
+
+    static let invokes = MetricNameDescriptor(namespace: "openclaw_node", metricName: "invokes", unitName: "total",
+                                              helpText: "Invokes answered, by command and outcome")
+    static let denials = MetricNameDescriptor(namespace: "openclaw_node", metricName: "runs_denied", unitName: "total",
+                                              helpText: "system.run requests denied by policy, by reason")
+    static let restarts = MetricNameDescriptor(namespace: "openclaw_node", metricName: "worker_restarts", unitName: "total",
+                                               helpText: "Worker processes re-spawned after they died or were killed")
 
     public func exposition() -> String { registry.emitToString() }
 }
