@@ -4,6 +4,8 @@
 #include <spawn.h>
 #include <sys/prctl.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <unistd.h>
 
 const int csys_PR_SET_PDEATHSIG = PR_SET_PDEATHSIG;
@@ -25,4 +27,14 @@ int csys_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
 
 int csys_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+static int csys_remove_entry(const char *path, const struct stat *info, int flag, struct FTW *ftw) {
+    (void)info; (void)flag; (void)ftw;
+    remove(path);
+    return 0;
+}
+
+int csys_remove_tree(const char *path) {
+    return nftw(path, csys_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -9,7 +9,20 @@ import OpenClawIPC
 /// as JSON, exit) and, in debug builds only, `--probe` (death tests: confine, then try one
 /// forbidden thing and print whether the kernel refused it).
 public enum WorkerStartup {
-    public static func confine<M: IPCMessage>(_ role: WorkerConfinement.Role, ready: (WorkerHello) -> M) -> ConfinementReport {
+    /// What the worker was started with, once confined.
+    public struct Started: Sendable {
+        public var report: ConfinementReport
+        public var options: ConfinementOptions
+        /// Command-line words that are not confinement options (worker-specific modes).
+        public var rest: [String]
+
+        /// The value after `flag` in `rest`, if any.
+        public func value(of flag: String) -> String? {
+            rest.firstIndex(of: flag).flatMap { $0 + 1 < rest.count ? rest[$0 + 1] : nil }
+        }
+    }
+
+    public static func confine<M: IPCMessage>(_ role: WorkerConfinement.Role, ready: (WorkerHello) -> M) -> Started {
         let (options, rest) = ConfinementOptions.parse(Array(CommandLine.arguments.dropFirst()))
         let report = WorkerConfinement.apply(role, options)
         if rest.first == "--confinement-report" {
@@ -32,7 +45,7 @@ public enum WorkerStartup {
             }
             exit(71)
         }
-        return report
+        return Started(report: report, options: options, rest: rest)
     }
 }
 

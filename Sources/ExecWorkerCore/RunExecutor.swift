@@ -188,17 +188,10 @@ public final class RunExecutor {
         onFinished(outcome)
     }
 
-    /// `name` if it contains a slash, else the first executable `dir/name` on `path`.
+    /// `name` if it contains a slash, else where the Supervisor's policy found it: the same
+    /// search (`ExecutableSearch`) over the child's PATH.
     static func resolve(_ name: String, path: String?) -> String? {
-        if name.contains("/") { return name }
-        for directory in (path ?? NodeDefaults.path).split(separator: ":") where !directory.isEmpty {
-            let candidate = "\(directory)/\(name)"
-            var info = stat()
-            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
-                return candidate
-            }
-        }
-        return nil
+        name.contains("/") ? name : ExecutableSearch.inPath(name, path: path ?? ExecutableSearch.defaultPath)
     }
 
     static func millis(since start: NIODeadline) -> Int {
@@ -213,9 +206,6 @@ public final class RunExecutor {
     }
 }
 
-enum NodeDefaults {
-    static let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-}
 
 func readWholeFile(_ path: String) throws -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -453,7 +453,15 @@ public final class GatewayLink {
         return try NIOSSLContext(configuration: configuration)
     }
 
-    static func tlsHandler(_ context: NIOSSLContext, host: String, pin: String?, logger: Logger) throws -> NIOSSLClientHandler {
+    /// Lowercase hex SHA-256 of a certificate's DER: what `--tls-fingerprint` pins.
+    static func fingerprint(der: [UInt8]) -> String {
+        SHA256.hash(data: der).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+
+    /// TLS for the gateway: CA validation, or with a pin the pin alone. `presented` sees the
+    /// leaf fingerprint the peer offered (doctor reports it on a mismatch).
+    static func tlsHandler(_ context: NIOSSLContext, host: String, pin: String?, logger: Logger,
+                           presented: @escaping @Sendable (String) -> Void = { _ in }) throws -> NIOSSLClientHandler {
         let sni = GatewayTarget.isIPLiteral(host) ? nil : host
         guard let pin else { return try NIOSSLClientHandler(context: context, serverHostname: sni) }
         return try NIOSSLClientHandler(context: context, serverHostname: sni, customVerificationCallback: { certificates, promise in
@@ -461,9 +469,8 @@ public final class GatewayLink {
                 promise.succeed(.failed)
                 return
             }
-            let actual = SHA256.hash(data: der).map { byte in
-                (byte < 16 ? "0" : "") + String(byte, radix: 16)
-            }.joined()
+            let actual = Self.fingerprint(der: der)
+            presented(actual)
             if actual == pin {
                 promise.succeed(.certificateVerified)
             } else {

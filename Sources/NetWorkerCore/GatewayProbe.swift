@@ -1,4 +1,3 @@
-import Crypto
 import Logging
 import NIOCore
 import NIOPosix
@@ -28,16 +27,10 @@ public enum GatewayProbe {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let context {
-                            // With a pin, the same check as the link, recording what the peer
-                            // presented so a mismatch can be reported with the actual value.
-                            let handler = try pin.map { pin in
-                                try NIOSSLClientHandler(context: context, serverHostname: nil) { certificates, promise in
-                                    let fingerprint = (try? certificates.first?.toDERBytes()).flatMap { $0 }.map(Self.sha256Hex)
-                                    presented.fingerprint = fingerprint
-                                    promise.succeed(fingerprint == pin ? .certificateVerified : .failed)
-                                }
-                            } ?? GatewayLink.tlsHandler(context, host: target.host, pin: nil, logger: logger)
-                            try channel.pipeline.syncOperations.addHandler(handler)
+                            // The link's own TLS check, recording what the peer presented so a
+                            // mismatch can be reported with the actual value.
+                            try channel.pipeline.syncOperations.addHandler(try GatewayLink.tlsHandler(
+                                context, host: target.host, pin: pin, logger: logger) { presented.fingerprint = $0 })
                             try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(done: handshake))
                         } else {
                             handshake.succeed(())
@@ -58,7 +51,7 @@ public enum GatewayProbe {
                         .flatMap { $0.peerCertificate.map { channel.eventLoop.makeSucceededFuture($0) }
                             ?? channel.eventLoop.makeFailedFuture(ChannelError.inappropriateOperationForState) }
                         .wait()
-                    let fingerprint = Self.sha256Hex(try certificate.toDERBytes())
+                    let fingerprint = GatewayLink.fingerprint(der: try certificate.toDERBytes())
                     report["leafSha256"] = .string(fingerprint)
                     report["pinMatched"] = pin.map { .bool($0 == fingerprint) } ?? .null
                 }
@@ -73,12 +66,6 @@ public enum GatewayProbe {
             report["error"] = .string("\(error)")
         }
         return .object(report)
-    }
-}
-
-extension GatewayProbe {
-    static func sha256Hex(_ bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 }
 

@@ -11,12 +11,10 @@ public enum NetWorkerMain {
     public static func run() -> Never {
         let parent = getppid()
         // Before any thread exists and before any byte from the network is parsed.
-        let confinement = WorkerStartup.confine(.net) { NetToSupervisor.ready($0) }
+        let started = WorkerStartup.confine(.net) { NetToSupervisor.ready($0) }
         // `openclaw-node doctor`: reachability and TLS pin of the gateway, confined, then exit.
-        let arguments = Array(CommandLine.arguments.dropFirst())
-        if let index = arguments.firstIndex(of: "--check-gateway"), index + 1 < arguments.count {
-            let pin = arguments.firstIndex(of: "--pin").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
-            print((try? JSONText.encode(GatewayProbe.check(url: arguments[index + 1], pin: pin))) ?? "{}")
+        if let url = started.value(of: "--check-gateway") {
+            print((try? JSONText.encode(GatewayProbe.check(url: url, pin: started.value(of: "--pin")))) ?? "{}")
             exit(0)
         }
         LineLogHandler.bootstrap(process: "net")
@@ -57,9 +55,9 @@ public enum NetWorkerMain {
             logger.error("cannot open the supervisor link", metadata: ["error": "\(error)"])
             exit(70)
         }
-        connection?.send(.ready(WorkerHello(pid: getpid(), version: "net", confinement: confinement)))
+        connection?.send(.ready(WorkerHello(pid: getpid(), version: "net", confinement: started.report)))
         connection?.startReading()
-        if let port = ConfinementOptions.parse(arguments).0.metricsPort { metrics.start(port: Int(port)) }
+        if let port = started.options.metricsPort { metrics.start(port: Int(port)) }
         while true { pause() }
     }
 }

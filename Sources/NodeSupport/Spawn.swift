@@ -200,7 +200,8 @@ public enum ProgramRun {
 
     public static func run(_ argv: [String], environment: [String: String] = ProcessEnvironment.current(),
                            path: String? = nil) -> Output? {
-        guard let executable = path ?? locate(argv[0], in: environment["PATH"]) else { return nil }
+        guard let executable = path ?? (argv[0].contains("/") ? argv[0]
+            : ExecutableSearch.inPath(argv[0], path: environment["PATH"] ?? ExecutableSearch.defaultPath)) else { return nil }
         var out: [CInt] = [-1, -1]
         var err: [CInt] = [-1, -1]
         guard csys_pipe_cloexec(&out) == 0 else { return nil }
@@ -241,13 +242,10 @@ public enum ProgramRun {
         return Output(status: code, stdout: String(decoding: buffers[0], as: UTF8.self),
                       stderr: String(decoding: buffers[1], as: UTF8.self))
     }
+}
 
-    static func locate(_ name: String, in path: String?) -> String? {
-        if name.contains("/") { return name }
-        for directory in (path ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(separator: ":") {
-            let candidate = "\(directory)/\(name)"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
-    }
+/// Removes `path` and everything beneath it without following symlinks (`nftw(3)`,
+/// depth first). For throwaway directories this program made itself.
+public func removeTree(_ path: String) {
+    _ = csys_remove_tree(path)
 }

@@ -205,12 +205,9 @@ struct Doctor: ParsableCommand {
     }
 
     func gatewayCheck(_ paths: StatePaths, netWorker: String) -> DoctorCheck {
-        let node = try? NodeConfigFile.load(paths.nodeFile)
-        let host = gateway.host ?? node?.gateway?.host ?? "127.0.0.1"
-        let port = gateway.port ?? node?.gateway?.port ?? 18789
-        let pin = (gateway.tlsFingerprint ?? node?.gateway?.tlsFingerprint).map(TLSFingerprint.normalize)
-        let tls = gateway.tls || pin != nil || node?.gateway?.tls == true
-        let url = "\(tls ? "wss" : "ws")://\(GatewayURL.hostForURL(host)):\(port)"
+        let endpoint = GatewayEndpoint.resolve(flags: gateway.flags, node: try? NodeConfigFile.load(paths.nodeFile),
+                                               config: try? OpenClawConfig.load(paths.configPath))
+        let (host, port, tls, pin, url) = (endpoint.host, endpoint.port, endpoint.tls, endpoint.fingerprint, endpoint.url)
         let options = confinement.options(for: "net", connectPorts: [UInt16(clamping: port)])
         var arguments = [netWorker] + options.arguments + ["--check-gateway", url]
         if let pin { arguments += ["--pin", pin] }

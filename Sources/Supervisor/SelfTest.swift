@@ -16,7 +16,7 @@ struct SelfTest {
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
             return fail("cannot create a temporary state dir")
         }
-        defer { _ = ProgramRun.run(["rm", "-rf", dir]) }
+        defer { removeTree(dir) }
         let candidates = ["/usr/bin/echo", "/bin/echo"]
         let echo = candidates.first { path in access(path, X_OK) == 0 } ?? "/bin/echo"
         let approvals = #"{"version":1,"defaults":{"security":"allowlist","ask":"off"},"agents":{"main":{"allowlist":[{"pattern":"\#(echo)"}]}}}"#
@@ -35,7 +35,7 @@ struct SelfTest {
         let log = "\(dir)/node.log"
         let logFd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         defer { if logFd >= 0 { close(logFd) } }
-        let environment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": dir,
+        let environment = ["PATH": ExecutableSearch.defaultPath, "HOME": dir,
                            "OPENCLAW_STATE_DIR": dir]
         let pid: pid_t
         do {

@@ -70,10 +70,9 @@ struct Install: ParsableCommand {
     func run() throws {
         guard let me = programPath ?? currentExecutablePath() else { throw ExitCode(ExitStatus.config) }
         let manager = scope.manager
-        let node = try? NodeConfigFile.load("\(manager.stateDir)/node.json")
-        var arguments = [me, "run",
-                         "--host", gateway.host ?? node?.gateway?.host ?? "127.0.0.1",
-                         "--port", String(gateway.port ?? node?.gateway?.port ?? 18789)]
+        let endpoint = GatewayEndpoint.resolve(flags: gateway.flags, node: try? NodeConfigFile.load(StatePaths(stateDir: manager.stateDir).nodeFile),
+                                               config: nil)
+        var arguments = [me, "run", "--host", endpoint.host, "--port", String(endpoint.port)]
         if gateway.tls || gateway.tlsFingerprint != nil { arguments.append("--tls") }
         if let fingerprint = gateway.tlsFingerprint { arguments += ["--tls-fingerprint", fingerprint] }
         if let nodeId = gateway.nodeId { arguments += ["--node-id", nodeId] }

@@ -12,7 +12,6 @@ public enum ConfinementCheck {
         public var noNewPrivs: Bool?
         public var capEff: UInt64?
         public var capPrm: UInt64?
-        public var capBnd: UInt64?
         public var uid: uid_t?
 
         public static func read(pid: pid_t) -> KernelView? {
@@ -36,7 +35,6 @@ public enum ConfinementCheck {
                 case "NoNewPrivs": view.noNewPrivs = value == "1"
                 case "CapEff": view.capEff = UInt64(value, radix: 16)
                 case "CapPrm": view.capPrm = UInt64(value, radix: 16)
-                case "CapBnd": view.capBnd = UInt64(value, radix: 16)
                 case "Uid": view.uid = value.split(whereSeparator: { $0 == "\t" || $0 == " " }).first.flatMap { uid_t($0) }
                 default: break
                 }

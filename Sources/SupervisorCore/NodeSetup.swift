@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import Logging
+import NodeSupport
 
 /// The `run` flags (design §7), before they are merged with `node.json`.
 public struct RunFlags: Sendable {
@@ -27,6 +28,11 @@ public struct StatePaths: Sendable {
     public var stateDir: String
     public var configPath: String
 
+    public init(stateDir: String, configPath: String? = nil) {
+        self.stateDir = stateDir
+        self.configPath = configPath ?? "\(stateDir)/openclaw.json"
+    }
+
     public static func resolve(environment: (String) -> String? = SecretResolver.processEnvironment) -> StatePaths {
         let home = environment("HOME") ?? "/root"
         let state = environment("OPENCLAW_STATE_DIR").flatMap { $0.isEmpty ? nil : $0 } ?? "\(home)/.openclaw"
@@ -48,7 +54,7 @@ public struct NodeSetup {
     public var identity: DeviceIdentity
     public var link: LinkSettings
 
-    public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    public static let defaultPath = ExecutableSearch.defaultPath
 
     public static func prepare(flags: RunFlags, version: String, logger: Logger,
                                environment: @escaping (String) -> String? = SecretResolver.processEnvironment) throws -> NodeSetup {
@@ -62,13 +68,9 @@ public struct NodeSetup {
         let config = try OpenClawConfig.load(paths.configPath)
 
         var node = try NodeConfigFile.load(paths.nodeFile)
-        let host = flags.host ?? node.gateway?.host ?? "127.0.0.1"
-        let port = flags.port ?? node.gateway?.port ?? 18789
-        let fingerprint = flags.tlsFingerprint.map(TLSFingerprint.normalize)
-        let tls = flags.tls || fingerprint != nil || config.bool("gateway.tls.enabled") == true
-        let url = "\(tls ? "wss" : "ws")://\(GatewayURL.hostForURL(host)):\(port)"
-        if !tls {
-            try GatewayURL.checkPlaintextAllowed(host: host, url: url,
+        let endpoint = GatewayEndpoint.resolve(flags: flags, node: node, config: config)
+        if !endpoint.tls {
+            try GatewayURL.checkPlaintextAllowed(host: endpoint.host, url: endpoint.url,
                                                  allowPrivate: environment("OPENCLAW_ALLOW_INSECURE_PRIVATE_WS") == "1")
         }
 
@@ -96,7 +98,7 @@ public struct NodeSetup {
         }
         let displayName = flags.displayName?.trimmingWhitespace().nonEmpty ?? node.displayName?.nonEmpty ?? Self.hostName()
         node.displayName = displayName
-        node.gateway = .init(host: host, port: port, tls: tls, tlsFingerprint: fingerprint)
+        node.gateway = .init(host: endpoint.host, port: endpoint.port, tls: endpoint.tls, tlsFingerprint: endpoint.fingerprint)
         do {
             try node.save(paths.nodeFile)
         } catch {
@@ -106,7 +108,7 @@ public struct NodeSetup {
         var pathEnv = environment("PATH") ?? ""
         if pathEnv.isEmpty { pathEnv = defaultPath }
         let link = LinkSettings(
-            url: url, tlsFingerprint: fingerprint, nodeId: node.nodeId, displayName: displayName, version: version,
+            url: endpoint.url, tlsFingerprint: endpoint.fingerprint, nodeId: node.nodeId, displayName: displayName, version: version,
             pathEnv: pathEnv, sharedToken: credentials.token, password: credentials.password,
             deviceAuthPath: paths.deviceAuthFile
         )
@@ -144,6 +146,29 @@ public enum TLSFingerprint {
 }
 
 /// The plaintext `ws://` rule (protocol.md §9, v3-era).
+/// Where `run` connects (node-host.md §9.2): host and port from the flag, else node.json, else
+/// 127.0.0.1:18789; TLS from `--tls` or a fingerprint, else config `gateway.tls.enabled`.
+/// `doctor` and `install` use the same answer, so they check and install what `run` would do.
+public struct GatewayEndpoint: Equatable, Sendable {
+    public var host: String
+    public var port: Int
+    public var tls: Bool
+    /// Normalised SHA-256 pin, when one was given.
+    public var fingerprint: String?
+
+    public var url: String { "\(tls ? "wss" : "ws")://\(GatewayURL.hostForURL(host)):\(port)" }
+
+    public static func resolve(flags: RunFlags, node: NodeConfigFile?, config: OpenClawConfig?) -> GatewayEndpoint {
+        let fingerprint = flags.tlsFingerprint.map(TLSFingerprint.normalize)
+        return GatewayEndpoint(
+            host: flags.host ?? node?.gateway?.host ?? "127.0.0.1",
+            port: flags.port ?? node?.gateway?.port ?? 18789,
+            tls: flags.tls || fingerprint != nil || config?.bool("gateway.tls.enabled") == true,
+            fingerprint: fingerprint
+        )
+    }
+}
+
 public enum GatewayURL {
     /// The TCP port of a `ws://host:port` / `wss://host:port` URL.
     public static func port(of url: String) -> UInt16? {

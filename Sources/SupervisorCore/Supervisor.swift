@@ -81,7 +81,7 @@ public final class Supervisor {
 
     /// The minimal environment a worker starts with (configuration arrives over IPC).
     static func workerEnvironment() -> [String: String] {
-        var environment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        var environment = ["PATH": ExecutableSearch.defaultPath]
         for key in ["LANG", "LC_ALL", "TZ"] {
             if let value = getenv(key) { environment[key] = String(cString: value) }
         }

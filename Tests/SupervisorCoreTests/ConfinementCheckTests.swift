@@ -5,7 +5,7 @@ import XCTest
 @testable import SupervisorCore
 
 final class ConfinementCheckTests: XCTestCase {
-    let confinedKernel = ConfinementCheck.KernelView(seccompMode: 2, noNewPrivs: true, capEff: 0, capPrm: 0, capBnd: 0, uid: 65534)
+    let confinedKernel = ConfinementCheck.KernelView(seccompMode: 2, noNewPrivs: true, capEff: 0, capPrm: 0, uid: 65534)
 
     func report(_ states: [ConfinementStep: ConfinementReport.State]) -> ConfinementReport {
         ConfinementReport(entries: ConfinementStep.allCases.compactMap { step in states[step].map { .init(step: step, state: $0) } })

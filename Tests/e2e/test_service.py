@@ -97,11 +97,12 @@ def test_user_service_lifecycle(systemd_user, make_gateway, tmp_path):
     code, restarted = cli_json(m, state, "restart")
     assert code == 0 and restarted["result"] == "restarted"
     after = m.wait_for(lambda: (p := m.main_pid("openclaw-node.service")) not in (0, before) and p, what="restart")
+    # Marked before the kill: the restarted node may say hello before its new pid is seen here.
+    mark = gw.mark()
     m.run(["kill", "-9", str(after)], check=True)
     revived = m.wait_for(lambda: (p := m.main_pid("openclaw-node.service")) not in (0, after) and p, timeout=20,
                          what="systemd restart after kill -9")
     assert revived
-    mark = gw.mark()
     gw.wait_for_hello(timeout=30, since=mark)
 
     code, stopped = cli_json(m, state, "stop")

@@ -19,6 +19,9 @@ int csys_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 /// pipe2(2) with O_CLOEXEC on both ends.
 int csys_pipe_cloexec(int fds[2]);
 
+/// Removes a directory tree without following symlinks (nftw, depth first); 0 or -1.
+int csys_remove_tree(const char *path);
+
 /// Constants whose headers Swift's Glibc module does not export.
 extern const int csys_PR_SET_PDEATHSIG;
 extern const int csys_PR_SET_CHILD_SUBREAPER;

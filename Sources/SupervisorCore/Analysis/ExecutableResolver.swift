@@ -1,4 +1,5 @@
 import Glibc
+import NodeSupport
 
 /// Finds the file an executable token would run, the way `execvp` would, without trusting
 /// anything that `execvp` would not find.
@@ -27,11 +28,7 @@ public enum ExecutableResolver {
             }
             return isExecutableFile(candidate) ? candidate : nil
         }
-        for dir in pathEnv.split(separator: ":", omittingEmptySubsequences: true) where dir.hasPrefix("/") {
-            let candidate = join(String(dir), token)
-            if isExecutableFile(candidate) { return candidate }
-        }
-        return nil
+        return ExecutableSearch.inPath(token, path: pathEnv)
     }
 
     /// The canonical absolute path with every symlink resolved, or nil when it does not exist.
@@ -43,9 +40,7 @@ public enum ExecutableResolver {
 
     /// True when `path` is a regular file executable by this process.
     public static func isExecutableFile(_ path: String) -> Bool {
-        var info = stat()
-        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return false }
-        return access(path, X_OK) == 0
+        ExecutableSearch.isExecutableFile(path)
     }
 
     static func join(_ dir: String, _ name: String) -> String {
@@ -63,7 +58,7 @@ public enum ExecutableResolver {
         return dir.isEmpty ? "/" : dir
     }
 
-    private static func currentDirectory() -> String? {
+    static func currentDirectory() -> String? {
         guard let buffer = getcwd(nil, 0) else { return nil }
         defer { free(buffer) }
         return String(cString: buffer)

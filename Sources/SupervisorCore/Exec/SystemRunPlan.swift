@@ -202,7 +202,7 @@ enum ScriptOperand {
         if ShellWrapper.detect(argv) != nil { return .success(nil) }
         guard case let .plain(inner, _, _) = DispatchWrappers.unwrap(argv) else { return .failure(cannotBind) }
         let offset = argv.count - inner.count
-        let name = basename(inner[0])
+        let name = ExecutableResolver.basename(inner[0])
         if runtimeRunners.contains(name) || name == "busybox" || name == "toybox" { return .failure(cannotBind) }
         var operandIndex: Int?
         if ShellWrapper.shells.contains(name) {
@@ -229,7 +229,7 @@ enum ScriptOperand {
         }
         guard let found = operandIndex else { return .success(nil) }
         let token = inner[found]
-        let path = token.hasPrefix("/") ? token : "\(cwd ?? currentDirectory())/\(token)"
+        let path = token.hasPrefix("/") ? token : "\(cwd ?? ExecutableResolver.currentDirectory() ?? "/")/\(token)"
         let resolved = found == 0 ? ExecutableResolver.resolve(token, cwd: cwd, pathEnv: pathEnv) ?? path : path
         var info = stat()
         guard stat(resolved, &info) == 0 else { return .failure(ApprovalDenial("SYSTEM_RUN_DENIED: approval requires an existing script operand")) }
@@ -240,9 +240,6 @@ enum ScriptOperand {
         return .success(SystemRunPlan.FileOperand(argvIndex: offset + found, path: real, sha256: digest))
     }
 
-    static func basename(_ path: String) -> String {
-        String(path.split(separator: "/", omittingEmptySubsequences: false).last ?? Substring(path))
-    }
 
     static func startsWithShebang(_ path: String) -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -252,11 +249,6 @@ enum ScriptOperand {
         return read(fd, &head, 2) == 2 && head == [0x23, 0x21]
     }
 
-    static func currentDirectory() -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
-        return String(cString: buffer)
-    }
 }
 
 /// SHA-256 of a file's contents, read once (no size limit beyond a sanity cap).

@@ -1,7 +1,7 @@
 /// The `openclaw-node.service` unit, rendered from what `install` was given (node-host.md §8,
 /// design §7). Pure text in, text out: credentials never reach this type, they go to the
 /// environment file (`ServiceEnvironmentFile`).
-public struct SystemdUnit: Equatable, Sendable {
+public struct SystemdUnit: Sendable {
     public enum Scope: String, Sendable {
         case user, system
     }
@@ -30,10 +30,6 @@ public struct SystemdUnit: Equatable, Sendable {
         self.environment = environment
         self.environmentFile = environmentFile
         self.workingDirectory = workingDirectory
-    }
-
-    public static func == (lhs: SystemdUnit, rhs: SystemdUnit) -> Bool {
-        lhs.render() == rhs.render()
     }
 
     /// Sandboxing for the system unit. Each line keeps `system.run` usable: commands still
