@@ -5,6 +5,7 @@ import PackageDescription
 //   openclaw-node       Supervisor: config, secrets, device key, state files, exec policy
 //   openclaw-node-net   NetWorker:  the only network-facing code, confined, cannot exec or write
 //   openclaw-node-exec  ExecWorker: runs only what the Supervisor authorised
+//   openclaw-node-browser BrowserWorker: Chromium over CDP for browser.proxy, started on first use
 // The executables are thin; their logic lives in the *Core libraries so it can be unit-tested.
 
 let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
@@ -16,6 +17,7 @@ let package = Package(
         .executable(name: "openclaw-node", targets: ["Supervisor"]),
         .executable(name: "openclaw-node-net", targets: ["NetWorker"]),
         .executable(name: "openclaw-node-exec", targets: ["ExecWorker"]),
+        .executable(name: "openclaw-node-browser", targets: ["BrowserWorker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -114,6 +116,20 @@ let package = Package(
             swiftSettings: v5
         ),
         .executableTarget(name: "ExecWorker", dependencies: ["ExecWorkerCore"], swiftSettings: v5),
+        // BrowserWorker: Chromium over the DevTools protocol for browser.proxy (optional, started on first use).
+        .target(
+            name: "BrowserWorkerCore",
+            dependencies: [
+                "OpenClawIPC",
+                "Confinement",
+                "NodeSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: v5
+        ),
+        .executableTarget(name: "BrowserWorker", dependencies: ["BrowserWorkerCore"], swiftSettings: v5),
 
         // Test-only: a worker that forges IPC (garbage, oversize frames, out-of-state messages).
         .executableTarget(
@@ -124,5 +140,6 @@ let package = Package(
         ),
         .testTarget(name: "OpenClawIPCTests", dependencies: ["OpenClawIPC"], swiftSettings: v5),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "Confinement"], swiftSettings: v5),
+        .testTarget(name: "BrowserWorkerCoreTests", dependencies: ["BrowserWorkerCore", "OpenClawIPC"], swiftSettings: v5),
     ]
 )

@@ -59,6 +59,24 @@ public enum ConfinementPolicy {
     /// TCP ports the NetWorker may connect to besides the gateway's (DNS over TCP).
     public static let netExtraConnectPorts: [UInt16] = [53]
 
-    /// The user the NetWorker drops to when started as root and none is configured.
+    /// What the BrowserWorker and its Chromium may read (besides its own data dir).
+    public static let browserReadablePaths: [String] = [
+        "/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/opt", "/proc", "/sys", "/dev",
+        "/var/cache/fontconfig", "/var/lib/dbus",
+    ]
+    /// Chromium's namespace sandbox writes its own `/proc/<pid>/{uid_map,gid_map,setgroups}`.
+    public static let browserProcWritable = "/proc"
+    /// Scratch space Chromium writes (shared memory files, temp files), besides its data dir.
+    public static let browserWritablePaths: [String] = ["/tmp", "/dev/shm", "/dev/null"]
+    /// The ELF interpreter must be executable for any dynamically linked program.
+    public static let dynamicLoaders: [String] = [
+        "/lib64/ld-linux-x86-64.so.2", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        "/lib/ld-linux-aarch64.so.1", "/usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
+    ]
+    /// Calls of the kernel-attack-surface list that Chromium's own sandbox is made of
+    /// (user/PID/network namespaces and a chroot); the BrowserWorker leaves them allowed.
+    public static let browserSandboxCalls: [String] = ["unshare", "chroot"]
+
+    /// The user the NetWorker and the BrowserWorker drop to when started as root and none is configured.
     public static let defaultNetUser = "nobody"
 }

@@ -12,13 +12,19 @@ public struct ConfinementOptions: Equatable, Sendable {
     public var connectPorts: [UInt16]
     /// The loopback port the NetWorker serves Prometheus metrics on: the one port it may bind.
     public var metricsPort: UInt16?
+    /// Directories the BrowserWorker (and its Chromium) may write beneath.
+    public var writablePaths: [String]
+    /// Files or directories the BrowserWorker may execute (the Chromium binary's directory).
+    public var executablePaths: [String]
 
     public init(user: String? = nil, optedOut: Set<ConfinementStep> = [], connectPorts: [UInt16] = [],
-                metricsPort: UInt16? = nil) {
+                metricsPort: UInt16? = nil, writablePaths: [String] = [], executablePaths: [String] = []) {
         self.user = user
         self.optedOut = optedOut
         self.connectPorts = connectPorts
         self.metricsPort = metricsPort
+        self.writablePaths = writablePaths
+        self.executablePaths = executablePaths
     }
 
     /// The worker command-line form: `--user U --unconfined S … --connect-port P …`.
@@ -28,6 +34,8 @@ public struct ConfinementOptions: Equatable, Sendable {
         for step in optedOut.sorted(by: { $0.rawValue < $1.rawValue }) { arguments += ["--unconfined", step.rawValue] }
         for port in connectPorts { arguments += ["--connect-port", String(port)] }
         if let metricsPort { arguments += ["--metrics-port", String(metricsPort)] }
+        for path in writablePaths { arguments += ["--write-path", path] }
+        for path in executablePaths { arguments += ["--exec-path", path] }
         return arguments
     }
 
@@ -50,6 +58,8 @@ public struct ConfinementOptions: Equatable, Sendable {
             case let ("--metrics-port", value?):
                 options.metricsPort = UInt16(value)
                 index += 2
+            case let ("--write-path", value?): options.writablePaths.append(value); index += 2
+            case let ("--exec-path", value?): options.executablePaths.append(value); index += 2
             default: rest.append(word); index += 1
             }
         }
@@ -63,7 +73,7 @@ public struct ConfinementOptions: Equatable, Sendable {
 /// no_new_privs). Must run before the process creates any thread: every step but the uid
 /// change applies to the calling thread only, and threads created later inherit it.
 public enum WorkerConfinement {
-    public enum Role: String, Sendable { case net, exec }
+    public enum Role: String, Sendable { case net, exec, browser }
 
     /// Applies `role`'s confinement; the first failed step (not opted out) ends the sequence
     /// and is the report's `failure`.
@@ -99,7 +109,11 @@ public enum WorkerConfinement {
             && step(.landlock) { () throws(ConfinementFailure) in try landlock(role, options) }
             && step(.seccomp) { () throws(ConfinementFailure) in
                 try seccomp(role).load()
-                return (.active, role == .net ? "no exec, no processes, kernel attack surface denied" : "kernel attack surface denied (EPERM)")
+                switch role {
+                case .net: return (.active, "no exec, no processes, kernel attack surface denied")
+                case .exec: return (.active, "kernel attack surface denied (EPERM)")
+                case .browser: return (.active, "kernel attack surface denied except the namespaces Chromium's sandbox needs")
+                }
             }
         _ = proceed
         return report
@@ -112,10 +126,10 @@ public enum WorkerConfinement {
             }
             return (.notNeeded, "not started as root (uid \(geteuid()))")
         }
-        let name = options.user ?? (role == .net ? ConfinementPolicy.defaultNetUser : nil)
+        let name = options.user ?? (role == .exec ? nil : ConfinementPolicy.defaultNetUser)
         guard let name else { return (.notNeeded, "runs as the Supervisor's user (root)") }
         guard let user = UserIdentity.lookup(name) else { throw ConfinementFailure(.user, "no such user: \(name)") }
-        if role == .net, user.uid == 0 { throw ConfinementFailure(.user, "the network worker may not run as root (\(name))") }
+        if role != .exec, user.uid == 0 { throw ConfinementFailure(.user, "the \(role.rawValue) worker may not run as root (\(name))") }
         // The bounding set can only shrink while we still hold CAP_SETPCAP, i.e. before the
         // uid change empties the permitted set.
         try Capabilities.dropBoundingSet()
@@ -124,10 +138,11 @@ public enum WorkerConfinement {
     }
 
     static func landlock(_ role: Role, _ options: ConfinementOptions) throws(ConfinementFailure) -> (ConfinementReport.State, String?) {
-        guard role == .net else { return (.notNeeded, "commands need the filesystem (design §4)") }
+        guard role != .exec else { return (.notNeeded, "commands need the filesystem (design §4)") }
         guard let abi = Landlock.abi() else {
             throw ConfinementFailure(.landlock, "Landlock is not available on this kernel", errno: errno)
         }
+        if role == .browser { return try browserLandlock(abi: abi, options) }
         let restrictPorts = !options.connectPorts.isEmpty
         let ruleset = try Landlock.Ruleset(abi: abi, handledFiles: .all(abi: abi),
                                            handledNet: restrictPorts ? [.bindTCP, .connectTCP] : [.bindTCP],
@@ -147,10 +162,31 @@ public enum WorkerConfinement {
         return (.active, detail)
     }
 
+    /// Chromium (and everything it starts) reads the system, writes only its data and temp
+    /// dirs, and executes only its own binary's directory. TCP stays open: it browses the web.
+    static func browserLandlock(abi: Int, _ options: ConfinementOptions) throws(ConfinementFailure) -> (ConfinementReport.State, String?) {
+        let ruleset = try Landlock.Ruleset(abi: abi, handledFiles: .all(abi: abi), handledNet: [],
+                                           scoped: [.abstractUnixSocket, .signal])
+        for path in ConfinementPolicy.browserReadablePaths { try ruleset.allow(path, .readOnly) }
+        try ruleset.allow(ConfinementPolicy.browserProcWritable, [.readFile, .readDir, .writeFile])
+        let writable: Landlock.FileAccess = Landlock.FileAccess.all(abi: abi).subtracting([.execute, .makeChar, .makeBlock])
+        for path in ConfinementPolicy.browserWritablePaths + options.writablePaths { try ruleset.allow(path, writable) }
+        for path in options.executablePaths + ConfinementPolicy.dynamicLoaders {
+            try ruleset.allow(path, [.execute, .readFile, .readDir])
+        }
+        try ruleset.restrictSelf()
+        let executables = options.executablePaths.isEmpty ? "nothing" : options.executablePaths.joined(separator: ",")
+        return (.active, "ABI \(abi): executes \(executables) only; writes \(options.writablePaths.joined(separator: ",")) and temp dirs only")
+    }
+
     static func seccomp(_ role: Role) throws(ConfinementFailure) -> SeccompFilter {
         let filter = try SeccompFilter()
-        for name in ConfinementPolicy.kernelAttackSurface { try filter.deny(name, .errno(EPERM)) }
-        for flag in ConfinementPolicy.namespaceCloneFlags {
+        // Chromium's own sandbox is built from user, PID and network namespaces and a chroot.
+        let browserNeeds = role == .browser ? Set(ConfinementPolicy.browserSandboxCalls) : []
+        for name in ConfinementPolicy.kernelAttackSurface where !browserNeeds.contains(name) {
+            try filter.deny(name, .errno(EPERM))
+        }
+        for flag in ConfinementPolicy.namespaceCloneFlags where role != .browser {
             try filter.deny("clone", errno: EPERM, whenArgument: 0, masked: flag, equals: flag)
         }
         // clone3 passes its flags in memory a filter cannot read: report "not implemented" so

@@ -14,8 +14,9 @@ struct OpenClawNode: ParsableCommand {
         abstract: "Hardened OpenClaw node host: connects this machine to an OpenClaw Gateway.",
         discussion: """
         The Supervisor (this program) holds the config, the device key and the exec policy; \
-        it runs two confined workers: openclaw-node-net (the gateway link) and \
-        openclaw-node-exec (runs authorised commands). State lives in $OPENCLAW_STATE_DIR \
+        it runs confined workers: openclaw-node-net (the gateway link), \
+        openclaw-node-exec (runs authorised commands) and, on the first browser.proxy call, \
+        openclaw-node-browser (drives Chromium). State lives in $OPENCLAW_STATE_DIR \
         (default ~/.openclaw).
 
         Start with `openclaw-node run --host <gateway> --tls`, or install a service with \
@@ -75,28 +76,35 @@ struct ConfinementFlags: ParsableArguments {
         "User commands run as when started as root (default: the node's own user).", valueName: "user"))
     var execUser: String?
 
+    @Option(name: .customLong("browser-user"), help: ArgumentHelp(
+        "User the browser worker and Chromium run as when started as root (default: nobody; Chromium keeps its own sandbox only as non-root).",
+        valueName: "user"))
+    var browserUser: String?
+
     @Option(name: .customLong("unconfined"), help: ArgumentHelp(
-        "Run without one confinement step, accepting the risk: user, capabilities, no-new-privs, landlock or seccomp, optionally for one worker (net:landlock, exec:capabilities). Repeatable.",
+        "Run without one confinement step, accepting the risk: user, capabilities, no-new-privs, landlock or seccomp, optionally for one worker (net:landlock, exec:capabilities, browser:landlock). Repeatable.",
         valueName: "step"))
     var unconfined: [String] = []
 
+    static let workers = ["net", "exec", "browser"]
+
     func validate() throws {
         for value in unconfined where Self.parse(value) == nil {
-            throw ValidationError("--unconfined \(value): expected [net:|exec:]<step> with step one of \(ConfinementStep.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError("--unconfined \(value): expected [net:|exec:|browser:]<step> with step one of \(ConfinementStep.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        for name in [netUser, execUser].compactMap({ $0 }) where name.isEmpty {
-            throw ValidationError("--net-user/--exec-user need a user name")
+        for name in [netUser, execUser, browserUser].compactMap({ $0 }) where name.isEmpty {
+            throw ValidationError("--net-user/--exec-user/--browser-user need a user name")
         }
     }
 
     static func parse(_ value: String) -> (workers: [String], step: ConfinementStep)? {
         let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
         if parts.count == 2 {
-            guard ["net", "exec"].contains(parts[0]), let step = ConfinementStep(rawValue: parts[1]) else { return nil }
+            guard workers.contains(parts[0]), let step = ConfinementStep(rawValue: parts[1]) else { return nil }
             return ([parts[0]], step)
         }
         guard let step = ConfinementStep(rawValue: value) else { return nil }
-        return (["net", "exec"], step)
+        return (workers, step)
     }
 
     func options(for worker: String, connectPorts: [UInt16] = [], metricsPort: UInt16? = nil) -> ConfinementOptions {
@@ -104,8 +112,8 @@ struct ConfinementFlags: ParsableArguments {
         for value in unconfined {
             if let (workers, step) = Self.parse(value), workers.contains(worker) { optedOut.insert(step) }
         }
-        return ConfinementOptions(user: worker == "net" ? netUser : execUser, optedOut: optedOut, connectPorts: connectPorts,
-                                  metricsPort: metricsPort)
+        let user = ["net": netUser, "exec": execUser, "browser": browserUser][worker] ?? nil
+        return ConfinementOptions(user: user, optedOut: optedOut, connectPorts: connectPorts, metricsPort: metricsPort)
     }
 }
 
@@ -146,6 +154,9 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("exec-worker-path"), help: .hidden)
     var execWorkerPath: String?
 
+    @Option(name: .customLong("browser-worker-path"), help: .hidden)
+    var browserWorkerPath: String?
+
     func validate() throws {
         if let port = metricsPort, !(1...65535).contains(port) { throw ValidationError("--metrics-port must be 1-65535") }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be kv or json") }
@@ -177,6 +188,23 @@ struct Run: ParsableCommand {
         router.register(WhichHandler(pathEnv: setup.link.pathEnv))
         router.register(systemRun)
         router.register(ExecApprovalsHandler(store: approvals))
+        let browserSettings = BrowserProxySettings.from(setup.config)
+        let browserProxy = BrowserProxyHandler(settings: browserSettings, media: BrowserMediaStore(stateDir: setup.paths.stateDir),
+                                               logger: logger)
+        router.register(browserProxy, advertised: browserSettings.advertised, cap: "browser")
+        var browserWorker: BrowserWorkerSettings?
+        if browserSettings.advertised, let path = browserWorkerPath ?? WorkerKind.browser.locate(besides: me) {
+            let configuration = BrowserSetup.configuration(config: setup.config, stateDir: setup.paths.stateDir, settings: browserSettings)
+            var options = confinement.options(for: "browser")
+            options.writablePaths = [configuration.dataDir]
+            options.executablePaths = configuration.executablePath.map { [BrowserSetup.directory(of: $0)] } ?? []
+            browserWorker = BrowserWorkerSettings(path: path, confinement: options, configuration: configuration)
+            if configuration.executablePath == nil {
+                logger.warning("browser.proxy is enabled but no Chromium was found; install chromium or set browser.executablePath")
+            }
+        } else if browserSettings.advertised {
+            logger.warning("browser worker executable not found; browser.proxy will answer UNAVAILABLE")
+        }
         let link = LinkAuthority(settings: setup.link, identity: setup.identity, router: router, logger: logger)
         logger.info("node host starting", metadata: [
             "version": "\(NodeVersion.current)", "gateway": "\(setup.link.url)", "nodeId": "\(setup.link.nodeId)",
@@ -189,11 +217,13 @@ struct Run: ParsableCommand {
                 netConfinement: confinement.options(for: "net", connectPorts: GatewayURL.port(of: setup.link.url).map { [$0] } ?? [],
                                                    metricsPort: metricsPort.map(UInt16.init)),
                 execConfinement: confinement.options(for: "exec"),
-                controlSocketPath: ControlSocket.path(stateDir: setup.paths.stateDir)
+                controlSocketPath: ControlSocket.path(stateDir: setup.paths.stateDir),
+                browser: browserWorker
             ),
             link: link, logger: logger, maxConcurrentRuns: maxConcurrentRuns
         )
         systemRun.runner = supervisor
+        browserProxy.runner = supervisor
         systemRun.metrics = link.metrics
         let code = supervisor.run()
         throw ExitCode(code)

@@ -29,11 +29,14 @@ public final class CommandRouter {
 
     public init() {}
 
-    public func register(_ handler: CommandHandler) {
+    /// Adds `handler`; `advertised: false` answers its commands without announcing them in
+    /// `connect` (a disabled `browser.proxy` still answers why). `cap` is announced with it.
+    public func register(_ handler: CommandHandler, advertised: Bool = true, cap: String? = nil) {
         for command in handler.commands where handlers[command] == nil {
-            order.append(command)
+            if advertised { order.append(command) }
             handlers[command] = handler
         }
+        if advertised, let cap, !caps.contains(cap) { caps.append(cap) }
     }
 
     /// The commands advertised in `connect`, in registration order.

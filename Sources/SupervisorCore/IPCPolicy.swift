@@ -27,6 +27,14 @@ public enum ExecPhase: String, Sendable, CaseIterable {
     case stopping
 }
 
+/// Phases of the BrowserWorker (started on the first `browser.proxy`).
+public enum BrowserPhase: String, Sendable, CaseIterable {
+    case notStarted
+    case awaitingReady
+    case ready
+    case stopping
+}
+
 public enum IPCPolicy {
     /// What the NetWorker may send, and in which phases.
     public static let net: [NetToSupervisor.Kind: Set<NetPhase>] = [
@@ -53,6 +61,17 @@ public enum IPCPolicy {
         .runStarted: [.ready, .stopping],
         .runFinished: [.ready, .stopping],
     ]
+
+    /// What the BrowserWorker may send, and in which phases.
+    /// (Response ids must also name a request in flight; that is checked by the Supervisor.)
+    public static let browser: [BrowserToSupervisor.Kind: Set<BrowserPhase>] = [
+        .ready: [.awaitingReady],
+        .response: [.ready],
+    ]
+
+    public static func permits(_ kind: BrowserToSupervisor.Kind, in phase: BrowserPhase) -> Bool {
+        browser[kind]?.contains(phase) ?? false
+    }
 
     public static func permits(_ kind: NetToSupervisor.Kind, in phase: NetPhase) -> Bool {
         net[kind]?.contains(phase) ?? false

@@ -27,10 +27,13 @@ public struct WorkerSettings: Sendable {
     public var execConfinement: ConfinementOptions
     /// Where `status` asks the running node for its live state (nil: no socket).
     public var controlSocketPath: String?
+    /// The BrowserWorker and its configuration (nil: `browser.proxy` is not served).
+    public var browser: BrowserWorkerSettings?
 
     public init(netWorkerPath: String, execWorkerPath: String, shutdownGrace: TimeAmount = .milliseconds(2500),
                 netConfinement: ConfinementOptions = .init(), execConfinement: ConfinementOptions = .init(),
-                controlSocketPath: String? = nil) {
+                controlSocketPath: String? = nil, browser: BrowserWorkerSettings? = nil) {
+        self.browser = browser
         self.netWorkerPath = netWorkerPath
         self.execWorkerPath = execWorkerPath
         self.shutdownGrace = shutdownGrace
@@ -57,8 +60,12 @@ public final class Supervisor {
     private(set) var netPhase: NetPhase = .awaitingReady
     private(set) var execPhase: ExecPhase = .awaitingReady
     let runs: ExecDispatcher
+    /// Started on the first `browser.proxy` call.
+    var browser: WorkerSlot<BrowserToSupervisor, SupervisorToBrowser>?
+    var browserPhase: BrowserPhase = .notStarted
+    var browserCalls = BrowserCalls()
 
-    private var stopping = false
+    private(set) var stopping = false
     private let exitPromise: EventLoopPromise<SupervisorExit>
     private var exitCode: SupervisorExit = .ok
     private var signalSources: [DispatchSourceSignal] = []
@@ -145,8 +152,9 @@ public final class Supervisor {
             let description = Self.describe(status: status)
             net.reaped(pid: pid, status: description)
             exec.reaped(pid: pid, status: description)
+            browser?.reaped(pid: pid, status: description)
         }
-        if stopping, net.isGone, exec.isGone {
+        if stopping, net.isGone, exec.isGone, browser?.isGone ?? true {
             finishShutdown()
         }
     }
@@ -246,7 +254,7 @@ public final class Supervisor {
 
     /// Checks a worker's confinement (its report against /proc). A worker that is not
     /// confined as required is never used: the Supervisor exits 71 naming the step.
-    private func confined(_ hello: WorkerHello, kind: String, pid: pid_t?, options: ConfinementOptions) -> Bool {
+    func confined(_ hello: WorkerHello, kind: String, pid: pid_t?, options: ConfinementOptions) -> Bool {
         let kernel = pid.flatMap(ConfinementCheck.KernelView.read(pid:))
         if let problem = ConfinementCheck.problem(kind: kind, report: hello.confinement, kernel: kernel, optedOut: options.optedOut) {
             let step = hello.confinement?.failure?.step.rawValue ?? "<step>"
@@ -276,6 +284,7 @@ public final class Supervisor {
         runs.shutdown()
         net.stop(goodbye: .shutdown(Empty()), grace: settings.shutdownGrace)
         exec.stop(goodbye: .shutdown(Empty()), grace: settings.shutdownGrace)
+        stopBrowser()
         // Hard deadline: whatever is left is killed and we exit anyway.
         loop.scheduleTask(in: settings.shutdownGrace + .milliseconds(500)) { [weak self] in
             self?.finishShutdown()
@@ -291,6 +300,7 @@ public final class Supervisor {
         runs.killAll()
         // Anything re-parented to us (we are a subreaper) goes too.
         killRemainingDescendants()
+        sweepOrphanedBrowsers()
         reapChildren()
         if let path = settings.controlSocketPath { controlSocket.stop(path: path) }
         logger.info("stopped", metadata: ["exit": "\(exitCode.rawValue)"])
@@ -298,17 +308,21 @@ public final class Supervisor {
     }
 
     private func killRemainingDescendants() {
-        // Children are listed per thread (they were spawned from the event loop thread).
-        guard let directory = opendir("/proc/self/task") else { return }
+        for pid in Self.childPids() { kill(pid, SIGKILL) }
+    }
+
+    /// Our direct children (listed per thread: they were spawned from different threads).
+    static func childPids() -> [pid_t] {
+        guard let directory = opendir("/proc/self/task") else { return [] }
         defer { closedir(directory) }
+        var pids: [pid_t] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             guard let task = Int32(name),
                   let children = try? String(contentsOfProcFile: "/proc/self/task/\(task)/children") else { continue }
-            for pid in children.split(separator: " ").compactMap({ pid_t(String($0).trimmingWhitespace()) }) {
-                kill(pid, SIGKILL)
-            }
+            pids += children.split(separator: " ").compactMap { pid_t(String($0).trimmingWhitespace()) }
         }
+        return pids
     }
 }
 
@@ -338,7 +352,7 @@ extension Supervisor {
             connected: status.phase == .connected, paired: status.paired, pendingRequestId: status.pendingRequestId,
             lastError: status.lastError, connects: status.connects,
             runsInFlight: runs.runningCount, runsQueued: runs.queuedCount,
-            workerRestarts: ["net": net.restarts, "exec": exec.restarts]
+            workerRestarts: ["net": net.restarts, "exec": exec.restarts, "browser": browser?.restarts ?? 0]
         )
     }
 }

@@ -3,13 +3,14 @@ import NodeSupport
 
 /// The worker processes the Supervisor runs.
 public enum WorkerKind: String, Sendable, CaseIterable {
-    case net, exec
+    case net, exec, browser
 
     /// File name of the worker executable.
     public var executableName: String {
         switch self {
         case .net: return "openclaw-node-net"
         case .exec: return "openclaw-node-exec"
+        case .browser: return "openclaw-node-browser"
         }
     }
 

@@ -1,0 +1,3 @@
+import BrowserWorkerCore
+
+BrowserWorkerMain.run()

@@ -1,0 +1,548 @@
+import FoundationEssentials
+import Glibc
+import OpenClawIPC
+
+/// One route call as the handlers see it (`browser.md` §2: lenient body parsing).
+struct RouteRequest {
+    typealias Object = [String: JSONValue]
+
+    var method: String
+    var path: String
+    var query: [String: String]
+    var body: Object
+    var pathParameters: [String: String] = [:]
+    var deadline: Deadline
+
+    /// A body field as trimmed text (numbers and booleans stringified); empty = absent.
+    func string(_ key: String) -> String? {
+        switch body[key] {
+        case let .string(text)?: let value = text.trimmed(); return value.isEmpty ? nil : value
+        case let .number(number)?: return number.rounded() == number ? String(Int64(number)) : String(number)
+        case let .bool(flag)?: return String(flag)
+        default: return nil
+        }
+    }
+
+    /// The raw string (not trimmed; `type` text may be spaces or empty).
+    func rawString(_ key: String) -> String? { body[key]?.stringValue }
+
+    static func bool(_ value: JSONValue?) -> Bool? {
+        switch value {
+        case let .bool(flag)?: return flag
+        case let .number(number)?: return number == 1 ? true : number == 0 ? false : nil
+        case let .string(text)?:
+            switch text.trimmed().lowercased() {
+            case "true", "1", "yes": return true
+            case "false", "0", "no": return false
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
+    func bool(_ key: String) -> Bool? { Self.bool(body[key]) }
+    func queryBool(_ key: String) -> Bool? { query[key].flatMap { Self.bool(.string($0)) } }
+
+    func int(_ key: String) -> Int? {
+        switch body[key] {
+        case let .number(number)?: return number.isFinite ? Int(number) : nil
+        case let .string(text)?: return Int(text.trimmed()) ?? Double(text.trimmed()).map { Int($0) }
+        default: return nil
+        }
+    }
+
+    func queryInt(_ key: String) -> Int? { query[key].flatMap { Int($0.trimmed()) } }
+
+    /// `targetId` from the body or the query.
+    var targetId: String? { string("targetId") ?? query["targetId"].map { $0.trimmed() }.flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// The profile the route acts on: query wins over body (`routes/utils.ts`).
+    var profileName: String? {
+        if let name = query["profile"]?.trimmed(), !name.isEmpty { return name }
+        return string("profile")
+    }
+}
+
+/// The browser-control route table (`browser.md` §9 tier 1 plus PDF), answering like
+/// upstream's dispatcher: 404 `Not Found` for unknown routes, 501 for the Playwright-only ones.
+final class BrowserRoutes {
+    typealias Object = [String: JSONValue]
+    enum Route {
+        case status, start, stop, profiles, tabs, openTab, focusTab, deleteTab, tabAction, navigate, snapshot, screenshot, pdf
+        case console, act
+    }
+
+    let service: BrowserService
+    let mediaDir: String
+
+    init(service: BrowserService) {
+        self.service = service
+        mediaDir = "\(service.configuration.dataDir)/media"
+    }
+
+    static let table: [(method: String, pattern: String, route: Route)] = [
+        ("GET", "/", .status), ("POST", "/start", .start), ("POST", "/stop", .stop), ("GET", "/profiles", .profiles),
+        ("GET", "/tabs", .tabs), ("POST", "/tabs/open", .openTab), ("POST", "/tabs/focus", .focusTab),
+        ("DELETE", "/tabs/:targetId", .deleteTab), ("POST", "/tabs/action", .tabAction), ("POST", "/navigate", .navigate),
+        ("GET", "/snapshot", .snapshot), ("POST", "/screenshot", .screenshot), ("POST", "/pdf", .pdf),
+        ("GET", "/console", .console), ("POST", "/act", .act),
+    ]
+
+    func handle(_ route: Route, _ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        switch route {
+        case .status: return try status(&request)
+        case .start: return try start(&request)
+        case .stop: return try stop(&request)
+        case .profiles: return try listProfiles(&request)
+        case .tabs: return try listTabs(&request)
+        case .openTab: return try openTab(&request)
+        case .focusTab: return try focusTab(&request)
+        case .deleteTab: return try deleteTab(&request)
+        case .tabAction: return try tabAction(&request)
+        case .navigate: return try navigate(&request)
+        case .snapshot: return try snapshot(&request)
+        case .screenshot: return try screenshot(&request)
+        case .pdf: return try pdf(&request)
+        case .console: return try consoleMessages(&request)
+        case .act: return try act(&request)
+        }
+    }
+
+    /// Routes upstream serves through Playwright that this port does not implement (§9).
+    static let unsupported: [(method: String, pattern: String, feature: String)] = [
+        ("POST", "/trace/start", "trace"), ("POST", "/trace/stop", "trace"), ("POST", "/response/body", "response body"),
+        ("POST", "/download", "download"), ("POST", "/wait/download", "wait for download"), ("POST", "/set/device", "device emulation"),
+        ("POST", "/hooks/file-chooser", "file chooser"), ("POST", "/hooks/dialog", "dialog"), ("POST", "/highlight", "highlight"),
+        ("GET", "/errors", "page errors"), ("GET", "/requests", "network requests"), ("GET", "/cookies", "cookies"),
+        ("POST", "/cookies/set", "cookies"), ("POST", "/cookies/clear", "cookies"), ("GET", "/storage/:kind", "storage"),
+        ("POST", "/storage/:kind/set", "storage"), ("POST", "/storage/:kind/clear", "storage"), ("POST", "/set/offline", "offline"),
+        ("POST", "/set/headers", "extra headers"), ("POST", "/set/credentials", "http credentials"),
+        ("POST", "/set/geolocation", "geolocation"), ("POST", "/set/media", "media emulation"),
+        ("POST", "/set/timezone", "timezone"), ("POST", "/set/locale", "locale"), ("POST", "/permissions/grant", "permissions"),
+    ]
+
+    static func unsupportedMessage(_ feature: String) -> String {
+        "Playwright is not available in this gateway build; '\(feature)' is unsupported. This node host drives Chromium over "
+            + "the DevTools protocol and does not implement this route.\nDocs: /tools/browser-control#playwright-requirement"
+    }
+
+    /// Matches `pattern` (`:name` segments match one URL-decoded segment) against `path`.
+    static func match(_ pattern: String, _ path: String) throws(BrowserError) -> [String: String]? {
+        let patternParts = pattern.split(separator: "/")
+        let pathParts = path.split(separator: "/")
+        guard patternParts.count == pathParts.count else { return nil }
+        var parameters: [String: String] = [:]
+        for (expected, actual) in zip(patternParts, pathParts) {
+            if expected.hasPrefix(":") {
+                let name = String(expected.dropFirst())
+                guard let decoded = percentDecode(String(actual)) else {
+                    throw BrowserError("invalid path parameter encoding: \(name)", status: 400)
+                }
+                parameters[name] = decoded
+            } else if expected != actual {
+                return nil
+            }
+        }
+        return parameters
+    }
+
+    static func percentDecode(_ text: String) -> String? {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
+            guard let high = iterator.next(), let low = iterator.next(),
+                  let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(value)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    /// Runs one route; never throws (failures become error bodies).
+    func dispatch(method: String, path: String, query: [String: String], body: JSONValue?, timeoutMs: Int) -> (Int, JSONValue) {
+        var request = RouteRequest(method: method, path: path, query: query, body: body?.objectValue ?? [:],
+                                   deadline: Deadline(ms: timeoutMs))
+        do {
+            for route in Self.table where route.method == method {
+                guard let parameters = try Self.match(route.pattern, path) else { continue }
+                request.pathParameters = parameters
+                return (200, try handle(route.route, &request))
+            }
+            for route in Self.unsupported where route.method == method {
+                if try Self.match(route.pattern, path) != nil {
+                    return (501, .object(["error": .string(Self.unsupportedMessage(route.feature))]))
+                }
+            }
+            return (404, .object(["error": .string("Not Found")]))
+        } catch {
+            return (error.status, error.body)
+        }
+    }
+
+    // MARK: Status and lifecycle (§5.1)
+
+    func selectedProfile(_ request: RouteRequest) throws(BrowserError) -> BrowserService.Profile {
+        try service.profile(named: request.profileName ?? service.configuration.defaultProfile)
+    }
+
+    func status(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let profile = try selectedProfile(request)
+        let cdpHttp = service.cdpHTTPReachable(profile, timeoutMs: 300)
+        let ready = cdpHttp && service.cdpReady(profile)
+        let (headless, source) = (try? service.headless(for: profile)) ?? (true, "default")
+        let executable = profile.config.executablePath ?? service.configuration.executablePath
+        return .object([
+            "enabled": .bool(service.configuration.enabled), "profile": .string(profile.config.name),
+            "running": .bool(ready), "cdpReady": .bool(ready), "cdpHttp": .bool(cdpHttp),
+            "pid": profile.chromium.map { .number(Double($0.pid)) } ?? .null,
+            "cdpPort": profile.cdpPort.map { .number(Double($0)) } ?? .null, "cdpUrl": profile.cdpUrl.map(JSONValue.string) ?? .null,
+            "chosenBrowser": profile.chromium != nil ? .string("chromium") : .null,
+            "detectedBrowser": executable != nil ? .string("chromium") : .null,
+            "detectedExecutablePath": executable.map(JSONValue.string) ?? .null,
+            "detectError": executable == nil ? .string("No supported browser found") : .null,
+            "userDataDir": profile.chromium.map { .string($0.userDataDir) } ?? .null,
+            "color": .string(profile.config.color), "headless": .bool(profile.launchedHeadless ?? headless),
+            "headlessSource": .string(source), "noSandbox": .bool(service.configuration.noSandbox),
+            "executablePath": profile.config.executablePath.map(JSONValue.string) ?? .null,
+            "attachOnly": .bool(profile.config.attachOnly), "driver": .string("openclaw"), "transport": .string("cdp"),
+        ])
+    }
+
+    func start(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let profile = try selectedProfile(request)
+        if let raw = request.query["headless"] {
+            guard let value = RouteRequest.bool(.string(raw)), ["true", "false"].contains(raw.trimmed().lowercased()) else {
+                throw BrowserError("Invalid headless value. Use \"true\" or \"false\".", status: 400)
+            }
+            if profile.connection == nil { profile.headlessOverride = value }
+        }
+        _ = try service.ensureRunning(profile, deadline: request.deadline)
+        return .object(["ok": .bool(true), "profile": .string(profile.config.name)])
+    }
+
+    func stop(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let profile = try selectedProfile(request)
+        let stopped = service.stop(profile)
+        return .object(["ok": .bool(true), "stopped": .bool(stopped), "profile": .string(profile.config.name)])
+    }
+
+    func listProfiles(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let profiles = service.profiles.map { profile -> JSONValue in
+            let running = profile.connection.map { !$0.isClosed } ?? false
+            let tabCount = running ? ((try? service.tabs(profile, timeoutMs: 1000))?.count ?? 0) : 0
+            return .object([
+                "name": .string(profile.config.name), "cdpPort": profile.cdpPort.map { .number(Double($0)) } ?? .null,
+                "cdpUrl": profile.cdpUrl.map(JSONValue.string) ?? .null, "color": .string(profile.config.color),
+                "driver": .string("openclaw"), "running": .bool(running), "tabCount": .number(Double(tabCount)),
+                "isDefault": .bool(profile.config.name == service.configuration.defaultProfile),
+                "isRemote": .bool(profile.isRemote), "transport": .string("cdp"),
+            ])
+        }
+        return .object(["profiles": .array(profiles)])
+    }
+
+    // MARK: Tabs (§5.2)
+
+    func listTabs(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let profile = try selectedProfile(request)
+        guard service.cdpHTTPReachable(profile, timeoutMs: 300),
+              let tabs = try? service.tabs(profile, timeoutMs: min(request.deadline.remaining, 3000)) else {
+            return .object(["running": .bool(false), "tabs": .array([])])
+        }
+        return .object(["running": .bool(true), "tabs": .array(tabs.map(\.json))])
+    }
+
+    func openTab(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let profile = try selectedProfile(request)
+        guard let url = request.string("url") else { throw BrowserError("url is required", status: 400) }
+        return try service.openTab(profile, url: url, deadline: request.deadline).json
+    }
+
+    func runningProfile(_ request: RouteRequest) throws(BrowserError) -> BrowserService.Profile {
+        let profile = try selectedProfile(request)
+        guard service.cdpHTTPReachable(profile, timeoutMs: 300) else { throw BrowserError("browser not running", status: 409) }
+        return profile
+    }
+
+    func focusTab(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        guard let targetId = request.string("targetId") else { throw BrowserError("targetId is required", status: 400) }
+        let profile = try runningProfile(request)
+        let tab = try service.resolveTab(profile, targetId, deadline: request.deadline)
+        let connection = try service.ensureRunning(profile, deadline: request.deadline)
+        try connection.call("Target.activateTarget", ["targetId": .string(tab.targetId)], timeoutMs: request.deadline.remaining)
+        return .object(["ok": .bool(true), "targetId": .string(tab.targetId)])
+    }
+
+    func deleteTab(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let profile = try runningProfile(request)
+        let requested = request.pathParameters["targetId"] ?? ""
+        let tab: BrowserService.Tab
+        if request.query["targetIdMode"] == "raw" {
+            guard let exact = try service.tabs(profile, timeoutMs: 3000).first(where: { $0.targetId == requested }) else {
+                throw BrowserError("tab not found", status: 404)
+            }
+            tab = exact
+        } else {
+            tab = try service.resolveTab(profile, requested, deadline: request.deadline)
+        }
+        _ = try service.ensureRunning(profile, deadline: request.deadline)
+        try service.closeTab(profile, tab.targetId, deadline: request.deadline)
+        return .object(["ok": .bool(true)])
+    }
+
+    func tabAction(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let profile = try selectedProfile(request)
+        let index: Int?
+        if request.body["index"] != nil {
+            guard let value = request.int("index"), value >= 0 else { throw BrowserError("index must be a non-negative integer", status: 400) }
+            index = value
+        } else {
+            index = nil
+        }
+        switch request.string("action") ?? "" {
+        case "list":
+            let tabs = service.cdpHTTPReachable(profile, timeoutMs: 300) ? try service.tabs(profile, timeoutMs: 3000) : []
+            return .object(["ok": .bool(true), "tabs": .array(tabs.map(\.json))])
+        case "new":
+            return .object(["ok": .bool(true), "tab": try service.openTab(profile, url: "about:blank", deadline: request.deadline).json])
+        case "close":
+            let running = try runningProfile(request)
+            let tabs = try service.tabs(running, timeoutMs: 3000)
+            let position = index ?? 0
+            guard tabs.indices.contains(position) else { throw BrowserError("tab not found", status: 404) }
+            _ = try service.ensureRunning(running, deadline: request.deadline)
+            try service.closeTab(running, tabs[position].targetId, deadline: request.deadline)
+            return .object(["ok": .bool(true), "targetId": .string(tabs[position].targetId)])
+        case "select":
+            guard let position = index else { throw BrowserError("index is required", status: 400) }
+            let running = try runningProfile(request)
+            let tabs = try service.tabs(running, timeoutMs: 3000)
+            guard tabs.indices.contains(position) else { throw BrowserError("tab not found", status: 404) }
+            let connection = try service.ensureRunning(running, deadline: request.deadline)
+            try connection.call("Target.activateTarget", ["targetId": .string(tabs[position].targetId)], timeoutMs: request.deadline.remaining)
+            running.lastTargetId = tabs[position].targetId
+            return .object(["ok": .bool(true), "targetId": .string(tabs[position].targetId)])
+        default:
+            throw BrowserError("unknown tab action", status: 400)
+        }
+    }
+
+    /// The tab a page route acts on, with its CDP session (launches the browser on demand).
+    func page(_ request: RouteRequest) throws(BrowserError) -> (BrowserService.Profile, BrowserService.Tab, CDPConnection, String) {
+        let profile = try selectedProfile(request)
+        _ = try service.ensureRunning(profile, deadline: request.deadline)
+        let tab = try service.resolveTab(profile, request.targetId, deadline: request.deadline)
+        let (connection, session) = try service.session(profile, tab.targetId, deadline: request.deadline)
+        return (profile, tab, connection, session)
+    }
+
+    // MARK: Navigation, snapshot, screenshot, PDF (§5.3)
+
+    func navigate(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        guard let url = request.string("url") else { throw BrowserError("url is required", status: 400) }
+        let timeout = min(max(request.int("timeoutMs") ?? 20000, 1000), 120_000)
+        let (profile, tab, connection, session) = try page(request)
+        let deadline = Deadline(ms: min(timeout, request.deadline.remaining))
+        let result = try connection.call("Page.navigate", ["url": .string(url)], session: session, timeoutMs: deadline.remaining)
+        if let error = result["errorText"]?.stringValue, !error.isEmpty {
+            throw BrowserError("navigation to \(url) failed: \(error)", status: 500)
+        }
+        try waitForLoad(connection, session, deadline: deadline)
+        profile.refs[tab.targetId] = nil
+        return .object(["ok": .bool(true), "targetId": .string(tab.targetId),
+                        "url": .string(service.currentURL(profile, tab.targetId, deadline: request.deadline))])
+    }
+
+    /// Polls `document.readyState` until `complete`.
+    func waitForLoad(_ connection: CDPConnection, _ session: String, deadline: Deadline) throws(BrowserError) {
+        while true {
+            if let state = try? evaluate(connection, session, "document.readyState", deadline: deadline), state == .string("complete") {
+                return
+            }
+            guard deadline.remaining > 100 else { throw BrowserError("navigation timed out", status: 504) }
+            usleep(50_000)
+        }
+    }
+
+    func snapshot(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let efficient = request.query["mode"] == "efficient"
+        let labels = request.queryBool("labels") ?? false
+        let format = request.query["format"] ?? "ai"
+        guard format == "ai" || format == "aria" else { throw BrowserError("format must be aria or ai", status: 400) }
+        if format == "aria", labels || efficient { throw BrowserError("labels/mode=efficient require format=ai", status: 400) }
+        if labels { throw BrowserError(Self.unsupportedMessage("snapshot labels"), status: 501) }
+        if request.query["refs"] == "aria", format == "ai" { throw BrowserError(Self.unsupportedMessage("aria refs"), status: 501) }
+        let (profile, tab, connection, session) = try page(request)
+        try connection.call("Accessibility.enable", session: session, timeoutMs: request.deadline.remaining)
+        let tree = try connection.call("Accessibility.getFullAXTree", session: session, timeoutMs: request.deadline.remaining)
+        let nodes = Snapshot.nodes(from: tree)
+        let url = service.currentURL(profile, tab.targetId, deadline: request.deadline)
+        if format == "aria" {
+            let limit = min(max(request.queryInt("limit") ?? 500, 1), 2000)
+            let result = Snapshot.aria(nodes, limit: limit)
+            profile.refs[tab.targetId] = result.refs
+            return .object(["ok": .bool(true), "format": .string("aria"), "targetId": .string(tab.targetId), "url": .string(url),
+                            "nodes": .array(result.nodes)])
+        }
+        var options = Snapshot.RoleOptions()
+        options.interactive = request.queryBool("interactive") ?? efficient
+        options.compact = request.queryBool("compact") ?? efficient
+        options.depth = request.queryInt("depth") ?? (efficient ? 6 : nil)
+        let maxChars = request.queryInt("maxChars") ?? (efficient ? 8000 : 40000)
+        options.maxChars = maxChars == 0 ? nil : maxChars
+        let result = Snapshot.role(nodes, options: options)
+        profile.refs[tab.targetId] = result.refs
+        var refs: Object = [:]
+        for (ref, entry) in result.refs {
+            var object: Object = ["role": .string(entry.role), "name": .string(entry.name)]
+            if let nth = entry.nth { object["nth"] = .number(Double(nth)) }
+            refs[ref] = .object(object)
+        }
+        var body: Object = [
+            "ok": .bool(true), "format": .string("ai"), "targetId": .string(tab.targetId), "url": .string(url),
+            "snapshot": .string(result.text), "refs": .object(refs),
+            "stats": .object(["lines": .number(Double(result.lines)), "chars": .number(Double(result.text.count)),
+                              "refs": .number(Double(result.refs.count)), "interactive": .number(Double(result.interactiveRefs))]),
+        ]
+        if result.truncated { body["truncated"] = .bool(true) }
+        return .object(body)
+    }
+
+    func screenshot(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let fullPage = request.bool("fullPage") ?? false
+        let ref = request.string("ref")
+        let element = request.string("element")
+        if fullPage, ref != nil || element != nil {
+            throw BrowserError("fullPage is not supported for element screenshots", status: 400)
+        }
+        if element != nil { throw BrowserError(Self.unsupportedMessage("element screenshot"), status: 501) }
+        let type = request.string("type") ?? "png"
+        guard type == "png" || type == "jpeg" else { throw BrowserError("type must be png or jpeg", status: 400) }
+        let (profile, tab, connection, session) = try page(request)
+        try connection.call("Page.bringToFront", session: session, timeoutMs: request.deadline.remaining)
+        var parameters: Object = ["format": .string(type)]
+        if type == "jpeg" { parameters["quality"] = .number(85) }
+        if fullPage { parameters["captureBeyondViewport"] = .bool(true) }
+        if let ref {
+            let box = try elementBox(profile, tab.targetId, connection, session, ref: ref, deadline: request.deadline)
+            parameters["clip"] = .object(["x": .number(box.x), "y": .number(box.y), "width": .number(max(box.width, 1)),
+                                          "height": .number(max(box.height, 1)), "scale": .number(1)])
+        } else if fullPage {
+            let metrics = try connection.call("Page.getLayoutMetrics", session: session, timeoutMs: request.deadline.remaining)
+            let size = metrics["cssContentSize"] ?? metrics["contentSize"]
+            if let width = size?["width"]?.numberValue, let height = size?["height"]?.numberValue {
+                parameters["clip"] = .object(["x": .number(0), "y": .number(0), "width": .number(width), "height": .number(height),
+                                              "scale": .number(1)])
+            }
+        }
+        let shot = try connection.call("Page.captureScreenshot", parameters, session: session, timeoutMs: request.deadline.remaining)
+        let path = try saveMedia(shot["data"]?.stringValue, extension: type == "jpeg" ? "jpg" : "png")
+        return .object(["ok": .bool(true), "path": .string(path), "targetId": .string(tab.targetId),
+                        "url": .string(service.currentURL(profile, tab.targetId, deadline: request.deadline))])
+    }
+
+    func pdf(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let (profile, tab, connection, session) = try page(request)
+        let printed = try connection.call("Page.printToPDF", ["printBackground": .bool(true)], session: session,
+                                          timeoutMs: request.deadline.remaining)
+        let path = try saveMedia(printed["data"]?.stringValue, extension: "pdf")
+        return .object(["ok": .bool(true), "path": .string(path), "targetId": .string(tab.targetId),
+                        "url": .string(service.currentURL(profile, tab.targetId, deadline: request.deadline))])
+    }
+
+    /// Decodes CDP's base64 and writes it to a new file in the media directory.
+    func saveMedia(_ base64: String?, extension fileExtension: String) throws(BrowserError) -> String {
+        guard let base64, let data = Data(base64Encoded: base64) else { throw BrowserError("Chromium returned no image data") }
+        if mkdir(mediaDir, 0o700) != 0, errno != EEXIST {
+            throw BrowserError("cannot create \(mediaDir): \(String(cString: strerror(errno)))")
+        }
+        let name = (0..<16).map { _ in String(UInt8.random(in: 0...255), radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+        let path = "\(mediaDir)/\(name).\(fileExtension)"
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw BrowserError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == data.count else { throw BrowserError("cannot write \(path): short write") }
+        return path
+    }
+
+    // MARK: Console (§5.7)
+
+    static let levels = ["debug": 0, "log": 1, "info": 1, "warning": 2, "warn": 2, "error": 3]
+
+    func consoleMessages(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let (_, tab, _, _) = try page(request)
+        var messages = service.console.withLock { $0[tab.targetId] ?? [] }
+        if let level = request.query["level"]?.lowercased(), let minimum = Self.levels[level] {
+            messages = messages.filter { Self.levels[$0["type"]?.stringValue ?? "log"] ?? 1 >= minimum }
+        }
+        return .object(["ok": .bool(true), "messages": .array(messages), "targetId": .string(tab.targetId)])
+    }
+
+    // MARK: Helpers over CDP
+
+    /// `Runtime.evaluate` by value, awaiting promises; page exceptions become errors.
+    func evaluate(_ connection: CDPConnection, _ session: String, _ expression: String, deadline: Deadline) throws(BrowserError) -> JSONValue {
+        let result = try connection.call("Runtime.evaluate", ["expression": .string(expression), "returnByValue": .bool(true),
+                                                               "awaitPromise": .bool(true)],
+                                         session: session, timeoutMs: max(deadline.remaining, 1))
+        if let exception = result["exceptionDetails"] { throw BrowserError(Self.exceptionText(exception)) }
+        return result["result"]?["value"] ?? .null
+    }
+
+    static func exceptionText(_ details: JSONValue) -> String {
+        details["exception"]?["description"]?.stringValue ?? details["text"]?.stringValue ?? "evaluation failed"
+    }
+
+    /// The ref's DOM node, or an error telling the caller to take a new snapshot.
+    func backendNode(_ profile: BrowserService.Profile, _ targetId: String, ref raw: String) throws(BrowserError) -> Int {
+        let ref = Snapshot.normalizeRef(raw)
+        guard let entry = profile.refs[targetId]?[ref] else {
+            throw BrowserError("Unknown ref \"\(ref)\". Run a new snapshot and use a ref from that snapshot.", status: 400)
+        }
+        guard let node = entry.backendNodeId else {
+            throw BrowserError("ref \"\(ref)\" has no DOM node; take a new snapshot", status: 400)
+        }
+        return node
+    }
+
+    /// The ref's remote object id (for `Runtime.callFunctionOn`).
+    func objectId(_ connection: CDPConnection, _ session: String, node: Int, deadline: Deadline) throws(BrowserError) -> String {
+        let resolved: Object
+        do {
+            resolved = try connection.call("DOM.resolveNode", ["backendNodeId": .number(Double(node))], session: session,
+                                           timeoutMs: deadline.remaining)
+        } catch {
+            throw BrowserError("element is no longer in the page; take a new snapshot (\(error.message))", status: 400)
+        }
+        guard let id = resolved["object"]?["objectId"]?.stringValue else { throw BrowserError("element has no remote object") }
+        return id
+    }
+
+    struct Box {
+        var x: Double
+        var y: Double
+        var width: Double
+        var height: Double
+        var center: (Double, Double) { (x + width / 2, y + height / 2) }
+    }
+
+    /// Scrolls the ref into view and returns its box in viewport CSS pixels.
+    func elementBox(_ profile: BrowserService.Profile, _ targetId: String, _ connection: CDPConnection, _ session: String,
+                    ref: String, deadline: Deadline) throws(BrowserError) -> Box {
+        let node = try backendNode(profile, targetId, ref: ref)
+        let nodeParameter: Object = ["backendNodeId": .number(Double(node))]
+        do {
+            try connection.call("DOM.scrollIntoViewIfNeeded", nodeParameter, session: session, timeoutMs: deadline.remaining)
+        } catch {
+            throw BrowserError("element \(ref) cannot be scrolled into view; take a new snapshot (\(error.message))", status: 400)
+        }
+        let quads = try connection.call("DOM.getContentQuads", nodeParameter, session: session, timeoutMs: deadline.remaining)
+        guard let quad = quads["quads"]?.arrayValue?.first?.arrayValue?.compactMap(\.numberValue), quad.count == 8 else {
+            throw BrowserError("element \(ref) is not visible", status: 400)
+        }
+        let xs = stride(from: 0, to: 8, by: 2).map { quad[$0] }, ys = stride(from: 1, to: 8, by: 2).map { quad[$0] }
+        let minX = xs.min()!, minY = ys.min()!
+        return Box(x: minX, y: minY, width: xs.max()! - minX, height: ys.max()! - minY)
+    }
+}

@@ -1,0 +1,79 @@
+import Confinement
+import Dispatch
+import Glibc
+import Logging
+import NIOCore
+import NIOPosix
+import NodeSupport
+import OpenClawIPC
+
+/// Entry point of `openclaw-node-browser`: confine, then serve browser-control routes to the
+/// Supervisor, launching Chromium on demand. Routes run one at a time on a serial queue
+/// (each blocks on CDP answers up to its deadline); the IPC link stays on its event loop.
+public enum BrowserWorkerMain {
+    public static func run() -> Never {
+        let parent = getppid()
+        // Before any thread exists: Chromium inherits what is applied here (and adds its own sandbox).
+        let confinement = WorkerStartup.confine(.browser) { BrowserToSupervisor.ready($0) }.report
+        LineLogHandler.bootstrap(process: "browser")
+        let logger = Logger(label: "openclaw-node-browser")
+        guard dieWithParent(expectedParent: parent) else { exit(0) }
+        // Chromium helpers whose parent dies are re-parented here, and killed with the rest.
+        becomeChildSubreaper()
+        signal(SIGPIPE, SIG_IGN)
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let queue = DispatchQueue(label: "browser-routes")
+        var routes: BrowserRoutes?
+        var connection: IPCConnection<SupervisorToBrowser, BrowserToSupervisor>?
+
+        func stop(_ code: Int32) -> Never {
+            routes?.service.stopAll()
+            exit(code)
+        }
+
+        let adopted = IPCConnection<SupervisorToBrowser, BrowserToSupervisor>.adopt(
+            fd: workerIPCDescriptor, group: group.next(),
+            onMessage: { message in
+                switch message {
+                case let .configure(configuration):
+                    queue.async {
+                        routes?.service.stopAll()
+                        routes = BrowserRoutes(service: BrowserService(configuration: configuration))
+                        logger.info("configured", metadata: ["executable": "\(configuration.executablePath ?? "-")",
+                                                             "dataDir": "\(configuration.dataDir)"])
+                    }
+                case let .request(request):
+                    queue.async {
+                        let (status, body): (Int, JSONValue)
+                        if let routes {
+                            (status, body) = routes.dispatch(method: request.method, path: request.path, query: request.query,
+                                                             body: request.body, timeoutMs: request.timeoutMs)
+                        } else {
+                            (status, body) = (503, .object(["error": .string("browser server not started")]))
+                        }
+                        logger.info("route", metadata: ["method": "\(request.method)", "path": "\(request.path)", "status": "\(status)"])
+                        connection?.send(.response(BrowserResponse(id: request.id, status: status, body: body)))
+                    }
+                case .shutdown:
+                    // Not queued behind a route that may wait on Chromium for seconds.
+                    logger.info("shutting down")
+                    stop(0)
+                }
+            },
+            onViolation: { violation in
+                logger.error("supervisor link violation", metadata: ["reason": "\(violation)"])
+            },
+            onClose: { stop(0) }
+        )
+        do {
+            connection = try adopted.wait()
+        } catch {
+            logger.error("cannot open the supervisor link", metadata: ["error": "\(error)"])
+            exit(70)
+        }
+        connection?.send(.ready(WorkerHello(pid: getpid(), version: "browser", confinement: confinement)))
+        connection?.startReading()
+        while true { pause() }
+    }
+}
