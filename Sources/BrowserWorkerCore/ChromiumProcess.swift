@@ -41,7 +41,7 @@ final class ChromiumProcess {
                        extraArgs: [String], deadline: Deadline) throws(BrowserError) -> ChromiumProcess {
         let profileDir = "\(dataDir)/\(profile)"
         let userDataDir = "\(profileDir)/user-data"
-        for directory in [profileDir, userDataDir, "\(dataDir)/.chromium"] {
+        for directory in [profileDir, userDataDir, "\(dataDir)/.chromium", "\(dataDir)/tmp"] {
             if mkdir(directory, 0o700) != 0, errno != EEXIST {
                 throw BrowserError("cannot create \(directory): \(String(cString: strerror(errno)))")
             }
@@ -52,7 +52,8 @@ final class ChromiumProcess {
         guard log >= 0 else { throw BrowserError("cannot open \(logPath): \(String(cString: strerror(errno)))") }
         defer { close(log) }
         var environment = ["PATH": ExecutableSearch.defaultPath, "HOME": profileDir,
-                           "XDG_CONFIG_HOME": "\(dataDir)/.chromium", "XDG_CACHE_HOME": "\(dataDir)/.chromium"]
+                           "XDG_CONFIG_HOME": "\(dataDir)/.chromium", "XDG_CACHE_HOME": "\(dataDir)/.chromium",
+                           "TMPDIR": "\(dataDir)/tmp"]
         for key in ["LANG", "LC_ALL", "TZ", "DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR"] {
             if let value = getenv(key) { environment[key] = String(cString: value) }
         }

@@ -66,8 +66,9 @@ public enum ConfinementPolicy {
     ]
     /// Chromium's namespace sandbox writes its own `/proc/<pid>/{uid_map,gid_map,setgroups}`.
     public static let browserProcWritable = "/proc"
-    /// Scratch space Chromium writes (shared memory files, temp files), besides its data dir.
-    public static let browserWritablePaths: [String] = ["/tmp", "/dev/shm", "/dev/null"]
+    /// Scratch space Chromium writes besides its data dir (its TMPDIR is inside the data dir,
+    /// so /tmp, where a state dir may live, stays read-only).
+    public static let browserWritablePaths: [String] = ["/dev/shm", "/dev/null"]
     /// The ELF interpreter must be executable for any dynamically linked program.
     public static let dynamicLoaders: [String] = [
         "/lib64/ld-linux-x86-64.so.2", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",

@@ -1,0 +1,353 @@
+"""Issue 8: browser.proxy through the real BrowserWorker and a real headless Chromium.
+
+The page under test is served by a loopback HTTP server this file starts. The node runs as
+root here, so the BrowserWorker and Chromium run as `nobody` with Chromium's own sandbox;
+the state dir therefore lives directly under /tmp (pytest's tmp dirs are not searchable
+for other users)."""
+import base64
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import binary, gateway_args
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (scripts/setup installs it)")
+
+PAGE = b"""<!doctype html>
+<html><head><title>Fixture page</title></head><body>
+<h1>Fixture page</h1>
+<button id="press" onclick="document.getElementById('out').textContent='clicked'; console.error('button clicked')">Press me</button>
+<input id="name" aria-label="Name">
+<input id="agree" type="checkbox" aria-label="Agree">
+<div id="out">idle</div>
+<script>console.log('page loaded')</script>
+</body></html>
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site():
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(PAGE)))
+            self.end_headers()
+            self.wfile.write(PAGE)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def chromium_pids(marker: str) -> list[int]:
+    """Processes whose command line names `marker` (the node's browser data dir)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            pass
+    return pids
+
+
+def status_field(pid: int, name: str) -> str:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"{name} missing from /proc/{pid}/status")
+
+
+@pytest.fixture
+def browser_node(make_gateway, nodes):
+    """Starts a paired node with `config` in a fresh state dir under /tmp. Returns
+    (gateway, node, state_dir). At the end the node is stopped with SIGTERM and no Chromium
+    of its data dir may be left."""
+    started = []
+
+    def start(config=None, args=()):
+        state = Path(tempfile.mkdtemp(prefix="ocn-browser-", dir="/tmp"))
+        if config is None:
+            config = {"browser": {"profiles": {"openclaw": {"cdpPort": free_port()}}}}
+        (state / "openclaw.json").write_text(json.dumps(config))
+        gw = make_gateway(auto_approve=True)
+        node = nodes(state, gateway_args(gw) + list(args))
+        gw.wait_for_hello(timeout=20)
+        started.append((node, state))
+        return gw, node, state
+
+    yield start
+    for node, state in started:
+        node.stop(signal.SIGTERM)
+        leftovers = chromium_pids(f"--user-data-dir={state}/browser/")
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(state, ignore_errors=True)
+        assert leftovers == [], f"Chromium outlived the node: {leftovers}"
+
+
+def proxy(gw, method="GET", path="/", timeout_ms=30_000, **params):
+    result = gw.invoke("browser.proxy", {"method": method, "path": path, **params}, timeout_ms=timeout_ms)
+    payload = json.loads(result["payloadJSON"]) if result.get("ok") else None
+    return result, payload
+
+
+def ok(gw, method="GET", path="/", **params):
+    result, payload = proxy(gw, method, path, **params)
+    assert result["ok"] is True, result
+    return payload
+
+
+def error_of(result):
+    assert result["ok"] is False, result
+    return result["error"]["code"], result["error"]["message"]
+
+
+def ref_of(snapshot: str, role: str, name: str) -> str:
+    for line in snapshot.splitlines():
+        if f'- {role} "{name}" [ref=' in line:
+            return line.split("[ref=")[1].split("]")[0]
+    raise AssertionError(f"no {role} {name!r} with a ref in:\n{snapshot}")
+
+
+# ---------------------------------------------------------------- the agent's path
+
+def test_tab_navigate_snapshot_click_type_screenshot_close(browser_node, site):
+    gw, node, state = browser_node()
+    hello = gw.wait_for_hello()
+    assert "browser.proxy" in hello.connect_params["commands"]
+    assert "browser" in hello.connect_params["caps"]
+
+    tab = ok(gw, "POST", "/tabs/open", body={"url": "about:blank"})["result"]
+    target = tab["targetId"]
+    assert tab["type"] == "page" and tab["wsUrl"].endswith(f"/devtools/page/{target}")
+
+    navigated = ok(gw, "POST", "/navigate", body={"url": f"{site}/fixture", "targetId": target})["result"]
+    assert navigated == {"ok": True, "targetId": target, "url": f"{site}/fixture"}
+
+    snap = ok(gw, "GET", "/snapshot", query={"format": "ai", "targetId": target})["result"]
+    assert snap["format"] == "ai" and snap["targetId"] == target and snap["url"] == f"{site}/fixture"
+    button = ref_of(snap["snapshot"], "button", "Press me")
+    assert snap["refs"][button] == {"role": "button", "name": "Press me"}
+    assert snap["stats"]["refs"] == len(snap["refs"]) and snap["stats"]["interactive"] >= 3
+    textbox = ref_of(snap["snapshot"], "textbox", "Name")
+    checkbox = ref_of(snap["snapshot"], "checkbox", "Agree")
+
+    clicked = ok(gw, "POST", "/act", body={"kind": "click", "ref": button, "targetId": target})["result"]
+    assert clicked == {"ok": True, "targetId": target, "url": f"{site}/fixture"}
+    after = ok(gw, "GET", "/snapshot", query={"format": "ai", "targetId": target})["result"]["snapshot"]
+    assert 'StaticText "clicked"' in after and 'StaticText "idle"' not in after
+
+    assert ok(gw, "POST", "/act", body={"kind": "type", "ref": textbox, "text": "Ada"})["result"]["ok"] is True
+    ok(gw, "POST", "/act", body={"kind": "fill", "fields": [{"ref": checkbox, "type": "checkbox", "value": True}]})
+    state_js = ok(gw, "POST", "/act", body={
+        "kind": "evaluate",
+        "fn": "() => [document.getElementById('out').textContent, document.getElementById('name').value,"
+              " document.getElementById('agree').checked]"})["result"]
+    assert state_js["result"] == ["clicked", "Ada", True]
+    ok(gw, "POST", "/act", body={"kind": "fill", "fields": [{"ref": textbox, "type": "text", "value": "Grace"}]})
+    value = ok(gw, "POST", "/act", body={"kind": "evaluate", "fn": "document.getElementById('name').value"})["result"]
+    assert value["result"] == "Grace"
+
+    shot = ok(gw, "POST", "/screenshot", body={"targetId": target})
+    assert shot["result"]["ok"] is True and shot["result"]["targetId"] == target
+    [file] = shot["files"]
+    assert file["path"] == shot["result"]["path"] and file["mimeType"] == "image/png"
+    png = base64.b64decode(file["base64"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert width > 100 and height > 100 and len(png) < 10 * 1024 * 1024
+    assert not Path(file["path"]).exists()  # inlined, then removed from the node
+
+    console = ok(gw, "GET", "/console", query={"targetId": target})["result"]
+    texts = [(m["type"], m["text"]) for m in console["messages"]]
+    assert ("log", "page loaded") in texts and ("error", "button clicked") in texts
+    errors_only = ok(gw, "GET", "/console", query={"targetId": target, "level": "error"})["result"]["messages"]
+    assert [m["text"] for m in errors_only] == ["button clicked"]
+
+    assert ok(gw, "DELETE", f"/tabs/{target}")["result"] == {"ok": True}
+    tabs = ok(gw, "GET", "/tabs")["result"]
+    assert tabs["running"] is True and target not in [t["targetId"] for t in tabs["tabs"]]
+
+
+def test_status_start_stop_and_aria_snapshot(browser_node, site):
+    gw, node, state = browser_node()
+    status = ok(gw)["result"]
+    assert status["running"] is False and status["profile"] == "openclaw"
+    assert status["detectedExecutablePath"] == CHROMIUM and status["headless"] is True
+    assert ok(gw, "GET", "/tabs")["result"] == {"running": False, "tabs": []}
+    assert ok(gw, "POST", "/start")["result"] == {"ok": True, "profile": "openclaw"}
+    status = ok(gw)["result"]
+    assert status["running"] is True and status["cdpReady"] is True and status["cdpHttp"] is True
+    tab = ok(gw, "POST", "/tabs/open", body={"url": f"{site}/aria"})["result"]
+    aria = ok(gw, "GET", "/snapshot", query={"format": "aria", "targetId": tab["targetId"]})["result"]
+    roles = [(n["role"], n["name"]) for n in aria["nodes"]]
+    assert aria["nodes"][0]["ref"] == "ax1" and aria["nodes"][0]["depth"] == 0
+    assert ("button", "Press me") in roles and ("RootWebArea", "Fixture page") in roles
+    assert ok(gw, "GET", "/snapshot", query={"format": "aria", "limit": 2})["result"]["nodes"].__len__() == 2
+    pdf = ok(gw, "POST", "/pdf", body={"targetId": tab["targetId"]})
+    assert base64.b64decode(pdf["files"][0]["base64"])[:5] == b"%PDF-" and pdf["files"][0]["mimeType"] == "application/pdf"
+    assert ok(gw, "POST", "/stop")["result"] == {"ok": True, "stopped": True, "profile": "openclaw"}
+    assert chromium_pids(f"--user-data-dir={state}/browser/") == []
+    assert ok(gw)["result"]["running"] is False
+
+
+# ---------------------------------------------------------------- errors in upstream's shapes
+
+def test_route_errors_plain_and_enveloped(browser_node):
+    gw, node, state = browser_node()
+    code, message = error_of(proxy(gw, "GET", "/nope")[0])
+    assert (code, message) == ("INVALID_REQUEST", "Error: 404: Not Found")
+    enveloped = ok(gw, "GET", "/nope", errorEnvelope="browser-v1")
+    assert enveloped == {"error": {"status": 404, "body": {"error": "Not Found"}},
+                         "route": {"status": "resolved", "profile": "openclaw", "driver": "openclaw"}}
+    code, message = error_of(proxy(gw, "POST", "/act", body={"kind": "click"})[0])
+    assert message == "Error: 400: ref is required"
+    enveloped = ok(gw, "POST", "/act", body={"kind": "click"}, errorEnvelope="browser-v1")
+    assert enveloped["error"] == {"status": 400, "body": {"error": "ref is required", "code": "ACT_INVALID_REQUEST"}}
+    code, message = error_of(proxy(gw, "POST", "/trace/start")[0])
+    assert message.startswith("Error: 501: Playwright is not available in this gateway build; 'trace' is unsupported.")
+    assert error_of(proxy(gw, "GET", "/", profile="ghost")[0])[1] == \
+        'Error: 404: Profile "ghost" not found. Available profiles: openclaw'
+    assert error_of(proxy(gw, "GET", "  ")[0]) == ("INVALID_REQUEST", "Error: INVALID_REQUEST: path required")
+    assert error_of(proxy(gw, "PUT", "/")[0])[1] == "Error: INVALID_REQUEST: method must be GET, POST, or DELETE"
+    assert error_of(gw.invoke("browser.proxy", None))[1] == "Error: INVALID_REQUEST: paramsJSON required"
+
+
+def test_persistent_profile_and_host_local_routes_are_refused(browser_node):
+    gw, node, state = browser_node()
+    for method, path in [("POST", "/profiles/create"), ("DELETE", "/profiles/openclaw"), ("POST", "/reset-profile"),
+                         ("POST", "profiles/create/")]:
+        assert error_of(proxy(gw, method, path, body={"name": "x"})[0]) == \
+            ("INVALID_REQUEST", "Error: INVALID_REQUEST: browser.proxy cannot mutate persistent browser profiles"), path
+    for method, path in [("GET", "/system-profiles"), ("POST", "/profiles/import")]:
+        assert error_of(proxy(gw, method, path)[0]) == \
+            ("INVALID_REQUEST", "Error: INVALID_REQUEST: browser.proxy cannot run host-local browser routes"), path
+    assert "worker=browser" not in node.log  # refused before any worker started
+
+
+def test_allow_profiles_restricts_profile_from_every_source(browser_node):
+    config = {"browser": {"profiles": {"openclaw": {"cdpPort": free_port()}, "work": {"cdpPort": free_port()}}},
+              "nodeHost": {"browserProxy": {"allowProfiles": [" openclaw "]}}}
+    gw, node, state = browser_node(config)
+    refused = ("INVALID_REQUEST", "Error: INVALID_REQUEST: browser profile not allowed")
+    assert error_of(proxy(gw, "GET", "/", profile="work")[0]) == refused
+    assert error_of(proxy(gw, "GET", "/", query={"profile": "work"})[0]) == refused
+    assert error_of(proxy(gw, "POST", "/start", body={"profile": "work"})[0]) == refused
+    assert error_of(proxy(gw, "GET", "/profiles", profile="work")[0]) == refused
+    # query wins over body and params: an allowed query profile is used even if body names another
+    assert ok(gw, "GET", "/", query={"profile": "openclaw"}, profile="work")["result"]["profile"] == "openclaw"
+    profiles = ok(gw, "GET", "/profiles")["result"]["profiles"]
+    assert [p["name"] for p in profiles] == ["openclaw"]
+    assert ok(gw, "GET", "/profiles", errorEnvelope="browser-v1")["route"] == {"status": "unavailable"}
+
+
+def test_disabled_proxy_is_not_advertised_and_answers_unavailable(browser_node):
+    gw, node, state = browser_node({"nodeHost": {"browserProxy": {"enabled": False}}})
+    hello = gw.wait_for_hello()
+    assert "browser.proxy" not in hello.connect_params["commands"]
+    assert "browser" not in hello.connect_params["caps"]
+    result = gw.invoke("browser.proxy", {"path": "/"})
+    assert error_of(result) == ("UNAVAILABLE", "Error: UNAVAILABLE: node browser proxy disabled")
+    assert not (state / "browser").exists()
+
+
+# ---------------------------------------------------------------- robustness and confinement
+
+def test_killing_the_browser_worker_mid_request_fails_that_request_only(browser_node, site):
+    gw, node, state = browser_node()
+    ok(gw, "POST", "/tabs/open", body={"url": f"{site}/kill"})
+    old_chromium = chromium_pids(f"--user-data-dir={state}/browser/")
+    assert old_chromium
+    worker = node.worker_pid("browser")
+    pending = gw.invoke_async("browser.proxy", {"method": "POST", "path": "/act", "body": {"kind": "wait", "timeMs": 8000}},
+                              timeout_ms=30_000)
+    time.sleep(1.0)
+    os.kill(worker, signal.SIGKILL)
+    result = pending.result(timeout=20)
+    code, message = error_of(result)
+    assert code == "UNAVAILABLE" and message.startswith("Error: browser worker exited"), result
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in old_chromium):
+        time.sleep(0.1)
+    assert not [pid for pid in old_chromium if Path(f"/proc/{pid}").exists()], "the dead worker's Chromium survived"
+    tab = ok(gw, "POST", "/tabs/open", body={"url": f"{site}/again"})["result"]
+    snap = ok(gw, "GET", "/snapshot", query={"targetId": tab["targetId"]})["result"]
+    assert ref_of(snap["snapshot"], "button", "Press me")
+    assert node.worker_pid("browser") != worker
+
+
+def test_browser_worker_and_chromium_are_confined(browser_node, site):
+    gw, node, state = browser_node()
+    ok(gw, "POST", "/tabs/open", body={"url": f"{site}/confined"})
+    worker = node.worker_pid("browser")
+    assert node.wait_log("browser worker ready")
+    for field, expected in [("NoNewPrivs", "1"), ("Seccomp", "2"), ("CapEff", "0000000000000000"), ("CapBnd", "0000000000000000")]:
+        assert status_field(worker, field) == expected, field
+    nobody = 65534
+    assert status_field(worker, "Uid").split()[0] == str(nobody)
+    chromium = chromium_pids(f"--user-data-dir={state}/browser/")
+    assert chromium
+    worker_userns = os.readlink(f"/proc/{worker}/ns/user")
+    sandboxed = 0
+    for pid in chromium:
+        try:
+            assert status_field(pid, "Uid").split()[0] == str(nobody)
+            assert status_field(pid, "NoNewPrivs") == "1"
+            assert status_field(pid, "Seccomp") == "2"
+            if os.readlink(f"/proc/{pid}/ns/user") != worker_userns:
+                sandboxed += 1
+        except FileNotFoundError:
+            continue
+    # Chromium's own namespace sandbox is on: its zygote and renderers live in new user namespaces.
+    assert sandboxed >= 1
+
+
+def probe(*words, writable, unconfined=()):
+    """Runs the confined BrowserWorker in probe mode (debug builds): one forbidden action."""
+    options = ["--write-path", str(writable), "--exec-path", "/usr/lib/chromium"]
+    for step in unconfined:
+        options += ["--unconfined", step]
+    out = subprocess.run([binary("openclaw-node-browser"), *options, "--probe", *words],
+                         capture_output=True, text=True, timeout=20)
+    return out.stdout.strip()
+
+
+def test_browser_worker_landlock_writes_and_executes_only_what_it_needs(tmp_path):
+    data = tmp_path / "browser"
+    data.mkdir()
+    secret = tmp_path / "identity"
+    secret.mkdir()
+    # As root without the user switch only Landlock stands between the worker and the files.
+    as_root = ("user",)
+    assert probe("write", str(data / "ok"), writable=data, unconfined=as_root) == "probe write: allowed"
+    assert probe("write", str(secret / "planted"), writable=data, unconfined=as_root) == "probe write: refused Permission denied"
+    assert probe("read", str(secret), writable=data, unconfined=as_root) == "probe read: refused Permission denied"
+    assert probe("execve", writable=data, unconfined=as_root) == "probe execve: refused Permission denied"
+    # Without Landlock the same probes succeed, so the refusals above are Landlock's.
+    assert probe("write", str(secret / "planted"), writable=data, unconfined=as_root + ("landlock",)) == "probe write: allowed"
