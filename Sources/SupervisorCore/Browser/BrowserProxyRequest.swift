@@ -13,6 +13,17 @@ public struct BrowserProxyRequest: Equatable, Sendable {
     public var envelope: Bool
 
     /// Default proxy deadline ([newer] `DEFAULT_BROWSER_PROXY_TIMEOUT_MS`).
+    public init(method: String, path: String, query: [String: String], body: JSONValue?, timeoutMs: Int, profile: String?,
+                envelope: Bool) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.body = body
+        self.timeoutMs = timeoutMs
+        self.profile = profile
+        self.envelope = envelope
+    }
+
     public static let defaultTimeoutMs = 20000
     public static let maxTimeoutMs = 600_000
 

@@ -38,6 +38,8 @@ public struct ServiceActionResult: Sendable {
 /// `systemctl` (user manager by default, the system manager with `--system`).
 public final class ServiceManager {
     public let scope: SystemdUnit.Scope
+    /// Let Chromium's own sandbox create its namespaces under the system unit.
+    public var browserSandbox = false
     let environment: [String: String]
     /// Runs `systemctl` with these arguments (scope flag included by the caller).
     let systemctl: ([String]) -> ProgramRun.Output?
@@ -111,7 +113,7 @@ public final class ServiceManager {
         }
         plain.append(("PATH", servicePath()))
         return SystemdUnit(scope: scope, version: version, programArguments: programArguments, environment: plain,
-                           environmentFile: ServiceEnvironmentFile.path(stateDir: stateDir))
+                           environmentFile: ServiceEnvironmentFile.path(stateDir: stateDir), browserSandbox: browserSandbox)
     }
 
     public func install(programArguments: [String], force: Bool, version: String) -> ServiceActionResult {

@@ -21,9 +21,14 @@ public struct SystemdUnit: Sendable {
     /// The owner-only file with the secrets (`EnvironmentFile=-…`).
     public var environmentFile: String
     public var workingDirectory: String?
+    /// Let Chromium's namespace sandbox run under the system unit (install --browser-sandbox):
+    /// user, PID and network namespaces and chroot. Only the BrowserWorker's seccomp filter
+    /// leaves these open; the other workers and every command still get EPERM for them.
+    public var browserSandbox: Bool
 
     public init(scope: Scope, version: String, programArguments: [String], environment: [(key: String, value: String)],
-                environmentFile: String, workingDirectory: String? = nil) {
+                environmentFile: String, workingDirectory: String? = nil, browserSandbox: Bool = false) {
+        self.browserSandbox = browserSandbox
         self.scope = scope
         self.version = version
         self.programArguments = programArguments
@@ -96,7 +101,10 @@ public struct SystemdUnit: Sendable {
         if let workingDirectory { lines.append("WorkingDirectory=\(Self.quoteArgument(workingDirectory))") }
         lines.append("EnvironmentFile=-\(environmentFile)")
         for (key, value) in environment { lines.append("Environment=\(Self.quoteAssignment("\(key)=\(value)"))") }
-        if scope == .system { lines += Self.systemHardening }
+        if scope == .system {
+            lines += Self.systemHardening.map { browserSandbox && $0.hasPrefix("RestrictNamespaces=") ? "RestrictNamespaces=user pid net" : $0 }
+            if browserSandbox { lines.append("SystemCallFilter=chroot") }
+        }
         lines += ["", "[Install]", "WantedBy=\(scope == .system ? "multi-user.target" : "default.target")", ""]
         return lines.joined(separator: "\n")
     }

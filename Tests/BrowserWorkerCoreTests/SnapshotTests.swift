@@ -1,0 +1,205 @@
+@testable import BrowserWorkerCore
+import OpenClawIPC
+import XCTest
+
+/// A small AX tree as `Accessibility.getFullAXTree` returns it.
+private func axNode(_ id: String, _ role: String, _ name: String = "", children: [String] = [], backend: Int? = nil,
+                    value: String? = nil, ignored: Bool = false) -> JSONValue {
+    var node: [String: JSONValue] = [
+        "nodeId": .string(id), "role": .object(["type": .string("role"), "value": .string(role)]),
+        "name": .object(["type": .string("computedString"), "value": .string(name)]),
+        "childIds": .array(children.map(JSONValue.string)), "ignored": .bool(ignored),
+    ]
+    if let backend { node["backendDOMNodeId"] = .number(Double(backend)) }
+    if let value { node["value"] = .object(["type": .string("string"), "value": .string(value)]) }
+    return .object(node)
+}
+
+private let page: [String: JSONValue] = ["nodes": .array([
+    axNode("1", "RootWebArea", "Fixture", children: ["2", "3", "5", "6", "7", "8"], backend: 1),
+    axNode("2", "heading", "Title", children: ["9"], backend: 2),
+    axNode("3", "generic", children: ["4"], backend: 3, ignored: true),
+    axNode("4", "button", "Go", backend: 4),
+    axNode("5", "button", "Go", backend: 5),
+    axNode("6", "textbox", "Name", backend: 6, value: "Ada"),
+    axNode("7", "generic", backend: 7),
+    axNode("8", "heading", backend: 8),
+    axNode("9", "StaticText", "Title", children: ["10"]),
+    axNode("10", "InlineTextBox", "Title"),
+])]
+
+final class SnapshotTests: XCTestCase {
+    func testRoleSnapshotLinesRefsAndNth() {
+        let result = Snapshot.role(Snapshot.nodes(from: page), options: .init())
+        XCTAssertEqual(result.text, """
+            - RootWebArea "Fixture"
+              - heading "Title" [ref=e1]
+                - StaticText "Title"
+              - button "Go" [ref=e2]
+              - button "Go" [ref=e3] [nth=1]
+              - textbox "Name" [ref=e4] value="Ada"
+              - generic
+              - heading
+            """)
+        XCTAssertEqual(result.refs["e1"]?.backendNodeId, 2)
+        XCTAssertEqual(result.refs["e2"]?.nth, 0)
+        XCTAssertEqual(result.refs["e3"]?.nth, 1)
+        XCTAssertNil(result.refs["e4"]?.nth)  // unique role+name: nth dropped
+        XCTAssertEqual(result.refs.count, 4)  // the unnamed heading gets no ref
+        XCTAssertEqual(result.interactiveRefs, 3)
+        XCTAssertFalse(result.truncated)
+    }
+
+    func testInteractiveCompactAndDepth() {
+        let nodes = Snapshot.nodes(from: page)
+        var options = Snapshot.RoleOptions()
+        options.interactive = true
+        XCTAssertEqual(Snapshot.role(nodes, options: options).text,
+                       "  - button \"Go\" [ref=e2]\n  - button \"Go\" [ref=e3] [nth=1]\n  - textbox \"Name\" [ref=e4] value=\"Ada\"")
+        options = .init()
+        options.compact = true
+        XCTAssertFalse(Snapshot.role(nodes, options: options).text.contains("- generic"))
+        options = .init()
+        options.depth = 0
+        XCTAssertEqual(Snapshot.role(nodes, options: options).text, "- RootWebArea \"Fixture\"")
+        XCTAssertEqual(Snapshot.role([], options: .init()).text, "(empty page)")
+        options = .init()
+        options.interactive = true
+        XCTAssertEqual(Snapshot.role(Snapshot.nodes(from: ["nodes": .array([axNode("1", "RootWebArea")])]), options: options).text,
+                       "(no interactive elements)")
+    }
+
+    func testTruncationKeepsWholeLinesAndDropsRefsNotShown() {
+        var options = Snapshot.RoleOptions()
+        options.maxChars = 90
+        let result = Snapshot.role(Snapshot.nodes(from: page), options: options)
+        XCTAssertTrue(result.truncated)
+        XCTAssertTrue(result.text.hasSuffix("\n\n[...TRUNCATED - page too large]"))
+        XCTAssertLessThanOrEqual(result.text.count, 90 + 1)
+        XCTAssertEqual(Set(result.refs.keys), ["e1"])
+    }
+
+    func testAriaSnapshotIsPreOrderWithAxRefs() {
+        let result = Snapshot.aria(Snapshot.nodes(from: page), limit: 4)
+        XCTAssertEqual(result.nodes.count, 4)
+        XCTAssertEqual(result.nodes[0], .object(["ref": .string("ax1"), "role": .string("RootWebArea"), "name": .string("Fixture"),
+                                                 "depth": .number(0), "backendDOMNodeId": .number(1)]))
+        XCTAssertEqual(result.nodes.map { $0["name"]?.stringValue }, ["Fixture", "Title", "Title", "Title"])
+        XCTAssertEqual(result.nodes[3]["role"], .string("InlineTextBox"))
+        XCTAssertEqual(result.refs["ax2"]?.backendNodeId, 2)
+    }
+
+    func testRefSpellings() {
+        XCTAssertEqual(Snapshot.normalizeRef("e12"), "e12")
+        XCTAssertEqual(Snapshot.normalizeRef("@e12"), "e12")
+        XCTAssertEqual(Snapshot.normalizeRef("ref=e12"), "e12")
+        XCTAssertEqual(Snapshot.normalizeRef(" 12 "), "e12")
+        XCTAssertEqual(Snapshot.normalizeRef("ax3"), "ax3")
+    }
+}
+
+final class RouteTableTests: XCTestCase {
+    private func routes() -> BrowserRoutes {
+        BrowserRoutes(service: BrowserService(configuration: BrowserConfiguration(
+            enabled: true, evaluateEnabled: false, defaultProfile: "openclaw", profiles: [], executablePath: nil, headless: nil,
+            noSandbox: false, extraArgs: [], dataDir: "/nonexistent", displayPresent: false)))
+    }
+
+    func testUnknownUnsupportedAndValidationAnswersNeedNoBrowser() {
+        let table = routes()
+        XCTAssertEqual(table.dispatch(method: "GET", path: "/nope", query: [:], body: nil, timeoutMs: 1000).0, 404)
+        XCTAssertEqual(table.dispatch(method: "GET", path: "/nope", query: [:], body: nil, timeoutMs: 1000).1,
+                       .object(["error": .string("Not Found")]))
+        let (status, body) = table.dispatch(method: "POST", path: "/cookies/set", query: [:], body: nil, timeoutMs: 1000)
+        XCTAssertEqual(status, 501)
+        XCTAssertTrue(body["error"]?.stringValue?.hasPrefix("Playwright is not available in this gateway build; 'cookies' is unsupported.") ?? false)
+        XCTAssertEqual(table.dispatch(method: "POST", path: "/act", query: [:], body: .object([:]), timeoutMs: 1000).1,
+                       .object(["error": .string("kind is required"), "code": .string("ACT_KIND_REQUIRED")]))
+        XCTAssertEqual(table.dispatch(method: "POST", path: "/act", query: [:],
+                                      body: .object(["kind": .string("click"), "selector": .string("#x")]), timeoutMs: 1000).1["code"],
+                       .string("ACT_SELECTOR_UNSUPPORTED"))
+        XCTAssertEqual(table.dispatch(method: "POST", path: "/act", query: [:],
+                                      body: .object(["kind": .string("evaluate"), "fn": .string("1")]), timeoutMs: 1000).0, 403)
+        XCTAssertEqual(table.dispatch(method: "POST", path: "/act", query: [:],
+                                      body: .object(["kind": .string("wait")]), timeoutMs: 1000).1["error"],
+                       .string("wait requires at least one of: timeMs, text, textGone, selector, url, loadState, fn"))
+        XCTAssertEqual(table.dispatch(method: "POST", path: "/act", query: [:],
+                                      body: .object(["kind": .string("click"), "ref": .string("e1"), "modifiers": .array([.string("Hyper")])]),
+                                      timeoutMs: 1000).1["error"], .string("modifiers must be Alt|Control|ControlOrMeta|Meta|Shift"))
+        XCTAssertEqual(table.dispatch(method: "GET", path: "/", query: ["profile": "ghost"], body: nil, timeoutMs: 1000).1,
+                       .object(["error": .string("Profile \"ghost\" not found. Available profiles: openclaw")]))
+        XCTAssertEqual(table.dispatch(method: "DELETE", path: "/tabs/%zz", query: [:], body: nil, timeoutMs: 1000).1,
+                       .object(["error": .string("invalid path parameter encoding: targetId")]))
+        XCTAssertEqual(table.dispatch(method: "POST", path: "/tabs/open", query: [:], body: .object([:]), timeoutMs: 1000).1,
+                       .object(["error": .string("url is required")]))
+        XCTAssertEqual(table.dispatch(method: "POST", path: "/start", query: ["headless": "maybe"], body: nil, timeoutMs: 1000).1,
+                       .object(["error": .string("Invalid headless value. Use \"true\" or \"false\".")]))
+    }
+
+    func testLenientBodyParsing() {
+        let request = RouteRequest(method: "POST", path: "/", query: [:], body: [
+            "a": .string(" yes "), "b": .number(0), "c": .string("7"), "d": .string("  "), "e": .number(3),
+        ], deadline: Deadline(ms: 10))
+        XCTAssertEqual(request.bool("a"), true)
+        XCTAssertEqual(request.bool("b"), false)
+        XCTAssertEqual(request.int("c"), 7)
+        XCTAssertNil(request.string("d"))
+        XCTAssertEqual(request.string("e"), "3")
+    }
+
+    func testLaunchArgumentsFollowTheUpstreamRecipe() {
+        let arguments = ChromiumProcess.arguments(port: 18800, userDataDir: "/s/browser/openclaw/user-data", headless: true,
+                                                  noSandbox: false, extraArgs: ["--lang=de"])
+        XCTAssertEqual(arguments, [
+            "--remote-debugging-port=18800", "--user-data-dir=/s/browser/openclaw/user-data", "--no-first-run",
+            "--no-default-browser-check", "--disable-sync", "--disable-background-networking", "--disable-component-update",
+            "--disable-features=Translate,MediaRouter", "--disable-session-crashed-bubble", "--hide-crash-restore-bubble",
+            "--password-store=basic", "--headless=new", "--disable-gpu", "--disable-dev-shm-usage", "--no-proxy-server",
+            "--lang=de", "about:blank",
+        ])
+        XCTAssertFalse(ChromiumProcess.arguments(port: 1, userDataDir: "/u", headless: false, noSandbox: true,
+                                                 extraArgs: ["--proxy-server=x"]).contains("--no-proxy-server"))
+    }
+}
+
+final class WireFormatTests: XCTestCase {
+    func testWebSocketFramesRoundTripAcrossChunks() throws {
+        let big = [UInt8](repeating: 65, count: 70000)
+        var frames = WebSocketFrame.encode(text: Array("hi".utf8)) + WebSocketFrame.encode(text: big)
+            + WebSocketFrame.encode(opcode: 0x9, payload: [1]) + WebSocketFrame.encode(opcode: 0x8, payload: [])
+        var decoder = WebSocketFrame.Decoder()
+        var messages: [String] = []
+        while !frames.isEmpty {
+            decoder.append(Array(frames.prefix(1000)))
+            frames.removeFirst(min(1000, frames.count))
+            while let frame = try decoder.next() {
+                switch frame {
+                case let .text(bytes): messages.append(bytes.count > 10 ? "big \(bytes.count)" : String(decoding: bytes, as: UTF8.self))
+                case .ping: messages.append("ping")
+                case .close: messages.append("close")
+                }
+            }
+        }
+        XCTAssertEqual(messages, ["hi", "big 70000", "ping", "close"])
+    }
+
+    func testOversizedFramesAreRefused() {
+        var decoder = WebSocketFrame.Decoder()
+        decoder.append([0x81, 127, 0, 0, 0, 1, 0, 0, 0, 0])
+        XCTAssertThrowsError(try decoder.next())
+    }
+
+    func testHTTPResponsesWaitForTheirBody() {
+        let head = Array("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc".utf8)
+        XCTAssertNil(LoopbackHTTP.parse(head, complete: false))
+        let full = LoopbackHTTP.parse(head + Array("de".utf8), complete: false)
+        XCTAssertEqual(full?.status, 200)
+        XCTAssertEqual(full?.body, Array("abcde".utf8))
+        let endpoint = CDPEndpoint(webSocketURL: "ws://127.0.0.1:18800/devtools/browser/x")
+        XCTAssertEqual(endpoint?.host, "127.0.0.1")
+        XCTAssertEqual(endpoint?.port, 18800)
+        XCTAssertEqual(endpoint?.path, "/devtools/browser/x")
+        XCTAssertEqual(CDPEndpoint(httpURL: "http://localhost:9222")?.path, "/")
+        XCTAssertNil(CDPEndpoint(webSocketURL: "ws://127.0.0.1:0/x"))
+    }
+}
