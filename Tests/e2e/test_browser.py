@@ -23,7 +23,11 @@ import pytest
 from conftest import binary, gateway_args
 
 CHROMIUM = "/usr/lib/chromium/chromium"
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (scripts/setup installs it)")
+
+
+@pytest.fixture(autouse=True)
+def chromium_installed():
+    assert os.path.exists(CHROMIUM), "chromium is not installed: run scripts/setup"
 
 PAGE = b"""<!doctype html>
 <html><head><title>Fixture page</title></head><body>

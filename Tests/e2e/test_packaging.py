@@ -34,6 +34,7 @@ def test_deb_layout(deb_root):
         "usr/bin/openclaw-node": 0o755,
         "usr/libexec/openclaw-node/openclaw-node-net": 0o755,
         "usr/libexec/openclaw-node/openclaw-node-exec": 0o755,
+        "usr/libexec/openclaw-node/openclaw-node-browser": 0o755,
         "usr/lib/systemd/system/openclaw-node.service": 0o644,
         "usr/lib/systemd/user/openclaw-node.service": 0o644,
         "usr/lib/sysusers.d/openclaw-node.conf": 0o644,
@@ -46,7 +47,8 @@ def test_deb_layout(deb_root):
         path = deb_root / relative
         assert path.is_file(), relative
         assert mode(path) == wanted, (relative, oct(mode(path)))
-    assert "u openclaw-net " in (deb_root / "usr/lib/sysusers.d/openclaw-node.conf").read_text()
+    users = (deb_root / "usr/lib/sysusers.d/openclaw-node.conf").read_text()
+    assert "u openclaw-net " in users and "u openclaw-browser " in users
     assert "d /var/lib/openclaw-node 0700 root root" in (deb_root / "usr/lib/tmpfiles.d/openclaw-node.conf").read_text()
 
 
@@ -58,7 +60,7 @@ def test_installed_binary_finds_its_workers_in_libexec(deb_root):
 
 def test_packaged_system_unit(deb_root):
     text = (deb_root / "usr/lib/systemd/system/openclaw-node.service").read_text()
-    assert "ExecStart=/usr/bin/openclaw-node run --host 127.0.0.1 --port 18789 --net-user openclaw-net\n" in text
+    assert "ExecStart=/usr/bin/openclaw-node run --host 127.0.0.1 --port 18789 --net-user openclaw-net --browser-user openclaw-browser\n" in text
     assert "EnvironmentFile=-/var/lib/openclaw-node/node.systemd.env\n" in text
     assert "TOKEN" not in text and "PASSWORD" not in text
 
