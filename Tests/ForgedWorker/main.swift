@@ -20,6 +20,9 @@
 //   invoke-forged-plan PARAM       (net) linked, then an approved system.run `touch PARAM` with a
 //                                  self-made matching plan (must still obey security=deny)
 //   invoke-plain PARAM             (net) linked, then system.run `touch PARAM` with no approval
+//   browser-early-response         (browser) a browser.response before ready
+//   browser-file-path PARAM        (browser) ready, then answers every route with {"ok":true,"path":PARAM}
+//                                  (a compromised BrowserWorker naming a file it must not get read)
 import Confinement
 import Glibc
 import NIOCore
@@ -29,7 +32,8 @@ let (confinementOptions, words) = ConfinementOptions.parse(Array(CommandLine.arg
 let mode = words.first ?? "garbage"
 let param = words.count > 1 ? words[1] : ""
 let fd = workerIPCDescriptor
-let role: WorkerConfinement.Role = mode.hasPrefix("exec-") || mode == "unknown-run" ? .exec : .net
+let role: WorkerConfinement.Role = mode.hasPrefix("exec-") || mode == "unknown-run" ? .exec
+    : mode.hasPrefix("browser-") ? .browser : .net
 let confinement = WorkerConfinement.apply(role, confinementOptions)
 let confinementJSON = (try? JSONText.encode(confinement)) ?? "null"
 
@@ -117,6 +121,17 @@ case "invoke-forged-plan":
     linkedThenInvoke(#"{"command":["/usr/bin/touch","\#(param)"],"approved":true,"approvalDecision":"allow-always","systemRunPlan":\#(plan)}"#)
 case "invoke-plain":
     linkedThenInvoke(#"{"command":["/usr/bin/touch","\#(param)"]}"#)
+case "browser-early-response":
+    send(frame(#"{"type":"browser.response","id":"b1","status":200,"body":{"ok":true}}"#))
+case "browser-file-path":
+    ready()
+    while let body = readFrame() {
+        guard case let .object(message)? = try? JSONText.decode(JSONValue.self, from: body),
+              message["type"]?.stringValue == "browser.request", let id = message["id"]?.stringValue else { continue }
+        let path = String(decoding: try! JSONText.encode(JSONValue.string(param)).utf8, as: UTF8.self)
+        send(frame(#"{"type":"browser.response","id":"\#(id)","status":200,"body":{"ok":true,"path":\#(path)}}"#))
+    }
+    exit(0)
 default:
     fputs("unknown mode \(mode)\n", stderr)
     exit(64)

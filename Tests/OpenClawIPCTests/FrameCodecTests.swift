@@ -36,6 +36,27 @@ final class FrameCodecTests: XCTestCase {
         .shutdown(Empty()),
     ]
 
+    static let browserMessages: [BrowserToSupervisor] = [
+        .ready(WorkerHello(pid: 8, version: "browser")),
+        .response(BrowserResponse(id: "b1", status: 404, body: .object(["error": .string("tab not found")]))),
+    ]
+    static let toBrowser: [SupervisorToBrowser] = [
+        .configure(BrowserConfiguration(
+            enabled: true, evaluateEnabled: false, defaultProfile: "openclaw",
+            profiles: [.init(name: "work", cdpPort: 18801, cdpUrl: nil, attachOnly: false, color: "#FF4500", headless: true,
+                             executablePath: nil)],
+            executablePath: "/usr/lib/chromium/chromium", headless: nil, noSandbox: false, extraArgs: ["--lang=de"],
+            dataDir: "/var/lib/openclaw-node/browser", displayPresent: false)),
+        .request(BrowserRequest(id: "b1", method: "POST", path: "/act", query: ["profile": "openclaw"],
+                                body: .object(["kind": .string("click"), "ref": .string("e1")]), timeoutMs: 20000)),
+        .shutdown(Empty()),
+    ]
+
+    func testBrowserMessagesRoundTrip() throws {
+        try roundTrip(Self.browserMessages)
+        try roundTrip(Self.toBrowser)
+    }
+
     func roundTrip<M: IPCMessage & Equatable>(_ messages: [M]) throws {
         XCTAssertEqual(Set(messages.map(\.kind)), Set(M.Kind.allCases), "every kind is covered")
         for message in messages {

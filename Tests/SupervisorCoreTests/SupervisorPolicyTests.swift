@@ -26,11 +26,18 @@ final class SupervisorPolicyTests: XCTestCase {
         for kind in ExecToSupervisor.Kind.allCases {
             XCTAssertEqual(IPCPolicy.permits(kind, in: .awaitingReady), kind == .ready, "\(kind)")
         }
+        for kind in BrowserToSupervisor.Kind.allCases {
+            XCTAssertEqual(IPCPolicy.permits(kind, in: .awaitingReady), kind == .ready, "\(kind)")
+            XCTAssertFalse(IPCPolicy.permits(kind, in: .notStarted), "\(kind)")
+            XCTAssertFalse(IPCPolicy.permits(kind, in: .stopping), "\(kind)")
+        }
+        XCTAssertTrue(IPCPolicy.permits(BrowserToSupervisor.Kind.response, in: .ready))
     }
 
     func testEveryKindHasARow() {
         XCTAssertEqual(Set(IPCPolicy.net.keys), Set(NetToSupervisor.Kind.allCases))
         XCTAssertEqual(Set(IPCPolicy.exec.keys), Set(ExecToSupervisor.Kind.allCases))
+        XCTAssertEqual(Set(IPCPolicy.browser.keys), Set(BrowserToSupervisor.Kind.allCases))
     }
 
     func order(_ id: String) -> RunOrder {

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import binary, gateway_args
+from conftest import binary, forged_worker, gateway_args
 
 CHROMIUM = "/usr/lib/chromium/chromium"
 
@@ -94,8 +94,10 @@ def browser_node(make_gateway, nodes):
     of its data dir may be left."""
     started = []
 
-    def start(config=None, args=()):
+    def start(config=None, args=(), browser_worker=None):
         state = Path(tempfile.mkdtemp(prefix="ocn-browser-", dir="/tmp"))
+        if browser_worker:
+            args = list(args) + ["--browser-worker-path", browser_worker]
         if config is None:
             config = {"browser": {"profiles": {"openclaw": {"cdpPort": free_port()}}}}
         (state / "openclaw.json").write_text(json.dumps(config))
@@ -355,3 +357,25 @@ def test_browser_worker_landlock_writes_and_executes_only_what_it_needs(tmp_path
     assert probe("execve", writable=data, unconfined=as_root) == "probe execve: refused Permission denied"
     # Without Landlock the same probes succeed, so the refusals above are Landlock's.
     assert probe("write", str(secret / "planted"), writable=data, unconfined=as_root + ("landlock",)) == "probe write: allowed"
+
+
+# ---------------------------------------------------------------- a compromised BrowserWorker
+
+def test_forged_browser_worker_cannot_make_the_supervisor_read_other_files(browser_node, tmp_path):
+    worker = forged_worker(tmp_path, "browser-file-path", "/etc/shadow")
+    gw, node, state = browser_node(browser_worker=worker)
+    for target in ["/etc/shadow", f"{state}/identity/device.json"]:
+        assert Path(target).exists()
+    code, message = error_of(proxy(gw, "POST", "/screenshot")[0])
+    assert (code, message) == ("INVALID_REQUEST", "Error: browser proxy file read failed for /etc/shadow: Error: file not found")
+    assert "base64" not in node.log
+
+
+def test_forged_browser_worker_speaking_before_ready_is_killed_and_the_call_times_out(browser_node, tmp_path):
+    worker = forged_worker(tmp_path, "browser-early-response")
+    gw, node, state = browser_node(browser_worker=worker)
+    result, _ = proxy(gw, "GET", "/tabs", timeoutMs=2500)
+    assert error_of(result) == ("INVALID_REQUEST",
+                                "Error: browser proxy timed out for GET /tabs after 2500ms; browser action; profile=openclaw")
+    node.wait_log(r'browser\.response.{0,4} is not allowed while the browser worker is awaitingReady')
+    assert node.proc.poll() is None
