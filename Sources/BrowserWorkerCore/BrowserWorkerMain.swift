@@ -24,11 +24,10 @@ public enum BrowserWorkerMain {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let queue = DispatchQueue(label: "browser-routes")
-        var routes: BrowserRoutes?
-        var connection: IPCConnection<SupervisorToBrowser, BrowserToSupervisor>?
+        let state = WorkerState()
 
-        func stop(_ code: Int32) -> Never {
-            routes?.service.stopAll()
+        @Sendable func stop(_ code: Int32) -> Never {
+            state.routes?.service.stopAll()
             exit(code)
         }
 
@@ -38,22 +37,22 @@ public enum BrowserWorkerMain {
                 switch message {
                 case let .configure(configuration):
                     queue.async {
-                        routes?.service.stopAll()
-                        routes = BrowserRoutes(service: BrowserService(configuration: configuration))
+                        state.routes?.service.stopAll()
+                        state.routes = BrowserRoutes(service: BrowserService(configuration: configuration))
                         logger.info("configured", metadata: ["executable": "\(configuration.executablePath ?? "-")",
                                                              "dataDir": "\(configuration.dataDir)"])
                     }
                 case let .request(request):
                     queue.async {
                         let (status, body): (Int, JSONValue)
-                        if let routes {
+                        if let routes = state.routes {
                             (status, body) = routes.dispatch(method: request.method, path: request.path, query: request.query,
                                                              body: request.body, timeoutMs: request.timeoutMs)
                         } else {
                             (status, body) = (503, .object(["error": .string("browser server not started")]))
                         }
                         logger.info("route", metadata: ["method": "\(request.method)", "path": "\(request.path)", "status": "\(status)"])
-                        connection?.send(.response(BrowserResponse(id: request.id, status: status, body: body)))
+                        state.connection?.send(.response(BrowserResponse(id: request.id, status: status, body: body)))
                     }
                 case .shutdown:
                     // Not queued behind a route that may wait on Chromium for seconds.
@@ -67,13 +66,20 @@ public enum BrowserWorkerMain {
             onClose: { stop(0) }
         )
         do {
-            connection = try adopted.wait()
+            state.connection = try adopted.wait()
         } catch {
             logger.error("cannot open the supervisor link", metadata: ["error": "\(error)"])
             exit(70)
         }
-        connection?.send(.ready(WorkerHello(pid: getpid(), version: "browser", confinement: confinement)))
-        connection?.startReading()
+        state.connection?.send(.ready(WorkerHello(pid: getpid(), version: "browser", confinement: confinement)))
+        state.connection?.startReading()
         while true { pause() }
     }
+}
+
+/// What the IPC callbacks (event loop) and the route queue share. `routes` is only touched on
+/// the route queue, except by `stop`, which kills Chromium and exits.
+private final class WorkerState: @unchecked Sendable {
+    var routes: BrowserRoutes?
+    var connection: IPCConnection<SupervisorToBrowser, BrowserToSupervisor>?
 }

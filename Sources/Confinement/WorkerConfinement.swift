@@ -176,7 +176,7 @@ public enum WorkerConfinement {
         }
         try ruleset.restrictSelf()
         let executables = options.executablePaths.isEmpty ? "nothing" : options.executablePaths.joined(separator: ",")
-        return (.active, "ABI \(abi): executes \(executables) only; writes \(options.writablePaths.joined(separator: ",")) and temp dirs only")
+        return (.active, "ABI \(abi): executes \(executables) only; writes \(options.writablePaths.joined(separator: ",")) and /dev/shm only")
     }
 
     static func seccomp(_ role: Role) throws(ConfinementFailure) -> SeccompFilter {

@@ -53,6 +53,9 @@ struct Doctor: ParsableCommand {
     @Option(name: .customLong("exec-worker-path"), help: .hidden)
     var execWorkerPath: String?
 
+    @Option(name: .customLong("browser-worker-path"), help: .hidden)
+    var browserWorkerPath: String?
+
     func run() throws {
         guard let me = currentExecutablePath(),
               let net = netWorkerPath ?? WorkerKind.net.locate(besides: me),
@@ -69,6 +72,9 @@ struct Doctor: ParsableCommand {
         }
         checks.append(userCheck())
         let paths = StatePaths.resolve()
+        let (browserChecks, browserReport) = browserCheck(paths, program: me)
+        checks += browserChecks
+        if let browserReport { reports["browser"] = browserReport }
         checks += stateChecks(paths)
         checks.append(configCheck(paths))
         checks.append(gatewayCheck(paths, netWorker: net))
@@ -110,9 +116,30 @@ struct Doctor: ParsableCommand {
 
     // MARK: Checks
 
-    func confinementCheck(worker: String, path: String) -> (DoctorCheck, ConfinementReport?) {
+    /// `browser.proxy`: disabled, or Chromium found and the BrowserWorker confined as `run` would start it.
+    func browserCheck(_ paths: StatePaths, program: String) -> ([DoctorCheck], ConfinementReport?) {
+        let config = (try? OpenClawConfig.load(paths.configPath)) ?? OpenClawConfig(root: .object([:]))
+        let settings = BrowserProxySettings.from(config)
+        guard settings.advertised else {
+            return ([DoctorCheck(name: "browser", status: .ok, detail: "browser.proxy disabled in \(paths.configPath)")], nil)
+        }
+        guard let path = browserWorkerPath ?? WorkerKind.browser.locate(besides: program) else {
+            return ([DoctorCheck(name: "browser", status: .warn, detail: "openclaw-node-browser not found next to this program",
+                                 fix: "reinstall openclaw-node, or disable it: nodeHost.browserProxy.enabled=false")], nil)
+        }
+        let worker = confinement.browserWorker(path: path, config: config, stateDir: paths.stateDir, settings: settings)
+        let (confined, report) = confinementCheck(worker: "browser", path: path, options: worker.confinement)
+        guard let chromium = worker.configuration.executablePath else {
+            return ([confined, DoctorCheck(name: "browser", status: .warn, detail: "browser.proxy is advertised but no Chromium was found",
+                                           fix: "apt install chromium, or set browser.executablePath to the browser binary")], report)
+        }
+        return ([confined, DoctorCheck(name: "browser", status: .ok, detail: "Chromium \(chromium); data in \(worker.configuration.dataDir)")],
+                report)
+    }
+
+    func confinementCheck(worker: String, path: String, options given: ConfinementOptions? = nil) -> (DoctorCheck, ConfinementReport?) {
         let name = "confinement.\(worker)"
-        let options = confinement.options(for: worker)
+        let options = given ?? confinement.options(for: worker)
         guard let output = ProgramRun.run([path] + options.arguments + ["--confinement-report"],
                                           environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], path: path),
               let report = try? JSONText.decode(ConfinementReport.self, from: output.stdout) else {
@@ -170,6 +197,9 @@ struct Doctor: ParsableCommand {
         } else if info.st_uid != geteuid() {
             checks.append(DoctorCheck(name: "state-dir", status: .fail, detail: "\(paths.stateDir) belongs to uid \(info.st_uid)",
                                       fix: "chown -R \(geteuid()) \(paths.stateDir)"))
+        } else if info.st_mode & 0o777 == 0o711, (try? OpenClawConfig.load(paths.configPath)).map(BrowserProxySettings.from)?.advertised ?? true {
+            checks.append(DoctorCheck(name: "state-dir", status: .ok,
+                                      detail: "\(paths.stateDir) (0711: searchable, not readable, for the browser worker's user)"))
         } else if info.st_mode & 0o077 != 0 {
             checks.append(DoctorCheck(name: "state-dir", status: .warn,
                                       detail: "\(paths.stateDir) is mode \(String(info.st_mode & 0o777, radix: 8))",

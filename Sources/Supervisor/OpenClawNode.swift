@@ -115,6 +115,16 @@ struct ConfinementFlags: ParsableArguments {
         let user = ["net": netUser, "exec": execUser, "browser": browserUser][worker] ?? nil
         return ConfinementOptions(user: user, optedOut: optedOut, connectPorts: connectPorts, metricsPort: metricsPort)
     }
+
+    /// The BrowserWorker as `run` starts it: its configuration, and Landlock rules that let
+    /// it write only its data dir and execute only the Chromium binary's directory.
+    func browserWorker(path: String, config: OpenClawConfig, stateDir: String, settings: BrowserProxySettings) -> BrowserWorkerSettings {
+        let configuration = BrowserSetup.configuration(config: config, stateDir: stateDir, settings: settings)
+        var options = options(for: "browser")
+        options.writablePaths = [configuration.dataDir]
+        options.executablePaths = configuration.executablePath.map { [BrowserSetup.directory(of: $0)] } ?? []
+        return BrowserWorkerSettings(path: path, confinement: options, configuration: configuration)
+    }
 }
 
 struct Run: ParsableCommand {
@@ -194,12 +204,9 @@ struct Run: ParsableCommand {
         router.register(browserProxy, advertised: browserSettings.advertised, cap: "browser")
         var browserWorker: BrowserWorkerSettings?
         if browserSettings.advertised, let path = browserWorkerPath ?? WorkerKind.browser.locate(besides: me) {
-            let configuration = BrowserSetup.configuration(config: setup.config, stateDir: setup.paths.stateDir, settings: browserSettings)
-            var options = confinement.options(for: "browser")
-            options.writablePaths = [configuration.dataDir]
-            options.executablePaths = configuration.executablePath.map { [BrowserSetup.directory(of: $0)] } ?? []
-            browserWorker = BrowserWorkerSettings(path: path, confinement: options, configuration: configuration)
-            if configuration.executablePath == nil {
+            let worker = confinement.browserWorker(path: path, config: setup.config, stateDir: setup.paths.stateDir, settings: browserSettings)
+            browserWorker = worker
+            if worker.configuration.executablePath == nil {
                 logger.warning("browser.proxy is enabled but no Chromium was found; install chromium or set browser.executablePath")
             }
         } else if browserSettings.advertised {

@@ -29,6 +29,20 @@ final class SystemdUnitTests: XCTestCase {
         }
     }
 
+    func testBrowserSandboxRelaxesOnlyTheNamespacesChromiumNeeds() {
+        XCTAssertTrue(unit(.system).render().contains("\nRestrictNamespaces=yes\n"))
+        XCTAssertFalse(unit(.system).render().contains("SystemCallFilter=chroot"))
+        var relaxed = unit(.system)
+        relaxed.browserSandbox = true
+        let text = relaxed.render()
+        XCTAssertTrue(text.contains("\nRestrictNamespaces=user pid net\n"))
+        XCTAssertFalse(text.contains("RestrictNamespaces=yes"))
+        XCTAssertTrue(text.contains("\nSystemCallFilter=chroot\n"))
+        var user = unit(.user)
+        user.browserSandbox = true
+        XCTAssertFalse(user.render().contains("RestrictNamespaces"))
+    }
+
     func testArgumentsWithSpacesQuotesAndPercentRoundTrip() throws {
         let arguments = ["/opt/my tools/openclaw-node", "run", "--display-name", "lab \"box\" 50% $HOME", "--host", "h"]
         let text = unit(arguments: arguments, environment: [("A", "x y"), ("B", "100%")]).render()

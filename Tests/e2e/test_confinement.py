@@ -178,7 +178,7 @@ def test_a_failed_step_stops_the_node_with_71_naming_it(nodes, state_dir):
 def test_unknown_unconfined_step_is_a_usage_error(nodes, state_dir):
     node = nodes(state_dir, ["--port", "9", "--unconfined", "net:everything"])
     assert node.wait_exit(timeout=10) == 64
-    assert "--unconfined net:everything: expected [net:|exec:]<step>" in node.log
+    assert "--unconfined net:everything: expected [net:|exec:|browser:]<step>" in node.log
 
 
 def test_doctor_reports_each_worker():
