@@ -49,7 +49,7 @@ struct Install: ParsableCommand {
     var printUnit = false
 
     @Flag(name: .customLong("browser-sandbox"), help: ArgumentHelp(
-        "System service only: allow the user, PID and network namespaces and chroot that Chromium's own sandbox needs for browser.proxy (systemd exposure score 3.1 instead of 2.5). Without it, set browser.noSandbox or disable the browser proxy."))
+        "System service only: let browser.proxy run Chromium with its own sandbox: allows user, PID and network namespaces, chroot and CAP_CHOWN (systemd exposure 3.3 instead of 2.5). Without it the system service cannot start Chromium."))
     var browserSandbox = false
 
     @Option(name: .customLong("program-path"), help: .hidden)

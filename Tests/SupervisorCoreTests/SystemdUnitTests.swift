@@ -38,6 +38,7 @@ final class SystemdUnitTests: XCTestCase {
         XCTAssertTrue(text.contains("\nRestrictNamespaces=user pid net\n"))
         XCTAssertFalse(text.contains("RestrictNamespaces=yes"))
         XCTAssertTrue(text.contains("\nSystemCallFilter=chroot\n"))
+        XCTAssertTrue(text.contains("\nCapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_KILL CAP_CHOWN\n"))
         var user = unit(.user)
         user.browserSandbox = true
         XCTAssertFalse(user.render().contains("RestrictNamespaces"))

@@ -177,6 +177,34 @@ def test_system_service_runs_hardened_and_connects(systemd_system, make_gateway,
     assert not unit.exists()
 
 
+def test_system_service_with_browser_sandbox_serves_browser_proxy(systemd_system, make_gateway, tmp_path):
+    m = systemd_system
+    gw = make_gateway(auto_approve=True, token=TOKEN)
+    bin_dir = "/var/lib/openclaw-e2e/bin"
+    for name in ("openclaw-node", "openclaw-node-net", "openclaw-node-exec", "openclaw-node-browser"):
+        m.run(["install", "-D", "-m", "0755", binary(name), f"{bin_dir}/{name}"], check=True)
+    program = f"{bin_dir}/openclaw-node"
+    result = m.run([program, "install", "--system", "--json", "--browser-sandbox", "--host", "127.0.0.1", "--port", str(gw.port)],
+                   env={"OPENCLAW_GATEWAY_TOKEN": TOKEN}, timeout=60)
+    assert json.loads(result.stdout)["ok"] is True, result.stdout + result.stderr
+    unit = m.unit_dir / "openclaw-node.service"
+    assert "RestrictNamespaces=user pid net\n" in unit.read_text()
+    score, report = security_exposure(unit)
+    assert score <= 3.3, report
+    try:
+        gw.wait_for_hello(timeout=30)
+    except Exception:
+        raise AssertionError(m.journal("openclaw-node.service"))
+    opened = gw.invoke("browser.proxy", {"method": "POST", "path": "/tabs/open", "body": {"url": "about:blank"}}, timeout_ms=60_000)
+    assert opened["ok"] is True, (opened, m.journal("openclaw-node.service"))
+    target = json.loads(opened["payloadJSON"])["result"]["targetId"]
+    snap = gw.invoke("browser.proxy", {"path": "/snapshot", "query": {"targetId": target}}, timeout_ms=60_000)
+    assert snap["ok"] is True and json.loads(snap["payloadJSON"])["result"]["format"] == "ai", snap
+    m.wait_journal("openclaw-node.service", r'msg="browser worker ready".*landlock=active.*seccomp=active.*user=active')
+    result = m.run([program, "uninstall", "--system", "--json"], timeout=60)
+    assert json.loads(result.stdout)["result"] == "uninstalled"
+
+
 def test_install_passes_run_options_through(systemd_user, tmp_path):
     result = cli(systemd_user, tmp_path / "state", "install", "--print-unit", "--port", "1", "--metrics-port", "9464",
                  "--log-format", "json", "--max-concurrent-runs", "4", "--unconfined", "exec:landlock", token=None)

@@ -21,9 +21,10 @@ public struct SystemdUnit: Sendable {
     /// The owner-only file with the secrets (`EnvironmentFile=-…`).
     public var environmentFile: String
     public var workingDirectory: String?
-    /// Let Chromium's namespace sandbox run under the system unit (install --browser-sandbox):
-    /// user, PID and network namespaces and chroot. Only the BrowserWorker's seccomp filter
-    /// leaves these open; the other workers and every command still get EPERM for them.
+    /// Let the BrowserWorker run Chromium with its own sandbox under the system unit (install
+    /// --browser-sandbox): user, PID and network namespaces and chroot (only the BrowserWorker's
+    /// seccomp filter leaves these open; the other workers and every command still get EPERM),
+    /// and CAP_CHOWN for the Supervisor to hand `<state>/browser` to the browser user.
     public var browserSandbox: Bool
 
     public init(scope: Scope, version: String, programArguments: [String], environment: [(key: String, value: String)],
@@ -102,7 +103,13 @@ public struct SystemdUnit: Sendable {
         lines.append("EnvironmentFile=-\(environmentFile)")
         for (key, value) in environment { lines.append("Environment=\(Self.quoteAssignment("\(key)=\(value)"))") }
         if scope == .system {
-            lines += Self.systemHardening.map { browserSandbox && $0.hasPrefix("RestrictNamespaces=") ? "RestrictNamespaces=user pid net" : $0 }
+            lines += Self.systemHardening.map { line in
+                guard browserSandbox else { return line }
+                if line.hasPrefix("RestrictNamespaces=") { return "RestrictNamespaces=user pid net" }
+                // The Supervisor hands <state>/browser to the browser worker's user.
+                if line.hasPrefix("CapabilityBoundingSet=") { return line + " CAP_CHOWN" }
+                return line
+            }
             if browserSandbox { lines.append("SystemCallFilter=chroot") }
         }
         lines += ["", "[Install]", "WantedBy=\(scope == .system ? "multi-user.target" : "default.target")", ""]
