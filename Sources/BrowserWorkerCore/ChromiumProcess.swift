@@ -117,17 +117,7 @@ final class ChromiumProcess {
 
     /// The last lines Chromium wrote to stderr, for error messages.
     func stderrTail() -> String {
-        let fd = open(logPath, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = read(fd, &chunk, chunk.count)
-            if count <= 0 { break }
-            bytes += chunk[0..<count]
-            if bytes.count > 1 << 20 { bytes.removeFirst(bytes.count - 65536) }
-        }
+        guard let bytes = try? readWholeFile(logPath) else { return "" }
         let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").suffix(5)
         return lines.isEmpty ? "" : "\nChromium stderr:\n" + lines.joined(separator: "\n")
     }

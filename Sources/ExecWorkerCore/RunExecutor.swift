@@ -207,23 +207,6 @@ public final class RunExecutor {
 }
 
 
-func readWholeFile(_ path: String) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw SystemError("open") }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = read(fd, &chunk, chunk.count)
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw SystemError("read")
-        }
-        if count == 0 { return bytes }
-        bytes.append(contentsOf: chunk[0..<count])
-    }
-}
-
 /// One command in flight.
 final class ActiveRun {
     enum Stream { case stdout, stderr }

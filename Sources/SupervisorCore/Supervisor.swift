@@ -333,17 +333,7 @@ public final class Supervisor {
 extension String {
     /// Reads a small `/proc` file (their size is not known in advance, so no `stat`).
     init(contentsOfProcFile path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemError("open") }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(fd, &chunk, chunk.count)
-            if count <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
-        self = String(decoding: bytes, as: UTF8.self)
+        self = String(decoding: try readWholeFile(path), as: UTF8.self)
     }
 }
 

@@ -171,7 +171,7 @@ extension Supervisor: BrowserRunner {
         let marker = Array("--user-data-dir=\(dataDir)/".utf8)
         let workers = Set([net.pid, exec.pid, browser?.pid].compactMap { $0 })
         for pid in Self.childPids() where !workers.contains(pid) {
-            guard let cmdline = try? [UInt8](String(contentsOfProcFile: "/proc/\(pid)/cmdline").utf8) else { continue }
+            guard let cmdline = try? readWholeFile("/proc/\(pid)/cmdline") else { continue }
             if cmdline.firstRange(of: marker) != nil {
                 kill(-pid, SIGKILL)
                 kill(pid, SIGKILL)
