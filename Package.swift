@@ -66,11 +66,17 @@ let package = Package(
             ],
             swiftSettings: v5
         ),
+        // The Supervisor's binary is also a multi-call binary: started under a worker's name
+        // (the .deb installs hard links), it runs that worker, so the three processes share
+        // one file's code pages (PSS) instead of mapping three copies of NIO and the runtime glue.
         .executableTarget(
             name: "Supervisor",
             dependencies: [
                 "SupervisorCore",
                 "Confinement",
+                "NetWorkerCore",
+                "ExecWorkerCore",
+                "BrowserWorkerCore",
                 // doctor's loopback self-test gateway
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -480,7 +480,7 @@ public final class GatewayLink {
         })
     }
 
-    static func newId() -> String { UUID().uuidString.lowercased() }
+    static func newId() -> String { RandomID.uuid() }
 
     static func nowMs() -> Int64 {
         var now = timespec()

@@ -44,7 +44,7 @@ public final class MetricsListener: @unchecked Sendable {
     }
 
     fileprivate func scrape(_ respond: @escaping (String?) -> Void) {
-        let id = UUID().uuidString.lowercased()
+        let id = RandomID.uuid()
         waiting[id] = respond
         askSupervisor(MetricsRequest(requestId: id))
         loop.scheduleTask(in: .seconds(5)) { self.waiting.removeValue(forKey: id)?(nil) }

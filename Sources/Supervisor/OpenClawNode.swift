@@ -1,5 +1,8 @@
 import ArgumentParser
+import BrowserWorkerCore
 import Confinement
+import ExecWorkerCore
+import NetWorkerCore
 import Glibc
 import Logging
 import NodeSupport
@@ -25,6 +28,18 @@ struct OpenClawNode: ParsableCommand {
         version: NodeVersion.current,
         subcommands: [Run.self, Install.self, Status.self, Start.self, Stop.self, Restart.self, Uninstall.self, Doctor.self]
     )
+
+    /// Started under a worker's name (a hard link to this binary), run that worker; its
+    /// confinement is the first thing it does, before any thread exists.
+    static func main() {
+        let invokedAs = CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? ""
+        switch invokedAs {
+        case WorkerKind.net.executableName: NetWorkerMain.run()
+        case WorkerKind.exec.executableName: ExecWorkerMain.run()
+        case WorkerKind.browser.executableName: BrowserWorkerMain.run()
+        default: main(nil)
+        }
+    }
 }
 
 /// Exit statuses (sysexits): usage 64, config 78.

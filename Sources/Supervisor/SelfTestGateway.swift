@@ -59,7 +59,7 @@ final class SelfTestGateway: @unchecked Sendable {
 
     /// Sends `node.invoke.request` and waits for the node's result params.
     func invoke(_ command: String, params: JSONValue, timeout: TimeAmount = .seconds(15)) -> JSONValue? {
-        let id = UUID().uuidString.lowercased()
+        let id = RandomID.uuid()
         let promise = loop.makePromise(of: JSONValue.self)
         loop.execute {
             guard let channel = self.connection else { return promise.fail(ChannelError.ioOnClosedChannel) }
@@ -78,7 +78,7 @@ final class SelfTestGateway: @unchecked Sendable {
 
     private func opened(_ channel: Channel) {
         connection = channel
-        let nonce = UUID().uuidString.lowercased()
+        let nonce = RandomID.uuid()
         challenges[ObjectIdentifier(channel)] = nonce
         send(["type": .string("event"), "event": .string("connect.challenge"),
               "payload": .object(["nonce": .string(nonce), "ts": .number(Double(currentTimeMillis()))])], on: channel)
@@ -133,7 +133,7 @@ final class SelfTestGateway: @unchecked Sendable {
         helloSent = true
         send(["type": .string("res"), "id": .string(id), "ok": .bool(true), "payload": .object([
             "type": .string("hello-ok"), "protocol": .number(3),
-            "server": .object(["version": .string("selftest"), "connId": .string(UUID().uuidString.lowercased())]),
+            "server": .object(["version": .string("selftest"), "connId": .string(RandomID.uuid())]),
             "features": .object(["methods": .array([]), "events": .array([])]),
             "snapshot": .object([:]),
             "auth": .object(["deviceToken": .string("selftest-device-token"), "role": .string("node"), "scopes": .array([])]),

@@ -1,3 +1,4 @@
+import OpenClawIPC
 import FoundationEssentials
 
 /// `node.json`: the node's own settings (upstream `src/node-host/config.ts`).
@@ -23,10 +24,10 @@ public struct NodeConfigFile: Codable, Equatable {
            file.version == 1 {
             file.nodeId = file.nodeId.trimmingWhitespace()
             if !file.nodeId.isEmpty { return file }
-            file.nodeId = UUID().uuidString.lowercased()
+            file.nodeId = RandomID.uuid()
             return file
         }
-        return NodeConfigFile(version: 1, nodeId: UUID().uuidString.lowercased(), token: nil, displayName: nil, gateway: nil)
+        return NodeConfigFile(version: 1, nodeId: RandomID.uuid(), token: nil, displayName: nil, gateway: nil)
     }
 
     public func save(_ path: String) throws {

@@ -76,7 +76,7 @@ public enum SecureFile {
         var info = stat()
         if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK { throw .symlink(path) }
         let name = path.split(separator: "/").last.map(String.init) ?? path
-        let temp = "\(directory)/.\(name).\(getpid()).\(UUID().uuidString.lowercased()).tmp"
+        let temp = "\(directory)/.\(name).\(getpid()).\(RandomID.uuid()).tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .system(temp, SystemError("open")) }
         var written = 0

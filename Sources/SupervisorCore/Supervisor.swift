@@ -356,8 +356,4 @@ extension Supervisor: ExecRunner {
         loop.preconditionInEventLoop()
         return runs.submit(order, completion: completion)
     }
-
-    public func emit(_ event: NodeEvent) {
-        net.send(.nodeEvent(event))
-    }
 }

@@ -52,6 +52,19 @@ def test_deb_layout(deb_root):
     assert "d /var/lib/openclaw-node 0700 root root" in (deb_root / "usr/lib/tmpfiles.d/openclaw-node.conf").read_text()
 
 
+def test_workers_are_hard_links_to_the_one_binary(deb_root):
+    main = (deb_root / "usr/bin/openclaw-node").stat()
+    for worker in ("net", "exec", "browser"):
+        linked = (deb_root / f"usr/libexec/openclaw-node/openclaw-node-{worker}").stat()
+        assert (linked.st_dev, linked.st_ino) == (main.st_dev, main.st_ino), worker
+    assert main.st_nlink == 4
+    # Started under a worker's name, the binary is that worker (it confines itself and reports).
+    out = subprocess.run([str(deb_root / "usr/libexec/openclaw-node/openclaw-node-exec"), "--confinement-report"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert {entry["step"] for entry in json.loads(out.stdout)["entries"]} == {"user", "capabilities", "no-new-privs", "landlock", "seccomp"}
+
+
 def test_installed_binary_finds_its_workers_in_libexec(deb_root):
     out = subprocess.run([str(deb_root / "usr/bin/openclaw-node"), "doctor", "--json"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr + out.stdout

@@ -201,7 +201,7 @@ public struct ExecApprovalsFile: Equatable, Sendable {
     public static let empty = ExecApprovalsFile(defaults: AgentApprovals(), agents: [:])
 
     /// A fresh lower-case UUID v4, the id format upstream's `crypto.randomUUID()` produces.
-    public static func randomID() -> String { UUID().uuidString.lowercased() }
+    public static func randomID() -> String { RandomID.uuid() }
 
     /// Normalises parsed JSON. `requireVersion` is true for the file on disk (a version other
     /// than the number 1, or a non-object, gives `empty`) and false for a `set` payload, which

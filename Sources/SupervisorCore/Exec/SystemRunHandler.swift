@@ -2,12 +2,11 @@ import FoundationEssentials
 import Logging
 import OpenClawIPC
 
-/// Where authorised runs go: the Supervisor's ExecWorker dispatcher, and the event path to
-/// the gateway for events that precede the result.
+/// Where authorised runs go: the Supervisor's ExecWorker dispatcher. (Events travel with the
+/// result, in `InvokeOutput`.)
 public protocol ExecRunner: AnyObject {
     /// Queues `order`; nil when accepted (the completion then runs exactly once).
     func submitRun(_ order: RunOrder, completion: @escaping (Result<RunOutcome, WireError>) -> Void) -> WireError?
-    func emit(_ event: NodeEvent)
 }
 
 /// `system.run.prepare` and `system.run`: every policy decision is made here, in the
@@ -33,7 +32,7 @@ public final class SystemRunHandler: CommandHandler {
 
     public init(environment: ExecEnvironment, pathEnv: String, home: String?, approvals: ExecApprovalsStore,
                 config: OpenClawConfig, logger: Logger, clock: @escaping () -> Int64 = currentTimeMillis,
-                newId: @escaping () -> String = { UUID().uuidString.lowercased() }) {
+                newId: @escaping () -> String = { RandomID.uuid() }) {
         self.environment = environment
         self.pathEnv = pathEnv
         self.home = home
@@ -209,7 +208,8 @@ public final class SystemRunHandler: CommandHandler {
             "command": "\(String(request.commandText.prefix(300)))", "cwd": "\(order.cwd ?? "-")",
             "approved": "\(request.approvedByAsk)",
         ])
-        runner.emit(event("exec.started", request, [:]))
+        // No `exec.started`: upstream's headless node hosts never send it (node-host.md §3.8),
+        // and it would cost every run a frame and a gateway round trip.
     }
 
     func finished(_ outcome: RunOutcome, for request: SystemRunRequest, invoke: InvokeRequest) -> InvokeOutput {
