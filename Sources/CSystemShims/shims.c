@@ -2,6 +2,12 @@
 #include "CSystemShims.h"
 
 #include <spawn.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/prctl.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -37,4 +43,62 @@ static int csys_remove_entry(const char *path, const struct stat *info, int flag
 
 int csys_remove_tree(const char *path) {
     return nftw(path, csys_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+int csys_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int csys_pidfd_wait(int pidfd, int *exited, int *code) {
+    siginfo_t info = {0};
+    if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED) != 0) return -1;
+    *exited = info.si_code == CLD_EXITED;
+    *code = info.si_status;
+    return 0;
+}
+
+int csys_epoll_create(void) {
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+
+int csys_epoll_add(int epfd, int fd, unsigned long long token) {
+    struct epoll_event event = {0};
+    event.events = EPOLLIN;
+    event.data.u64 = token;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int csys_epoll_remove(int epfd, int fd) {
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+int csys_epoll_wait(int epfd, unsigned long long *tokens, int max, int timeout_ms) {
+    struct epoll_event events[64];
+    if (max > 64) max = 64;
+    int count = epoll_wait(epfd, events, max, timeout_ms);
+    for (int index = 0; index < count; index++) tokens[index] = events[index].data.u64;
+    return count;
+}
+
+int csys_eventfd(void) {
+    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+void csys_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    ssize_t ignored = write(fd, &one, sizeof one);
+    (void)ignored;
+}
+
+void csys_eventfd_drain(int fd) {
+    uint64_t value;
+    ssize_t ignored = read(fd, &value, sizeof value);
+    (void)ignored;
 }

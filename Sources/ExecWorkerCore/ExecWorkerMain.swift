@@ -19,7 +19,13 @@ public enum ExecWorkerMain {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let executor = RunExecutor(loop: loop, logger: logger)
+        let executor: RunExecutor
+        do {
+            executor = try RunExecutor(loop: loop, logger: logger)
+        } catch {
+            logger.error("cannot start the output pump", metadata: ["error": "\(error)"])
+            exit(70)
+        }
         var connection: IPCConnection<SupervisorToExec, ExecToSupervisor>?
 
         func stop(_ code: Int32) -> Never {
@@ -27,11 +33,7 @@ public enum ExecWorkerMain {
             exit(code)
         }
 
-        let child = DispatchSource.makeSignalSource(signal: SIGCHLD, queue: .global())
-        child.setEventHandler { loop.execute { executor.reap() } }
-        child.resume()
-        loop.scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .milliseconds(500)) { _ in executor.reap() }
-
+        // Children are reaped through their pidfds (OutputPump), not SIGCHLD.
         executor.onStarted = { connection?.send(.runStarted($0)) }
         executor.onFinished = { connection?.send(.runFinished($0)) }
 

@@ -7,25 +7,30 @@ import NIOPosix
 import NodeSupport
 import OpenClawIPC
 
-/// Runs authorised commands: spawns each in its own process group with empty stdin, captures
-/// stdout and stderr up to the byte cap (head kept, the rest drained and dropped), kills the
-/// whole group on timeout or when the main process exits, and reports one outcome per run.
+/// Runs authorised commands: spawns each in its own process group with empty stdin, hands
+/// its output pipes and pidfd to the `OutputPump` (head of the output kept up to the byte cap,
+/// the group killed when the main process exits), kills the group on timeout, and reports one
+/// outcome per run.
 ///
-/// Confined to one event loop. It makes no policy decision: the order says exactly what runs.
+/// Confined to one event loop (the pump reports back onto it). It makes no policy decision:
+/// the order says exactly what runs.
 public final class RunExecutor {
     private let loop: EventLoop
     private let logger: Logger
     private var runs: [String: ActiveRun] = [:]
-    private var byPid: [pid_t: String] = [:]
+    private var pump: OutputPump?
 
     /// Reports a started run (`pid` is also the process group id).
     public var onStarted: (RunStarted) -> Void = { _ in }
     /// Reports a finished run.
     public var onFinished: (RunOutcome) -> Void = { _ in }
 
-    public init(loop: EventLoop, logger: Logger) {
+    public init(loop: EventLoop, logger: Logger) throws(SystemError) {
         self.loop = loop
         self.logger = logger
+        pump = try OutputPump { [weak self, loop] finished in
+            loop.execute { self?.finished(finished) }
+        }
     }
 
     public var activeCount: Int { runs.count }
@@ -77,16 +82,26 @@ public final class RunExecutor {
         }
         close(outPipe[1])
         close(errPipe[1])
+        let pidfd = csys_pidfd_open(pid)
+        guard pidfd >= 0, let pump else {
+            // Without a pidfd (Linux < 5.3) the exit could not be observed: do not run blind.
+            let reason = SystemError("pidfd_open")
+            kill(-pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            close(outPipe[0])
+            close(errPipe[0])
+            finishUnstarted(order, began, "spawn \(order.argv[0]) \(reason.code) (Linux 5.3 or later is needed)")
+            return
+        }
 
         let run = ActiveRun(order: order, pid: pid, began: began)
         runs[order.id] = run
-        byPid[pid] = order.id
         onStarted(RunStarted(id: order.id, pid: pid))
-        attach(fd: outPipe[0], stream: .stdout, run: run)
-        attach(fd: errPipe[0], stream: .stderr, run: run)
+        pump.watch(.init(id: order.id, pid: pid, pidfd: pidfd, stdout: outPipe[0], stderr: errPipe[0], cap: order.maxOutputBytes))
         if let timeout = order.timeoutMs, timeout > 0 {
             run.timer = loop.scheduleTask(in: .milliseconds(Int64(timeout))) { [weak self, weak run] in
-                guard let self, let run, !run.exited else { return }
+                guard let self, let run, self.runs[run.order.id] === run else { return }
                 run.timedOut = true
                 kill(-run.pid, SIGKILL)
                 self.logger.info("run timed out; killed its process group", metadata: ["run": "\(run.order.id)"])
@@ -128,64 +143,16 @@ public final class RunExecutor {
                               truncated: false, error: error, durationMs: Self.millis(since: began)))
     }
 
-    private func attach(fd: CInt, stream: ActiveRun.Stream, run: ActiveRun) {
-        let handler = OutputCollector(run: run, stream: stream) { [weak self, weak run] in
-            guard let self, let run else { return }
-            run.openStreams -= 1
-            self.finishIfComplete(run)
-        }
-        NIOPipeBootstrap(group: loop)
-            .channelInitializer { channel in channel.pipeline.addHandler(handler) }
-            .takingOwnershipOfDescriptor(input: fd)
-            .hop(to: loop)
-            .whenComplete { [weak self, weak run] result in
-                guard let self, let run else { return }
-                switch result {
-                case let .success(channel):
-                    run.channels.append(channel)
-                case .failure:
-                    close(fd)
-                    run.openStreams -= 1
-                    self.finishIfComplete(run)
-                }
-            }
-    }
-
-    /// Collects exit statuses of finished children (SIGCHLD or periodic sweep).
-    public func reap() {
-        while true {
-            var status: Int32 = 0
-            let pid = waitpid(-1, &status, WNOHANG)
-            if pid <= 0 { break }
-            guard let id = byPid.removeValue(forKey: pid), let run = runs[id] else { continue }
-            run.exited = true
-            let signal = status & 0x7f
-            if signal == 0 {
-                run.exitCode = (status >> 8) & 0xff
-            } else {
-                run.signal = signal
-            }
-            run.timer?.cancel()
-            // The run is over: nothing it started may outlive it.
-            kill(-run.pid, SIGKILL)
-            // Output still held open by an escaped descendant is not waited for forever.
-            run.drainDeadline = loop.scheduleTask(in: .seconds(2)) { [weak run] in
-                run?.channels.forEach { $0.close(promise: nil) }
-            }
-            finishIfComplete(run)
-        }
-    }
-
-    private func finishIfComplete(_ run: ActiveRun) {
-        guard run.exited, run.openStreams <= 0, runs[run.order.id] === run else { return }
-        runs[run.order.id] = nil
-        run.drainDeadline?.cancel()
-        let outcome = RunOutcome(
-            id: run.order.id, exitCode: run.exitCode, signal: run.signal, timedOut: run.timedOut,
-            stdout: String(decoding: run.stdout, as: UTF8.self), stderr: String(decoding: run.stderr, as: UTF8.self),
-            truncated: run.truncated, error: nil, durationMs: Self.millis(since: run.began)
-        )
-        onFinished(outcome)
+    /// A run the pump finished: its outcome goes to the Supervisor.
+    private func finished(_ finished: OutputPump.Finished) {
+        loop.preconditionInEventLoop()
+        guard let run = runs.removeValue(forKey: finished.id) else { return }
+        run.timer?.cancel()
+        onFinished(RunOutcome(
+            id: finished.id, exitCode: finished.exitCode, signal: finished.signal, timedOut: run.timedOut,
+            stdout: String(decoding: finished.stdout, as: UTF8.self), stderr: String(decoding: finished.stderr, as: UTF8.self),
+            truncated: finished.truncated, error: nil, durationMs: Self.millis(since: run.began)
+        ))
     }
 
     /// `name` if it contains a slash, else where the Supervisor's policy found it: the same
@@ -207,78 +174,17 @@ public final class RunExecutor {
 }
 
 
-/// One command in flight.
+/// One command in flight (its output and exit are the pump's).
 final class ActiveRun {
-    enum Stream { case stdout, stderr }
-
     let order: RunOrder
     let pid: pid_t
     let began: NIODeadline
-    var stdout: [UInt8] = []
-    var stderr: [UInt8] = []
-    var truncated = false
     var timedOut = false
-    var exited = false
-    var exitCode: Int32?
-    var signal: Int32?
-    var openStreams = 2
     var timer: Scheduled<Void>?
-    var drainDeadline: Scheduled<Void>?
-    var channels: [Channel] = []
 
     init(order: RunOrder, pid: pid_t, began: NIODeadline) {
         self.order = order
         self.pid = pid
         self.began = began
-    }
-
-    /// Keeps the head: each stream and both together are capped at `maxOutputBytes`.
-    func append(_ buffer: ByteBuffer, to stream: Stream) {
-        let cap = order.maxOutputBytes
-        let room = min(cap - (stream == .stdout ? stdout.count : stderr.count), cap - stdout.count - stderr.count)
-        let take = max(0, min(room, buffer.readableBytes))
-        if take < buffer.readableBytes { truncated = true }
-        guard take > 0 else { return }
-        let bytes = buffer.readableBytesView.prefix(take)
-        switch stream {
-        case .stdout: stdout.append(contentsOf: bytes)
-        case .stderr: stderr.append(contentsOf: bytes)
-        }
-    }
-}
-
-/// Reads one output pipe to its end.
-final class OutputCollector: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-
-    private weak var run: ActiveRun?
-    private let stream: ActiveRun.Stream
-    private let onEnd: () -> Void
-    private var ended = false
-
-    init(run: ActiveRun, stream: ActiveRun.Stream, onEnd: @escaping () -> Void) {
-        self.run = run
-        self.stream = stream
-        self.onEnd = onEnd
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        run?.append(unwrapInboundIn(data), to: stream)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // Only the end of the child's output ends the stream: a read-only pipe channel also
-        // reports its (absent) output side as closed, which must not close the reader.
-        if case ChannelEvent.inputClosed? = event as? ChannelEvent { context.close(promise: nil) }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        guard !ended else { return }
-        ended = true
-        onEnd()
     }
 }

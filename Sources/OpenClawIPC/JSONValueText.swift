@@ -34,9 +34,9 @@ extension JSONValue {
 
     private func write(into output: inout [UInt8]) {
         switch self {
-        case .null: output += [0x6E, 0x75, 0x6C, 0x6C]
-        case let .bool(flag): output += flag ? Array("true".utf8) : Array("false".utf8)
-        case let .number(number): output += Array(Self.format(number).utf8)
+        case .null: output.append(contentsOf: "null".utf8)
+        case let .bool(flag): output.append(contentsOf: (flag ? "true" : "false").utf8)
+        case let .number(number): output.append(contentsOf: Self.format(number).utf8)
         case let .string(text): Self.writeString(text, into: &output)
         case let .array(items):
             output.append(UInt8(ascii: "["))
@@ -66,20 +66,34 @@ extension JSONValue {
 
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
+    /// Copies runs of plain bytes in bulk; escapes quotes, backslashes and control characters.
     static func writeString(_ text: String, into output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): output += [0x5C, 0x22]
-            case UInt8(ascii: "\\"): output += [0x5C, 0x5C]
-            case 0x0A: output += [0x5C, UInt8(ascii: "n")]
-            case 0x0D: output += [0x5C, UInt8(ascii: "r")]
-            case 0x09: output += [0x5C, UInt8(ascii: "t")]
-            case 0x08: output += [0x5C, UInt8(ascii: "b")]
-            case 0x0C: output += [0x5C, UInt8(ascii: "f")]
-            case 0..<0x20: output += [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            default: output.append(byte)
+        var text = text
+        text.withUTF8 { bytes in
+            var runStart = 0
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                guard byte < 0x20 || byte == 0x22 || byte == 0x5C else { continue }
+                if runStart < index { output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index])) }
+                output.append(0x5C)
+                switch byte {
+                case 0x22, 0x5C: output.append(byte)
+                case 0x0A: output.append(UInt8(ascii: "n"))
+                case 0x0D: output.append(UInt8(ascii: "r"))
+                case 0x09: output.append(UInt8(ascii: "t"))
+                case 0x08: output.append(UInt8(ascii: "b"))
+                case 0x0C: output.append(UInt8(ascii: "f"))
+                default:
+                    output.append(UInt8(ascii: "u"))
+                    output.append(0x30)
+                    output.append(0x30)
+                    output.append(hex[Int(byte >> 4)])
+                    output.append(hex[Int(byte & 0xF)])
+                }
+                runStart = index + 1
             }
+            if runStart < bytes.count { output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count])) }
         }
         output.append(UInt8(ascii: "\""))
     }

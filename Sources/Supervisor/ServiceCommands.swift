@@ -73,7 +73,7 @@ struct Install: ParsableCommand {
 
     func run() throws {
         guard let me = programPath ?? currentExecutablePath() else { throw ExitCode(ExitStatus.config) }
-        var manager = scope.manager
+        let manager = scope.manager
         manager.browserSandbox = browserSandbox
         let endpoint = GatewayEndpoint.resolve(flags: gateway.flags, node: try? NodeConfigFile.load(StatePaths(stateDir: manager.stateDir).nodeFile),
                                                config: nil)

@@ -453,8 +453,13 @@ class ProtocolSchema:
             self._validators[name] = v
         return v
 
+    #: False turns per-frame validation off (``TestGateway(validate_frames=False)``; benchmarks only).
+    enabled = True
+
     def errors(self, name: str, instance: Any) -> list[str]:
         """Human-readable validation errors of ``instance`` against ``name`` (empty if valid)."""
+        if not self.enabled:
+            return []
         out = []
         for err in sorted(self.validator(name).iter_errors(instance),
                           key=lambda e: (list(map(str, e.absolute_path)), e.message)):
@@ -776,6 +781,7 @@ class _PendingInvoke:
     conn: Connection
     future: asyncio.Future
     sent_at_ms: int
+    sent_at: float = 0.0  # time.perf_counter() once the request frame was written
 
 
 class _ConnectRejected(Exception):
@@ -877,6 +883,7 @@ class TestGateway:
         tls_key_type: str = "ec",
         tls_session_tickets: bool = False,
         on_event: Callable[[dict], None] | None = None,
+        validate_frames: bool = True,
     ):
         self.host = "127.0.0.1"
         self.token = token
@@ -904,6 +911,9 @@ class TestGateway:
         self.on_event = on_event
 
         self.schema = ProtocolSchema(schema_path)
+        # Benchmarks measure the node, not jsonschema: they may skip the per-frame checks
+        # (the connect handshake is still validated). Tests keep them on.
+        self.schema.enabled = validate_frames
         self.store = PairingStore(state_path)
 
         #: Every connection ever accepted, in order (``Connection`` objects stay live).
@@ -916,6 +926,9 @@ class TestGateway:
         self.node_events: list[dict] = []
         #: Params of every ``node.invoke.result`` received, with ``_ignored``/``_rejected`` flags.
         self.invoke_results: list[dict] = []
+        #: Request written → result received, on the gateway's own loop (ms, perf_counter):
+        #: the node and the WebSocket transport without the caller's thread hops.
+        self.invoke_round_trips_ms: list[float] = []
         #: Params of every ``node.invoke.progress`` request received.
         self.invoke_progress: list[dict] = []
         #: Every other request: ``{"connId", "method", "params"}``.
@@ -1711,6 +1724,8 @@ class TestGateway:
             await self._reply_ok(conn, req_id, {"ok": True, "ignored": True})
             return
         del self._pending_invokes[params["id"]]
+        if pending.sent_at:
+            self.invoke_round_trips_ms.append((time.perf_counter() - pending.sent_at) * 1000)
         result = dict(params)
         self.invoke_results.append(dict(result))
         if not pending.future.done():
@@ -1789,6 +1804,7 @@ class TestGateway:
         self._pending_invokes[inv_id] = pending
         self._emit("invoke.request", id=inv_id, nodeId=conn.device_id, command=command)
         await self._send_event(conn, "node.invoke.request", payload, seq=False)
+        pending.sent_at = time.perf_counter()
         wait_s = (timeout_ms if timeout_ms is not None else DEFAULT_INVOKE_TIMEOUT_MS) / 1000
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout=wait_s)

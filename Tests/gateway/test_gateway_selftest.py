@@ -866,3 +866,10 @@ def test_vendored_fixtures_match_shared_copies():
         pytest.skip("shared/protocol not present beside the repository")
     for name in ("protocol.schema.json", "device-auth-vectors.json"):
         assert (here / "fixtures" / name).read_bytes() == (shared / name).read_bytes(), name
+
+
+def test_frame_validation_can_be_turned_off_for_benchmarks():
+    assert SCHEMA.errors("RequestFrame", {}) != []
+    quiet = TestGateway(validate_frames=False)
+    assert quiet.schema.errors("RequestFrame", {}) == []
+    assert TestGateway().schema.errors("RequestFrame", {}) != []

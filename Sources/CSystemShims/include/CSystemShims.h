@@ -22,6 +22,25 @@ int csys_pipe_cloexec(int fds[2]);
 /// Removes a directory tree without following symlinks (nftw, depth first); 0 or -1.
 int csys_remove_tree(const char *path);
 
+/// pidfd_open(2): a file descriptor for the child `pid` that becomes readable when it exits.
+int csys_pidfd_open(pid_t pid);
+
+/// waitid(P_PIDFD, fd, WEXITED): reaps that child; *exited=1 and *code=exit status, or
+/// *exited=0 and *code=the signal that ended it. 0 or -1 (errno).
+int csys_pidfd_wait(int pidfd, int *exited, int *code);
+
+/// epoll without the packed `struct epoll_event` in Swift: add/remove an fd with a 64-bit token
+/// (level-triggered EPOLLIN), wait for up to `max` tokens.
+int csys_epoll_create(void);
+int csys_epoll_add(int epfd, int fd, unsigned long long token);
+int csys_epoll_remove(int epfd, int fd);
+int csys_epoll_wait(int epfd, unsigned long long *tokens, int max, int timeout_ms);
+
+/// eventfd(2), non-blocking and close-on-exec; signal adds 1, drain reads it back to 0.
+int csys_eventfd(void);
+void csys_eventfd_signal(int fd);
+void csys_eventfd_drain(int fd);
+
 /// Constants whose headers Swift's Glibc module does not export.
 extern const int csys_PR_SET_PDEATHSIG;
 extern const int csys_PR_SET_CHILD_SUBREAPER;

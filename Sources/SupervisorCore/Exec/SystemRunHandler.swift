@@ -241,7 +241,12 @@ public final class SystemRunHandler: CommandHandler {
         if let code = outcome.exitCode { payload["exitCode"] = .number(Double(code)) }
 
         var output = [stdout, stderr, outcome.error ?? ""].filter { !$0.isEmpty }.joined(separator: "\n").trimmingWhitespace()
-        if output.count > Self.eventOutputTail { output = "... (truncated) " + String(output.suffix(Self.eventOutputTail)) }
+        // JS `slice(-20000)`: UTF-16 code units, counted without walking grapheme clusters.
+        let units = output.utf16
+        if units.count > Self.eventOutputTail {
+            let tail = units.suffix(Self.eventOutputTail)
+            output = "... (truncated) " + (String(tail) ?? String(decoding: Array(tail), as: UTF16.self))
+        }
         var fields: [String: JSONValue] = ["timedOut": .bool(outcome.timedOut), "success": .bool(success), "output": .string(output)]
         if let code = outcome.exitCode { fields["exitCode"] = .number(Double(code)) }
         let text = (try? JSONText.encode(JSONValue.object(payload))) ?? "{}"
