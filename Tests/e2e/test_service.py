@@ -142,31 +142,38 @@ def test_insecure_private_ws_and_paths_are_persisted(systemd_user, tmp_path):
     assert f"Environment=OPENCLAW_STATE_DIR={state}\n" in result.stdout
 
 
-def test_system_service_runs_hardened_and_connects(systemd_system, make_gateway, tmp_path):
-    m = systemd_system
-    gw = make_gateway(auto_approve=True, token=TOKEN)
-    env = {"OPENCLAW_GATEWAY_TOKEN": TOKEN}
+def install_system_service(m, gw, *flags):
+    """Installs the node as the system service of `m` in the packaged layout (one binary, the
+    worker names hard-linked to it) and waits for its hello. Returns (program, unit path)."""
     # The unit has PrivateTmp=, so a checkout under /tmp is invisible to it: install the
     # binaries under /var/lib inside the namespace (its /var is an overlay, the host's is untouched).
     bin_dir = "/var/lib/openclaw-e2e/bin"
-    for name in ("openclaw-node", "openclaw-node-net", "openclaw-node-exec"):
-        m.run(["install", "-D", "-m", "0755", binary(name), f"{bin_dir}/{name}"], check=True)
     program = f"{bin_dir}/openclaw-node"
-    result = m.run([program, "install", "--system", "--json", "--host", "127.0.0.1", "--port", str(gw.port)],
-                   env=env, timeout=60)
+    m.run(["install", "-D", "-m", "0755", binary("openclaw-node"), program], check=True)
+    for worker in ("net", "exec", "browser"):
+        m.run(["ln", "-f", program, f"{bin_dir}/openclaw-node-{worker}"], check=True)
+    result = m.run([program, "install", "--system", "--json", *flags, "--host", "127.0.0.1", "--port", str(gw.port)],
+                   env={"OPENCLAW_GATEWAY_TOKEN": TOKEN}, timeout=60)
     installed = json.loads(result.stdout)
     assert installed["ok"] is True and installed["result"] == "installed", result.stdout + result.stderr
     unit = m.unit_dir / "openclaw-node.service"
     assert TOKEN not in unit.read_text()
+    try:
+        gw.wait_for_hello(timeout=30)
+    except Exception:
+        raise AssertionError(m.journal("openclaw-node.service"))
+    return program, unit
+
+
+def test_system_service_runs_hardened_and_connects(systemd_system, make_gateway, tmp_path):
+    m = systemd_system
+    gw = make_gateway(auto_approve=True, token=TOKEN)
+    program, unit = install_system_service(m, gw)
     # Inside the namespace, where the binary it names exists.
     verified = m.analyze("verify", "--man=no", "--recursive-errors=no", "/etc/systemd/system/openclaw-node.service")
     assert verified.returncode == 0 and verified.stderr == "", verified.stderr
     score, report = security_exposure(unit)
     assert score <= 2.5, report
-    try:
-        gw.wait_for_hello(timeout=30)
-    except Exception:
-        raise AssertionError(m.journal("openclaw-node.service"))
     # The hardened unit still lets the workers confine themselves.
     m.wait_journal("openclaw-node.service", r'msg="net worker ready".*seccomp=active.*user=active')
     status = json.loads(m.run([program, "status", "--system", "--json"], timeout=30).stdout)
@@ -180,21 +187,10 @@ def test_system_service_runs_hardened_and_connects(systemd_system, make_gateway,
 def test_system_service_with_browser_sandbox_serves_browser_proxy(systemd_system, make_gateway, tmp_path):
     m = systemd_system
     gw = make_gateway(auto_approve=True, token=TOKEN)
-    bin_dir = "/var/lib/openclaw-e2e/bin"
-    for name in ("openclaw-node", "openclaw-node-net", "openclaw-node-exec", "openclaw-node-browser"):
-        m.run(["install", "-D", "-m", "0755", binary(name), f"{bin_dir}/{name}"], check=True)
-    program = f"{bin_dir}/openclaw-node"
-    result = m.run([program, "install", "--system", "--json", "--browser-sandbox", "--host", "127.0.0.1", "--port", str(gw.port)],
-                   env={"OPENCLAW_GATEWAY_TOKEN": TOKEN}, timeout=60)
-    assert json.loads(result.stdout)["ok"] is True, result.stdout + result.stderr
-    unit = m.unit_dir / "openclaw-node.service"
+    program, unit = install_system_service(m, gw, "--browser-sandbox")
     assert "RestrictNamespaces=user pid net\n" in unit.read_text()
     score, report = security_exposure(unit)
     assert score <= 3.3, report
-    try:
-        gw.wait_for_hello(timeout=30)
-    except Exception:
-        raise AssertionError(m.journal("openclaw-node.service"))
     opened = gw.invoke("browser.proxy", {"method": "POST", "path": "/tabs/open", "body": {"url": "about:blank"}}, timeout_ms=60_000)
     assert opened["ok"] is True, (opened, m.journal("openclaw-node.service"))
     target = json.loads(opened["payloadJSON"])["result"]["targetId"]
