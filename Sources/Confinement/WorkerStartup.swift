@@ -35,6 +35,15 @@ public enum WorkerStartup {
             exit(0)
         }
         #endif
+        if rest.contains("--help") || rest.contains("-h") {
+            print(usage(role))
+            exit(0)
+        }
+        var link = stat()
+        guard fstat(workerIPCDescriptor, &link) == 0, (link.st_mode & S_IFMT) == S_IFSOCK else {
+            fputs("\(usage(role))\nopenclaw-node-\(role.rawValue): no IPC socket on fd \(workerIPCDescriptor); run `openclaw-node run` instead\n", stderr)
+            exit(64)
+        }
         if let failure = report.failure {
             fputs("openclaw-node-\(role.rawValue): confinement step \(failure.step.rawValue) failed: \(failure.detail ?? "")\n", stderr)
             // The Supervisor logs which step failed and stops instead of re-spawning a worker
@@ -47,6 +56,17 @@ public enum WorkerStartup {
         }
         return Started(report: report, options: options, rest: rest)
     }
+}
+
+/// What a worker is, for someone who starts it by hand.
+func usage(_ role: WorkerConfinement.Role) -> String {
+    """
+    openclaw-node-\(role.rawValue): a worker process of openclaw-node. The Supervisor \
+    (`openclaw-node run`) starts it with its IPC socket on fd \(workerIPCDescriptor) and the confinement \
+    options below; it is not meant to be run by hand.
+      --confinement-report   confine as asked, print what was applied as JSON, exit
+      --user U, --unconfined STEP, --connect-port P, --metrics-port P, --write-path D, --exec-path D
+    """
 }
 
 #if DEBUG

@@ -1,11 +1,12 @@
 """Issue 2: three processes that really run, survive each other's crashes and stop cleanly."""
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
-from conftest import forged_worker, gateway_args
+from conftest import binary, forged_worker, gateway_args
 
 
 def test_supervisor_runs_exactly_two_workers_of_the_right_executables(gateway, nodes, state_dir):
@@ -96,3 +97,13 @@ def test_signal_stops_everything_with_exit_0_within_5_seconds(gateway, nodes, st
     assert time.monotonic() - started < 5
     for pid in workers:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+@pytest.mark.parametrize("worker", ["openclaw-node-net", "openclaw-node-exec", "openclaw-node-browser"])
+def test_a_worker_started_by_hand_explains_itself_instead_of_crashing(worker):
+    out = subprocess.run([binary(worker)], capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert out.returncode == 64
+    assert f"{worker}: no IPC socket on fd 3; run `openclaw-node run` instead" in out.stderr
+    assert "Fatal error" not in out.stderr
+    helped = subprocess.run([binary(worker), "--help"], capture_output=True, text=True, timeout=20)
+    assert helped.returncode == 0 and "a worker process of openclaw-node" in helped.stdout
