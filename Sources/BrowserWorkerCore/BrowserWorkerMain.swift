@@ -14,7 +14,9 @@ public enum BrowserWorkerMain {
     public static func run() -> Never {
         let parent = getppid()
         // Before any thread exists: Chromium inherits what is applied here (and adds its own sandbox).
-        let confinement = WorkerStartup.confine(.browser) { BrowserToSupervisor.ready($0) }.report
+        let started = WorkerStartup.confine(.browser) { BrowserToSupervisor.ready($0) }
+        started.requireSupervisorLink(.browser)
+        let confinement = started.report
         LineLogHandler.bootstrap(process: "browser")
         let logger = Logger(label: "openclaw-node-browser")
         guard dieWithParent(expectedParent: parent) else { exit(0) }

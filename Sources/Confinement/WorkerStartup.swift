@@ -16,6 +16,16 @@ public enum WorkerStartup {
         /// Command-line words that are not confinement options (worker-specific modes).
         public var rest: [String]
 
+        /// Exits 64 with an explanation unless fd 3 is the Supervisor's socket (a worker run by
+        /// hand, outside its report and check modes, has nothing to serve).
+        public func requireSupervisorLink(_ role: WorkerConfinement.Role) {
+            var link = stat()
+            guard fstat(workerIPCDescriptor, &link) == 0, (link.st_mode & S_IFMT) == S_IFSOCK else {
+                fputs("\(usage(role))\nopenclaw-node-\(role.rawValue): no IPC socket on fd \(workerIPCDescriptor); run `openclaw-node run` instead\n", stderr)
+                exit(64)
+            }
+        }
+
         /// The value after `flag` in `rest`, if any.
         public func value(of flag: String) -> String? {
             rest.firstIndex(of: flag).flatMap { $0 + 1 < rest.count ? rest[$0 + 1] : nil }
@@ -38,11 +48,6 @@ public enum WorkerStartup {
         if rest.contains("--help") || rest.contains("-h") {
             print(usage(role))
             exit(0)
-        }
-        var link = stat()
-        guard fstat(workerIPCDescriptor, &link) == 0, (link.st_mode & S_IFMT) == S_IFSOCK else {
-            fputs("\(usage(role))\nopenclaw-node-\(role.rawValue): no IPC socket on fd \(workerIPCDescriptor); run `openclaw-node run` instead\n", stderr)
-            exit(64)
         }
         if let failure = report.failure {
             fputs("openclaw-node-\(role.rawValue): confinement step \(failure.step.rawValue) failed: \(failure.detail ?? "")\n", stderr)

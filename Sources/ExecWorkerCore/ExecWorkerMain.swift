@@ -12,7 +12,9 @@ public enum ExecWorkerMain {
     public static func run() -> Never {
         let parent = getppid()
         // Before any thread exists: every command inherits what is applied here.
-        let confinement = WorkerStartup.confine(.exec) { ExecToSupervisor.ready($0) }.report
+        let started = WorkerStartup.confine(.exec) { ExecToSupervisor.ready($0) }
+        started.requireSupervisorLink(.exec)
+        let confinement = started.report
         LineLogHandler.bootstrap(process: "exec")
         let logger = Logger(label: "openclaw-node-exec")
         guard dieWithParent(expectedParent: parent) else { exit(0) }

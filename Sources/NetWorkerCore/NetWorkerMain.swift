@@ -17,6 +17,7 @@ public enum NetWorkerMain {
             print((try? JSONText.encode(GatewayProbe.check(url: url, pin: started.value(of: "--pin")))) ?? "{}")
             exit(0)
         }
+        started.requireSupervisorLink(.net)
         LineLogHandler.bootstrap(process: "net")
         let logger = Logger(label: "openclaw-node-net")
         // After the uid change, which clears the parent-death signal.
