@@ -94,8 +94,10 @@ def browser_node(make_gateway, nodes):
     of its data dir may be left."""
     started = []
 
-    def start(config=None, args=(), browser_worker=None):
+    def start(config=None, args=(), browser_worker=None, prepare=None):
         state = Path(tempfile.mkdtemp(prefix="ocn-browser-", dir="/tmp"))
+        if prepare:
+            prepare(state)
         if browser_worker:
             args = list(args) + ["--browser-worker-path", browser_worker]
         if config is None:
@@ -360,6 +362,21 @@ def test_browser_worker_landlock_writes_and_executes_only_what_it_needs(tmp_path
 
 
 # ---------------------------------------------------------------- a compromised BrowserWorker
+
+def test_a_planted_media_symlink_is_not_followed_when_the_directory_is_handed_over(browser_node, tmp_path):
+    target = tmp_path / "root-owned"
+    target.mkdir()
+    os.chmod(target, 0o700)
+
+    def plant(state):
+        (state / "browser").mkdir(mode=0o700)
+        (state / "browser" / "media").symlink_to(target)
+
+    gw, node, state = browser_node(prepare=plant)
+    ok(gw)  # starts the BrowserWorker, which hands <state>/browser over to its user
+    assert (state / "browser").stat().st_uid == 65534
+    assert target.stat().st_uid == 0 and (target.stat().st_mode & 0o777) == 0o700
+    node.wait_log("browser data directory is not a plain directory; not handing it over")
 
 def test_forged_browser_worker_cannot_make_the_supervisor_read_other_files(browser_node, tmp_path):
     worker = forged_worker(tmp_path, "browser-file-path", "/etc/shadow")

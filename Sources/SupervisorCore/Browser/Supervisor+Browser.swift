@@ -102,11 +102,17 @@ extension Supervisor: BrowserRunner {
         guard UserIdentity.isRoot, !browserSettings.confinement.optedOut.contains(.user) else { return }
         let name = browserSettings.confinement.user ?? ConfinementPolicy.defaultNetUser
         guard let user = UserIdentity.lookup(name), user.uid != 0 else { return }
+        // `media` sits in a directory the browser user owns and could swap for a symlink:
+        // never chown by path, only the directory actually opened (O_NOFOLLOW).
         for path in [directory, media] {
-            var info = stat()
-            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid != user.uid {
-                chown(path, user.uid, user.gid)
+            let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else {
+                logger.error("browser data directory is not a plain directory; not handing it over", metadata: ["path": "\(path)"])
+                continue
             }
+            var info = stat()
+            if fstat(fd, &info) == 0, info.st_uid != user.uid { fchown(fd, user.uid, user.gid) }
+            close(fd)
         }
         let stateDir = String(directory.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/"))
         var info = stat()
