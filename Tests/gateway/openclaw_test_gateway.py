@@ -1778,6 +1778,34 @@ class TestGateway:
             self._async_invoke(command, params_json, timeout_ms, node_id, idempotency_key, invoke_id,
                                payload_overrides), self._loop)
 
+    def invoke_many(self, command: str, params: Any, total: int, concurrency: int,
+                    timeout_ms: int = DEFAULT_INVOKE_TIMEOUT_MS) -> dict:
+        """Load generation: ``total`` invokes with at most ``concurrency`` in flight, issued from
+        the gateway's own loop (no thread hop per invoke, unlike :meth:`invoke_async`).
+        Returns ``{"elapsed_s", "ok", "failures": [first few failed results]}``."""
+        params_json = json.dumps(params)
+
+        async def run() -> dict:
+            semaphore = asyncio.Semaphore(concurrency)
+            failures: list[dict] = []
+            ok = 0
+
+            async def one() -> None:
+                nonlocal ok
+                async with semaphore:
+                    result = await self._async_invoke(command, params_json, timeout_ms, None, None, None, None)
+                if result.get("ok"):
+                    ok += 1
+                elif len(failures) < 5:
+                    failures.append(result)
+
+            start = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(total)))
+            return {"elapsed_s": time.perf_counter() - start, "ok": ok, "failures": failures}
+
+        wait = total * (timeout_ms / 1000) + 30
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=wait)
+
     async def _async_invoke(self, command, params_json, timeout_ms, node_id, idempotency_key,
                             invoke_id, overrides) -> dict:
         if node_id is None:

@@ -873,3 +873,13 @@ def test_frame_validation_can_be_turned_off_for_benchmarks():
     quiet = TestGateway(validate_frames=False)
     assert quiet.schema.errors("RequestFrame", {}) == []
     assert TestGateway().schema.errors("RequestFrame", {}) != []
+
+
+def test_invoke_many_without_a_node_reports_failures():
+    gw = TestGateway().start()
+    try:
+        outcome = gw.invoke_many("system.run", {"command": ["/bin/true"]}, total=3, concurrency=2, timeout_ms=1000)
+        assert outcome["ok"] == 0 and len(outcome["failures"]) == 3
+        assert outcome["failures"][0]["error"]["code"] == "NOT_CONNECTED"
+    finally:
+        gw.close()
