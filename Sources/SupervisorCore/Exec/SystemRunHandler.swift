@@ -195,6 +195,8 @@ public final class SystemRunHandler: CommandHandler {
                 completion(InvokeOutput(result: .failure(invoke, code: error.code, message: error.message)))
             case let .success(outcome):
                 completion(self.finished(outcome, for: request, invoke: invoke))
+                // Logged once the result is on its way, off the reply's critical path.
+                self.logFinished(outcome, for: request)
             }
         }
         if let refused {
@@ -212,13 +214,16 @@ public final class SystemRunHandler: CommandHandler {
         // and it would cost every run a frame and a gateway round trip.
     }
 
-    func finished(_ outcome: RunOutcome, for request: SystemRunRequest, invoke: InvokeRequest) -> InvokeOutput {
-        metrics?.ran(milliseconds: outcome.durationMs)
+    func logFinished(_ outcome: RunOutcome, for request: SystemRunRequest) {
         logger.info("system.run finished", metadata: [
             "runId": "\(request.runId)", "exitCode": "\(outcome.exitCode.map(String.init) ?? "-")",
             "signal": "\(outcome.signal.map(String.init) ?? "-")", "timedOut": "\(outcome.timedOut)",
             "durationMs": "\(outcome.durationMs)",
         ])
+    }
+
+    func finished(_ outcome: RunOutcome, for request: SystemRunRequest, invoke: InvokeRequest) -> InvokeOutput {
+        metrics?.ran(milliseconds: outcome.durationMs)
         switch outcome.refusal {
         case .cwdChanged?:
             return InvokeOutput(result: .failure(invoke, code: "UNAVAILABLE", message: "SYSTEM_RUN_DENIED: approval cwd changed before execution"))
