@@ -304,6 +304,12 @@ public final class Supervisor {
         runs.killAll()
         // Anything re-parented to us (we are a subreaper) goes too.
         killRemainingDescendants()
+        // A browser worker killed here leaves its Chromium to us only once it is gone: wait for
+        // it (it was just sent SIGKILL), then sweep what it left.
+        if let pid = browser?.pid {
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+        }
         sweepOrphanedBrowsers()
         reapChildren()
         if let path = settings.controlSocketPath { controlSocket.stop(path: path) }
