@@ -436,9 +436,50 @@ final class BrowserRoutes {
             }
         }
         let shot = try connection.call("Page.captureScreenshot", parameters, session: session, timeoutMs: request.deadline.remaining)
-        let path = try saveMedia(shot["data"]?.stringValue, extension: type == "jpeg" ? "jpg" : "png")
+        var data = shot["data"]?.stringValue
+        var fileExtension = type == "jpeg" ? "jpg" : "png"
+        if let first = data, let (width, height) = Self.imageSize(base64: first, clip: parameters["clip"]),
+           Self.needsNormalizing(base64: first, width: width, height: height) {
+            // Upstream's normalisation (screenshot.ts): at most 2000 px a side and 5 MiB, as JPEG
+            // at shrinking qualities. Chromium re-renders at the smaller scale, so no image codec here.
+            let scale = min(1, Self.maxScreenshotSide / max(width, height))
+            let clip = parameters["clip"]?.objectValue ?? ["x": .number(0), "y": .number(0), "width": .number(width), "height": .number(height)]
+            for quality in [85, 70, 55, 40] {
+                var smaller = parameters
+                smaller["format"] = .string("jpeg")
+                smaller["quality"] = .number(Double(quality))
+                smaller["clip"] = .object(clip.merging(["scale": .number((clip["scale"]?.numberValue ?? 1) * scale)]) { _, new in new })
+                let again = try connection.call("Page.captureScreenshot", smaller, session: session, timeoutMs: request.deadline.remaining)
+                data = again["data"]?.stringValue
+                fileExtension = "jpg"
+                if let data, Self.decodedSize(base64: data) <= Self.maxScreenshotBytes { break }
+            }
+        }
+        let path = try saveMedia(data, extension: fileExtension)
         return .object(["ok": .bool(true), "path": .string(path), "targetId": .string(tab.targetId),
                         "url": .string(service.currentURL(profile, tab.targetId, deadline: request.deadline))])
+    }
+
+    static let maxScreenshotSide = 2000.0
+    static let maxScreenshotBytes = 5 * 1024 * 1024
+
+    /// Pixel size of a capture: the clip it was taken with, else the PNG header.
+    static func imageSize(base64: String, clip: JSONValue?) -> (Double, Double)? {
+        if let width = clip?["width"]?.numberValue, let height = clip?["height"]?.numberValue {
+            let scale = clip?["scale"]?.numberValue ?? 1
+            return (width * scale, height * scale)
+        }
+        guard let head = Data(base64Encoded: String(base64.prefix(44))), head.count >= 24,
+              head.starts(with: [0x89, 0x50, 0x4E, 0x47]) else { return nil }
+        let bytes = Array(head)
+        func be32(_ at: Int) -> Double { Double(UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])) }
+        return (be32(16), be32(20))
+    }
+
+    static func decodedSize(base64: String) -> Int { base64.utf8.count / 4 * 3 }
+
+    static func needsNormalizing(base64: String, width: Double, height: Double) -> Bool {
+        max(width, height) > maxScreenshotSide || decodedSize(base64: base64) > maxScreenshotBytes
     }
 
     func pdf(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {

@@ -1,4 +1,5 @@
 @testable import BrowserWorkerCore
+import FoundationEssentials
 import OpenClawIPC
 import XCTest
 
@@ -159,6 +160,21 @@ final class RouteTableTests: XCTestCase {
         ])
         XCTAssertFalse(ChromiumProcess.arguments(port: 1, userDataDir: "/u", headless: false, noSandbox: true,
                                                  extraArgs: ["--proxy-server=x"]).contains("--no-proxy-server"))
+    }
+}
+
+final class ScreenshotSizeTests: XCTestCase {
+    func testSizeFromThePNGHeaderOrTheClip() {
+        // 8-byte signature, IHDR length and type, then width 3000 and height 20 (big-endian).
+        var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13] + Array("IHDR".utf8)
+        png += [0, 0, 0x0B, 0xB8, 0, 0, 0, 20] + [UInt8](repeating: 0, count: 16)
+        let base64 = Data(png).base64EncodedString()
+        XCTAssertEqual(BrowserRoutes.imageSize(base64: base64, clip: nil).map { [$0.0, $0.1] }, [3000, 20])
+        XCTAssertTrue(BrowserRoutes.needsNormalizing(base64: base64, width: 3000, height: 20))
+        XCTAssertFalse(BrowserRoutes.needsNormalizing(base64: base64, width: 2000, height: 20))
+        let clip: JSONValue = .object(["width": .number(800), "height": .number(6000), "scale": .number(0.5)])
+        XCTAssertEqual(BrowserRoutes.imageSize(base64: "", clip: clip).map { [$0.0, $0.1] }, [400, 3000])
+        XCTAssertNil(BrowserRoutes.imageSize(base64: Data([0xFF, 0xD8, 0xFF]).base64EncodedString(), clip: nil))
     }
 }
 

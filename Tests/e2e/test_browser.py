@@ -41,6 +41,24 @@ PAGE = b"""<!doctype html>
 """
 
 
+TALL = b"""<!doctype html><html><head><title>Tall</title></head>
+<body style="margin:0"><div style="height:6000px;background:linear-gradient(red, blue)">tall</div></body></html>
+"""
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame marker."""
+    index = 2
+    while index < len(data):
+        assert data[index] == 0xFF
+        marker, length = data[index + 1], struct.unpack(">H", data[index + 2:index + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            height, width = struct.unpack(">HH", data[index + 5:index + 9])
+            return width, height
+        index += 2 + length
+    raise AssertionError("no SOF marker")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -51,11 +69,12 @@ def free_port() -> int:
 def site():
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            body = TALL if self.path.startswith("/tall") else PAGE
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(PAGE)))
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(PAGE)
+            self.wfile.write(body)
 
         def log_message(self, *args):
             pass
@@ -201,6 +220,18 @@ def test_tab_navigate_snapshot_click_type_screenshot_close(browser_node, site):
     assert ok(gw, "DELETE", f"/tabs/{target}")["result"] == {"ok": True}
     tabs = ok(gw, "GET", "/tabs")["result"]
     assert tabs["running"] is True and target not in [t["targetId"] for t in tabs["tabs"]]
+
+
+def test_a_tall_full_page_screenshot_is_normalised_like_upstream(browser_node, site):
+    gw, node, state = browser_node()
+    tab = ok(gw, "POST", "/tabs/open", body={"url": f"{site}/tall"})["result"]
+    shot = ok(gw, "POST", "/screenshot", body={"targetId": tab["targetId"], "fullPage": True})
+    [file] = shot["files"]
+    data = base64.b64decode(file["base64"])
+    assert file["mimeType"] == "image/jpeg" and shot["result"]["path"].endswith(".jpg")
+    width, height = jpeg_size(data)
+    assert max(width, height) <= 2000 and height > width  # the whole 6000 px page, scaled down
+    assert len(data) <= 5 * 1024 * 1024
 
 
 def test_status_start_stop_and_aria_snapshot(browser_node, site):
