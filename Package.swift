@@ -40,7 +40,11 @@ let package = Package(
         .target(name: "CConfinement", linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap")]),
         // Shared: typed wrappers over seccomp, capabilities, uid drop, no_new_privs and Landlock,
         // plus the per-worker policy tables and start-up sequence.
-        .target(name: "Confinement", dependencies: ["CConfinement", "CSystemShims", "OpenClawIPC"], swiftSettings: v5),
+        .target(
+            name: "Confinement",
+            dependencies: ["CConfinement", "CSystemShims", "OpenClawIPC", "NodeSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: v5
+        ),
         // Shared: the IPC wire (length-prefixed JSON frames, closed message enums).
         .target(
             name: "OpenClawIPC",

@@ -1,6 +1,7 @@
 import Dispatch
 import FoundationEssentials
 import Glibc
+import NodeSupport
 import OpenClawIPC
 import Synchronization
 
@@ -276,7 +277,7 @@ final class BrowserService {
             let text = (params["args"]?.arrayValue ?? []).map(Self.describe).joined(separator: " ")
             var message: Object = [
                 "type": .string(params["type"]?.stringValue ?? "log"), "text": .string(text),
-                "timestamp": .string(Self.isoTimestamp(ms: params["timestamp"]?.numberValue ?? 0)),
+                "timestamp": .string(Clock.isoTimestamp(ms: params["timestamp"]?.numberValue ?? 0)),
             ]
             if let frame = params["stackTrace"]?["callFrames"]?.arrayValue?.first {
                 message["location"] = .object(["url": frame["url"] ?? .string(""), "lineNumber": frame["lineNumber"] ?? .number(0),
@@ -300,20 +301,6 @@ final class BrowserService {
             return (try? JSONText.encode(value)) ?? ""
         }
         return remote["description"]?.stringValue ?? remote["unserializableValue"]?.stringValue ?? remote["type"]?.stringValue ?? ""
-    }
-
-    /// `2026-11-25T22:57:40.123Z` from milliseconds since the epoch.
-    static func isoTimestamp(ms: Double) -> String {
-        var seconds = time_t(ms / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        let millis = Int32(ms.truncatingRemainder(dividingBy: 1000))
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(millis, 3))Z"
     }
 }
 

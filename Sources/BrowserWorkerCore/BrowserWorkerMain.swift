@@ -12,14 +12,10 @@ import OpenClawIPC
 /// (each blocks on CDP answers up to its deadline); the IPC link stays on its event loop.
 public enum BrowserWorkerMain {
     public static func run() -> Never {
-        let parent = getppid()
         // Before any thread exists: Chromium inherits what is applied here (and adds its own sandbox).
         let started = WorkerStartup.confine(.browser) { BrowserToSupervisor.ready($0) }
-        started.requireSupervisorLink(.browser)
+        let logger = started.attachToSupervisor(.browser)
         let confinement = started.report
-        LineLogHandler.bootstrap(process: "browser")
-        let logger = Logger(label: "openclaw-node-browser")
-        guard dieWithParent(expectedParent: parent) else { exit(0) }
         // Chromium helpers whose parent dies are re-parented here, and killed with the rest.
         becomeChildSubreaper()
         signal(SIGPIPE, SIG_IGN)

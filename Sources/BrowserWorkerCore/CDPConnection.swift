@@ -22,7 +22,6 @@ final class CDPConnection: @unchecked Sendable {
     private let state = Mutex<(nextId: Int, pending: [Int: Pending], closed: Bool)>((1, [:], false))
     /// Called on the reader thread with `(method, params, sessionId)`.
     var onEvent: @Sendable (String, Object, String?) -> Void = { _, _, _ in }
-    var onClose: @Sendable () -> Void = {}
 
     /// Opens `ws://host:port/path` (Chromium's `webSocketDebuggerUrl`).
     init(url: String, timeoutMs: Int) throws(BrowserError) {
@@ -123,7 +122,6 @@ final class CDPConnection: @unchecked Sendable {
             entry.result = .failure(BrowserError("browser connection closed", status: 409))
             entry.semaphore.signal()
         }
-        onClose()
     }
 
     private func dispatch(_ bytes: [UInt8]) {

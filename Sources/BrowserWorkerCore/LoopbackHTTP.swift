@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import NodeSupport
 import OpenClawIPC
 
 /// A route failure: its status and the `{"error": …}` body (plus `code`/`reason`/`details`).
@@ -170,15 +171,12 @@ enum LoopbackHTTP {
 struct Deadline {
     let end: UInt64
 
-    init(ms: Int) { end = Self.nowMs() + UInt64(max(ms, 0)) }
+    init(ms: Int) { end = Clock.monotonicMs() + UInt64(max(ms, 0)) }
 
-    static func nowMs() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1000 + UInt64(time.tv_nsec) / 1_000_000
+    var remaining: Int {
+        let now = Clock.monotonicMs()
+        return Int(end > now ? end - now : 0)
     }
-
-    var remaining: Int { Int(end > Self.nowMs() ? end - Self.nowMs() : 0) }
     var expired: Bool { remaining == 0 }
 }
 

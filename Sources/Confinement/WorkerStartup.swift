@@ -1,4 +1,6 @@
 import Glibc
+import Logging
+import NodeSupport
 import OpenClawIPC
 
 /// The first thing each worker's `main` does, before it creates a thread or reads a byte
@@ -13,6 +15,8 @@ public enum WorkerStartup {
     public struct Started: Sendable {
         public var report: ConfinementReport
         public var options: ConfinementOptions
+        /// The Supervisor's pid, read before the uid change.
+        public var parent: pid_t
         /// Command-line words that are not confinement options (worker-specific modes).
         public var rest: [String]
 
@@ -26,6 +30,17 @@ public enum WorkerStartup {
             }
         }
 
+        /// The common tail of every worker's start-up once it serves the Supervisor: fd 3 must be
+        /// its socket, log lines are tagged with the role, and the worker dies with the
+        /// Supervisor (set after the uid change, which clears the parent-death signal).
+        public func attachToSupervisor(_ role: WorkerConfinement.Role) -> Logger {
+            requireSupervisorLink(role)
+            LineLogHandler.bootstrap(process: role.rawValue)
+            let logger = Logger(label: "openclaw-node-\(role.rawValue)")
+            guard dieWithParent(expectedParent: parent) else { exit(0) }
+            return logger
+        }
+
         /// The value after `flag` in `rest`, if any.
         public func value(of flag: String) -> String? {
             rest.firstIndex(of: flag).flatMap { $0 + 1 < rest.count ? rest[$0 + 1] : nil }
@@ -33,6 +48,7 @@ public enum WorkerStartup {
     }
 
     public static func confine<M: IPCMessage>(_ role: WorkerConfinement.Role, ready: (WorkerHello) -> M) -> Started {
+        let parent = getppid()
         let (options, rest) = ConfinementOptions.parse(Array(CommandLine.arguments.dropFirst()))
         let report = WorkerConfinement.apply(role, options)
         if rest.first == "--confinement-report" {
@@ -59,7 +75,7 @@ public enum WorkerStartup {
             }
             exit(71)
         }
-        return Started(report: report, options: options, rest: rest)
+        return Started(report: report, options: options, parent: parent, rest: rest)
     }
 }
 

@@ -10,14 +10,10 @@ import OpenClawIPC
 /// Entry point of `openclaw-node-exec`: confine, then serve run orders from the Supervisor.
 public enum ExecWorkerMain {
     public static func run() -> Never {
-        let parent = getppid()
         // Before any thread exists: every command inherits what is applied here.
         let started = WorkerStartup.confine(.exec) { ExecToSupervisor.ready($0) }
-        started.requireSupervisorLink(.exec)
+        let logger = started.attachToSupervisor(.exec)
         let confinement = started.report
-        LineLogHandler.bootstrap(process: "exec")
-        let logger = Logger(label: "openclaw-node-exec")
-        guard dieWithParent(expectedParent: parent) else { exit(0) }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()

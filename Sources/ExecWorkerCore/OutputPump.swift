@@ -159,7 +159,7 @@ final class OutputPump: @unchecked Sendable {
         close(entry.watch.pidfd)
         // The run is over: nothing it started may outlive it.
         kill(-entry.watch.pid, SIGKILL)
-        entry.drainDeadline = Self.nowMs() + Self.drainAfterExitMs
+        entry.drainDeadline = Clock.monotonicMs() + Self.drainAfterExitMs
     }
 
     private func finishIfDone(serial: UInt64) {
@@ -171,7 +171,7 @@ final class OutputPump: @unchecked Sendable {
 
     /// Output still held open by an escaped descendant is not waited for forever.
     private func expireDrains() {
-        let now = Self.nowMs()
+        let now = Clock.monotonicMs()
         for (serial, entry) in entries where (entry.drainDeadline ?? .max) <= now {
             for fd in entry.open { closePipe(entry, fd) }
             finishIfDone(serial: serial)
@@ -180,13 +180,7 @@ final class OutputPump: @unchecked Sendable {
 
     private func nextTimeout() -> Int32 {
         guard let next = entries.values.compactMap(\.drainDeadline).min() else { return -1 }
-        let now = Self.nowMs()
+        let now = Clock.monotonicMs()
         return next <= now ? 0 : Int32(min(next - now, 60_000))
-    }
-
-    static func nowMs() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1000 + UInt64(time.tv_nsec) / 1_000_000
     }
 }

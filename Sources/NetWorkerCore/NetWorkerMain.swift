@@ -9,7 +9,6 @@ import OpenClawIPC
 /// Entry point of `openclaw-node-net`: confine, then keep the gateway link for the Supervisor.
 public enum NetWorkerMain {
     public static func run() -> Never {
-        let parent = getppid()
         // Before any thread exists and before any byte from the network is parsed.
         let started = WorkerStartup.confine(.net) { NetToSupervisor.ready($0) }
         // `openclaw-node doctor`: reachability and TLS pin of the gateway, confined, then exit.
@@ -17,11 +16,7 @@ public enum NetWorkerMain {
             print((try? JSONText.encode(GatewayProbe.check(url: url, pin: started.value(of: "--pin")))) ?? "{}")
             exit(0)
         }
-        started.requireSupervisorLink(.net)
-        LineLogHandler.bootstrap(process: "net")
-        let logger = Logger(label: "openclaw-node-net")
-        // After the uid change, which clears the parent-death signal.
-        guard dieWithParent(expectedParent: parent) else { exit(0) }
+        let logger = started.attachToSupervisor(.net)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()

@@ -11,7 +11,7 @@ struct SelfTest {
     var confinement: ConfinementFlags
 
     func run() -> DoctorCheck {
-        let began = Self.nowMs()
+        let began = Clock.monotonicMs()
         var template = Array("/tmp/openclaw-selftest.XXXXXX".utf8CString)
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
             return fail("cannot create a temporary state dir")
@@ -87,17 +87,11 @@ struct SelfTest {
         }
         guard stopped, status == 0 else { return fail("the node did not stop cleanly on SIGTERM within 5 s") }
         return DoctorCheck(name: "self-test", status: .ok,
-                           detail: "paired, system.which and system.run through the confined workers, clean stop (\(Self.nowMs() - began) ms)")
+                           detail: "paired, system.which and system.run through the confined workers, clean stop (\(Clock.monotonicMs() - began) ms)")
     }
 
     func fail(_ detail: String) -> DoctorCheck {
         DoctorCheck(name: "self-test", status: .fail, detail: detail,
                     fix: "run `openclaw-node run` in the foreground and read its log; report it if this persists")
-    }
-
-    static func nowMs() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec / 1_000_000)
     }
 }

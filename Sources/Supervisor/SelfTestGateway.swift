@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import NodeSupport
 import OpenClawIPC
 import SupervisorCore
 
@@ -49,8 +50,8 @@ final class SelfTestGateway: @unchecked Sendable {
     func approve() { loop.execute { self.approved = true } }
 
     func waitUntil(_ timeout: Double, _ condition: @escaping () -> Bool) -> Bool {
-        let deadline = monotonicSeconds() + timeout
-        while monotonicSeconds() < deadline {
+        let deadline = Double(Clock.monotonicMs()) / 1000 + timeout
+        while Double(Clock.monotonicMs()) / 1000 < deadline {
             if (try? loop.submit(condition).wait()) == true { return true }
             usleep(50_000)
         }
@@ -162,12 +163,6 @@ final class SelfTestGateway: @unchecked Sendable {
     fileprivate func closed(_ channel: Channel) {
         challenges[ObjectIdentifier(channel)] = nil
         if connection === channel { connection = nil }
-    }
-
-    private func monotonicSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 }
 

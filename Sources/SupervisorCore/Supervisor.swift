@@ -145,19 +145,15 @@ public final class Supervisor {
     }
 
     func reapChildren() {
-        var browserGone = false
         while true {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { break }
-            if pid == browser?.pid { browserGone = true }
             let description = Self.describe(status: status)
             net.reaped(pid: pid, status: description)
             exec.reaped(pid: pid, status: description)
             browser?.reaped(pid: pid, status: description)
         }
-        // The worker's Chromium is re-parented to us by the time the worker is reaped.
-        if browserGone { sweepOrphanedBrowsers() }
         if stopping, net.isGone, exec.isGone, browser?.isGone ?? true {
             finishShutdown()
         }

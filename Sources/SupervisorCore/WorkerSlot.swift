@@ -34,6 +34,9 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
     var onDown: (_ reason: String) -> Void = { _ in }
     /// Called when a new generation's link is up (before its `ready`).
     var onSpawned: () -> Void = {}
+    /// Called when the worker's process has been reaped (whatever ended it): what it
+    /// started is re-parented to the Supervisor by then.
+    var onExited: () -> Void = {}
 
     init(kind: WorkerKind, executable: String, arguments: [String] = [], environment: [String: String], loop: EventLoop,
          logger: Logger) {
@@ -132,6 +135,7 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
         logger.warning("worker exited", metadata: ["worker": "\(kind)", "pid": "\(reapedPid)", "status": "\(status)"])
         pid = nil
         down(reason: status)
+        onExited()
     }
 
     /// Marks the current generation dead: kill it, close the link, report, schedule a re-spawn.

@@ -197,5 +197,12 @@ def forged_worker(tmp_path: Path, mode: str, param: str = "") -> str:
     return str(script)
 
 
+def probe(worker: str, *words: str, options=("--connect-port", "9")) -> str:
+    """Runs a worker binary confined as under `run`, then one forbidden action (debug builds)."""
+    out = subprocess.run([binary(f"openclaw-node-{worker}"), *options, "--probe", *words],
+                         capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    return out.stdout.strip()
+
+
 def gateway_args(gw: TestGateway) -> list[str]:
     return ["--host", "127.0.0.1", "--port", str(gw.port)]

@@ -12,7 +12,6 @@ import shutil
 import signal
 import socket
 import struct
-import subprocess
 import tempfile
 import threading
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import binary, forged_worker, gateway_args
+from conftest import forged_worker, gateway_args, probe
 
 CHROMIUM = "/usr/lib/chromium/chromium"
 
@@ -367,14 +366,12 @@ def test_browser_worker_and_chromium_are_confined(browser_node, site):
     assert sandboxed >= 1
 
 
-def probe(*words, writable, unconfined=()):
-    """Runs the confined BrowserWorker in probe mode (debug builds): one forbidden action."""
+def browser_probe(*words, writable, unconfined=()):
+    """The BrowserWorker confined with its data dir writable and Chromium executable, then one probe."""
     options = ["--write-path", str(writable), "--exec-path", "/usr/lib/chromium"]
     for step in unconfined:
         options += ["--unconfined", step]
-    out = subprocess.run([binary("openclaw-node-browser"), *options, "--probe", *words],
-                         capture_output=True, text=True, timeout=20)
-    return out.stdout.strip()
+    return probe("browser", *words, options=options)
 
 
 def test_browser_worker_landlock_writes_and_executes_only_what_it_needs(tmp_path):
@@ -384,12 +381,12 @@ def test_browser_worker_landlock_writes_and_executes_only_what_it_needs(tmp_path
     secret.mkdir()
     # As root without the user switch only Landlock stands between the worker and the files.
     as_root = ("user",)
-    assert probe("write", str(data / "ok"), writable=data, unconfined=as_root) == "probe write: allowed"
-    assert probe("write", str(secret / "planted"), writable=data, unconfined=as_root) == "probe write: refused Permission denied"
-    assert probe("read", str(secret), writable=data, unconfined=as_root) == "probe read: refused Permission denied"
-    assert probe("execve", writable=data, unconfined=as_root) == "probe execve: refused Permission denied"
+    assert browser_probe("write", str(data / "ok"), writable=data, unconfined=as_root) == "probe write: allowed"
+    assert browser_probe("write", str(secret / "planted"), writable=data, unconfined=as_root) == "probe write: refused Permission denied"
+    assert browser_probe("read", str(secret), writable=data, unconfined=as_root) == "probe read: refused Permission denied"
+    assert browser_probe("execve", writable=data, unconfined=as_root) == "probe execve: refused Permission denied"
     # Without Landlock the same probes succeed, so the refusals above are Landlock's.
-    assert probe("write", str(secret / "planted"), writable=data, unconfined=as_root + ("landlock",)) == "probe write: allowed"
+    assert browser_probe("write", str(secret / "planted"), writable=data, unconfined=as_root + ("landlock",)) == "probe write: allowed"
 
 
 # ---------------------------------------------------------------- a compromised BrowserWorker

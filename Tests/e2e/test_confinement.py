@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import binary, forged_worker, gateway_args
+from conftest import probe, binary, forged_worker, gateway_args
 
 IS_ROOT = os.geteuid() == 0
 
@@ -25,13 +25,6 @@ def running(make_gateway, nodes, state_dir):
     node = nodes(state_dir, gateway_args(gw))
     gw.wait_for_hello(timeout=20)
     return gw, node
-
-
-def probe(worker: str, *words: str, options=("--connect-port", "9")) -> str:
-    """Runs a worker binary confined as under `run`, then one forbidden action (debug builds)."""
-    out = subprocess.run([binary(f"openclaw-node-{worker}"), *options, "--probe", *words],
-                         capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
-    return out.stdout.strip()
 
 
 # ------------------------------------------------------------------ death tests (NetWorker)

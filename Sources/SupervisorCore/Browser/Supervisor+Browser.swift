@@ -73,6 +73,8 @@ extension Supervisor: BrowserRunner {
         slot.onSpawned = { [weak self] in self?.browserPhase = .awaitingReady }
         slot.onMessage = { [weak self] message in self?.handleBrowser(message) }
         slot.onDown = { [weak self] reason in self?.browserDown(reason) }
+        // Its Chromium is re-parented to us by the time the worker is reaped.
+        slot.onExited = { [weak self] in self?.sweepOrphanedBrowsers() }
         browser = slot
         browserPhase = .awaitingReady
         slot.spawn()
@@ -157,9 +159,6 @@ extension Supervisor: BrowserRunner {
         for id in inFlight {
             browserCalls.take(id)?.completion(.failure(WireError(code: "UNAVAILABLE", message: "Error: browser worker exited (\(reason))")))
         }
-        // Its Chromium was re-parented to us (subreaper); it must not outlive the worker.
-        sweepOrphanedBrowsers()
-        loop.scheduleTask(in: .milliseconds(300)) { [weak self] in self?.sweepOrphanedBrowsers() }
     }
 
     func stopBrowser() {
