@@ -44,6 +44,8 @@ public final class GatewayLink {
     private var challengeTimer: Scheduled<Void>?
     private var watchdog: RepeatedTask?
     private var lastInbound = NIODeadline.now()
+    /// True while a flush of this turn's frames is queued on the loop.
+    private var flushQueued = false
     private var tickIntervalMs = 30_000
     private var invokesInFlight: Set<String> = []
     /// Results and events produced while the link was down, sent after the next hello.
@@ -367,7 +369,15 @@ public final class GatewayLink {
     private func write(_ frame: JSONValue, to channel: Channel) {
         let text = GatewayFrames.encode(frame)
         let ws = WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: ByteBuffer(string: text))
-        channel.writeAndFlush(ws, promise: nil)
+        channel.write(ws, promise: nil)
+        // One flush after the frames of this turn: an `exec.finished` event and its invoke
+        // result reach the gateway in one segment.
+        guard !flushQueued else { return }
+        flushQueued = true
+        loop.execute {
+            self.flushQueued = false
+            channel.flush()
+        }
     }
 
     static func closeFrame(code: UInt16, reason: String) -> WebSocketFrame {

@@ -12,6 +12,18 @@ public protocol IPCMessage: Sendable {
     static func decodePayload(kind: Kind, from decoder: Decoder) throws -> Self
     /// Encodes the payload members (not `type`).
     func encodePayload(to encoder: Encoder) throws
+    /// The payload members of a message sent on every invoke, written without `Codable`;
+    /// nil (the default) encodes through `Codable`.
+    var directPayload: [String: JSONValue]? { get }
+    /// The message of `kind` read from already parsed members without `Codable`, or nil
+    /// (the default, and the answer to anything unexpected) to decode through `Codable`,
+    /// which then also explains a malformed payload.
+    static func decodeDirect(kind: Kind, members: [String: JSONValue]) -> Self?
+}
+
+extension IPCMessage {
+    public var directPayload: [String: JSONValue]? { nil }
+    public static func decodeDirect(kind: Kind, members: [String: JSONValue]) -> Self? { nil }
 }
 
 /// Why a frame body is not a valid message. Each case is a protocol violation by the sender.
@@ -38,6 +50,10 @@ public enum MessageDecodeError: Error, Equatable, CustomStringConvertible {
 /// Encodes and decodes `IPCMessage`s to and from frame bodies.
 public enum IPCCodec {
     public static func encode<M: IPCMessage>(_ message: M) throws -> ByteBuffer {
+        if var members = message.directPayload {
+            members["type"] = .string(message.kind.rawValue)
+            return ByteBuffer(bytes: JSONValue.object(members).serialized())
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         let data = try encoder.encode(Envelope(message: message))
@@ -56,6 +72,12 @@ public enum IPCCodec {
     public static func decode<M: IPCMessage>(_ body: ByteBuffer, as type: M.Type = M.self) throws(MessageDecodeError) -> M {
         let bytes = body.readableBytesView
         guard String(validating: bytes, as: UTF8.self) != nil else { throw .invalidUTF8 }
+        // The invoke path's messages: parsed once by the direct reader, no `Codable`.
+        if let parsed = try? JSONValue.parse(Array(bytes)),
+           case let .object(members) = parsed, case let .string(type)? = members["type"],
+           let kind = M.Kind(rawValue: type), let message = M.decodeDirect(kind: kind, members: members) {
+            return message
+        }
         do {
             return try JSONDecoder().decode(Envelope<M>.self, from: Data(bytes)).message
         } catch let error as MessageDecodeError {

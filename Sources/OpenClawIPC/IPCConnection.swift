@@ -78,13 +78,28 @@ public final class IPCConnection<Inbound: IPCMessage, Outbound: IPCMessage>: @un
             channel.close(promise: nil)
             return
         }
-        channel.eventLoop.execute { [channel] in
+        channel.eventLoop.execute { [self] in
             guard channel.isActive else { return }
             if !channel.isWritable {
                 channel.pipeline.fireErrorCaught(IPCViolation.peerNotReading(bufferedBytes: Self.maxQueuedBytes))
                 return
             }
-            channel.writeAndFlush(NIOAny(frame), promise: nil)
+            channel.write(frame, promise: nil)
+            flushSoon()
+        }
+    }
+
+    /// Event loop only: true while a flush is queued behind the writes of this turn.
+    private var flushQueued = false
+
+    /// Flushes after the tasks already queued, so messages sent together (an event and its
+    /// invoke result) leave in one write.
+    private func flushSoon() {
+        guard !flushQueued else { return }
+        flushQueued = true
+        channel.eventLoop.execute { [self] in
+            flushQueued = false
+            channel.flush()
         }
     }
 

@@ -1,0 +1,107 @@
+import FoundationEssentials
+import NIOCore
+import XCTest
+@testable import OpenClawIPC
+
+/// The invoke path's messages skip `Codable` (`DirectCoding.swift`); both paths must agree
+/// byte for meaning, and a malformed payload must still be explained by `Codable`.
+final class DirectCodingTests: XCTestCase {
+    static let toSupervisor: [NetToSupervisor] = [
+        .invoke(InvokeRequest(id: "i", nodeId: "n", command: "system.run", paramsJSON: #"{"command":["/bin/echo","a/b"]}"#,
+                              timeoutMs: 5, idempotencyKey: "k")),
+        .invoke(InvokeRequest(id: "i2", nodeId: "n", command: "system.which", paramsJSON: nil, timeoutMs: nil, idempotencyKey: nil)),
+    ]
+    static let toNet: [SupervisorToNet] = [
+        .invokeResult(InvokeResult(id: "i", nodeId: "n", ok: false, payloadJSON: nil, error: WireError(code: "UNAVAILABLE", message: "m \"q\""))),
+        .invokeResult(InvokeResult(id: "i", nodeId: "n", ok: true, payloadJSON: #"{"stdout":"é\n"}"#, error: nil)),
+        .nodeEvent(NodeEvent(event: "exec.finished", payloadJSON: "{}")),
+    ]
+    static let toExec: [SupervisorToExec] = [
+        .run(RunOrder(id: "r/1", argv: ["/bin/sh", "-c", "echo \"hi\"\t\u{1}"], cwd: "/tmp", env: ["PATH": "/bin", "LANG": "C.UTF-8"],
+                      timeoutMs: 10, maxOutputBytes: 200_000, expectCwd: nil, expectOperand: OperandBinding(path: "/x", sha256: "00"))),
+        .run(RunOrder(id: "r", argv: ["/bin/true"], cwd: nil, env: [:], timeoutMs: nil, maxOutputBytes: 1)),
+    ]
+    static let fromExec: [ExecToSupervisor] = [
+        .runStarted(RunStarted(id: "r", pid: 2_147_483_647)),
+        .runFinished(RunOutcome(id: "r", exitCode: -1, signal: nil, timedOut: false, stdout: "ü\u{0}\n", stderr: "x",
+                                truncated: false, error: "spawn x ENOENT", refusal: .operandChanged, durationMs: 3)),
+        .runFinished(RunOutcome(id: "r", exitCode: nil, signal: 9, timedOut: true, stdout: "", stderr: "", truncated: true,
+                                error: nil, durationMs: 12)),
+    ]
+
+    func testEveryHotMessageHasADirectFormAndRoundTrips() throws {
+        try check(Self.toSupervisor)
+        try check(Self.toNet)
+        try check(Self.toExec)
+        try check(Self.fromExec)
+    }
+
+    /// Written directly and read by `Codable`, written by `Codable` and read directly: the same message.
+    func check<M: IPCMessage & Equatable>(_ messages: [M]) throws {
+        for message in messages {
+            XCTAssertNotNil(message.directPayload, "\(message)")
+            let direct = Array(try IPCCodec.encode(message).readableBytesView)
+            XCTAssertEqual(try IPCCodec.decode(ByteBuffer(bytes: direct), as: M.self), message)
+            XCTAssertEqual(try JSONDecoder().decode(CodableOnly<M>.self, from: Data(direct)).message, message)
+
+            let viaCodable = try JSONEncoder().encode(CodableOnly(message: message))
+            guard case let .object(members) = try JSONValue.parse(Array(viaCodable)) else { return XCTFail("not an object") }
+            XCTAssertEqual(M.decodeDirect(kind: message.kind, members: members), message, String(decoding: viaCodable, as: UTF8.self))
+        }
+    }
+
+    func testAnOrderBindingACwdIdentityGoesThroughCodable() throws {
+        let order = SupervisorToExec.run(RunOrder(id: "r", argv: ["/bin/true"], cwd: "/", env: [:], timeoutMs: nil, maxOutputBytes: 1,
+                                                  expectCwd: FileIdentity(device: UInt64.max, inode: 1 << 60)))
+        XCTAssertNil(order.directPayload)
+        XCTAssertEqual(try IPCCodec.decode(try IPCCodec.encode(order), as: SupervisorToExec.self), order)
+    }
+
+    func testMalformedHotPayloadsAreStillRejectedWithCodablesReason() {
+        func error(_ text: String) -> MessageDecodeError? {
+            do {
+                _ = try IPCCodec.decode(ByteBuffer(string: text), as: ExecToSupervisor.self)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        XCTAssertEqual(error(#"{"type":"run.started","id":"r"}"#), .invalidPayload(type: "run.started", reason: "missing `pid`"))
+        XCTAssertEqual(error(#"{"type":"run.started","id":"r","pid":"7"}"#), .invalidPayload(type: "run.started", reason: "wrong type at `pid`"))
+        guard case .invalidPayload(type: "run.started", reason: _)? = error(#"{"type":"run.started","id":"r","pid":1.5}"#) else {
+            return XCTFail("a fractional pid is refused")
+        }
+        guard case .invalidPayload(type: "run.started", reason: _)? = error(#"{"type":"run.started","id":"r","pid":4294967296}"#) else {
+            return XCTFail("a pid beyond Int32 is refused")
+        }
+        XCTAssertEqual(error(#"{"type":"run.finished","id":"r","timedOut":false,"stdout":"","stderr":"","truncated":false,"durationMs":1,"refusal":"nope"}"#),
+                       .invalidPayload(type: "run.finished", reason: "bad value at `refusal`: Cannot initialize Refusal from invalid String value nope"))
+    }
+}
+
+/// A message through `Codable` only (what `IPCCodec` did before the direct path).
+struct CodableOnly<M: IPCMessage>: Codable {
+    let message: M
+
+    init(message: M) { self.message = message }
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        let type = try container.decode(String.self, forKey: Key(stringValue: "type"))
+        guard let kind = M.Kind(rawValue: type) else { throw DecodingError.dataCorruptedError(forKey: Key(stringValue: "type"), in: container, debugDescription: type) }
+        message = try M.decodePayload(kind: kind, from: decoder)
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(message.kind.rawValue, forKey: Key(stringValue: "type"))
+        try message.encodePayload(to: encoder)
+    }
+}
