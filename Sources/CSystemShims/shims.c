@@ -75,6 +75,13 @@ int csys_epoll_add(int epfd, int fd, unsigned long long token) {
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
 }
 
+int csys_epoll_set_output(int epfd, int fd, unsigned long long token, int output) {
+    struct epoll_event event = {0};
+    event.events = EPOLLIN | (output ? EPOLLOUT : 0);
+    event.data.u64 = token;
+    return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &event);
+}
+
 int csys_epoll_remove(int epfd, int fd) {
     return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
 }

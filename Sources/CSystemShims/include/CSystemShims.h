@@ -34,6 +34,8 @@ int csys_pidfd_wait(int pidfd, int *exited, int *code);
 int csys_epoll_create(void);
 int csys_epoll_add(int epfd, int fd, unsigned long long token);
 int csys_epoll_remove(int epfd, int fd);
+/// Re-arms a registered fd for input, plus output when `output` is non-zero.
+int csys_epoll_set_output(int epfd, int fd, unsigned long long token, int output);
 int csys_epoll_wait(int epfd, unsigned long long *tokens, int max, int timeout_ms);
 
 /// eventfd(2), non-blocking and close-on-exec; signal adds 1, drain reads it back to 0.
