@@ -78,14 +78,19 @@ public final class GatewayLink {
     }
 
     public func sendInvokeResult(_ result: InvokeResult) {
-        loop.execute {
+        onLoop {
             self.invokesInFlight.remove(result.id)
             self.sendOrQueue(GatewayFrames.invokeResult(id: Self.newId(), result))
         }
     }
 
     public func sendNodeEvent(_ event: NodeEvent) {
-        loop.execute { self.sendOrQueue(GatewayFrames.nodeEvent(id: Self.newId(), event)) }
+        onLoop { self.sendOrQueue(GatewayFrames.nodeEvent(id: Self.newId(), event)) }
+    }
+
+    /// Runs `body` now when already on the loop (the Supervisor link shares it), else on it.
+    private func onLoop(_ body: @escaping () -> Void) {
+        if loop.inEventLoop { body() } else { loop.execute(body) }
     }
 
     /// Says goodbye to the gateway (close 1000) and calls `done` once that is written,

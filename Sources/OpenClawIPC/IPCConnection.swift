@@ -68,39 +68,40 @@ public final class IPCConnection<Inbound: IPCMessage, Outbound: IPCMessage>: @un
         channel.setOption(.autoRead, value: true).whenSuccess { [channel] in channel.read() }
     }
 
-    /// Queues one message. Safe to call from any thread.
+    /// Sends one message. Safe to call from any thread; on the connection's event loop it is
+    /// written at once (not after the current task), so a latency-critical message (a run
+    /// order) leaves before whatever its sender does next (an audit log line).
     public func send(_ message: Outbound) {
-        let frame: ByteBuffer
+        send(contentsOf: CollectionOfOne(message))
+    }
+
+    /// Sends messages in order in one write (an event and the invoke result it precedes).
+    public func send<Messages: Collection>(contentsOf messages: Messages) where Messages.Element == Outbound {
+        var frames = ByteBuffer()
         do {
-            frame = try IPCCodec.encodeFrame(message)
+            for message in messages {
+                var frame = try IPCCodec.encodeFrame(message)
+                frames.writeBuffer(&frame)
+            }
         } catch {
             // Only our own types are encoded here; a failure is a programming error we log via close.
             channel.close(promise: nil)
             return
         }
-        channel.eventLoop.execute { [self] in
-            guard channel.isActive else { return }
-            if !channel.isWritable {
-                channel.pipeline.fireErrorCaught(IPCViolation.peerNotReading(bufferedBytes: Self.maxQueuedBytes))
-                return
-            }
-            channel.write(frame, promise: nil)
-            flushSoon()
+        if channel.eventLoop.inEventLoop {
+            write(frames)
+        } else {
+            channel.eventLoop.execute { [self] in write(frames) }
         }
     }
 
-    /// Event loop only: true while a flush is queued behind the writes of this turn.
-    private var flushQueued = false
-
-    /// Flushes after the tasks already queued, so messages sent together (an event and its
-    /// invoke result) leave in one write.
-    private func flushSoon() {
-        guard !flushQueued else { return }
-        flushQueued = true
-        channel.eventLoop.execute { [self] in
-            flushQueued = false
-            channel.flush()
+    private func write(_ frames: ByteBuffer) {
+        guard channel.isActive else { return }
+        if !channel.isWritable {
+            channel.pipeline.fireErrorCaught(IPCViolation.peerNotReading(bufferedBytes: Self.maxQueuedBytes))
+            return
         }
+        channel.writeAndFlush(frames, promise: nil)
     }
 
     /// Sends `message`, then closes once it is written (or immediately if the link is gone).

@@ -214,12 +214,9 @@ public final class Supervisor {
         }
     }
 
-    /// Sends what an invoke produced (events first, then the result) to the NetWorker.
+    /// Sends what an invoke produced (events first, then the result) to the NetWorker, in one write.
     func deliver(_ output: InvokeOutput) {
-        for event in output.events {
-            net.send(.nodeEvent(event))
-        }
-        net.send(.invokeResult(output.result))
+        net.send(contentsOf: output.events.map(SupervisorToNet.nodeEvent) + [.invokeResult(output.result)])
     }
 
     // MARK: ExecWorker

@@ -120,6 +120,11 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
         connection?.send(message)
     }
 
+    /// Sends messages in order, in one write.
+    func send(contentsOf messages: [Outbound]) {
+        connection?.send(contentsOf: messages)
+    }
+
     /// Treats a well-formed but forbidden message as a violation: log, kill, re-spawn.
     func refuse(_ reason: String) {
         guard connection != nil else { return }

@@ -21,4 +21,4 @@ def test_benchmark_runs_in_under_two_minutes_and_writes_results(tmp_path):
     assert results["memory_idle"]["pss_mib"] > 0
     assert set(results["targets"]) == {"overhead_p50_ms", "overhead_p99_ms", "throughput_ratio", "idle_pss_mib",
                                        "start_to_hello_ms"}
-    assert "| system.run /bin/true p50 / p99 (ms) |" in run.stdout
+    assert "| system.run /bin/true p50 / p99 (ms): request written → result received on the gateway's socket |" in run.stdout

@@ -744,6 +744,8 @@ class Connection:
     _failed: bool = field(default=False, repr=False)
     _tasks: list = field(default_factory=list, repr=False)
     _closed_event: Any = field(default=None, repr=False)
+    #: perf_counter() of the latest bytes received on this socket (before they are parsed).
+    _rx_at: float = field(default=0.0, repr=False)
 
     @property
     def error_code(self) -> str | None:
@@ -929,6 +931,10 @@ class TestGateway:
         #: Request written → result received, on the gateway's own loop (ms, perf_counter):
         #: the node and the WebSocket transport without the caller's thread hops.
         self.invoke_round_trips_ms: list[float] = []
+        #: Request written → the bytes carrying its result received on the socket (ms,
+        #: perf_counter): the node's own round trip, before this gateway parses the frames
+        #: ahead of the result (an ``exec.finished`` event) and the result itself.
+        self.invoke_arrivals_ms: list[float] = []
         #: Params of every ``node.invoke.progress`` request received.
         self.invoke_progress: list[dict] = []
         #: Every other request: ``{"connId", "method", "params"}``.
@@ -1166,6 +1172,12 @@ class TestGateway:
         conn = Connection(id=str(uuid.uuid4()), index=len(self.connections), opened_at_ms=now_ms())
         conn._ws = ws
         conn._closed_event = asyncio.Event()
+        receive_data = ws.protocol.receive_data
+
+        def stamped_receive_data(data: bytes) -> None:
+            conn._rx_at = time.perf_counter()
+            receive_data(data)
+        ws.protocol.receive_data = stamped_receive_data
         try:
             conn.remote = "%s:%s" % ws.remote_address[:2]
         except Exception:  # pragma: no cover
@@ -1726,6 +1738,8 @@ class TestGateway:
         del self._pending_invokes[params["id"]]
         if pending.sent_at:
             self.invoke_round_trips_ms.append((time.perf_counter() - pending.sent_at) * 1000)
+            if conn._rx_at > pending.sent_at:
+                self.invoke_arrivals_ms.append((conn._rx_at - pending.sent_at) * 1000)
         result = dict(params)
         self.invoke_results.append(dict(result))
         if not pending.future.done():
