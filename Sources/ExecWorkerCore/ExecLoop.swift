@@ -216,7 +216,6 @@ final class ExecLoop {
             if csys_epoll_add(epoll, fd, serial << 2 | UInt64(stream)) != 0 { closePipe(run, fd) }
         }
         if csys_epoll_add(epoll, started.pidfd, serial << 2 | 2) != 0 { reap(run) }
-        send(.runStarted(RunStarted(id: order.id, pid: started.pid)))
         finishIfDone(serial: serial)
     }
 

@@ -165,16 +165,6 @@ extension RunOrder {
     }
 }
 
-extension RunStarted {
-    var directMembers: [String: JSONValue] { ["id": .string(id), "pid": .number(Double(pid))] }
-
-    init?(direct object: [String: JSONValue]) {
-        let members = DirectMembers(object)
-        guard let id = members.string("id"), let pid = members.integer("pid", as: Int32.self) else { return nil }
-        self.init(id: id, pid: pid)
-    }
-}
-
 extension RunOutcome {
     var directMembers: [String: JSONValue] {
         var payload = DirectPayload()
@@ -250,18 +240,12 @@ extension SupervisorToExec {
 
 extension ExecToSupervisor {
     public var directPayload: [String: JSONValue]? {
-        switch self {
-        case let .runStarted(started): return started.directMembers
-        case let .runFinished(outcome): return outcome.directMembers
-        default: return nil
-        }
+        if case let .runFinished(outcome) = self { return outcome.directMembers }
+        return nil
     }
 
     public static func decodeDirect(kind: Kind, members: [String: JSONValue]) -> Self? {
-        switch kind {
-        case .runStarted: return RunStarted(direct: members).map(Self.runStarted)
-        case .runFinished: return RunOutcome(direct: members).map(Self.runFinished)
-        default: return nil
-        }
+        guard kind == .runFinished else { return nil }
+        return RunOutcome(direct: members).map(Self.runFinished)
     }
 }

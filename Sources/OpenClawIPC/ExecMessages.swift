@@ -54,15 +54,6 @@ public struct RunOrder: Codable, Equatable, Sendable {
     }
 }
 
-public struct RunStarted: Codable, Equatable, Sendable {
-    public var id: String
-    public var pid: Int32
-    public init(id: String, pid: Int32) {
-        self.id = id
-        self.pid = pid
-    }
-}
-
 /// How a run ended.
 public struct RunOutcome: Codable, Equatable, Sendable {
     /// Why a run could not start although it was authorised.
@@ -110,19 +101,16 @@ public struct RunCancel: Codable, Equatable, Sendable {
 /// Messages the ExecWorker sends to the Supervisor.
 public enum ExecToSupervisor: IPCMessage, Equatable {
     case ready(WorkerHello)
-    case runStarted(RunStarted)
     case runFinished(RunOutcome)
 
     public enum Kind: String, CaseIterable, Sendable {
         case ready
-        case runStarted = "run.started"
         case runFinished = "run.finished"
     }
 
     public var kind: Kind {
         switch self {
         case .ready: return .ready
-        case .runStarted: return .runStarted
         case .runFinished: return .runFinished
         }
     }
@@ -130,7 +118,6 @@ public enum ExecToSupervisor: IPCMessage, Equatable {
     public static func decodePayload(kind: Kind, from decoder: Decoder) throws -> Self {
         switch kind {
         case .ready: return .ready(try WorkerHello(from: decoder))
-        case .runStarted: return .runStarted(try RunStarted(from: decoder))
         case .runFinished: return .runFinished(try RunOutcome(from: decoder))
         }
     }
@@ -138,7 +125,6 @@ public enum ExecToSupervisor: IPCMessage, Equatable {
     public func encodePayload(to encoder: Encoder) throws {
         switch self {
         case let .ready(payload): try payload.encode(to: encoder)
-        case let .runStarted(payload): try payload.encode(to: encoder)
         case let .runFinished(payload): try payload.encode(to: encoder)
         }
     }

@@ -13,7 +13,6 @@ final class ExecDispatcher {
     private struct InFlight {
         let order: RunOrder
         let completion: Completion
-        var pid: pid_t?
     }
 
     let maxConcurrent: Int
@@ -26,8 +25,6 @@ final class ExecDispatcher {
 
     /// Hands a run to the ExecWorker.
     var send: (RunOrder) -> Void = { _ in }
-    /// Kills a run's process group (backstop when the worker cannot).
-    var killGroup: (pid_t) -> Void = { _ in }
 
     init(maxConcurrent: Int, maxQueued: Int, logger: Logger) {
         self.maxConcurrent = max(1, maxConcurrent)
@@ -62,16 +59,9 @@ final class ExecDispatcher {
     private func pump() {
         while workerIsReady, !closed, inFlight.count < maxConcurrent, !queue.isEmpty {
             let next = queue.removeFirst()
-            inFlight[next.order.id] = InFlight(order: next.order, completion: next.completion, pid: nil)
+            inFlight[next.order.id] = InFlight(order: next.order, completion: next.completion)
             send(next.order)
         }
-    }
-
-    /// Returns a violation reason if the worker names a run that is not in flight.
-    func started(_ started: RunStarted) -> String? {
-        guard inFlight[started.id] != nil else { return "run.started for unknown run \"\(started.id.prefix(64))\"" }
-        inFlight[started.id]!.pid = started.pid
-        return nil
     }
 
     /// Returns a violation reason if the worker names a run that is not in flight.
@@ -84,13 +74,13 @@ final class ExecDispatcher {
         return nil
     }
 
-    /// The worker died: its runs' process groups are killed and each run gets an error.
+    /// The worker died: each of its runs gets an error. (Its commands, re-parented to the
+    /// Supervisor, are killed when the worker is reaped: `Supervisor.sweepOrphanedCommands`.)
     func workerDied(reason: String) {
         workerIsReady = false
         let lost = inFlight
         inFlight.removeAll()
         for (_, run) in lost {
-            if let pid = run.pid { killGroup(pid) }
             logger.error("run lost with the exec worker", metadata: ["run": "\(run.order.id)", "reason": "\(reason)"])
             run.completion(.failure(WireError(
                 code: "UNAVAILABLE",

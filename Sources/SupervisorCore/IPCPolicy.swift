@@ -58,7 +58,6 @@ public enum IPCPolicy {
     /// (Run ids must also name a run in flight; that is checked by the run registry.)
     public static let exec: [ExecToSupervisor.Kind: Set<ExecPhase>] = [
         .ready: [.awaitingReady],
-        .runStarted: [.ready, .stopping],
         .runFinished: [.ready, .stopping],
     ]
 

@@ -110,7 +110,6 @@ public final class Supervisor {
         wireNet()
         wireExec()
         runs.send = { [weak self] order in self?.exec.send(.run(order)) }
-        runs.killGroup = { pid in kill(-pid, SIGKILL) }
         net.spawn()
         exec.spawn()
         if let path = settings.controlSocketPath {
@@ -223,6 +222,7 @@ public final class Supervisor {
 
     private func wireExec() {
         exec.onSpawned = { [weak self] in self?.execPhase = .awaitingReady }
+        exec.onExited = { [weak self] in self?.sweepOrphanedCommands() }
         exec.onMessage = { [weak self] message in self?.handleExec(message) }
         exec.onDown = { [weak self] reason in
             guard let self else { return }
@@ -242,8 +242,6 @@ public final class Supervisor {
             guard confined(hello, kind: "exec", pid: exec.pid, options: settings.execConfinement) else { return }
             execPhase = .ready
             runs.workerReady()
-        case let .runStarted(started):
-            if let reason = runs.started(started) { exec.refuse(reason) }
         case let .runFinished(outcome):
             if let reason = runs.finished(outcome) { exec.refuse(reason) }
         }
@@ -308,6 +306,18 @@ public final class Supervisor {
         if let path = settings.controlSocketPath { controlSocket.stop(path: path) }
         logger.info("stopped", metadata: ["exit": "\(exitCode.rawValue)"])
         exitPromise.succeed(exitCode)
+    }
+
+    /// Kills what a dead ExecWorker left running. Its commands were re-parented to us (a
+    /// subreaper) by the time it is reaped; each leads its own process group.
+    func sweepOrphanedCommands() {
+        let workers = Set([net.pid, exec.pid, browser?.pid].compactMap { $0 })
+        for pid in Self.childPids() where !workers.contains(pid) {
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+            logger.warning("killed a command left by the exec worker", metadata: ["pid": "\(pid)"])
+        }
+        reapChildren()
     }
 
     private func killRemainingDescendants() {

@@ -22,7 +22,6 @@ final class DirectCodingTests: XCTestCase {
         .run(RunOrder(id: "r", argv: ["/bin/true"], cwd: nil, env: [:], timeoutMs: nil, maxOutputBytes: 1)),
     ]
     static let fromExec: [ExecToSupervisor] = [
-        .runStarted(RunStarted(id: "r", pid: 2_147_483_647)),
         .runFinished(RunOutcome(id: "r", exitCode: -1, signal: nil, timedOut: false, stdout: "ü\u{0}\n", stderr: "x",
                                 truncated: false, error: "spawn x ENOENT", refusal: .operandChanged, durationMs: 3)),
         .runFinished(RunOutcome(id: "r", exitCode: nil, signal: 9, timedOut: true, stdout: "", stderr: "", truncated: true,
@@ -66,13 +65,14 @@ final class DirectCodingTests: XCTestCase {
                 return error
             }
         }
-        XCTAssertEqual(error(#"{"type":"run.started","id":"r"}"#), .invalidPayload(type: "run.started", reason: "missing `pid`"))
-        XCTAssertEqual(error(#"{"type":"run.started","id":"r","pid":"7"}"#), .invalidPayload(type: "run.started", reason: "wrong type at `pid`"))
-        guard case .invalidPayload(type: "run.started", reason: _)? = error(#"{"type":"run.started","id":"r","pid":1.5}"#) else {
-            return XCTFail("a fractional pid is refused")
+        let fields = #""type":"run.finished","id":"r","timedOut":false,"stdout":"","stderr":"","truncated":false"#
+        XCTAssertEqual(error("{\(fields)}"), .invalidPayload(type: "run.finished", reason: "missing `durationMs`"))
+        XCTAssertEqual(error("{\(fields),\"durationMs\":\"7\"}"), .invalidPayload(type: "run.finished", reason: "wrong type at `durationMs`"))
+        guard case .invalidPayload(type: "run.finished", reason: _)? = error("{\(fields),\"durationMs\":1.5}") else {
+            return XCTFail("a fractional duration is refused")
         }
-        guard case .invalidPayload(type: "run.started", reason: _)? = error(#"{"type":"run.started","id":"r","pid":4294967296}"#) else {
-            return XCTFail("a pid beyond Int32 is refused")
+        guard case .invalidPayload(type: "run.finished", reason: _)? = error("{\(fields),\"durationMs\":1,\"exitCode\":4294967296}") else {
+            return XCTFail("an exit code beyond Int32 is refused")
         }
         XCTAssertEqual(error(#"{"type":"run.finished","id":"r","timedOut":false,"stdout":"","stderr":"","truncated":false,"durationMs":1,"refusal":"nope"}"#),
                        .invalidPayload(type: "run.finished", reason: "bad value at `refusal`: Cannot initialize Refusal from invalid String value nope"))

@@ -26,7 +26,6 @@ final class FrameCodecTests: XCTestCase {
     ]
     static let execMessages: [ExecToSupervisor] = [
         .ready(WorkerHello(pid: 7, version: "exec")),
-        .runStarted(RunStarted(id: "r", pid: 99)),
         .runFinished(RunOutcome(id: "r", exitCode: nil, signal: 9, timedOut: true, stdout: "ü\n", stderr: "", truncated: true, error: nil, durationMs: 12)),
     ]
     static let toExec: [SupervisorToExec] = [

@@ -47,9 +47,7 @@ final class SupervisorPolicyTests: XCTestCase {
     func testRunsInFlightWhenTheExecWorkerDiesAreAnsweredWithAnError() {
         let dispatcher = ExecDispatcher(maxConcurrent: 2, maxQueued: 1, logger: Logger(label: "test"))
         var sent: [String] = []
-        var killed: [pid_t] = []
         dispatcher.send = { sent.append($0.id) }
-        dispatcher.killGroup = { killed.append($0) }
         var results: [String: Result<RunOutcome, WireError>] = [:]
         for id in ["a", "b", "c"] {
             XCTAssertNil(dispatcher.submit(order(id)) { results[id] = $0 })
@@ -57,9 +55,7 @@ final class SupervisorPolicyTests: XCTestCase {
         XCTAssertEqual(sent, [], "nothing is sent before the worker is ready")
         dispatcher.workerReady()
         XCTAssertEqual(sent, ["a", "b"])
-        XCTAssertNil(dispatcher.started(RunStarted(id: "a", pid: 4242)))
         dispatcher.workerDied(reason: "signal 9")
-        XCTAssertEqual(killed, [4242])
         for id in ["a", "b"] {
             guard case let .failure(error)? = results[id] else { return XCTFail("run \(id) not answered") }
             XCTAssertEqual(error.code, "UNAVAILABLE")
@@ -81,7 +77,9 @@ final class SupervisorPolicyTests: XCTestCase {
 
     func testUnknownRunIdsAreViolations() {
         let dispatcher = ExecDispatcher(maxConcurrent: 1, maxQueued: 1, logger: Logger(label: "test"))
-        XCTAssertEqual(dispatcher.started(RunStarted(id: "zz", pid: 1)), "run.started for unknown run \"zz\"")
+        let outcome = RunOutcome(id: "zz", exitCode: 0, signal: nil, timedOut: false, stdout: "", stderr: "", truncated: false,
+                                 error: nil, durationMs: 1)
+        XCTAssertEqual(dispatcher.finished(outcome), "run.finished for unknown run \"zz\"")
     }
 
     func testRestartBackoffDoublesAndResetsAfterAStableRun() {

@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import signal
 import time
 
 import pytest
@@ -124,6 +125,33 @@ def test_timeout_kills_the_whole_process_group(linked, tmp_path):
     while time.monotonic() < deadline and os.path.exists(f"/proc/{grandchild}"):
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{grandchild}")
+
+
+def test_exec_worker_killed_mid_run_answers_the_invoke_and_kills_the_command(linked, tmp_path):
+    gw, node = linked(approvals_file())
+    node.wait_log('msg="exec worker ready"')
+    pidfile = tmp_path / "pids"
+    script = f"sleep 300 & echo $$ $! > {pidfile}; wait"
+    future = gw.invoke_async("system.run", {"command": ["/bin/sh", "-c", script]}, timeout_ms=60_000)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(pidfile.read_text().split() if pidfile.exists() else []) < 2:
+        time.sleep(0.05)
+    shell, grandchild = map(int, pidfile.read_text().split())
+    os.kill(node.worker_pid("exec"), signal.SIGKILL)
+    result = future.result(timeout=20)
+    assert result["ok"] is False and result["error"]["code"] == "UNAVAILABLE"
+    assert result["error"]["message"].startswith("node exec worker stopped during the run (")
+    assert result["error"]["message"].endswith("); the command was killed")
+    # The shell and its background child were re-parented to the Supervisor and killed there.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in (shell, grandchild)):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{shell}") and not os.path.exists(f"/proc/{grandchild}")
+    node.wait_log('msg="killed a command left by the exec worker"')
+    # and the next run works on the re-spawned worker
+    node.wait_log('msg="exec worker ready"', count=2)
+    result, payload = run(gw, {"command": ["/bin/echo", "again"]})
+    assert payload["stdout"] == "again\n"
 
 
 def test_fifty_concurrent_runs_all_complete(linked):
