@@ -73,6 +73,7 @@ final class ChromiumProcess {
         } catch {
             throw BrowserError("cannot start \(executable): \(error)")
         }
+        GroupGuard.add(pid)
         let process = ChromiumProcess(pid: pid, port: port, userDataDir: userDataDir, logPath: logPath)
         let launchWindow = Deadline(ms: min(15_000, max(deadline.remaining, 1)))
         while !launchWindow.expired {
@@ -100,7 +101,10 @@ final class ChromiumProcess {
         if reaped { return true }
         var status: Int32 = 0
         let result = waitpid(pid, &status, WNOHANG)
-        if result == pid || (result < 0 && errno == ECHILD) { reaped = true }
+        if result == pid || (result < 0 && errno == ECHILD) {
+            reaped = true
+            GroupGuard.remove(pid)
+        }
         return reaped
     }
 
@@ -112,6 +116,7 @@ final class ChromiumProcess {
             var status: Int32 = 0
             _ = waitpid(pid, &status, 0)
             reaped = true
+            GroupGuard.remove(pid)
         }
     }
 

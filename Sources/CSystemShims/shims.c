@@ -2,10 +2,10 @@
 #include "CSystemShims.h"
 
 #include <spawn.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/prctl.h>
@@ -94,18 +94,36 @@ int csys_epoll_wait(int epfd, unsigned long long *tokens, int max, int timeout_m
     return count;
 }
 
-int csys_eventfd(void) {
-    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+#define CSYS_GUARD_SLOTS 1024
+static _Atomic int guarded_groups[CSYS_GUARD_SLOTS];
+
+static void group_guard_handler(int signal) {
+    (void)signal;
+    for (int index = 0; index < CSYS_GUARD_SLOTS; index++) {
+        int group = atomic_load(&guarded_groups[index]);
+        if (group > 1) kill(-group, SIGKILL);
+    }
+    _exit(0);
 }
 
-void csys_eventfd_signal(int fd) {
-    uint64_t one = 1;
-    ssize_t ignored = write(fd, &one, sizeof one);
-    (void)ignored;
+int csys_group_guard_install(int signal) {
+    struct sigaction action = {0};
+    action.sa_handler = group_guard_handler;
+    sigfillset(&action.sa_mask);
+    return sigaction(signal, &action, NULL);
 }
 
-void csys_eventfd_drain(int fd) {
-    uint64_t value;
-    ssize_t ignored = read(fd, &value, sizeof value);
-    (void)ignored;
+int csys_group_guard_add(int group) {
+    for (int index = 0; index < CSYS_GUARD_SLOTS; index++) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&guarded_groups[index], &expected, group)) return 0;
+    }
+    return -1;
+}
+
+void csys_group_guard_remove(int group) {
+    for (int index = 0; index < CSYS_GUARD_SLOTS; index++) {
+        int expected = group;
+        if (atomic_compare_exchange_strong(&guarded_groups[index], &expected, 0)) return;
+    }
 }

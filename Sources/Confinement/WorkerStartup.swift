@@ -33,11 +33,21 @@ public enum WorkerStartup {
         /// The common tail of every worker's start-up once it serves the Supervisor: fd 3 must be
         /// its socket, log lines are tagged with the role, and the worker dies with the
         /// Supervisor (set after the uid change, which clears the parent-death signal).
+        ///
+        /// Workers that start process groups (exec: commands; browser: Chromium) get SIGTERM
+        /// as their parent-death signal, handled by `GroupGuard`: their groups are killed
+        /// before they exit, so nothing they started outlives a Supervisor killed with
+        /// SIGKILL outside a systemd cgroup. The NetWorker starts nothing and gets SIGKILL.
         public func attachToSupervisor(_ role: WorkerConfinement.Role) -> Logger {
             requireSupervisorLink(role)
             LineLogHandler.bootstrap(process: role.rawValue)
             let logger = Logger(label: "openclaw-node-\(role.rawValue)")
-            guard dieWithParent(expectedParent: parent) else { exit(0) }
+            var deathSignal = SIGKILL
+            if role == .exec || role == .browser {
+                GroupGuard.install(signal: SIGTERM)
+                deathSignal = SIGTERM
+            }
+            guard dieWithParent(expectedParent: parent, signal: deathSignal) else { exit(0) }
             return logger
         }
 

@@ -209,6 +209,7 @@ final class ExecLoop {
         let serial = nextSerial
         nextSerial += 1
         let run = Run(order: order, started: started, began: began)
+        GroupGuard.add(started.pid)
         runs[serial] = run
         serials[order.id] = serial
         for (stream, fd) in [started.stdout, started.stderr].enumerated() {
@@ -256,6 +257,7 @@ final class ExecLoop {
         close(run.started.pidfd)
         // The run is over: nothing it started may outlive it.
         kill(-run.started.pid, SIGKILL)
+        GroupGuard.remove(run.started.pid)
         run.drainAt = Clock.monotonicMs() + Self.drainAfterExitMs
     }
 

@@ -160,9 +160,28 @@ public func currentExecutablePath() -> String? {
 
 /// Arranges for this process to get `SIGKILL` when its parent dies, and returns false if
 /// the parent is already gone (the race `PR_SET_PDEATHSIG` alone cannot close).
-public func dieWithParent(expectedParent: pid_t) -> Bool {
-    _ = csys_prctl(csys_PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0)
+public func dieWithParent(expectedParent: pid_t, signal: Int32 = SIGKILL) -> Bool {
+    _ = csys_prctl(csys_PR_SET_PDEATHSIG, UInt(signal), 0, 0, 0)
     return getppid() == expectedParent
+}
+
+/// The process groups a worker started (commands, Chromium). When `signal` arrives (the
+/// parent-death signal, so even a SIGKILLed Supervisor, or a stop), they are killed and the
+/// worker exits at once, from an async-signal-safe handler.
+public enum GroupGuard {
+    public static func install(signal: Int32) {
+        _ = csys_group_guard_install(signal)
+    }
+
+    /// False when all 1 024 slots are taken (the group is then not killed this way).
+    @discardableResult
+    public static func add(_ group: pid_t) -> Bool {
+        csys_group_guard_add(group) == 0
+    }
+
+    public static func remove(_ group: pid_t) {
+        csys_group_guard_remove(group)
+    }
 }
 
 /// Makes this process the reaper of its orphaned descendants (`PR_SET_CHILD_SUBREAPER`).

@@ -317,6 +317,20 @@ def test_disabled_proxy_is_not_advertised_and_answers_unavailable(browser_node):
 
 # ---------------------------------------------------------------- robustness and confinement
 
+def test_no_chromium_outlives_a_supervisor_killed_with_sigkill(browser_node, site):
+    gw, node, state = browser_node()
+    ok(gw, "POST", "/tabs/open", body={"url": f"{site}/sigkill"})
+    marker = f"--user-data-dir={state}/browser/"
+    assert chromium_pids(marker)
+    node.proc.kill()  # SIGKILL: no shutdown, no sweep, no cgroup
+    node.proc.wait(timeout=10)
+    # The BrowserWorker's parent-death signal (SIGTERM) kills Chromium's process group.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and chromium_pids(marker):
+        time.sleep(0.1)
+    assert chromium_pids(marker) == [], "Chromium survived a SIGKILLed Supervisor"
+
+
 def test_killing_the_browser_worker_mid_request_fails_that_request_only(browser_node, site):
     gw, node, state = browser_node()
     ok(gw, "POST", "/tabs/open", body={"url": f"{site}/kill"})

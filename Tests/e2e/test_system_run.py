@@ -33,6 +33,14 @@ def linked(make_gateway, nodes, state_dir):
     return start
 
 
+def alive(pid):
+    """The process exists and is not a zombie (PID 1 here may not reap orphans at once)."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def run(gw, params, command="system.run", timeout_ms=30_000):
     result = gw.invoke(command, params, timeout_ms=timeout_ms)
     payload = json.loads(result["payloadJSON"]) if result.get("ok") else None
@@ -144,14 +152,34 @@ def test_exec_worker_killed_mid_run_answers_the_invoke_and_kills_the_command(lin
     assert result["error"]["message"].endswith("); the command was killed")
     # The shell and its background child were re-parented to the Supervisor and killed there.
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in (shell, grandchild)):
+    while time.monotonic() < deadline and (alive(shell) or alive(grandchild)):
         time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{shell}") and not os.path.exists(f"/proc/{grandchild}")
+    assert not alive(shell) and not alive(grandchild)
     node.wait_log('msg="killed a command left by the exec worker"')
     # and the next run works on the re-spawned worker
     node.wait_log('msg="exec worker ready"', count=2)
     result, payload = run(gw, {"command": ["/bin/echo", "again"]})
     assert payload["stdout"] == "again\n"
+
+
+def test_commands_do_not_outlive_a_supervisor_killed_with_sigkill(linked, tmp_path):
+    gw, node = linked(approvals_file())
+    node.wait_log('msg="exec worker ready"')
+    pidfile = tmp_path / "pids"
+    script = f"sleep 300 & echo $$ $! > {pidfile}; wait"
+    gw.invoke_async("system.run", {"command": ["/bin/sh", "-c", script]}, timeout_ms=60_000)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(pidfile.read_text().split() if pidfile.exists() else []) < 2:
+        time.sleep(0.05)
+    pids = list(map(int, pidfile.read_text().split()))
+    workers = [node.worker_pid("exec"), node.worker_pid("net")]
+    node.proc.kill()  # SIGKILL: no shutdown, no cgroup to clean up after it
+    node.proc.wait(timeout=10)
+    # The ExecWorker's parent-death signal (SIGTERM) kills its commands' process groups.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids + workers):
+        time.sleep(0.05)
+    assert [pid for pid in pids + workers if alive(pid)] == []
 
 
 def test_fifty_concurrent_runs_all_complete(linked):

@@ -38,10 +38,13 @@ int csys_epoll_remove(int epfd, int fd);
 int csys_epoll_set_output(int epfd, int fd, unsigned long long token, int output);
 int csys_epoll_wait(int epfd, unsigned long long *tokens, int max, int timeout_ms);
 
-/// eventfd(2), non-blocking and close-on-exec; signal adds 1, drain reads it back to 0.
-int csys_eventfd(void);
-void csys_eventfd_signal(int fd);
-void csys_eventfd_drain(int fd);
+/// Process groups to kill when `signal` arrives, then `_exit(0)`: a worker's commands or
+/// Chromium, killed even when the Supervisor dies by SIGKILL (the parent-death signal). The
+/// handler only reads atomics and calls kill(2) and _exit(2). Up to 1024 groups.
+int csys_group_guard_install(int signal);
+/// 0 when recorded, -1 when every slot is taken.
+int csys_group_guard_add(int group);
+void csys_group_guard_remove(int group);
 
 /// Constants whose headers Swift's Glibc module does not export.
 extern const int csys_PR_SET_PDEATHSIG;
