@@ -375,7 +375,7 @@ final class BrowserRoutes {
         let (profile, tab, connection, session) = try page(request)
         try connection.call("Accessibility.enable", session: session, timeoutMs: request.deadline.remaining)
         let tree = try connection.call("Accessibility.getFullAXTree", session: session, timeoutMs: request.deadline.remaining)
-        let nodes = Snapshot.nodes(from: tree)
+        var nodes = Snapshot.nodes(from: tree)
         let url = service.currentURL(profile, tab.targetId, deadline: request.deadline)
         if format == "aria" {
             let limit = min(max(request.queryInt("limit") ?? 500, 1), 2000)
@@ -384,7 +384,10 @@ final class BrowserRoutes {
             return .object(["ok": .bool(true), "format": .string("aria"), "targetId": .string(tab.targetId), "url": .string(url),
                             "nodes": .array(result.nodes)])
         }
+        nodes = expandFrames(nodes, connection, session, deadline: request.deadline)
         var options = Snapshot.RoleOptions()
+        options.urls = request.queryBool("urls") ?? false
+        if options.urls { nodes = resolveLinkTargets(nodes, connection, session, deadline: request.deadline) }
         options.interactive = request.queryBool("interactive") ?? efficient
         options.compact = request.queryBool("compact") ?? efficient
         options.depth = request.queryInt("depth") ?? (efficient ? 6 : nil)
@@ -406,6 +409,51 @@ final class BrowserRoutes {
         ]
         if result.truncated { body["truncated"] = .bool(true) }
         return .object(body)
+    }
+
+    /// Hangs the tree of every same-process iframe under its `Iframe` node, frames inside
+    /// frames too (up to 3 levels and 50 frames). The frame comes from `DOM.describeNode` of
+    /// the iframe element; a frame this page session cannot read (an out-of-process,
+    /// cross-site iframe) stays an `Iframe` line without children.
+    func expandFrames(_ nodes: [Snapshot.Node], _ connection: CDPConnection, _ session: String, deadline: Deadline) -> [Snapshot.Node] {
+        var frames: [(iframe: String, nodes: [Snapshot.Node])] = []
+        var pending = nodes.filter { $0.role.lowercased() == "iframe" }.map { ($0, "", 1) }
+        while let (iframe, prefix, level) = pending.first, frames.count < 50, deadline.remaining > 200 {
+            pending.removeFirst()
+            guard let backend = iframe.backendNodeId,
+                  let described = try? connection.call("DOM.describeNode", ["backendNodeId": .number(Double(backend))],
+                                                       session: session, timeoutMs: deadline.remaining),
+                  let frameId = described["node"]?["frameId"]?.stringValue,
+                  let tree = try? connection.call("Accessibility.getFullAXTree", ["frameId": .string(frameId)],
+                                                  session: session, timeoutMs: deadline.remaining) else { continue }
+            let frameNodes = Snapshot.nodes(from: tree)
+            frames.append((prefix + iframe.id, frameNodes))
+            if level < 3 {
+                let framePrefix = "f\(frames.count):"
+                // `merge` renames frame k's nodes `f<k>:…`: that is how its iframes are found again.
+                pending += frameNodes.filter { $0.role.lowercased() == "iframe" }.map { ($0, framePrefix, level + 1) }
+            }
+        }
+        return frames.isEmpty ? nodes : Snapshot.merge(nodes, frames: frames)
+    }
+
+    /// Each link's `href` as the page resolves it (`DOM.resolveNode` + `Runtime.callFunctionOn`).
+    func resolveLinkTargets(_ nodes: [Snapshot.Node], _ connection: CDPConnection, _ session: String,
+                            deadline: Deadline) -> [Snapshot.Node] {
+        nodes.map { node in
+            guard node.role.lowercased() == "link", let backend = node.backendNodeId, deadline.remaining > 200,
+                  let resolved = try? connection.call("DOM.resolveNode", ["backendNodeId": .number(Double(backend))],
+                                                      session: session, timeoutMs: deadline.remaining),
+                  let objectId = resolved["object"]?["objectId"]?.stringValue,
+                  let answer = try? connection.call("Runtime.callFunctionOn", [
+                      "objectId": .string(objectId), "returnByValue": .bool(true),
+                      "functionDeclaration": .string("function() { return typeof this.href === 'string' ? this.href : (this.href && this.href.baseVal) || ''; }"),
+                  ], session: session, timeoutMs: deadline.remaining),
+                  let href = answer["result"]?["value"]?.stringValue else { return node }
+            var node = node
+            node.url = href
+            return node
+        }
     }
 
     func screenshot(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {

@@ -15,6 +15,8 @@ enum Snapshot {
         var backendNodeId: Int?
         var ignored: Bool
         var children: [String]
+        /// A link's resolved `href`, filled in only for `urls` (§6.2 step 4).
+        var url: String? = nil
     }
 
     static let interactiveRoles: Set<String> = [
@@ -48,6 +50,29 @@ enum Snapshot {
                         ignored: entry["ignored"]?.boolValue ?? false,
                         children: (entry["childIds"]?.arrayValue ?? []).compactMap(\.stringValue))
         }
+    }
+
+    /// The page's tree with each same-process iframe's tree hung under its `Iframe` node
+    /// (§6.2 step 4): frame node ids are prefixed so they cannot collide with the page's, and
+    /// the frame's roots become the iframe node's children. `frames` maps an iframe node id
+    /// to the nodes of `Accessibility.getFullAXTree {frameId}` for its document.
+    static func merge(_ nodes: [Node], frames: [(iframe: String, nodes: [Node])]) -> [Node] {
+        var merged = nodes
+        for (index, frame) in frames.enumerated() {
+            let prefix = "f\(index + 1):"
+            let renamed = frame.nodes.map { node -> Node in
+                var node = node
+                node.id = prefix + node.id
+                node.children = node.children.map { prefix + $0 }
+                return node
+            }
+            let frameRoots = roots(renamed).map(\.id)
+            if let position = merged.firstIndex(where: { $0.id == frame.iframe }) {
+                merged[position].children += frameRoots
+            }
+            merged += renamed
+        }
+        return merged
     }
 
     /// Roots: nodes no other node lists as a child (else the first node).
@@ -90,6 +115,8 @@ enum Snapshot {
 
     struct RoleOptions {
         var interactive = false
+        /// Append each link's target: ` [url=<href>]`.
+        var urls = false
         var compact = false
         var depth: Int?
         var maxChars: Int? = 40000
@@ -161,6 +188,7 @@ enum Snapshot {
                 if let nth = refs[ref]?.nth, nth > 0 { text += " [nth=\(nth)]" }
             }
             if let value = line.node.value, !value.isEmpty { text += " value=" + jsonString(value) }
+            if options.urls, let url = line.node.url, !url.isEmpty { text += " [url=\(url)]" }
             return (text, line.ref)
         }
         if rendered.isEmpty {

@@ -30,6 +30,33 @@ private let page: [String: JSONValue] = ["nodes": .array([
 ])]
 
 final class SnapshotTests: XCTestCase {
+    func testIframeTreesHangUnderTheirIframeNodeAndRefsCountOnAcrossFrames() {
+        let main = Snapshot.nodes(from: ["nodes": .array([
+            axNode("1", "RootWebArea", "Outer", children: ["2", "3"], backend: 1),
+            axNode("2", "Iframe", "Inner", backend: 2),
+            axNode("3", "link", "After", backend: 3),
+        ])])
+        // The frame's own ids collide with the page's: they are renamed, not mixed up.
+        let frame = Snapshot.nodes(from: ["nodes": .array([
+            axNode("1", "RootWebArea", children: ["2"], backend: 10),
+            axNode("2", "button", "Inside", backend: 11),
+        ])])
+        var merged = Snapshot.merge(main, frames: [(iframe: "2", nodes: frame)])
+        merged[2].url = "https://example.test/after"
+        var options = Snapshot.RoleOptions()
+        options.urls = true
+        let result = Snapshot.role(merged, options: options)
+        XCTAssertEqual(result.text, """
+            - RootWebArea "Outer"
+              - Iframe "Inner" [ref=e1]
+                - RootWebArea
+                  - button "Inside" [ref=e2]
+              - link "After" [ref=e3] [url=https://example.test/after]
+            """)
+        XCTAssertEqual(result.refs["e2"]?.backendNodeId, 11)
+        XCTAssertFalse(Snapshot.role(merged, options: .init()).text.contains("[url="), "urls only when asked")
+    }
+
     func testRoleSnapshotLinesRefsAndNth() {
         let result = Snapshot.role(Snapshot.nodes(from: page), options: .init())
         XCTAssertEqual(result.text, """

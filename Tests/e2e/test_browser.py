@@ -40,6 +40,13 @@ PAGE = b"""<!doctype html>
 """
 
 
+FRAMES = b"""<!doctype html><html><head><title>Frames</title></head><body>
+<a href="/fixture?from=frames">Fixture link</a>
+<iframe title="Inner frame" srcdoc="<button onclick=&quot;document.body.dataset.hit='yes'; this.textContent='Inner pressed'&quot;>Inner button</button><a href='https://example.invalid/docs'>Docs</a>"></iframe>
+</body></html>
+"""
+
+
 TALL = b"""<!doctype html><html><head><title>Tall</title></head>
 <body style="margin:0"><div style="height:6000px;background:linear-gradient(red, blue)">tall</div></body></html>
 """
@@ -68,7 +75,7 @@ def free_port() -> int:
 def site():
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            body = TALL if self.path.startswith("/tall") else PAGE
+            body = TALL if self.path.startswith("/tall") else FRAMES if self.path.startswith("/frames") else PAGE
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body)))
@@ -219,6 +226,32 @@ def test_tab_navigate_snapshot_click_type_screenshot_close(browser_node, site):
     assert ok(gw, "DELETE", f"/tabs/{target}")["result"] == {"ok": True}
     tabs = ok(gw, "GET", "/tabs")["result"]
     assert tabs["running"] is True and target not in [t["targetId"] for t in tabs["tabs"]]
+
+
+def test_ai_snapshot_expands_iframes_and_appends_link_targets(browser_node, site):
+    gw, node, state = browser_node()
+    target = ok(gw, "POST", "/tabs/open", body={"url": f"{site}/frames"})["result"]["targetId"]
+    ok(gw, "POST", "/act", body={"kind": "wait", "targetId": target, "fn":
+                                 "() => (document.querySelector('iframe').contentDocument?.body?.textContent || '').includes('Docs')"})
+    snap = ok(gw, "GET", "/snapshot", query={"format": "ai", "targetId": target, "urls": "true"})["result"]
+    lines = snap["snapshot"].splitlines()
+    link = next(line for line in lines if '- link "Fixture link"' in line)
+    assert link.endswith(f"[url={site}/fixture?from=frames]"), link
+    frame_line = next(index for index, line in enumerate(lines) if "- Iframe" in line)
+    inner = next(index for index, line in enumerate(lines) if '- button "Inner button"' in line)
+    indent = lambda line: len(line) - len(line.lstrip(" "))
+    # The frame's tree is indented under the iframe line, refs counted on across the page.
+    assert inner > frame_line and indent(lines[inner]) > indent(lines[frame_line])
+    assert '[ref=' in lines[frame_line]
+    docs = next(line for line in lines if '- link "Docs"' in line)
+    assert docs.endswith("[url=https://example.invalid/docs]"), docs
+    numbers = [int(ref[1:]) for ref in snap["refs"]]
+    assert sorted(numbers) == list(range(1, len(numbers) + 1))
+    # A ref inside the frame acts on the frame's element.
+    button = ref_of(snap["snapshot"], "button", "Inner button")
+    ok(gw, "POST", "/act", body={"kind": "click", "ref": button, "targetId": target})
+    after = ok(gw, "GET", "/snapshot", query={"format": "ai", "targetId": target})["result"]["snapshot"]
+    assert '- button "Inner pressed"' in after and "[url=" not in after
 
 
 def test_a_tall_full_page_screenshot_is_normalised_like_upstream(browser_node, site):
