@@ -384,6 +384,7 @@ final class BrowserRoutes {
             return .object(["ok": .bool(true), "format": .string("aria"), "targetId": .string(tab.targetId), "url": .string(url),
                             "nodes": .array(result.nodes)])
         }
+        nodes = Snapshot.markCursorInteractive(nodes, hits: cursorInteractive(connection, session, deadline: request.deadline))
         nodes = expandFrames(nodes, connection, session, deadline: request.deadline)
         var options = Snapshot.RoleOptions()
         options.urls = request.queryBool("urls") ?? false
@@ -435,6 +436,75 @@ final class BrowserRoutes {
             }
         }
         return frames.isEmpty ? nodes : Snapshot.merge(nodes, frames: frames)
+    }
+
+    /// The attribute the cursor script marks elements with, removed again afterwards.
+    static let cursorMark = "data-openclaw-node-ci"
+
+    /// §6.2 step 2: elements that are not native controls and have no interactive role, are
+    /// visible, and look clickable (cursor:pointer not inherited from the parent, an onclick,
+    /// a tabindex other than -1, contenteditable); a hidden radio or checkbox inside one is
+    /// named too. Each is marked with its index; the script returns their reasons and text.
+    static let cursorScript = """
+        (() => {
+          const mark = "\(cursorMark)";
+          const nativeTags = ["a", "button", "input", "select", "textarea", "details", "summary"];
+          const roles = [\(Snapshot.interactiveRoles.sorted().map { "\"\($0)\"" }.joined(separator: ","))];
+          document.querySelectorAll("[" + mark + "]").forEach((element) => element.removeAttribute(mark));
+          const found = [];
+          const all = document.body ? document.body.querySelectorAll("*") : [];
+          for (const element of all) {
+            if (!(element instanceof HTMLElement) || element.closest("[hidden],[aria-hidden='true']")) continue;
+            if (nativeTags.includes(element.tagName.toLowerCase())) continue;
+            if (roles.includes((element.getAttribute("role") || "").toLowerCase())) continue;
+            const pointer = getComputedStyle(element).cursor === "pointer";
+            const onclick = element.hasAttribute("onclick") || element.onclick !== null;
+            const tabindex = element.hasAttribute("tabindex") && element.getAttribute("tabindex") !== "-1";
+            const editable = ["", "true"].includes(element.getAttribute("contenteditable"));
+            if (!pointer && !onclick && !tabindex && !editable) continue;
+            if (pointer && !onclick && !tabindex && !editable && element.parentElement &&
+                getComputedStyle(element.parentElement).cursor === "pointer") continue;
+            const box = element.getBoundingClientRect();
+            if (!(box.width > 0 && box.height > 0)) continue;
+            const reasons = [];
+            if (pointer) reasons.push("cursor:pointer");
+            if (onclick) reasons.push("onclick");
+            if (tabindex) reasons.push("tabindex");
+            if (editable) reasons.push("contenteditable");
+            const choice = element.querySelector("input[type=radio],input[type=checkbox]");
+            if (choice && (choice.hidden || ["none"].includes(getComputedStyle(choice).display) ||
+                           getComputedStyle(choice).visibility === "hidden")) reasons.push("hidden-" + choice.type);
+            element.setAttribute(mark, String(found.length));
+            found.push({ reasons, text: Array.from((element.textContent || "").replace(/\\s+/g, " ").trim()).slice(0, 100).join("") });
+          }
+          return found;
+        })()
+        """
+
+    /// backendNodeId → what the cursor script found there (best effort: empty on any failure).
+    func cursorInteractive(_ connection: CDPConnection, _ session: String, deadline: Deadline) -> [Int: Snapshot.CursorHit] {
+        guard case let .array(found)? = try? evaluate(connection, session, Self.cursorScript, deadline: deadline), !found.isEmpty else {
+            return [:]
+        }
+        defer {
+            _ = try? evaluate(connection, session, "document.querySelectorAll('[\(Self.cursorMark)]').forEach((e) => e.removeAttribute('\(Self.cursorMark)'))",
+                              deadline: deadline)
+        }
+        guard let document = try? connection.call("DOM.getDocument", ["depth": .number(0)], session: session, timeoutMs: deadline.remaining),
+              let root = document["root"]?["nodeId"]?.numberValue,
+              let marked = try? connection.call("DOM.querySelectorAll", ["nodeId": .number(root), "selector": .string("[\(Self.cursorMark)]")],
+                                                session: session, timeoutMs: deadline.remaining) else { return [:] }
+        var hits: [Int: Snapshot.CursorHit] = [:]
+        for nodeId in marked["nodeIds"]?.arrayValue ?? [] where deadline.remaining > 100 {
+            guard let described = try? connection.call("DOM.describeNode", ["nodeId": nodeId], session: session, timeoutMs: deadline.remaining),
+                  let backend = described["node"]?["backendNodeId"]?.numberValue,
+                  let attributes = described["node"]?["attributes"]?.arrayValue?.compactMap(\.stringValue),
+                  let at = attributes.firstIndex(of: Self.cursorMark), at + 1 < attributes.count,
+                  let index = Int(attributes[at + 1]), found.indices.contains(index),
+                  let reasons = found[index]["reasons"]?.arrayValue?.compactMap(\.stringValue) else { continue }
+            hits[Int(backend)] = Snapshot.CursorHit(reasons: reasons, text: found[index]["text"]?.stringValue ?? "")
+        }
+        return hits
     }
 
     /// Each link's `href` as the page resolves it (`DOM.resolveNode` + `Runtime.callFunctionOn`).

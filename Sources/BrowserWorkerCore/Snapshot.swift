@@ -17,6 +17,27 @@ enum Snapshot {
         var children: [String]
         /// A link's resolved `href`, filled in only for `urls` (§6.2 step 4).
         var url: String? = nil
+        /// Why a non-native element looks clickable (§6.2 step 2), e.g. `["cursor:pointer", "onclick"]`.
+        var cursorReasons: [String]? = nil
+    }
+
+    /// A cursor-interactive element found by the page script (`BrowserRoutes.cursorScript`).
+    struct CursorHit: Equatable {
+        var reasons: [String]
+        var text: String
+    }
+
+    /// Marks the AX nodes of cursor-interactive elements: they get a ref and a suffix, and an
+    /// unnamed one takes the element's text as its name.
+    static func markCursorInteractive(_ nodes: [Node], hits: [Int: CursorHit]) -> [Node] {
+        guard !hits.isEmpty else { return nodes }
+        return nodes.map { node in
+            guard let backend = node.backendNodeId, let hit = hits[backend], !hit.reasons.isEmpty else { return node }
+            var node = node
+            node.cursorReasons = hit.reasons
+            if node.name.isEmpty { node.name = hit.text }
+            return node
+        }
     }
 
     static let interactiveRoles: Set<String> = [
@@ -154,7 +175,8 @@ enum Snapshot {
                 return
             }
             let interactive = interactiveRoles.contains(lower)
-            let wantsRef = interactive || (contentRoles.contains(lower) && !node.name.isEmpty) || lower == "iframe"
+            let cursor = node.cursorReasons != nil
+            let wantsRef = interactive || (contentRoles.contains(lower) && !node.name.isEmpty) || lower == "iframe" || cursor
             var ref: String?
             if wantsRef {
                 counter += 1
@@ -166,7 +188,7 @@ enum Snapshot {
             }
             var keep = true
             if let limit = options.depth, depth > limit { keep = false }
-            if options.interactive, !(interactive || lower == "iframe") { keep = false }
+            if options.interactive, !(interactive || lower == "iframe" || cursor) { keep = false }
             if options.compact, structuralRoles.contains(lower), node.name.isEmpty, ref == nil {
                 keep = false
             }
@@ -189,6 +211,7 @@ enum Snapshot {
             }
             if let value = line.node.value, !value.isEmpty { text += " value=" + jsonString(value) }
             if options.urls, let url = line.node.url, !url.isEmpty { text += " [url=\(url)]" }
+            if let reasons = line.node.cursorReasons { text += " [" + reasons.joined(separator: ", ") + "]" }
             return (text, line.ref)
         }
         if rendered.isEmpty {

@@ -30,6 +30,30 @@ private let page: [String: JSONValue] = ["nodes": .array([
 ])]
 
 final class SnapshotTests: XCTestCase {
+    func testCursorInteractiveNodesGetARefTheirReasonsAndTheirTextAsName() {
+        let nodes = Snapshot.nodes(from: ["nodes": .array([
+            axNode("1", "RootWebArea", "Page", children: ["2", "3"], backend: 1),
+            axNode("2", "generic", backend: 2),
+            axNode("3", "generic", "Named", backend: 3),
+        ])])
+        let marked = Snapshot.markCursorInteractive(nodes, hits: [
+            2: .init(reasons: ["cursor:pointer", "onclick"], text: "Open tile"),
+            3: .init(reasons: ["tabindex"], text: "ignored: the node has a name"),
+        ])
+        XCTAssertEqual(Snapshot.role(marked, options: .init()).text, """
+            - RootWebArea "Page"
+              - generic "Open tile" [ref=e1] [cursor:pointer, onclick]
+              - generic "Named" [ref=e2] [tabindex]
+            """)
+        var interactive = Snapshot.RoleOptions()
+        interactive.interactive = true
+        XCTAssertEqual(Snapshot.role(marked, options: interactive).text, """
+              - generic "Open tile" [ref=e1] [cursor:pointer, onclick]
+              - generic "Named" [ref=e2] [tabindex]
+            """)
+        XCTAssertEqual(Snapshot.role(nodes, options: interactive).text, "(no interactive elements)")
+    }
+
     func testIframeTreesHangUnderTheirIframeNodeAndRefsCountOnAcrossFrames() {
         let main = Snapshot.nodes(from: ["nodes": .array([
             axNode("1", "RootWebArea", "Outer", children: ["2", "3"], backend: 1),

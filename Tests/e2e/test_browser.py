@@ -42,6 +42,8 @@ PAGE = b"""<!doctype html>
 
 FRAMES = b"""<!doctype html><html><head><title>Frames</title></head><body>
 <a href="/fixture?from=frames">Fixture link</a>
+<div id="tile" style="cursor:pointer" onclick="this.textContent='Tile opened'">Open <b>tile</b></div>
+<div contenteditable="true" aria-label="Notes">draft</div>
 <iframe title="Inner frame" srcdoc="<button onclick=&quot;document.body.dataset.hit='yes'; this.textContent='Inner pressed'&quot;>Inner button</button><a href='https://example.invalid/docs'>Docs</a>"></iframe>
 </body></html>
 """
@@ -247,11 +249,26 @@ def test_ai_snapshot_expands_iframes_and_appends_link_targets(browser_node, site
     assert docs.endswith("[url=https://example.invalid/docs]"), docs
     numbers = [int(ref[1:]) for ref in snap["refs"]]
     assert sorted(numbers) == list(range(1, len(numbers) + 1))
+    # Elements that only look clickable get a ref, their reasons, and their text as name; the
+    # <b> inside the tile inherits the pointer and is not listed separately.
+    tile = next(line for line in lines if "[cursor:pointer, onclick]" in line)
+    assert '"Open tile" [ref=' in tile, tile
+    assert sum("cursor:pointer" in line for line in lines) == 1
+    notes = next(line for line in lines if '"Notes"' in line)
+    assert notes.endswith("[contenteditable]"), notes
+    interactive = ok(gw, "GET", "/snapshot", query={"targetId": target, "interactive": "true"})["result"]["snapshot"]
+    assert "[cursor:pointer, onclick]" in interactive
+    tile_ref = tile.split("[ref=")[1].split("]")[0]
+    ok(gw, "POST", "/act", body={"kind": "click", "ref": tile_ref, "targetId": target})
     # A ref inside the frame acts on the frame's element.
     button = ref_of(snap["snapshot"], "button", "Inner button")
     ok(gw, "POST", "/act", body={"kind": "click", "ref": button, "targetId": target})
     after = ok(gw, "GET", "/snapshot", query={"format": "ai", "targetId": target})["result"]["snapshot"]
     assert '- button "Inner pressed"' in after and "[url=" not in after
+    assert '"Tile opened"' in after
+    marks = ok(gw, "POST", "/act", body={"kind": "evaluate", "targetId": target,
+                                        "fn": "() => document.querySelectorAll('[data-openclaw-node-ci]').length"})["result"]
+    assert marks["result"] == 0, "the page is left as it was"
 
 
 def test_a_tall_full_page_screenshot_is_normalised_like_upstream(browser_node, site):
