@@ -63,7 +63,8 @@ struct RouteRequest {
     }
 }
 
-/// The browser-control route table (`browser.md` §9 tier 1 plus PDF), answering like
+/// The browser-control route table (`browser.md` §9 tier 1, PDF, and the §5.8 state routes in
+/// `BrowserStateRoutes.swift`), answering like
 /// upstream's dispatcher: 404 `Not Found` for unknown routes, 501 for the Playwright-only ones.
 final class BrowserRoutes {
     typealias Object = [String: JSONValue]
@@ -113,12 +114,8 @@ final class BrowserRoutes {
         ("POST", "/trace/start", "trace"), ("POST", "/trace/stop", "trace"), ("POST", "/response/body", "response body"),
         ("POST", "/download", "download"), ("POST", "/wait/download", "wait for download"), ("POST", "/set/device", "device emulation"),
         ("POST", "/hooks/file-chooser", "file chooser"), ("POST", "/hooks/dialog", "dialog"), ("POST", "/highlight", "highlight"),
-        ("GET", "/errors", "page errors"), ("GET", "/requests", "network requests"), ("GET", "/cookies", "cookies"),
-        ("POST", "/cookies/set", "cookies"), ("POST", "/cookies/clear", "cookies"), ("GET", "/storage/:kind", "storage"),
-        ("POST", "/storage/:kind/set", "storage"), ("POST", "/storage/:kind/clear", "storage"), ("POST", "/set/offline", "offline"),
-        ("POST", "/set/headers", "extra headers"), ("POST", "/set/credentials", "http credentials"),
-        ("POST", "/set/geolocation", "geolocation"), ("POST", "/set/media", "media emulation"),
-        ("POST", "/set/timezone", "timezone"), ("POST", "/set/locale", "locale"), ("POST", "/permissions/grant", "permissions"),
+        ("GET", "/errors", "page errors"), ("GET", "/requests", "network requests"),
+        ("POST", "/set/credentials", "http credentials"), ("POST", "/permissions/grant", "permissions"),
     ]
 
     static func unsupportedMessage(_ feature: String) -> String {
@@ -164,6 +161,11 @@ final class BrowserRoutes {
                                    deadline: Deadline(ms: timeoutMs))
         do {
             for route in Self.table where route.method == method {
+                guard let parameters = try Self.match(route.pattern, path) else { continue }
+                request.pathParameters = parameters
+                return (200, try handle(route.route, &request))
+            }
+            for route in Self.stateTable where route.method == method {
                 guard let parameters = try Self.match(route.pattern, path) else { continue }
                 request.pathParameters = parameters
                 return (200, try handle(route.route, &request))

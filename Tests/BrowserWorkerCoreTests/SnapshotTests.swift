@@ -162,9 +162,29 @@ final class RouteTableTests: XCTestCase {
         XCTAssertEqual(table.dispatch(method: "GET", path: "/nope", query: [:], body: nil, timeoutMs: 1000).0, 404)
         XCTAssertEqual(table.dispatch(method: "GET", path: "/nope", query: [:], body: nil, timeoutMs: 1000).1,
                        .object(["error": .string("Not Found")]))
-        let (status, body) = table.dispatch(method: "POST", path: "/cookies/set", query: [:], body: nil, timeoutMs: 1000)
+        let (status, body) = table.dispatch(method: "POST", path: "/set/credentials", query: [:], body: nil, timeoutMs: 1000)
         XCTAssertEqual(status, 501)
-        XCTAssertTrue(body["error"]?.stringValue?.hasPrefix("Playwright is not available in this gateway build; 'cookies' is unsupported.") ?? false)
+        XCTAssertTrue(body["error"]?.stringValue?.hasPrefix("Playwright is not available in this gateway build; 'http credentials' is unsupported.") ?? false)
+        // §5.8 state routes check their input before they need a browser (upstream's texts).
+        for (path, fields, error) in [
+            ("/cookies/set", [:], "cookie is required"), ("/storage/local/set", [:], "key is required"),
+            ("/set/offline", ["offline": JSONValue.string("maybe")], "offline is required"), ("/set/headers", [:], "headers is required"),
+            ("/set/media", ["colorScheme": .string("blue")], "colorScheme must be dark|light|no-preference|none"),
+            ("/set/timezone", [:], "timezoneId is required"), ("/set/locale", ["locale": .string(" ")], "locale is required"),
+        ] as [(String, [String: JSONValue], String)] {
+            XCTAssertEqual(table.dispatch(method: "POST", path: path, query: [:], body: .object(fields), timeoutMs: 1000).0, 400, path)
+            XCTAssertEqual(table.dispatch(method: "POST", path: path, query: [:], body: .object(fields), timeoutMs: 1000).1,
+                           .object(["error": .string(error)]), path)
+        }
+        XCTAssertEqual(table.dispatch(method: "GET", path: "/storage/disk", query: [:], body: nil, timeoutMs: 1000).1,
+                       .object(["error": .string("kind must be local|session")]))
+        XCTAssertThrowsError(try BrowserRoutes.cookieParam(["name": .string("a"), "value": .string("b")])) {
+            XCTAssertEqual(($0 as? BrowserError)?.message, "cookie requires url, or domain+path")
+        }
+        XCTAssertEqual(try BrowserRoutes.cookieParam(["name": .string("a"), "value": .string("b"), "domain": .string("x.test"),
+                                                      "path": .string("/"), "sameSite": .string("Weird"), "secure": .bool(true)]),
+                       .object(["name": .string("a"), "value": .string("b"), "domain": .string("x.test"), "path": .string("/"),
+                                "secure": .bool(true)]))
         XCTAssertEqual(table.dispatch(method: "POST", path: "/act", query: [:], body: .object([:]), timeoutMs: 1000).1,
                        .object(["error": .string("kind is required"), "code": .string("ACT_KIND_REQUIRED")]))
         XCTAssertEqual(table.dispatch(method: "POST", path: "/act", query: [:],

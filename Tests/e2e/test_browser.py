@@ -73,10 +73,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+SEEN_HEADERS: dict[str, dict] = {}
+
+
 @pytest.fixture(scope="module")
 def site():
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            SEEN_HEADERS[self.path] = dict(self.headers)
             body = TALL if self.path.startswith("/tall") else FRAMES if self.path.startswith("/frames") else PAGE
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
@@ -269,6 +273,51 @@ def test_ai_snapshot_expands_iframes_and_appends_link_targets(browser_node, site
     marks = ok(gw, "POST", "/act", body={"kind": "evaluate", "targetId": target,
                                         "fn": "() => document.querySelectorAll('[data-openclaw-node-ci]').length"})["result"]
     assert marks["result"] == 0, "the page is left as it was"
+
+
+def test_cookies_storage_and_emulation_over_cdp(browser_node, site):
+    gw, node, state = browser_node()
+    target = ok(gw, "POST", "/tabs/open", body={"url": f"{site}/fixture"})["result"]["targetId"]
+
+    def js(fn):
+        return ok(gw, "POST", "/act", body={"kind": "evaluate", "targetId": target, "fn": fn})["result"]["result"]
+
+    done = {"ok": True, "targetId": target}
+    assert ok(gw, "POST", "/cookies/set", body={"targetId": target, "cookie": {"name": "flavour", "value": "oat", "url": site}})["result"] == done
+    cookies = ok(gw, "GET", "/cookies", query={"targetId": target})["result"]
+    [cookie] = [c for c in cookies["cookies"] if c["name"] == "flavour"]
+    assert cookie["value"] == "oat" and cookie["domain"] == "127.0.0.1" and cookie["expires"] == -1 and cookie["sameSite"] == "Lax"
+    assert "flavour=oat" in js("() => document.cookie")
+    ok(gw, "POST", "/cookies/clear", body={"targetId": target})
+    assert [c for c in ok(gw, "GET", "/cookies")["result"]["cookies"] if c["name"] == "flavour"] == []
+    code, message = error_of(proxy(gw, "POST", "/cookies/set", body={"cookie": {"name": "x", "value": "y"}})[0])
+    assert message == "Error: 500: cookie requires url, or domain+path"
+
+    assert ok(gw, "POST", "/storage/local/set", body={"targetId": target, "key": "k", "value": "v 1"})["result"] == done
+    ok(gw, "POST", "/storage/session/set", body={"key": "s", "value": "2"})
+    assert ok(gw, "GET", "/storage/local", query={"targetId": target})["result"] == {**done, "values": {"k": "v 1"}}
+    assert ok(gw, "GET", "/storage/session", query={"key": "s"})["result"]["values"] == {"s": "2"}
+    assert ok(gw, "GET", "/storage/session", query={"key": "missing"})["result"]["values"] == {}
+    assert js("() => localStorage.getItem('k')") == "v 1"
+    ok(gw, "POST", "/storage/local/clear", body={"targetId": target})
+    assert ok(gw, "GET", "/storage/local")["result"]["values"] == {}
+
+    ok(gw, "POST", "/set/timezone", body={"timezoneId": "Asia/Tokyo"})
+    assert js("() => Intl.DateTimeFormat().resolvedOptions().timeZone") == "Asia/Tokyo"
+    ok(gw, "POST", "/set/locale", body={"locale": "de-DE"})
+    assert js("() => new Intl.NumberFormat().resolvedOptions().locale") == "de-DE"
+    ok(gw, "POST", "/set/media", body={"colorScheme": "dark"})
+    assert js("() => matchMedia('(prefers-color-scheme: dark)').matches") is True
+    ok(gw, "POST", "/set/offline", body={"offline": True})
+    assert js("() => navigator.onLine") is False
+    ok(gw, "POST", "/set/offline", body={"offline": False})
+    ok(gw, "POST", "/set/headers", body={"headers": {"X-Openclaw-Test": "yes", "X-Ignored": 7}})
+    ok(gw, "POST", "/navigate", body={"url": f"{site}/fixture?headers", "targetId": target})
+    seen = {k.lower(): v for k, v in SEEN_HEADERS["/fixture?headers"].items()}
+    assert seen.get("x-openclaw-test") == "yes" and "x-ignored" not in seen
+    ok(gw, "POST", "/set/geolocation", body={"latitude": 48.85, "longitude": 2.35})
+    code, message = error_of(proxy(gw, "POST", "/set/credentials", body={"username": "a"})[0])
+    assert message.startswith("Error: 501: Playwright is not available in this gateway build; 'http credentials' is unsupported.")
 
 
 def test_a_tall_full_page_screenshot_is_normalised_like_upstream(browser_node, site):
