@@ -70,7 +70,7 @@ final class BrowserRoutes {
     typealias Object = [String: JSONValue]
     enum Route {
         case status, start, stop, profiles, tabs, openTab, focusTab, deleteTab, tabAction, navigate, snapshot, screenshot, pdf
-        case console, act
+        case console, errors, requests, highlight, act
     }
 
     let service: BrowserService
@@ -86,7 +86,8 @@ final class BrowserRoutes {
         ("GET", "/tabs", .tabs), ("POST", "/tabs/open", .openTab), ("POST", "/tabs/focus", .focusTab),
         ("DELETE", "/tabs/:targetId", .deleteTab), ("POST", "/tabs/action", .tabAction), ("POST", "/navigate", .navigate),
         ("GET", "/snapshot", .snapshot), ("POST", "/screenshot", .screenshot), ("POST", "/pdf", .pdf),
-        ("GET", "/console", .console), ("POST", "/act", .act),
+        ("GET", "/console", .console), ("GET", "/errors", .errors), ("GET", "/requests", .requests),
+        ("POST", "/highlight", .highlight), ("POST", "/act", .act),
     ]
 
     func handle(_ route: Route, _ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
@@ -105,6 +106,9 @@ final class BrowserRoutes {
         case .screenshot: return try screenshot(&request)
         case .pdf: return try pdf(&request)
         case .console: return try consoleMessages(&request)
+        case .errors: return try pageErrors(&request)
+        case .requests: return try networkRequests(&request)
+        case .highlight: return try highlight(&request)
         case .act: return try act(&request)
         }
     }
@@ -113,8 +117,7 @@ final class BrowserRoutes {
     static let unsupported: [(method: String, pattern: String, feature: String)] = [
         ("POST", "/trace/start", "trace"), ("POST", "/trace/stop", "trace"), ("POST", "/response/body", "response body"),
         ("POST", "/download", "download"), ("POST", "/wait/download", "wait for download"), ("POST", "/set/device", "device emulation"),
-        ("POST", "/hooks/file-chooser", "file chooser"), ("POST", "/hooks/dialog", "dialog"), ("POST", "/highlight", "highlight"),
-        ("GET", "/errors", "page errors"), ("GET", "/requests", "network requests"),
+        ("POST", "/hooks/file-chooser", "file chooser"), ("POST", "/hooks/dialog", "dialog"),
         ("POST", "/set/credentials", "http credentials"), ("POST", "/permissions/grant", "permissions"),
     ]
 
@@ -638,6 +641,47 @@ final class BrowserRoutes {
             messages = messages.filter { Self.levels[$0["type"]?.stringValue ?? "log"] ?? 1 >= minimum }
         }
         return .object(["ok": .bool(true), "messages": .array(messages), "targetId": .string(tab.targetId)])
+    }
+
+    /// `GET /errors`: uncaught page errors since the tab was first seen; `clear` empties the list.
+    func pageErrors(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let (_, tab, _, _) = try page(request)
+        let clear = request.queryBool("clear") ?? false
+        let errors = service.pageErrors.withLock { buffers in
+            defer { if clear { buffers[tab.targetId] = [] } }
+            return buffers[tab.targetId] ?? []
+        }
+        return .object(["ok": .bool(true), "targetId": .string(tab.targetId), "errors": .array(errors)])
+    }
+
+    /// `GET /requests`: the tab's requests (`filter`: URL substring; `clear` empties the list).
+    func networkRequests(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let (_, tab, _, _) = try page(request)
+        let clear = request.queryBool("clear") ?? false
+        var list = service.requests.withLock { logs in
+            defer { if clear { logs[tab.targetId] = nil } }
+            return logs[tab.targetId]?.list ?? []
+        }
+        if let filter = request.query["filter"], !filter.isEmpty {
+            list = list.filter { $0["url"]?.stringValue?.contains(filter) ?? false }
+        }
+        return .object(["ok": .bool(true), "targetId": .string(tab.targetId), "requests": .array(list)])
+    }
+
+    /// `POST /highlight`: outlines the ref's element for about two seconds.
+    func highlight(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        guard let ref = request.string("ref") else { throw BrowserError("ref is required", status: 400) }
+        let (profile, tab, connection, session) = try page(request)
+        let node = try backendNode(profile, tab.targetId, ref: ref)
+        let object = try objectId(connection, session, node: node, deadline: request.deadline)
+        try connection.call("Runtime.callFunctionOn", [
+            "objectId": .string(object),
+            "functionDeclaration": .string("""
+                function() { const el = this; const before = el.style.outline;
+                  el.style.outline = "3px solid #FF4500"; setTimeout(() => { el.style.outline = before; }, 2000); }
+                """),
+        ], session: session, timeoutMs: request.deadline.remaining)
+        return .object(["ok": .bool(true), "targetId": .string(tab.targetId)])
     }
 
     // MARK: Helpers over CDP

@@ -48,6 +48,30 @@ final class BrowserService {
     let configuration: BrowserConfiguration
     private(set) var profiles: [Profile]
     let console = Mutex<[String: [JSONValue]]>([:])
+    /// Uncaught page errors per tab (`GET /errors`), newest last.
+    let pageErrors = Mutex<[String: [JSONValue]]>([:])
+    /// Network requests per tab (`GET /requests`), by CDP request id, in the order first seen.
+    let requests = Mutex<[String: RequestLog]>([:])
+
+    /// A tab's requests: entries in arrival order, indexed by CDP request id.
+    struct RequestLog {
+        var order: [String] = []
+        var entries: [String: Object] = [:]
+
+        mutating func update(_ id: String, _ change: (inout Object) -> Void) {
+            guard var entry = entries[id] else { return }
+            change(&entry)
+            entries[id] = entry
+        }
+
+        mutating func add(_ id: String, _ entry: Object, limit: Int) {
+            if entries[id] == nil { order.append(id) }
+            entries[id] = entry
+            while order.count > limit { entries[order.removeFirst()] = nil }
+        }
+
+        var list: [JSONValue] { order.compactMap { entries[$0].map(JSONValue.object) } }
+    }
     /// sessionId → targetId, written on the request queue, read by the CDP reader.
     let sessionTargets = Mutex<[String: String]>([:])
 
@@ -252,7 +276,7 @@ final class BrowserService {
         guard let session = attached["sessionId"]?.stringValue else { throw BrowserError("Target.attachToTarget returned no sessionId") }
         profile.sessions[targetId] = session
         sessionTargets.withLock { $0[session] = targetId }
-        for method in ["Page.enable", "Runtime.enable"] {
+        for method in ["Page.enable", "Runtime.enable", "Network.enable"] {
             try connection.call(method, session: session, timeoutMs: deadline.remaining)
         }
         return (connection, session)
@@ -287,11 +311,61 @@ final class BrowserService {
                 buffers[target, default: []].append(.object(message))
                 if buffers[target]!.count > Self.consoleLimit { buffers[target]!.removeFirst() }
             }
+        case "Runtime.exceptionThrown":
+            guard let session, let target = sessionTargets.withLock({ $0[session] }), let details = params["exceptionDetails"] else { return }
+            let entry = Self.pageError(details, timestampMs: params["timestamp"]?.numberValue ?? Clock.wallMs())
+            pageErrors.withLock { buffers in
+                buffers[target, default: []].append(entry)
+                if buffers[target]!.count > Self.consoleLimit { buffers[target]!.removeFirst() }
+            }
+        case "Network.requestWillBeSent", "Network.responseReceived", "Network.loadingFailed":
+            guard let session, let target = sessionTargets.withLock({ $0[session] }), let id = params["requestId"]?.stringValue else { return }
+            requests.withLock { logs in
+                switch method {
+                case "Network.requestWillBeSent":
+                    var entry: Object = [
+                        "id": .string(id), "timestamp": .string(Clock.isoTimestamp(ms: (params["wallTime"]?.numberValue ?? 0) * 1000)),
+                        "method": params["request"]?["method"] ?? .string("GET"), "url": params["request"]?["url"] ?? .string(""),
+                    ]
+                    if let type = params["type"]?.stringValue { entry["resourceType"] = .string(type.lowercased()) }
+                    logs[target, default: RequestLog()].add(id, entry, limit: Self.consoleLimit)
+                case "Network.responseReceived":
+                    let status = params["response"]?["status"]?.numberValue ?? 0
+                    logs[target]?.update(id) {
+                        $0["status"] = .number(status)
+                        $0["ok"] = .bool((200...299).contains(Int(status)))
+                    }
+                default:
+                    logs[target]?.update(id) {
+                        $0["failureText"] = params["errorText"] ?? .string("failed")
+                        $0["ok"] = .bool(false)
+                    }
+                }
+            }
         case "Target.detachedFromTarget":
             if let session = params["sessionId"]?.stringValue { _ = sessionTargets.withLock { $0.removeValue(forKey: session) } }
         default:
             break
         }
+    }
+
+    /// An uncaught exception as Playwright's `pageerror` reports it: `message`, and for Error
+    /// objects their `name` and `stack` (CDP's description of an Error is its stack).
+    static func pageError(_ details: JSONValue, timestampMs: Double) -> JSONValue {
+        var entry: Object = ["timestamp": .string(Clock.isoTimestamp(ms: timestampMs))]
+        let exception = details["exception"]
+        if exception?["subtype"]?.stringValue == "error", let stack = exception?["description"]?.stringValue {
+            let name = exception?["className"]?.stringValue ?? "Error"
+            let head = stack.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? stack
+            entry["name"] = .string(name)
+            entry["message"] = .string(head.hasPrefix(name + ": ") ? String(head.dropFirst(name.count + 2)) : head == name ? "" : head)
+            entry["stack"] = .string(stack)
+        } else if let exception {
+            entry["message"] = .string(describe(exception))
+        } else {
+            entry["message"] = details["text"] ?? .string("")
+        }
+        return .object(entry)
     }
 
     /// A console argument as text (strings verbatim, others by value or description).

@@ -320,6 +320,41 @@ def test_cookies_storage_and_emulation_over_cdp(browser_node, site):
     assert message.startswith("Error: 501: Playwright is not available in this gateway build; 'http credentials' is unsupported.")
 
 
+def test_page_errors_requests_and_highlight(browser_node, site):
+    gw, node, state = browser_node()
+    target = ok(gw, "POST", "/tabs/open", body={"url": "about:blank"})["result"]["targetId"]
+    ok(gw, "POST", "/navigate", body={"url": f"{site}/fixture?traced", "targetId": target})
+
+    def js(fn):
+        return ok(gw, "POST", "/act", body={"kind": "evaluate", "targetId": target, "fn": fn})["result"]["result"]
+
+    js("() => { setTimeout(() => { throw new TypeError('boom here'); }, 0);"
+       " setTimeout(() => { throw 'plain'; }, 0); fetch('http://127.0.0.1:9/refused').catch(() => 0); return 1; }")
+    ok(gw, "POST", "/act", body={"kind": "wait", "timeMs": 500, "targetId": target})
+    errors = ok(gw, "GET", "/errors", query={"targetId": target})["result"]
+    assert errors["ok"] is True and errors["targetId"] == target
+    typed, plain = errors["errors"][-2:]
+    assert typed["name"] == "TypeError" and typed["message"] == "boom here" and "boom here" in typed["stack"]
+    assert plain["message"] == "plain" and "name" not in plain
+    assert typed["timestamp"].endswith("Z")
+    assert len(ok(gw, "GET", "/errors", query={"targetId": target, "clear": "true"})["result"]["errors"]) >= 2
+    assert ok(gw, "GET", "/errors", query={"targetId": target})["result"]["errors"] == []
+
+    requests = ok(gw, "GET", "/requests", query={"targetId": target, "filter": "traced"})["result"]["requests"]
+    [document] = requests
+    assert document["method"] == "GET" and document["url"] == f"{site}/fixture?traced"
+    assert document["resourceType"] == "document" and document["status"] == 200 and document["ok"] is True
+    [refused] = ok(gw, "GET", "/requests", query={"targetId": target, "filter": "refused"})["result"]["requests"]
+    assert refused["ok"] is False and refused["failureText"]
+
+    snap = ok(gw, "GET", "/snapshot", query={"targetId": target})["result"]
+    button = ref_of(snap["snapshot"], "button", "Press me")
+    assert ok(gw, "POST", "/highlight", body={"ref": button, "targetId": target})["result"] == {"ok": True, "targetId": target}
+    assert js("() => document.getElementById('press').style.outline") == "rgb(255, 69, 0) solid 3px"
+    code, message = error_of(proxy(gw, "POST", "/highlight", body={"targetId": target})[0])
+    assert message == "Error: 400: ref is required"
+
+
 def test_a_tall_full_page_screenshot_is_normalised_like_upstream(browser_node, site):
     gw, node, state = browser_node()
     tab = ok(gw, "POST", "/tabs/open", body={"url": f"{site}/tall"})["result"]
