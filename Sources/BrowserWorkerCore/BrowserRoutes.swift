@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import NodeSupport
 import OpenClawIPC
 
 /// One route call as the handlers see it (`browser.md` §2: lenient body parsing).
@@ -70,7 +71,7 @@ final class BrowserRoutes {
     typealias Object = [String: JSONValue]
     enum Route {
         case status, start, stop, profiles, tabs, openTab, focusTab, deleteTab, tabAction, navigate, snapshot, screenshot, pdf
-        case console, errors, requests, highlight, act
+        case console, errors, requests, highlight, dialog, act
     }
 
     let service: BrowserService
@@ -87,7 +88,7 @@ final class BrowserRoutes {
         ("DELETE", "/tabs/:targetId", .deleteTab), ("POST", "/tabs/action", .tabAction), ("POST", "/navigate", .navigate),
         ("GET", "/snapshot", .snapshot), ("POST", "/screenshot", .screenshot), ("POST", "/pdf", .pdf),
         ("GET", "/console", .console), ("GET", "/errors", .errors), ("GET", "/requests", .requests),
-        ("POST", "/highlight", .highlight), ("POST", "/act", .act),
+        ("POST", "/highlight", .highlight), ("POST", "/hooks/dialog", .dialog), ("POST", "/act", .act),
     ]
 
     func handle(_ route: Route, _ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
@@ -109,6 +110,7 @@ final class BrowserRoutes {
         case .errors: return try pageErrors(&request)
         case .requests: return try networkRequests(&request)
         case .highlight: return try highlight(&request)
+        case .dialog: return try armDialog(&request)
         case .act: return try act(&request)
         }
     }
@@ -117,7 +119,7 @@ final class BrowserRoutes {
     static let unsupported: [(method: String, pattern: String, feature: String)] = [
         ("POST", "/trace/start", "trace"), ("POST", "/trace/stop", "trace"), ("POST", "/response/body", "response body"),
         ("POST", "/download", "download"), ("POST", "/wait/download", "wait for download"), ("POST", "/set/device", "device emulation"),
-        ("POST", "/hooks/file-chooser", "file chooser"), ("POST", "/hooks/dialog", "dialog"),
+        ("POST", "/hooks/file-chooser", "file chooser"),
         ("POST", "/set/credentials", "http credentials"), ("POST", "/permissions/grant", "permissions"),
     ]
 
@@ -666,6 +668,18 @@ final class BrowserRoutes {
             list = list.filter { $0["url"]?.stringValue?.contains(filter) ?? false }
         }
         return .object(["ok": .bool(true), "targetId": .string(tab.targetId), "requests": .array(list)])
+    }
+
+    /// `POST /hooks/dialog`: how to answer the tab's next alert, confirm or prompt (within
+    /// `timeoutMs`, default 2 minutes); the answer is given from the dialog's CDP event.
+    func armDialog(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        guard let accept = request.bool("accept") else { throw BrowserError("accept is required", status: 400) }
+        let (_, tab, _, _) = try page(request)
+        let window = UInt64(min(max(request.int("timeoutMs") ?? 120_000, 1), 600_000))
+        let answer = BrowserService.DialogAnswer(accept: accept, promptText: request.rawString("promptText"),
+                                                 untilMs: NodeSupport.Clock.monotonicMs() + window)
+        service.dialogAnswers.withLock { $0[tab.targetId] = answer }
+        return .object(["ok": .bool(true)])
     }
 
     /// `POST /highlight`: outlines the ref's element for about two seconds.

@@ -48,6 +48,17 @@ final class BrowserService {
     let configuration: BrowserConfiguration
     private(set) var profiles: [Profile]
     let console = Mutex<[String: [JSONValue]]>([:])
+    /// How to answer the next JavaScript dialog of a tab (`POST /hooks/dialog`), until `untilMs`
+    /// (monotonic). A dialog nobody armed for is dismissed, as Playwright does, so that it
+    /// never blocks the tab.
+    let dialogAnswers = Mutex<[String: DialogAnswer]>([:])
+
+    struct DialogAnswer: Sendable {
+        var accept: Bool
+        var promptText: String?
+        var untilMs: UInt64
+    }
+
     /// Uncaught page errors per tab (`GET /errors`), newest last.
     let pageErrors = Mutex<[String: [JSONValue]]>([:])
     /// Network requests per tab (`GET /requests`), by CDP request id, in the order first seen.
@@ -141,7 +152,9 @@ final class BrowserService {
             throw BrowserError("CDP /json/version on port \(port) has no webSocketDebuggerUrl", status: 500)
         }
         let connection = try CDPConnection(url: url, timeoutMs: min(max(deadline.remaining, 1), 8000))
-        connection.onEvent = { [weak self] method, params, session in self?.event(method, params, session: session) }
+        connection.onEvent = { [weak self, weak connection] method, params, session in
+            self?.event(method, params, session: session, connection: connection)
+        }
         profile.connection = connection
         return connection
     }
@@ -294,7 +307,7 @@ final class BrowserService {
 
     static let consoleLimit = 500
 
-    private func event(_ method: String, _ params: Object, session: String?) {
+    private func event(_ method: String, _ params: Object, session: String?, connection: CDPConnection?) {
         switch method {
         case "Runtime.consoleAPICalled":
             guard let session, let target = sessionTargets.withLock({ $0[session] }) else { return }
@@ -342,6 +355,14 @@ final class BrowserService {
                     }
                 }
             }
+        case "Page.javascriptDialogOpening":
+            guard let session, let connection else { return }
+            let target = sessionTargets.withLock { $0[session] } ?? ""
+            let armed = dialogAnswers.withLock { answers in answers.removeValue(forKey: target) }
+            let answer = armed.flatMap { $0.untilMs >= Clock.monotonicMs() ? $0 : nil }
+            var params: Object = ["accept": .bool(answer?.accept ?? false)]
+            if let text = answer?.promptText { params["promptText"] = .string(text) }
+            connection.post("Page.handleJavaScriptDialog", params, session: session)
         case "Target.detachedFromTarget":
             if let session = params["sessionId"]?.stringValue { _ = sessionTargets.withLock { $0.removeValue(forKey: session) } }
         default:

@@ -89,6 +89,20 @@ final class CDPConnection: @unchecked Sendable {
         }
     }
 
+    /// Sends `method` without waiting for its answer (safe on the reader thread, where `call`
+    /// would wait for itself): answering a JavaScript dialog from its event.
+    func post(_ method: String, _ params: Object = [:], session: String? = nil) {
+        guard let id: Int = state.withLock({ state in
+            guard !state.closed else { return nil }
+            defer { state.nextId += 1 }
+            return state.nextId
+        }) else { return }
+        var message: Object = ["id": .number(Double(id)), "method": .string(method), "params": .object(params)]
+        if let session { message["sessionId"] = .string(session) }
+        guard let text = try? JSONText.encodeBytes(JSONValue.object(message)) else { return }
+        try? writeLock.withLock { _ throws(BrowserError) in try socket.send(WebSocketFrame.encode(text: text)) }
+    }
+
     func close() {
         socket.shutdownBoth()
     }

@@ -354,6 +354,16 @@ def test_page_errors_requests_and_highlight(browser_node, site):
     code, message = error_of(proxy(gw, "POST", "/highlight", body={"targetId": target})[0])
     assert message == "Error: 400: ref is required"
 
+    # Dialogs: an armed answer is given to the next one; one nobody armed for is dismissed
+    # (it never blocks the tab).
+    assert ok(gw, "POST", "/hooks/dialog", body={"accept": True, "promptText": "Ada", "targetId": target})["result"] == {"ok": True}
+    assert js("() => prompt('Name?')") == "Ada"
+    assert js("() => confirm('Sure?')") is False
+    ok(gw, "POST", "/hooks/dialog", body={"accept": True})
+    assert js("() => confirm('Sure?')") is True
+    code, message = error_of(proxy(gw, "POST", "/hooks/dialog", body={"promptText": "x"})[0])
+    assert message == "Error: 400: accept is required"
+
 
 def test_a_tall_full_page_screenshot_is_normalised_like_upstream(browser_node, site):
     gw, node, state = browser_node()
