@@ -278,9 +278,14 @@ final class BrowserService {
         }
         profile.refs[targetId] = nil
         if profile.lastTargetId == targetId { profile.lastTargetId = nil }
+        // A closed tab's buffers go with it (the next tab gets a new target id).
+        console.withLock { $0[targetId] = nil }
+        pageErrors.withLock { $0[targetId] = nil }
+        requests.withLock { $0[targetId] = nil }
+        dialogAnswers.withLock { $0[targetId] = nil }
     }
 
-    /// The flattened CDP session of a tab (attached once; Page and Runtime enabled).
+    /// The flattened CDP session of a tab (attached once; Page, Runtime and Network enabled).
     func session(_ profile: Profile, _ targetId: String, deadline: Deadline) throws(BrowserError) -> (CDPConnection, String) {
         let connection = try ensureRunning(profile, deadline: deadline)
         if let session = profile.sessions[targetId] { return (connection, session) }
