@@ -262,7 +262,14 @@ final class BrowserRoutes {
     func openTab(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
         let profile = try selectedProfile(request)
         guard let url = request.string("url") else { throw BrowserError("url is required", status: 400) }
-        return try service.openTab(profile, url: url, deadline: request.deadline).json
+        let label = request.string("label")
+        if let label { try service.checkLabel(profile, label, for: nil) }
+        var tab = try service.openTab(profile, url: url, deadline: request.deadline)
+        if let label {
+            try service.setLabel(profile, tab.targetId, label)
+            tab.label = label
+        }
+        return tab.json
     }
 
     func runningProfile(_ request: RouteRequest) throws(BrowserError) -> BrowserService.Profile {
@@ -329,6 +336,13 @@ final class BrowserRoutes {
             try connection.call("Target.activateTarget", ["targetId": .string(tabs[position].targetId)], timeoutMs: request.deadline.remaining)
             running.lastTargetId = tabs[position].targetId
             return .object(["ok": .bool(true), "targetId": .string(tabs[position].targetId)])
+        case "label":
+            guard let label = request.string("label") else { throw BrowserError("label is required", status: 400) }
+            let running = try runningProfile(request)
+            var tab = try service.resolveTab(running, request.targetId, deadline: request.deadline)
+            try service.setLabel(running, tab.targetId, label)
+            tab.label = label
+            return .object(["ok": .bool(true), "tab": tab.json])
         default:
             throw BrowserError("unknown tab action", status: 400)
         }

@@ -29,6 +29,11 @@ final class BrowserService {
         /// targetId → flattened CDP session.
         var sessions: [String: String] = [:]
         var lastTargetId: String?
+        /// §4.4 [newer]: targetId → `t1`, `t2`, … (numbers never reused in this runtime).
+        var tabHandles: [String: String] = [:]
+        var nextTabNumber = 1
+        /// targetId → label (unique per profile).
+        var labels: [String: String] = [:]
         var refs: [String: [String: RefEntry]] = [:]
         /// The one-shot headless choice of the last `POST /start?headless=`.
         var headlessOverride: Bool?
@@ -203,12 +208,39 @@ final class BrowserService {
         var url: String
         var wsUrl: String?
         var type: String
+        var tabId: String?
+        var label: String?
 
         var json: JSONValue {
             var object: Object = ["targetId": .string(targetId), "title": .string(title), "url": .string(url), "type": .string(type)]
             if let wsUrl { object["wsUrl"] = .string(wsUrl) }
+            if let tabId { object["tabId"] = .string(tabId) }
+            if let label { object["label"] = .string(label) }
+            if let suggested = label ?? tabId { object["suggestedTargetId"] = .string(suggested) }
             return .object(object)
         }
+    }
+
+    /// `^[A-Za-z0-9_.:-]{1,64}$`
+    static func isValidLabel(_ label: String) -> Bool {
+        (1...64).contains(label.utf8.count)
+            && label.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "-")
+            }
+    }
+
+    /// Refuses a malformed label, or one another tab of the profile holds.
+    func checkLabel(_ profile: Profile, _ label: String, for targetId: String?) throws(BrowserError) {
+        guard Self.isValidLabel(label) else { throw BrowserError("label must match ^[A-Za-z0-9_.:-]{1,64}$", status: 400) }
+        if let holder = profile.labels.first(where: { $0.value == label && $0.key != targetId }) {
+            throw BrowserError("label \"\(label)\" is already used by tab \(profile.tabHandles[holder.key] ?? holder.key)", status: 409)
+        }
+    }
+
+    func setLabel(_ profile: Profile, _ targetId: String, _ label: String) throws(BrowserError) {
+        try checkLabel(profile, label, for: targetId)
+        profile.labels[targetId] = label
     }
 
     static let hiddenSchemes = ["chrome://", "chrome-untrusted://", "devtools://", "edge://", "brave://", "vivaldi://", "opera://"]
@@ -220,7 +252,7 @@ final class BrowserService {
         guard response.status == 200, case let .array(entries)? = try? JSONText.decode(JSONValue.self, fromBytes: response.body) else {
             throw BrowserError("CDP /json/list failed (HTTP \(response.status))")
         }
-        return entries.compactMap { entry -> Tab? in
+        let tabs = entries.compactMap { entry -> Tab? in
             guard let id = entry["id"]?.stringValue, !id.isEmpty else { return nil }
             let type = entry["type"]?.stringValue ?? "page"
             let url = entry["url"]?.stringValue ?? ""
@@ -228,13 +260,33 @@ final class BrowserService {
             return Tab(targetId: id, title: entry["title"]?.stringValue ?? "", url: url,
                        wsUrl: entry["webSocketDebuggerUrl"]?.stringValue, type: type)
         }
+        return assignHandles(profile, tabs)
     }
 
-    /// Resolves `targetId` (exact or unique case-insensitive prefix), or the default tab.
+    /// Hands out `tN` to tabs seen for the first time (in listing order) and forgets the
+    /// handles and labels of tabs that are gone.
+    func assignHandles(_ profile: Profile, _ tabs: [Tab]) -> [Tab] {
+        let live = Set(tabs.map(\.targetId))
+        profile.tabHandles = profile.tabHandles.filter { live.contains($0.key) }
+        profile.labels = profile.labels.filter { live.contains($0.key) }
+        return tabs.map { tab in
+            var tab = tab
+            if profile.tabHandles[tab.targetId] == nil {
+                profile.tabHandles[tab.targetId] = "t\(profile.nextTabNumber)"
+                profile.nextTabNumber += 1
+            }
+            tab.tabId = profile.tabHandles[tab.targetId]
+            tab.label = profile.labels[tab.targetId]
+            return tab
+        }
+    }
+
+    /// Resolves `targetId` (exact id, [newer] a `tN` handle or a label, else a unique
+    /// case-insensitive prefix of the id), or the default tab.
     func resolveTab(_ profile: Profile, _ requested: String?, deadline: Deadline) throws(BrowserError) -> Tab {
         var tabs = try self.tabs(profile, timeoutMs: min(deadline.remaining, 3000))
         if let requested, !requested.isEmpty {
-            if let exact = tabs.first(where: { $0.targetId == requested }) {
+            if let exact = tabs.first(where: { $0.targetId == requested || $0.tabId == requested || $0.label == requested }) {
                 profile.lastTargetId = exact.targetId
                 return exact
             }
@@ -263,7 +315,12 @@ final class BrowserService {
             if let tab = try tabs(profile, timeoutMs: min(deadline.remaining, 3000)).first(where: { $0.targetId == id }) { return tab }
             usleep(50_000)
         }
-        return Tab(targetId: id, title: "", url: url, wsUrl: "ws://127.0.0.1:\(profile.cdpPort ?? 0)/devtools/page/\(id)", type: "page")
+        if profile.tabHandles[id] == nil {
+            profile.tabHandles[id] = "t\(profile.nextTabNumber)"
+            profile.nextTabNumber += 1
+        }
+        return Tab(targetId: id, title: "", url: url, wsUrl: "ws://127.0.0.1:\(profile.cdpPort ?? 0)/devtools/page/\(id)", type: "page",
+                   tabId: profile.tabHandles[id])
     }
 
     func closeTab(_ profile: Profile, _ targetId: String, deadline: Deadline) throws(BrowserError) {
@@ -277,6 +334,7 @@ final class BrowserService {
             _ = sessionTargets.withLock { $0.removeValue(forKey: session) }
         }
         profile.refs[targetId] = nil
+        profile.labels[targetId] = nil
         if profile.lastTargetId == targetId { profile.lastTargetId = nil }
         // A closed tab's buffers go with it (the next tab gets a new target id).
         console.withLock { $0[targetId] = nil }

@@ -44,8 +44,8 @@ public final class GatewayLink {
     private var challengeTimer: Scheduled<Void>?
     private var watchdog: RepeatedTask?
     private var lastInbound = NIODeadline.now()
-    /// True while a flush of this turn's frames is queued on the loop.
-    private var flushQueued = false
+    /// Channels with a flush of this turn's frames queued on the loop.
+    private var flushQueued: Set<ObjectIdentifier> = []
     private var tickIntervalMs = 30_000
     private var invokesInFlight: Set<String> = []
     /// Results and events produced while the link was down, sent after the next hello.
@@ -377,10 +377,9 @@ public final class GatewayLink {
         channel.write(ws, promise: nil)
         // One flush after the frames of this turn: an `exec.finished` event and its invoke
         // result reach the gateway in one segment.
-        guard !flushQueued else { return }
-        flushQueued = true
+        guard flushQueued.insert(ObjectIdentifier(channel)).inserted else { return }
         loop.execute {
-            self.flushQueued = false
+            self.flushQueued.remove(ObjectIdentifier(channel))
             channel.flush()
         }
     }

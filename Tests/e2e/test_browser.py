@@ -365,6 +365,35 @@ def test_page_errors_requests_and_highlight(browser_node, site):
     assert message == "Error: 400: accept is required"
 
 
+def test_tab_handles_and_labels_select_tabs(browser_node, site):
+    gw, node, state = browser_node()
+    first = ok(gw, "POST", "/tabs/open", body={"url": f"{site}/fixture", "label": "main"})["result"]
+    assert first["label"] == "main" and first["suggestedTargetId"] == "main"
+    assert first["tabId"].startswith("t") and first["tabId"][1:].isdigit()
+    second = ok(gw, "POST", "/tabs/open", body={"url": "about:blank"})["result"]
+    assert second["suggestedTargetId"] == second["tabId"] != first["tabId"] and "label" not in second
+    listed = {t["targetId"]: t for t in ok(gw, "GET", "/tabs")["result"]["tabs"]}
+    assert listed[first["targetId"]]["tabId"] == first["tabId"] and listed[first["targetId"]]["label"] == "main"
+
+    # A handle or a label selects its tab wherever a targetId is taken.
+    assert ok(gw, "GET", "/snapshot", query={"targetId": first["tabId"]})["result"]["targetId"] == first["targetId"]
+    assert ok(gw, "POST", "/navigate", body={"targetId": "main", "url": f"{site}/fixture?again"})["result"]["targetId"] == first["targetId"]
+
+    code, message = error_of(proxy(gw, "POST", "/tabs/open", body={"url": "about:blank", "label": "main"})[0])
+    assert message == f'Error: 409: label "main" is already used by tab {first["tabId"]}'
+    code, message = error_of(proxy(gw, "POST", "/tabs/open", body={"url": "about:blank", "label": "no spaces"})[0])
+    assert message == "Error: 400: label must match ^[A-Za-z0-9_.:-]{1,64}$"
+    labelled = ok(gw, "POST", "/tabs/action", body={"action": "label", "targetId": second["tabId"], "label": "scratch"})["result"]
+    assert labelled["ok"] is True and labelled["tab"]["label"] == "scratch" and labelled["tab"]["suggestedTargetId"] == "scratch"
+    code, message = error_of(proxy(gw, "POST", "/tabs/action", body={"action": "label", "targetId": second["tabId"]})[0])
+    assert message == "Error: 400: label is required"
+
+    # Handles are never reused while the runtime lives.
+    assert ok(gw, "DELETE", f"/tabs/{second['tabId']}")["result"] == {"ok": True}
+    third = ok(gw, "POST", "/tabs/open", body={"url": "about:blank", "label": "scratch"})["result"]
+    assert int(third["tabId"][1:]) > int(second["tabId"][1:]) and third["label"] == "scratch"
+
+
 def test_a_tall_full_page_screenshot_is_normalised_like_upstream(browser_node, site):
     gw, node, state = browser_node()
     tab = ok(gw, "POST", "/tabs/open", body={"url": f"{site}/tall"})["result"]
