@@ -391,7 +391,6 @@ final class BrowserRoutes {
         let format = request.query["format"] ?? "ai"
         guard format == "ai" || format == "aria" else { throw BrowserError("format must be aria or ai", status: 400) }
         if format == "aria", labels || efficient { throw BrowserError("labels/mode=efficient require format=ai", status: 400) }
-        if labels { throw BrowserError(Self.unsupportedMessage("snapshot labels"), status: 501) }
         if request.query["refs"] == "aria", format == "ai" { throw BrowserError(Self.unsupportedMessage("aria refs"), status: 501) }
         let (profile, tab, connection, session) = try page(request)
         try connection.call("Accessibility.enable", session: session, timeoutMs: request.deadline.remaining)
@@ -430,7 +429,57 @@ final class BrowserRoutes {
                               "refs": .number(Double(result.refs.count)), "interactive": .number(Double(result.interactiveRefs))]),
         ]
         if result.truncated { body["truncated"] = .bool(true) }
+        if labels {
+            let drawn = try labelledScreenshot(result.refs, connection, session, deadline: request.deadline)
+            body["labels"] = .bool(true)
+            body["labelsCount"] = .number(Double(drawn.count))
+            body["labelsSkipped"] = .number(Double(drawn.skipped))
+            body["imagePath"] = .string(drawn.path)
+            body["imageType"] = .string("png")
+        }
         return .object(body)
+    }
+
+    /// `labels=1`: a viewport screenshot with a badge naming each ref at its element's box.
+    /// Refs whose element is not in the viewport (or has no box) are counted as skipped. The
+    /// badges are a fixed overlay removed again right after the capture.
+    func labelledScreenshot(_ refs: [String: BrowserService.RefEntry], _ connection: CDPConnection, _ session: String,
+                            deadline: Deadline) throws(BrowserError) -> (count: Int, skipped: Int, path: String) {
+        let viewport = try evaluate(connection, session, "[innerWidth, innerHeight]", deadline: deadline)
+        let width = viewport.arrayValue?.first?.numberValue ?? 0, height = viewport.arrayValue?.last?.numberValue ?? 0
+        var badges: [JSONValue] = []
+        var skipped = 0
+        let ordered = refs.sorted { (Int($0.key.dropFirst()) ?? 0) < (Int($1.key.dropFirst()) ?? 0) }
+        for (ref, entry) in ordered {
+            guard let node = entry.backendNodeId, deadline.remaining > 500,
+                  let quads = try? connection.call("DOM.getContentQuads", ["backendNodeId": .number(Double(node))],
+                                                   session: session, timeoutMs: deadline.remaining),
+                  let quad = quads["quads"]?.arrayValue?.first?.arrayValue?.compactMap(\.numberValue), quad.count == 8 else {
+                skipped += 1
+                continue
+            }
+            let xs = stride(from: 0, to: 8, by: 2).map { quad[$0] }, ys = stride(from: 1, to: 8, by: 2).map { quad[$0] }
+            guard xs.max()! > 0, ys.max()! > 0, xs.min()! < width, ys.min()! < height else {
+                skipped += 1
+                continue
+            }
+            badges.append(.object(["ref": .string(ref), "x": .number(max(0, xs.min()!)), "y": .number(max(0, ys.min()!))]))
+        }
+        let overlay = "__openclaw_node_labels"
+        let list = String(decoding: JSONValue.array(badges).serialized(), as: UTF8.self)
+        _ = try evaluate(connection, session, """
+            (() => { const box = document.createElement("div"); box.id = "\(overlay)";
+              box.style.cssText = "position:fixed;left:0;top:0;width:0;height:0;z-index:2147483647;pointer-events:none";
+              for (const badge of \(list)) { const tag = document.createElement("span"); tag.textContent = badge.ref;
+                tag.style.cssText = "position:fixed;left:" + badge.x + "px;top:" + badge.y + "px;background:#FF4500;color:#fff;" +
+                  "font:bold 11px monospace;padding:1px 3px;border-radius:3px;line-height:1.2;white-space:nowrap";
+                box.appendChild(tag); }
+              document.documentElement.appendChild(box);
+              return new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => done(true)))); })()
+            """, deadline: deadline)
+        defer { _ = try? evaluate(connection, session, "document.getElementById('\(overlay)')?.remove()", deadline: deadline) }
+        let shot = try connection.call("Page.captureScreenshot", ["format": .string("png")], session: session, timeoutMs: deadline.remaining)
+        return (badges.count, skipped, try saveMedia(shot["data"]?.stringValue, extension: "png"))
     }
 
     /// Hangs the tree of every same-process iframe under its `Iframe` node, frames inside

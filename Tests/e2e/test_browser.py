@@ -394,6 +394,23 @@ def test_tab_handles_and_labels_select_tabs(browser_node, site):
     assert int(third["tabId"][1:]) > int(second["tabId"][1:]) and third["label"] == "scratch"
 
 
+def test_snapshot_labels_returns_a_badged_screenshot(browser_node, site):
+    gw, node, state = browser_node()
+    target = ok(gw, "POST", "/tabs/open", body={"url": f"{site}/fixture"})["result"]["targetId"]
+    labelled = ok(gw, "GET", "/snapshot", query={"targetId": target, "labels": "1"})
+    result = labelled["result"]
+    assert result["labels"] is True and result["imageType"] == "png"
+    assert result["labelsCount"] + result["labelsSkipped"] == len(result["refs"]) and result["labelsCount"] >= 3
+    [file] = labelled["files"]
+    assert file["path"] == result["imagePath"] and file["mimeType"] == "image/png"
+    assert base64.b64decode(file["base64"])[:8] == b"\x89PNG\r\n\x1a\n"
+    gone = ok(gw, "POST", "/act", body={"kind": "evaluate", "targetId": target,
+                                       "fn": "() => document.getElementById('__openclaw_node_labels') === null"})["result"]
+    assert gone["result"] is True, "the badge overlay is removed after the capture"
+    code, message = error_of(proxy(gw, "GET", "/snapshot", query={"format": "aria", "labels": "1"})[0])
+    assert message == "Error: 400: labels/mode=efficient require format=ai"
+
+
 def test_a_tall_full_page_screenshot_is_normalised_like_upstream(browser_node, site):
     gw, node, state = browser_node()
     tab = ok(gw, "POST", "/tabs/open", body={"url": f"{site}/tall"})["result"]
