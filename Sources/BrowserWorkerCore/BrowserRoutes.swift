@@ -467,6 +467,8 @@ final class BrowserRoutes {
         }
         let overlay = "__openclaw_node_labels"
         let list = String(decoding: JSONValue.array(badges).serialized(), as: UTF8.self)
+        // Removed whatever happens next, with its own short deadline (the request's may be spent).
+        defer { _ = try? evaluate(connection, session, "document.getElementById('\(overlay)')?.remove()", deadline: Deadline(ms: 2000)) }
         _ = try evaluate(connection, session, """
             (() => { const box = document.createElement("div"); box.id = "\(overlay)";
               box.style.cssText = "position:fixed;left:0;top:0;width:0;height:0;z-index:2147483647;pointer-events:none";
@@ -475,9 +477,10 @@ final class BrowserRoutes {
                   "font:bold 11px monospace;padding:1px 3px;border-radius:3px;line-height:1.2;white-space:nowrap";
                 box.appendChild(tag); }
               document.documentElement.appendChild(box);
-              return new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => done(true)))); })()
+              // Painted before the capture; a hidden tab runs no animation frames, hence the timer.
+              return new Promise((done) => { requestAnimationFrame(() => requestAnimationFrame(() => done(true)));
+                                            setTimeout(() => done(true), 200); }); })()
             """, deadline: deadline)
-        defer { _ = try? evaluate(connection, session, "document.getElementById('\(overlay)')?.remove()", deadline: deadline) }
         let shot = try connection.call("Page.captureScreenshot", ["format": .string("png")], session: session, timeoutMs: deadline.remaining)
         return (badges.count, skipped, try saveMedia(shot["data"]?.stringValue, extension: "png"))
     }
@@ -558,7 +561,7 @@ final class BrowserRoutes {
         }
         defer {
             _ = try? evaluate(connection, session, "document.querySelectorAll('[\(Self.cursorMark)]').forEach((e) => e.removeAttribute('\(Self.cursorMark)'))",
-                              deadline: deadline)
+                              deadline: Deadline(ms: 2000))
         }
         guard let document = try? connection.call("DOM.getDocument", ["depth": .number(0)], session: session, timeoutMs: deadline.remaining),
               let root = document["root"]?["nodeId"]?.numberValue,
@@ -577,12 +580,15 @@ final class BrowserRoutes {
         return hits
     }
 
-    /// Each link's `href` as the page resolves it (`DOM.resolveNode` + `Runtime.callFunctionOn`).
+    /// Each link's `href` as the page resolves it (`DOM.resolveNode` + `Runtime.callFunctionOn`);
+    /// the remote objects are released together afterwards.
     func resolveLinkTargets(_ nodes: [Snapshot.Node], _ connection: CDPConnection, _ session: String,
                             deadline: Deadline) -> [Snapshot.Node] {
-        nodes.map { node in
+        let group = "openclaw-node-urls"
+        defer { _ = try? connection.call("Runtime.releaseObjectGroup", ["objectGroup": .string(group)], session: session, timeoutMs: 2000) }
+        return nodes.map { node in
             guard node.role.lowercased() == "link", let backend = node.backendNodeId, deadline.remaining > 200,
-                  let resolved = try? connection.call("DOM.resolveNode", ["backendNodeId": .number(Double(backend))],
+                  let resolved = try? connection.call("DOM.resolveNode", ["backendNodeId": .number(Double(backend)), "objectGroup": .string(group)],
                                                       session: session, timeoutMs: deadline.remaining),
                   let objectId = resolved["object"]?["objectId"]?.stringValue,
                   let answer = try? connection.call("Runtime.callFunctionOn", [

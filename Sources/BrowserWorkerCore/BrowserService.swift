@@ -230,9 +230,14 @@ final class BrowserService {
             }
     }
 
-    /// Refuses a malformed label, or one another tab of the profile holds.
+    /// Refuses a malformed label, one that would shadow a `tN` handle or a tab's id, or one
+    /// another tab of the profile holds.
     func checkLabel(_ profile: Profile, _ label: String, for targetId: String?) throws(BrowserError) {
         guard Self.isValidLabel(label) else { throw BrowserError("label must match ^[A-Za-z0-9_.:-]{1,64}$", status: 400) }
+        let looksLikeHandle = label.count > 1 && label.first == "t" && label.dropFirst().allSatisfy { $0.isASCII && $0.isNumber }
+        if looksLikeHandle || profile.tabHandles[label] != nil {
+            throw BrowserError("label \"\(label)\" would shadow a tab handle or id", status: 400)
+        }
         if let holder = profile.labels.first(where: { $0.value == label && $0.key != targetId }) {
             throw BrowserError("label \"\(label)\" is already used by tab \(profile.tabHandles[holder.key] ?? holder.key)", status: 409)
         }
@@ -286,7 +291,9 @@ final class BrowserService {
     func resolveTab(_ profile: Profile, _ requested: String?, deadline: Deadline) throws(BrowserError) -> Tab {
         var tabs = try self.tabs(profile, timeoutMs: min(deadline.remaining, 3000))
         if let requested, !requested.isEmpty {
-            if let exact = tabs.first(where: { $0.targetId == requested || $0.tabId == requested || $0.label == requested }) {
+            // An id first, then a handle, then a label.
+            if let exact = tabs.first(where: { $0.targetId == requested }) ?? tabs.first(where: { $0.tabId == requested })
+                ?? tabs.first(where: { $0.label == requested }) {
                 profile.lastTargetId = exact.targetId
                 return exact
             }

@@ -27,14 +27,22 @@ enum Snapshot {
         var text: String
     }
 
+    /// The reasons a suffix may name: the page script runs in the page's own JavaScript, so
+    /// anything else it returns is dropped rather than printed into the snapshot.
+    static let cursorReasonWords: Set<String> = [
+        "cursor:pointer", "onclick", "tabindex", "contenteditable", "hidden-radio", "hidden-checkbox",
+    ]
+
     /// Marks the AX nodes of cursor-interactive elements: they get a ref and a suffix, and an
     /// unnamed one takes the element's text as its name.
     static func markCursorInteractive(_ nodes: [Node], hits: [Int: CursorHit]) -> [Node] {
         guard !hits.isEmpty else { return nodes }
         return nodes.map { node in
-            guard let backend = node.backendNodeId, let hit = hits[backend], !hit.reasons.isEmpty else { return node }
+            guard let backend = node.backendNodeId, let hit = hits[backend] else { return node }
+            let reasons = hit.reasons.filter(cursorReasonWords.contains)
+            guard !reasons.isEmpty else { return node }
             var node = node
-            node.cursorReasons = hit.reasons
+            node.cursorReasons = reasons
             if node.name.isEmpty { node.name = hit.text }
             return node
         }
@@ -210,7 +218,7 @@ enum Snapshot {
                 if let nth = refs[ref]?.nth, nth > 0 { text += " [nth=\(nth)]" }
             }
             if let value = line.node.value, !value.isEmpty { text += " value=" + jsonString(value) }
-            if options.urls, let url = line.node.url, !url.isEmpty { text += " [url=\(url)]" }
+            if options.urls, let url = line.node.url, !url.isEmpty { text += " [url=\(lineSafe(url))]" }
             if let reasons = line.node.cursorReasons { text += " [" + reasons.joined(separator: ", ") + "]" }
             return (text, line.ref)
         }
@@ -236,6 +244,20 @@ enum Snapshot {
         let interactiveCount = refs.values.filter { interactiveRoles.contains($0.role.lowercased()) }.count
         return RoleResult(text: rendered.map(\.text).joined(separator: "\n"), refs: refs, truncated: truncated,
                           lines: rendered.count, interactiveRefs: interactiveCount)
+    }
+
+    /// `text` with spaces and control characters percent-encoded: a resolved href never has
+    /// them, and a page that fakes one cannot start a line of its own.
+    static func lineSafe(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value <= 0x20 || scalar.value == 0x7F || scalar == "\u{2028}" || scalar == "\u{2029}" || scalar == "\u{85}" {
+                for byte in String(scalar).utf8 { out += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true) }
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     static func jsonString(_ text: String) -> String {

@@ -173,7 +173,7 @@ final class ExecLoop {
         case let .run(order):
             start(order)
         case let .cancel(cancel):
-            if let serial = serials[cancel.id], let run = runs[serial] { kill(-run.started.pid, SIGKILL) }
+            if let serial = serials[cancel.id], let run = runs[serial], !run.exited { kill(-run.started.pid, SIGKILL) }
         case .shutdown:
             logger.info("shutting down", metadata: ["running": "\(runs.count)"])
             stop(0)
@@ -182,7 +182,7 @@ final class ExecLoop {
 
     /// Kills every running command's process group, then exits.
     func stop(_ code: Int32) -> Never {
-        for run in runs.values { kill(-run.started.pid, SIGKILL) }
+        for run in runs.values where !run.exited { kill(-run.started.pid, SIGKILL) }
         exit(code)
     }
 
@@ -199,7 +199,16 @@ final class ExecLoop {
         }
         let began = Clock.monotonicMs()
         let started: RunLauncher.Started
-        switch RunLauncher.launch(order, began: began) {
+        // The parent-death signal (SIGTERM) waits until the new group is registered with
+        // the guard that kills it (the child starts with an empty signal mask).
+        let launch = GroupGuard.whileBlocked { () -> RunLauncher.Launch in
+            let launch = RunLauncher.launch(order, began: began)
+            if case let .started(value) = launch, !GroupGuard.add(value.pid) {
+                logger.warning("group guard full: this run's group is not killed if the worker is told to die", metadata: ["run": "\(order.id)"])
+            }
+            return launch
+        }
+        switch launch {
         case let .finished(outcome):
             send(.runFinished(outcome))
             return
@@ -209,24 +218,32 @@ final class ExecLoop {
         let serial = nextSerial
         nextSerial += 1
         let run = Run(order: order, started: started, began: began)
-        GroupGuard.add(started.pid)
         runs[serial] = run
         serials[order.id] = serial
         for (stream, fd) in [started.stdout, started.stderr].enumerated() {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             if csys_epoll_add(epoll, fd, serial << 2 | UInt64(stream)) != 0 { closePipe(run, fd) }
         }
-        if csys_epoll_add(epoll, started.pidfd, serial << 2 | 2) != 0 { reap(run) }
+        if csys_epoll_add(epoll, started.pidfd, serial << 2 | 2) != 0 {
+            // Not watchable: end it now rather than wait blind (reap waits for the exit).
+            kill(-started.pid, SIGKILL)
+            reap(run)
+        }
         finishIfDone(serial: serial)
     }
 
+    /// Reads what the pipe holds, at most 16 × 64 KiB per wake-up: a command that writes as
+    /// fast as it is read must not keep the loop from the link, the deadlines and other runs
+    /// (epoll reports the pipe again).
     private func readPipe(_ run: Run, stream: Int) {
         let fd = stream == 0 ? run.started.stdout : run.started.stderr
         guard run.open.contains(fd) else { return }
-        while true {
+        var reads = 0
+        while reads < 16 {
             let count = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count > 0 {
                 readBuffer.withUnsafeBytes { run.append(UnsafeRawBufferPointer(rebasing: $0[0..<count]), stream: stream) }
+                reads += 1
                 continue
             }
             if count < 0, errno == EINTR { continue }
@@ -245,6 +262,10 @@ final class ExecLoop {
 
     private func reap(_ run: Run) {
         guard !run.exited else { return }
+        // The run is over: nothing it started may outlive it. Killed while the unreaped
+        // leader still holds the group id, so the id cannot have been reused.
+        kill(-run.started.pid, SIGKILL)
+        GroupGuard.remove(run.started.pid)
         var exited: Int32 = 0
         var code: Int32 = 0
         if csys_pidfd_wait(run.started.pidfd, &exited, &code) == 0 {
@@ -255,9 +276,6 @@ final class ExecLoop {
         run.exited = true
         _ = csys_epoll_remove(epoll, run.started.pidfd)
         close(run.started.pidfd)
-        // The run is over: nothing it started may outlive it.
-        kill(-run.started.pid, SIGKILL)
-        GroupGuard.remove(run.started.pid)
         run.drainAt = Clock.monotonicMs() + Self.drainAfterExitMs
     }
 

@@ -169,8 +169,23 @@ public func dieWithParent(expectedParent: pid_t, signal: Int32 = SIGKILL) -> Boo
 /// parent-death signal, so even a SIGKILLed Supervisor, or a stop), they are killed and the
 /// worker exits at once, from an async-signal-safe handler.
 public enum GroupGuard {
+    nonisolated(unsafe) private static var signal: Int32 = 0
+
     public static func install(signal: Int32) {
+        Self.signal = signal
         _ = csys_group_guard_install(signal)
+    }
+
+    /// Runs `body` (a spawn and its `add`) with the guard's signal blocked in this thread, so
+    /// the signal cannot arrive between the two. The child starts with an empty mask.
+    public static func whileBlocked<T>(_ body: () -> T) -> T {
+        guard signal != 0 else { return body() }
+        var blocked = sigset_t(), previous = sigset_t()
+        sigemptyset(&blocked)
+        sigaddset(&blocked, signal)
+        pthread_sigmask(SIG_BLOCK, &blocked, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        return body()
     }
 
     /// False when all 1 024 slots are taken (the group is then not killed this way).

@@ -25,8 +25,10 @@ public enum IPCViolation: Error, CustomStringConvertible {
 
 /// One end of a worker socketpair, as typed messages.
 ///
-/// Callbacks run on the connection's event loop, one at a time, in arrival order. A frame or
-/// message error closes the link and is reported once through `onViolation`, then `onClose`.
+/// Callbacks run on the connection's event loop in arrival order. A frame or message error
+/// closes the link and is reported once through `onViolation`, then `onClose`. A `send` on the
+/// loop writes at once, so a write that fails (the peer died) may run `onClose` before `send`
+/// returns: callers must not assume they finish what they were doing first.
 /// `send` never blocks: when the peer stops reading and the queue passes the high-water mark,
 /// the link is closed as a violation instead of buffering without bound.
 public final class IPCConnection<Inbound: IPCMessage, Outbound: IPCMessage>: @unchecked Sendable {

@@ -37,7 +37,7 @@ final class SnapshotTests: XCTestCase {
             axNode("3", "generic", "Named", backend: 3),
         ])])
         let marked = Snapshot.markCursorInteractive(nodes, hits: [
-            2: .init(reasons: ["cursor:pointer", "onclick"], text: "Open tile"),
+            2: .init(reasons: ["cursor:pointer", "onclick", "]\n- button \"Fake\" [ref=e9"], text: "Open tile"),
             3: .init(reasons: ["tabindex"], text: "ignored: the node has a name"),
         ])
         XCTAssertEqual(Snapshot.role(marked, options: .init()).text, """
@@ -66,7 +66,7 @@ final class SnapshotTests: XCTestCase {
             axNode("2", "button", "Inside", backend: 11),
         ])])
         var merged = Snapshot.merge(main, frames: [(iframe: "2", nodes: frame)])
-        merged[2].url = "https://example.test/after"
+        merged[2].url = "https://example.test/after\n- button \"Fake\" [ref=e1]"
         var options = Snapshot.RoleOptions()
         options.urls = true
         let result = Snapshot.role(merged, options: options)
@@ -75,7 +75,7 @@ final class SnapshotTests: XCTestCase {
               - Iframe "Inner" [ref=e1]
                 - RootWebArea
                   - button "Inside" [ref=e2]
-              - link "After" [ref=e3] [url=https://example.test/after]
+              - link "After" [ref=e3] [url=https://example.test/after%0A-%20button%20"Fake"%20[ref=e1]]
             """)
         XCTAssertEqual(result.refs["e2"]?.backendNodeId, 11)
         XCTAssertFalse(Snapshot.role(merged, options: .init()).text.contains("[url="), "urls only when asked")

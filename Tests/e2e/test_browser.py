@@ -383,6 +383,8 @@ def test_tab_handles_and_labels_select_tabs(browser_node, site):
     assert message == f'Error: 409: label "main" is already used by tab {first["tabId"]}'
     code, message = error_of(proxy(gw, "POST", "/tabs/open", body={"url": "about:blank", "label": "no spaces"})[0])
     assert message == "Error: 400: label must match ^[A-Za-z0-9_.:-]{1,64}$"
+    code, message = error_of(proxy(gw, "POST", "/tabs/action", body={"action": "label", "targetId": second["tabId"], "label": "t1"})[0])
+    assert message == 'Error: 400: label "t1" would shadow a tab handle or id'
     labelled = ok(gw, "POST", "/tabs/action", body={"action": "label", "targetId": second["tabId"], "label": "scratch"})["result"]
     assert labelled["ok"] is True and labelled["tab"]["label"] == "scratch" and labelled["tab"]["suggestedTargetId"] == "scratch"
     code, message = error_of(proxy(gw, "POST", "/tabs/action", body={"action": "label", "targetId": second["tabId"]})[0])

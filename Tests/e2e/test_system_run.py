@@ -135,6 +135,18 @@ def test_timeout_kills_the_whole_process_group(linked, tmp_path):
     assert not os.path.exists(f"/proc/{grandchild}")
 
 
+def test_a_command_flooding_its_output_still_times_out_and_others_still_run(linked):
+    gw, _ = linked(approvals_file())
+    flood = gw.invoke_async("system.run", {"command": ["/bin/cat", "/dev/zero"], "timeoutMs": 1500}, timeout_ms=30_000)
+    time.sleep(0.3)
+    started = time.monotonic()
+    result, payload = run(gw, {"command": ["/bin/echo", "beside"]})
+    assert payload["stdout"] == "beside\n" and time.monotonic() - started < 5
+    result = flood.result(timeout=20)
+    flooded = json.loads(result["payloadJSON"])
+    assert flooded["timedOut"] is True and flooded["stdout"].endswith("\n... (truncated)")
+
+
 def test_exec_worker_killed_mid_run_answers_the_invoke_and_kills_the_command(linked, tmp_path):
     gw, node = linked(approvals_file())
     node.wait_log('msg="exec worker ready"')
