@@ -15,8 +15,11 @@ struct RouteRequest {
     var deadline: Deadline
 
     /// A body field as trimmed text (numbers and booleans stringified); empty = absent.
-    func string(_ key: String) -> String? {
-        switch body[key] {
+    func string(_ key: String) -> String? { Self.text(body[key]) }
+
+    /// Lenient text of any JSON value (§2): the reading of `string(_:)`, also for nested objects.
+    static func text(_ value: JSONValue?) -> String? {
+        switch value {
         case let .string(text)?: let value = text.trimmed(); return value.isEmpty ? nil : value
         case let .number(number)?: return number.rounded() == number ? String(Int64(number)) : String(number)
         case let .bool(flag)?: return String(flag)

@@ -69,14 +69,7 @@ extension BrowserRoutes {
 
     /// Upstream's rules for a cookie to set: name and value, and a url or a domain and path.
     static func cookieParam(_ cookie: Object) throws(BrowserError) -> JSONValue {
-        func text(_ key: String) -> String? {
-            switch cookie[key] {
-            case let .string(value)?: return value.trimmed().isEmpty ? nil : value
-            case let .number(number)?: return number.rounded() == number ? String(Int64(number)) : String(number)
-            case let .bool(flag)?: return String(flag)
-            default: return nil
-            }
-        }
+        func text(_ key: String) -> String? { RouteRequest.text(cookie[key]) }
         guard let name = text("name"), cookie["value"] != nil else {
             throw BrowserError("cookie name and value are required", status: 500)
         }

@@ -79,8 +79,6 @@ final class ExecLoop {
         guard csys_epoll_add(epoll, link, Self.linkToken) == 0 else { throw SystemError("epoll_ctl") }
     }
 
-    var activeCount: Int { runs.count }
-
     func run() -> Never {
         var tokens = [UInt64](repeating: 0, count: 64)
         while true {

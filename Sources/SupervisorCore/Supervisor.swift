@@ -311,11 +311,17 @@ public final class Supervisor {
     /// Kills what a dead ExecWorker left running. Its commands were re-parented to us (a
     /// subreaper) by the time it is reaped; each leads its own process group.
     func sweepOrphanedCommands() {
+        sweepOrphans(log: "killed a command left by the exec worker") { _ in true }
+    }
+
+    /// Kills each of our children that is not a live worker and that `matches` (with its
+    /// process group): what a dead worker left re-parented to us.
+    func sweepOrphans(log message: Logger.Message, matches: (pid_t) -> Bool) {
         let workers = Set([net.pid, exec.pid, browser?.pid].compactMap { $0 })
-        for pid in Self.childPids() where !workers.contains(pid) {
+        for pid in Self.childPids() where !workers.contains(pid) && matches(pid) {
             kill(-pid, SIGKILL)
             kill(pid, SIGKILL)
-            logger.warning("killed a command left by the exec worker", metadata: ["pid": "\(pid)"])
+            logger.warning(message, metadata: ["pid": "\(pid)"])
         }
         reapChildren()
     }

@@ -174,15 +174,8 @@ extension Supervisor: BrowserRunner {
     func sweepOrphanedBrowsers() {
         guard let dataDir = settings.browser?.configuration.dataDir else { return }
         let marker = Array("--user-data-dir=\(dataDir)/".utf8)
-        let workers = Set([net.pid, exec.pid, browser?.pid].compactMap { $0 })
-        for pid in Self.childPids() where !workers.contains(pid) {
-            guard let cmdline = try? readWholeFile("/proc/\(pid)/cmdline") else { continue }
-            if cmdline.firstRange(of: marker) != nil {
-                kill(-pid, SIGKILL)
-                kill(pid, SIGKILL)
-                logger.info("killed a Chromium left by the browser worker", metadata: ["pid": "\(pid)"])
-            }
+        sweepOrphans(log: "killed a Chromium left by the browser worker") { pid in
+            (try? readWholeFile("/proc/\(pid)/cmdline"))?.firstRange(of: marker) != nil
         }
-        reapChildren()
     }
 }
