@@ -33,7 +33,7 @@ let package = Package(
         // Shared: logging, posix_spawn, process helpers.
         .target(
             name: "NodeSupport",
-            dependencies: ["CSystemShims", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CSystemShims", .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: v5
         ),
         // C shims for libseccomp (macros, variadic rules), libcap and the Landlock syscalls.
@@ -148,7 +148,7 @@ let package = Package(
             swiftSettings: v5
         ),
         .testTarget(name: "OpenClawIPCTests", dependencies: ["OpenClawIPC"], swiftSettings: v5),
-        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "Confinement"], swiftSettings: v5),
+        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "Confinement", "NodeSupport"], swiftSettings: v5),
         .testTarget(name: "BrowserWorkerCoreTests", dependencies: ["BrowserWorkerCore", "OpenClawIPC"], swiftSettings: v5),
     ]
 )

@@ -76,7 +76,7 @@ extension BrowserRoutes {
             let end = try box(request.string("endRef")!, interaction).center
             try input.drag(from: start, to: end, deadline: interaction)
         case "select":
-            let values = (request.body["values"]?.arrayValue ?? []).compactMap { $0.stringValue ?? $0.numberValue.map { String(Int($0)) } }
+            let values = (request.body["values"]?.arrayValue ?? []).compactMap { $0.stringValue ?? $0.intValue.map { String($0) } }
             let result = try callFunction(connection, session, objectId: element(request.string("ref")!, interaction), Self.selectScript,
                                           arguments: [.array(values.map(JSONValue.string))], deadline: interaction)
             if result == .bool(false) { throw BrowserError("no option matches \(values)", status: 400) }
@@ -93,7 +93,7 @@ extension BrowserRoutes {
                     let value: String
                     switch field["value"] {
                     case let .string(text)?: value = text
-                    case let .number(number)?: value = number.rounded() == number ? String(Int64(number)) : String(number)
+                    case let .number(number)?: value = number.javaScriptString
                     case let .bool(flag)?: value = String(flag)
                     default: value = ""
                     }

@@ -21,7 +21,7 @@ struct RouteRequest {
     static func text(_ value: JSONValue?) -> String? {
         switch value {
         case let .string(text)?: let value = text.trimmed(); return value.isEmpty ? nil : value
-        case let .number(number)?: return number.rounded() == number ? String(Int64(number)) : String(number)
+        case let .number(number)?: return number.javaScriptString
         case let .bool(flag)?: return String(flag)
         default: return nil
         }
@@ -49,8 +49,8 @@ struct RouteRequest {
 
     func int(_ key: String) -> Int? {
         switch body[key] {
-        case let .number(number)?: return number.isFinite ? Int(number) : nil
-        case let .string(text)?: return Int(text.trimmed()) ?? Double(text.trimmed()).map { Int($0) }
+        case let .number(number)?: return number.isFinite ? number.saturatingInt : nil
+        case let .string(text)?: return Int(text.trimmed()) ?? Double(text.trimmed()).flatMap { $0.isFinite ? $0.saturatingInt : nil }
         default: return nil
         }
     }
@@ -573,12 +573,12 @@ final class BrowserRoutes {
         var hits: [Int: Snapshot.CursorHit] = [:]
         for nodeId in marked["nodeIds"]?.arrayValue ?? [] where deadline.remaining > 100 {
             guard let described = try? connection.call("DOM.describeNode", ["nodeId": nodeId], session: session, timeoutMs: deadline.remaining),
-                  let backend = described["node"]?["backendNodeId"]?.numberValue,
+                  let backend = described["node"]?["backendNodeId"]?.intValue,
                   let attributes = described["node"]?["attributes"]?.arrayValue?.compactMap(\.stringValue),
                   let at = attributes.firstIndex(of: Self.cursorMark), at + 1 < attributes.count,
                   let index = Int(attributes[at + 1]), found.indices.contains(index),
                   let reasons = found[index]["reasons"]?.arrayValue?.compactMap(\.stringValue) else { continue }
-            hits[Int(backend)] = Snapshot.CursorHit(reasons: reasons, text: found[index]["text"]?.stringValue ?? "")
+            hits[backend] = Snapshot.CursorHit(reasons: reasons, text: found[index]["text"]?.stringValue ?? "")
         }
         return hits
     }

@@ -416,7 +416,7 @@ final class BrowserService {
                     let status = params["response"]?["status"]?.numberValue ?? 0
                     logs[target]?.update(id) {
                         $0["status"] = .number(status)
-                        $0["ok"] = .bool((200...299).contains(Int(status)))
+                        $0["ok"] = .bool((200...299).contains(status.saturatingInt))
                     }
                 default:
                     logs[target]?.update(id) {

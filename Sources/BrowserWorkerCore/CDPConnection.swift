@@ -140,7 +140,7 @@ final class CDPConnection: @unchecked Sendable {
 
     private func dispatch(_ bytes: [UInt8]) {
         guard case let .object(message)? = try? JSONText.decode(JSONValue.self, fromBytes: bytes) else { return }
-        if let id = message["id"]?.numberValue.map(Int.init) {
+        if let id = message["id"]?.intValue {
             guard let pending = state.withLock({ $0.pending.removeValue(forKey: id) }) else { return }
             if case let .object(error)? = message["error"] {
                 let text = error["message"]?.stringValue ?? "CDP error"

@@ -64,7 +64,7 @@ enum Snapshot {
     static func text(_ value: JSONValue?) -> String? {
         switch value?["value"] {
         case let .string(text)?: return text
-        case let .number(number)?: return number.rounded() == number ? String(Int64(number)) : String(number)
+        case let .number(number)?: return number.javaScriptString
         case let .bool(flag)?: return String(flag)
         default: return nil
         }
@@ -75,7 +75,7 @@ enum Snapshot {
             guard let id = entry["nodeId"]?.stringValue else { return nil }
             let role = text(entry["role"]) ?? ""
             return Node(id: id, role: role, name: text(entry["name"]) ?? "", value: text(entry["value"]),
-                        description: text(entry["description"]), backendNodeId: entry["backendDOMNodeId"]?.numberValue.map(Int.init),
+                        description: text(entry["description"]), backendNodeId: entry["backendDOMNodeId"]?.intValue,
                         ignored: entry["ignored"]?.boolValue ?? false,
                         children: (entry["childIds"]?.arrayValue ?? []).compactMap(\.stringValue))
         }

@@ -1,5 +1,4 @@
 import CSystemShims
-import Crypto
 import Glibc
 import NodeSupport
 import OpenClawIPC
@@ -85,8 +84,8 @@ enum RunLauncher {
             }
         }
         if let operand = order.expectOperand {
-            guard let bytes = try? readWholeFile(operand.path),
-                  hex(Array(SHA256.hash(data: bytes))) == operand.sha256 else {
+            // Read as the Supervisor read it: no FIFO, no symlink, bounded.
+            guard case .success(operand.sha256) = FileDigest.sha256Hex(regularFile: operand.path) else {
                 return .operandChanged
             }
         }
@@ -97,12 +96,5 @@ enum RunLauncher {
     /// search (`ExecutableSearch`) over the child's PATH.
     static func resolve(_ name: String, path: String?) -> String? {
         name.contains("/") ? name : ExecutableSearch.inPath(name, path: path ?? ExecutableSearch.defaultPath)
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { byte in
-            let text = String(byte, radix: 16)
-            return byte < 16 ? "0" + text : text
-        }.joined()
     }
 }

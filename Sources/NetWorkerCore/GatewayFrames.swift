@@ -63,14 +63,33 @@ public enum GatewayFrames {
         ]))
     }
 
-    /// `coerceNodeInvokePayload`: trims ids and command, drops the event if any is empty.
-    public static func invokeRequest(from payload: JSONValue?) -> InvokeRequest? {
-        guard let payload, case .object = payload else { return nil }
+    /// Why a `node.invoke.request` cannot be served, and whom to tell: with an `id`, the
+    /// gateway gets an `INVALID_REQUEST` result instead of waiting for its own deadline.
+    public struct InvokeRejection: Error, Equatable, Sendable {
+        public var id: String?
+        public var nodeId: String?
+        public var message: String
+    }
+
+    /// `coerceNodeInvokePayload`: ids and command trimmed and required, `paramsJSON` (or
+    /// `params` serialised), `timeoutMs` a non-negative finite number when present.
+    /// Upstream drops a payload it cannot coerce; here every one whose `id` is readable is
+    /// answered (`InvokeRejection`), so the gateway never waits on silence.
+    public static func invokeRequest(from payload: JSONValue?) -> Result<InvokeRequest, InvokeRejection> {
+        guard let payload, case .object = payload else {
+            return .failure(InvokeRejection(id: nil, nodeId: nil, message: "INVALID_REQUEST: invoke payload must be an object"))
+        }
         func trimmed(_ key: String) -> String? {
             guard let value = payload[key]?.stringValue?.trimmingSpaces(), !value.isEmpty else { return nil }
             return value
         }
-        guard let id = trimmed("id"), let nodeId = trimmed("nodeId"), let command = trimmed("command") else { return nil }
+        let id = trimmed("id"), nodeId = trimmed("nodeId")
+        func reject(_ message: String) -> Result<InvokeRequest, InvokeRejection> {
+            .failure(InvokeRejection(id: id, nodeId: nodeId, message: "INVALID_REQUEST: " + message))
+        }
+        guard let id else { return reject("id required") }
+        guard let nodeId else { return reject("nodeId required") }
+        guard let command = trimmed("command") else { return reject("command required") }
         var paramsJSON: String?
         if case let .string(text)? = payload["paramsJSON"] {
             paramsJSON = text
@@ -78,11 +97,55 @@ public enum GatewayFrames {
             paramsJSON = try? JSONText.encode(params)
         }
         var timeout: Int?
-        if let number = payload["timeoutMs"]?.numberValue, number.isFinite, number >= 0, number < 1e12 {
-            timeout = Int(number)
+        switch payload["timeoutMs"] {
+        case nil, .null?: break
+        case let .number(number)? where number.isFinite && number >= 0:
+            if number < 1e12 { timeout = Int(number) }
+        default: return reject("timeoutMs must be a non-negative finite number")
         }
-        return InvokeRequest(id: id, nodeId: nodeId, command: command, paramsJSON: paramsJSON,
-                             timeoutMs: timeout, idempotencyKey: payload["idempotencyKey"]?.stringValue)
+        return .success(InvokeRequest(id: id, nodeId: nodeId, command: command, paramsJSON: paramsJSON,
+                                      timeoutMs: timeout, idempotencyKey: payload["idempotencyKey"]?.stringValue))
+    }
+
+    /// The `id` and `nodeId` of a `node.invoke.request` frame that is not valid JSON, read
+    /// from its text where they are plain JSON strings; nil when it is not recognisably one.
+    public static func unreadableInvoke(_ text: String) -> (id: String, nodeId: String?)? {
+        let bytes = Array(text.utf8)
+        guard find(Array("\"node.invoke.request\"".utf8), in: bytes, from: 0) != nil,
+              let payload = find(Array("\"payload\"".utf8), in: bytes, from: 0) else { return nil }
+        guard let id = stringMember("id", in: bytes, from: payload), !id.isEmpty else { return nil }
+        return (id, stringMember("nodeId", in: bytes, from: payload))
+    }
+
+    private static func find(_ needle: [UInt8], in bytes: [UInt8], from start: Int) -> Int? {
+        guard needle.count <= bytes.count, start <= bytes.count - needle.count else { return nil }
+        var index = start
+        while index <= bytes.count - needle.count {
+            if bytes[index] == needle[0], Array(bytes[index..<(index + needle.count)]) == needle { return index }
+            index += 1
+        }
+        return nil
+    }
+
+    /// `"key" : "value"` after `from`, where the value has no escapes and is at most 256 bytes.
+    private static func stringMember(_ key: String, in bytes: [UInt8], from start: Int) -> String? {
+        var search = start
+        let needle = Array("\"\(key)\"".utf8)
+        while let at = find(needle, in: bytes, from: search) {
+            search = at + needle.count
+            var index = search
+            while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D { index += 1 }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { continue }
+            index += 1
+            while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D { index += 1 }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { continue }
+            let valueStart = index + 1
+            var end = valueStart
+            while end < bytes.count, end - valueStart <= 256, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+            guard end < bytes.count, bytes[end] == UInt8(ascii: "\""), end - valueStart <= 256 else { return nil }
+            return String(decoding: bytes[valueStart..<end], as: UTF8.self).trimmingSpaces()
+        }
+        return nil
     }
 
     /// A `connect` error, reduced to what the Supervisor classifies on.

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import NIOWebSocket
 import OpenClawIPC
 
@@ -29,7 +30,35 @@ public final class GatewayLink {
     }
 
     static let preHelloMaxBytes = 64 * 1024
-    static let challengeTimeout: TimeAmount = .seconds(15)
+
+    /// A step of one connection attempt. Each has a deadline, so no peer (a proxy, a half-dead
+    /// gateway, a NAT that dropped the flow) can hold the node in an attempt forever: a
+    /// stalled attempt is abandoned and the next one follows the usual backoff.
+    enum AttemptPhase: String {
+        case tcpConnect = "TCP connect"
+        case tlsHandshake = "TLS handshake"
+        case httpUpgrade = "WebSocket upgrade"
+        /// Upstream: 15 s, then close 1008 `connect challenge timeout`.
+        case challenge = "connect.challenge"
+        /// The Supervisor's signature (local, but still bounded).
+        case signature = "connect signature"
+        /// Upstream's request timeout for `connect`: 30 s.
+        case hello = "hello-ok"
+
+        /// The default deadline, capped by the configured handshake budget.
+        func timeout(cap: Int?) -> TimeAmount {
+            guard let cap, self != .hello, self != .signature else { return defaultTimeout }
+            return min(defaultTimeout, .milliseconds(Int64(cap)))
+        }
+
+        var defaultTimeout: TimeAmount {
+            switch self {
+            case .tcpConnect, .tlsHandshake, .httpUpgrade, .signature: return .seconds(10)
+            case .challenge: return .seconds(15)
+            case .hello: return .seconds(30)
+            }
+        }
+    }
 
     private let loop: EventLoop
     private let logger: Logger
@@ -41,13 +70,21 @@ public final class GatewayLink {
     private var signatureVersion: SignatureVersion = .v3
     private var nextRetryAfterMs: Int?
     private var reconnectTask: Scheduled<Void>?
-    private var challengeTimer: Scheduled<Void>?
+    /// The deadline of the attempt's current phase.
+    private var phaseTimer: Scheduled<Void>?
     private var watchdog: RepeatedTask?
     private var lastInbound = NIODeadline.now()
     /// Channels with a flush of this turn's frames queued on the loop.
     private var flushQueued: Set<ObjectIdentifier> = []
     private var tickIntervalMs = 30_000
     private var invokesInFlight: Set<String> = []
+    /// The gateway's name for this node, from the last invoke (answers to unreadable ones).
+    private var lastNodeId: String?
+    private var droppedFrames = 0
+    private static let unreadableLogLimit = 10
+    private var unreadableWindowStart = NIODeadline.uptimeNanoseconds(0)
+    private var unreadableLogged = 0
+    private var unreadableSuppressed = 0
     /// Results and events produced while the link was down, sent after the next hello.
     private var outbox: [JSONValue] = []
     private static let outboxLimit = 256
@@ -134,16 +171,22 @@ public final class GatewayLink {
         let pin = configuration.tlsFingerprint
         let logger = self.logger
         ClientBootstrap(group: loop)
-            .connectTimeout(.seconds(10))
+            .connectTimeout(AttemptPhase.tcpConnect.timeout(cap: configuration.handshakeTimeoutMs))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(try Self.tlsHandler(tls, host: target.host, pin: pin, logger: logger))
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher { [weak self] in
+                            self?.attemptReached(.httpUpgrade, on: channel, attempt: thisAttempt)
+                        })
                     }
                 }
             }
             .connect(host: target.host, port: target.port)
-            .flatMap { channel in self.upgrade(channel, target: target) }
+            .flatMap { channel in
+                self.attemptReached(tls == nil ? .httpUpgrade : .tlsHandshake, on: channel, attempt: thisAttempt)
+                return self.upgrade(channel, target: target)
+            }
             .hop(to: loop)
             .whenComplete { result in
                 guard case .connecting(let current) = self.state, current == thisAttempt else {
@@ -208,14 +251,43 @@ public final class GatewayLink {
         return upgraded.futureResult
     }
 
+    /// The opening phases (TCP is bounded by the bootstrap): past the deadline the channel is
+    /// closed and the attempt counts as failed.
+    private func attemptReached(_ phase: AttemptPhase, on channel: Channel, attempt: Int) {
+        onLoop {
+            guard case .connecting(let current) = self.state, current == attempt else { return }
+            self.phaseTimer?.cancel()
+            let timeout = phase.timeout(cap: self.configuration?.handshakeTimeoutMs)
+            self.phaseTimer = self.loop.scheduleTask(in: timeout) { [weak self] in
+                guard let self, case .connecting(let current) = self.state, current == attempt else { return }
+                self.logger.warning("gateway connect attempt stalled; retrying", metadata: [
+                    "phase": "\(phase.rawValue)", "timeoutMs": "\(timeout.nanoseconds / 1_000_000)",
+                ])
+                self.toSupervisor(.linkState(LinkState(phase: .disconnected, detail: "\(phase.rawValue) timed out")))
+                self.state = .waiting
+                channel.close(promise: nil)
+                self.scheduleReconnect()
+            }
+        }
+    }
+
+    /// A phase after the upgrade: past its deadline the connection is closed with `code`.
+    private func armDeadline(_ phase: AttemptPhase, on channel: Channel, code: UInt16, reason: String) {
+        phaseTimer?.cancel()
+        let timeout = phase.timeout(cap: configuration?.handshakeTimeoutMs)
+        phaseTimer = loop.scheduleTask(in: timeout) { [weak self] in
+            guard let self, self.isCurrent(channel), !self.isLinked else { return }
+            self.logger.warning("gateway handshake stalled; retrying", metadata: [
+                "phase": "\(phase.rawValue)", "timeoutMs": "\(timeout.nanoseconds / 1_000_000)",
+            ])
+            self.dropConnection(code: code, reason: reason)
+        }
+    }
+
     private func opened(_ channel: Channel) {
         state = .awaitingChallenge(channel)
         lastInbound = .now()
-        challengeTimer = loop.scheduleTask(in: Self.challengeTimeout) { [weak self] in
-            guard let self, case let .awaitingChallenge(current) = self.state, current === channel else { return }
-            self.logger.warning("no connect.challenge from the gateway")
-            self.dropConnection(code: 1008, reason: "connect challenge timeout")
-        }
+        armDeadline(.challenge, on: channel, code: 1008, reason: "connect challenge timeout")
         channel.closeFuture.hop(to: loop).whenComplete { [weak self] _ in
             self?.closed(channel)
         }
@@ -234,10 +306,14 @@ public final class GatewayLink {
             dropConnection(code: 1009, reason: "preauth payload too large")
             return
         }
-        guard let frame = try? JSONText.decode(JSONValue.self, from: text), case .object = frame,
-              let type = frame["type"]?.stringValue else {
-            logger.warning("gateway sent a frame that is not a JSON object; ignoring it")
-            return
+        let frame: JSONValue
+        do {
+            frame = try JSONValue.parse(Array(text.utf8))
+        } catch {
+            return unreadable(text, reason: error.description)
+        }
+        guard case .object = frame, let type = frame["type"]?.stringValue else {
+            return unreadable(text, reason: "not a JSON object with a type")
         }
         switch (type, state) {
         case ("event", .awaitingChallenge):
@@ -246,10 +322,10 @@ public final class GatewayLink {
                 dropConnection(code: 1008, reason: "connect challenge missing nonce")
                 return
             }
-            challengeTimer?.cancel()
             let requestId = Self.newId()
             let signedAt = Self.nowMs()
             state = .awaitingSignature(channel, nonce: nonce, signedAt: signedAt, requestId: requestId)
+            armDeadline(.signature, on: channel, code: 1008, reason: "connect failed")
             toSupervisor(.signRequest(SignRequest(requestId: requestId, nonce: nonce, signedAt: signedAt, version: signatureVersion)))
         case ("res", .awaitingHello(_, let connectId)):
             guard frame["id"]?.stringValue == connectId else { return }
@@ -277,21 +353,23 @@ public final class GatewayLink {
         let frame = GatewayFrames.connect(id: connectId, configuration: configuration, auth: auth, signature: signature,
                                           signedAt: signedAt, nonce: nonce)
         state = .awaitingHello(channel, connectId: connectId)
+        armDeadline(.hello, on: channel, code: 1008, reason: "connect failed")
         write(frame, to: channel)
     }
 
     private func helloReceived(_ payload: JSONValue?, on channel: Channel) {
         let policy = payload?["policy"]
-        tickIntervalMs = max(1, Int(policy?["tickIntervalMs"]?.numberValue ?? 30_000))
+        tickIntervalMs = min(max(1, (policy?["tickIntervalMs"]?.numberValue ?? 30_000).saturatingInt), 3_600_000)
         let auth = payload?["auth"]
         let summary = HelloSummary(
-            protocol: Int(payload?["protocol"]?.numberValue ?? 3),
+            protocol: payload?["protocol"]?.intValue ?? 3,
             deviceToken: auth?["deviceToken"]?.stringValue,
             role: auth?["role"]?.stringValue,
             scopes: auth?["scopes"]?.arrayValue?.compactMap(\.stringValue),
             tickIntervalMs: tickIntervalMs,
             serverVersion: payload?["server"]?["version"]?.stringValue
         )
+        phaseTimer?.cancel()
         state = .linked(channel)
         backoff.reset()
         signatureVersion = .v3
@@ -325,10 +403,16 @@ public final class GatewayLink {
     private func linkedEvent(_ frame: JSONValue) {
         switch frame["event"]?.stringValue {
         case "node.invoke.request":
-            guard let request = GatewayFrames.invokeRequest(from: frame["payload"]) else {
-                logger.warning("dropping malformed node.invoke.request")
+            let request: InvokeRequest
+            switch GatewayFrames.invokeRequest(from: frame["payload"]) {
+            case let .success(parsed): request = parsed
+            case let .failure(rejection):
+                logger.warning("malformed node.invoke.request", metadata: ["id": "\(rejection.id ?? "-")", "reason": "\(rejection.message)"])
+                countDropped()
+                if let id = rejection.id { answerInvalid(id: id, nodeId: rejection.nodeId, message: rejection.message) }
                 return
             }
+            lastNodeId = request.nodeId
             if invokesInFlight.count >= IPCLimits.maxInFlight {
                 let busy = InvokeResult(id: request.id, nodeId: request.nodeId, ok: false, payloadJSON: nil,
                                         error: WireError(code: "UNAVAILABLE", message: "node is busy: too many invokes in flight"))
@@ -341,6 +425,49 @@ public final class GatewayLink {
             logger.info("gateway is shutting down; will reconnect")
         default:
             break
+        }
+    }
+
+    /// A frame that cannot be read is logged (size and a prefix, rate-limited) and counted; an
+    /// invoke whose id can still be read from the text gets an `INVALID_REQUEST` result.
+    private func unreadable(_ text: String, reason: String) {
+        countDropped()
+        let now = NIODeadline.now()
+        if now - unreadableWindowStart > .seconds(60) {
+            if unreadableSuppressed > 0 {
+                logger.warning("suppressed \(unreadableSuppressed) more unreadable gateway frames in the last minute")
+            }
+            unreadableWindowStart = now
+            unreadableLogged = 0
+            unreadableSuppressed = 0
+        }
+        if unreadableLogged < Self.unreadableLogLimit {
+            unreadableLogged += 1
+            logger.warning("gateway sent a frame that cannot be read; ignoring it", metadata: [
+                "bytes": "\(text.utf8.count)", "reason": "\(reason)", "prefix": "\(String(text.prefix(120)))",
+            ])
+        } else {
+            unreadableSuppressed += 1
+        }
+        guard isLinked, let (id, nodeId) = GatewayFrames.unreadableInvoke(text) else { return }
+        answerInvalid(id: id, nodeId: nodeId, message: "INVALID_REQUEST: invoke frame is not valid JSON (\(reason))")
+    }
+
+    private func answerInvalid(id: String, nodeId: String?, message: String) {
+        let node = nodeId ?? lastNodeId ?? configuration?.deviceId ?? ""
+        let result = InvokeResult(id: id, nodeId: node, ok: false, payloadJSON: nil,
+                                  error: WireError(code: "INVALID_REQUEST", message: message))
+        sendOrQueue(GatewayFrames.invokeResult(id: Self.newId(), result))
+    }
+
+    /// Dropped frames reach the Supervisor's metrics in batches (at most one message a second).
+    private func countDropped() {
+        droppedFrames += 1
+        guard droppedFrames == 1 else { return }
+        loop.scheduleTask(in: .seconds(1)) { [weak self] in
+            guard let self, self.droppedFrames > 0 else { return }
+            self.toSupervisor(.framesDropped(FramesDropped(count: self.droppedFrames)))
+            self.droppedFrames = 0
         }
     }
 
@@ -418,7 +545,7 @@ public final class GatewayLink {
     }
 
     private func leaveConnection() {
-        challengeTimer?.cancel()
+        phaseTimer?.cancel()
         watchdog?.cancel()
         watchdog = nil
         if case .stopped = state { return }
@@ -550,6 +677,22 @@ struct GatewayTarget {
         var v4 = in_addr()
         var v6 = in6_addr()
         return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+}
+
+/// Reports the end of the TLS handshake, where the next phase's deadline starts.
+final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private let completed: () -> Void
+
+    init(completed: @escaping () -> Void) {
+        self.completed = completed
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event { completed() }
+        context.fireUserInboundEventTriggered(event)
     }
 }
 

@@ -18,7 +18,9 @@ public enum Clock {
     }
 
     /// `2026-11-25T22:57:40.123Z` for `ms` since the epoch.
-    public static func isoTimestamp(ms: Double) -> String {
+    /// `ms` outside JavaScript's date range (±8.64e15, NaN) is clamped: it may come from another process.
+    public static func isoTimestamp(ms rawMs: Double) -> String {
+        let ms = rawMs.isNaN ? 0 : min(max(rawMs, -8.64e15), 8.64e15)
         var seconds = time_t(ms / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)

@@ -77,15 +77,27 @@ public struct LineLogHandler: LogHandler {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if scalar.value < 0x20 || scalar.value == 0x7f {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                if isInvisible(scalar) {
+                    for unit in String(scalar).utf16 {
+                        let hex = String(unit, radix: 16)
+                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    }
                 } else {
                     out.unicodeScalars.append(scalar)
                 }
             }
         }
         return out + "\""
+    }
+
+    /// Characters a reader of the log would not see as themselves: C0 and C1 controls, format
+    /// characters (zero-width, bidi overrides), line and paragraph separators. Escaped, a command
+    /// in the audit log reads as the bytes that ran, not as what a terminal would render.
+    static func isInvisible(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0..<0x20, 0x7f...0x9f, 0x2028, 0x2029: return true
+        default: return scalar.properties.generalCategory == .format
+        }
     }
 
     static func timestamp() -> String {

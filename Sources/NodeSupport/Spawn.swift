@@ -65,11 +65,24 @@ public struct SpawnSpec {
     }
 }
 
+extension SpawnSpec {
+    var isMalformed: Bool {
+        let words = [path] + argv + [cwd ?? ""] + env.keys + env.values
+        return words.contains { $0.utf8.contains(0) } || env.keys.contains { $0.isEmpty || $0.contains("=") }
+    }
+}
+
 /// Typed wrapper over `posix_spawn(3)`.
 public enum Spawner {
     /// Starts `spec` and returns the child's pid. Signal dispositions and the signal mask are
     /// reset to defaults in the child.
+    ///
+    /// A NUL byte in the path, an argument, the cwd or the environment, and an environment
+    /// name that is empty or holds `=`, are refused with `EINVAL`: as C strings they would end
+    /// a word early or move text from a name into a value, and the child would run something
+    /// other than what its caller checked.
     public static func spawn(_ spec: SpawnSpec) throws(SystemError) -> pid_t {
+        guard !spec.isMalformed else { throw SystemError("posix_spawn", errno: EINVAL) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

@@ -31,7 +31,9 @@ public enum JSONValue: Codable, Equatable, Sendable, CustomStringConvertible {
         case .null: try container.encodeNil()
         case let .bool(value): try container.encode(value)
         case let .number(value):
-            if value.rounded() == value, abs(value) < 9.007_199_254_740_992e15 {
+            if !value.isFinite {
+                try container.encodeNil()  // JSON.stringify(Infinity) is null
+            } else if value.rounded() == value, abs(value) < 9.007_199_254_740_992e15 {
                 try container.encode(Int64(value))
             } else {
                 try container.encode(value)
@@ -62,6 +64,15 @@ public enum JSONValue: Codable, Equatable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// The number as an `Int` when it is a whole number JavaScript represents exactly
+    /// (|n| ≤ 2^53); nil for fractions, ±Infinity and anything larger. Untrusted numbers are
+    /// read through this (or `Double.saturatingInt`): `Int(1e300)` traps.
+    public var intValue: Int? {
+        guard case let .number(value) = self, value.isFinite, value.rounded() == value,
+              abs(value) <= 9_007_199_254_740_992 else { return nil }
+        return Int(value)
+    }
+
     public var arrayValue: [JSONValue]? {
         if case let .array(value) = self { return value }
         return nil
@@ -74,5 +85,44 @@ public enum JSONValue: Codable, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         (try? JSONText.encode(self)) ?? "<unencodable>"
+    }
+}
+
+extension Double {
+    /// This number as an `Int`, truncated toward zero and clamped to `Int`'s range; NaN is 0.
+    /// For untrusted numbers where "too large" means "as large as allowed" (a timeout).
+    public var saturatingInt: Int {
+        guard !isNaN else { return 0 }
+        if self >= 9.2e18 { return Int.max }
+        if self <= -9.2e18 { return Int.min }
+        return Int(self)
+    }
+}
+
+extension Double {
+    /// JavaScript's `String(n)`: whole numbers below 1e21 in plain digits, ±Infinity and NaN
+    /// by name, other numbers in their shortest round-trip form with JavaScript's exponent
+    /// spelling (`1e-7`, `1.5e+300`). Never traps, whatever the number.
+    public var javaScriptString: String {
+        if isNaN { return "NaN" }
+        if isInfinite { return self < 0 ? "-Infinity" : "Infinity" }
+        if self == 0 { return "0" }
+        if rounded() == self, abs(self) < 1e21 {
+            if abs(self) < 9.2e18 { return String(Int64(self)) }
+            // 2^63 ≤ |n| < 1e21: whole, so exact in UInt64 halves of 1e10.
+            let magnitude = abs(self)
+            let high = (magnitude / 1e10).rounded(.down)
+            let low = magnitude - high * 1e10
+            let lowText = String(UInt64(low))
+            return (self < 0 ? "-" : "") + String(UInt64(high)) + String(repeating: "0", count: 10 - lowText.count) + lowText
+        }
+        var text = "\(self)"
+        if let e = text.firstIndex(of: "e") {
+            var exponent = String(text[text.index(after: e)...])
+            let sign = exponent.hasPrefix("-") ? "-" : "+"
+            exponent = String(exponent.drop { $0 == "-" || $0 == "+" || $0 == "0" })
+            text = String(text[..<e]) + "e" + sign + (exponent.isEmpty ? "0" : exponent)
+        }
+        return text
     }
 }

@@ -205,7 +205,9 @@ extension JSONValue {
                 guard digits() > 0 else { throw error("invalid number") }
             }
             let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-            guard let number = Double(text), number.isFinite else { throw ParseError(offset: start, reason: "number out of range") }
+            // Like JSON.parse, a number beyond the Double range reads as ±Infinity (1e400) or
+            // 0 (1e-400): valid JSON never makes a frame unreadable. Readers check finiteness.
+            guard let number = Double(text) else { throw ParseError(offset: start, reason: "invalid number") }
             return number
         }
 
@@ -247,19 +249,21 @@ extension JSONValue {
                     case UInt8(ascii: "t"): scalars.append(0x09)
                     case UInt8(ascii: "u"):
                         var code = try hex4()
-                        if (0xD800...0xDBFF).contains(code) {
-                            // A high surrogate must be followed by an escaped low surrogate.
-                            guard index + 1 < bytes.count, bytes[index] == 0x5C, bytes[index + 1] == UInt8(ascii: "u") else {
-                                throw error("unpaired surrogate")
-                            }
+                        if (0xD800...0xDBFF).contains(code), index + 5 < bytes.count, bytes[index] == 0x5C,
+                           bytes[index + 1] == UInt8(ascii: "u") {
+                            let resume = index
                             index += 2
                             let low = try hex4()
-                            guard (0xDC00...0xDFFF).contains(low) else { throw error("unpaired surrogate") }
-                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                        } else if (0xDC00...0xDFFF).contains(code) {
-                            throw error("unpaired surrogate")
+                            if (0xDC00...0xDFFF).contains(low) {
+                                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                            } else {
+                                index = resume  // not a pair: the next escape is read on its own
+                            }
                         }
-                        scalars += Array(String(Character(Unicode.Scalar(code)!)).utf8)
+                        // JSON.parse keeps a lone surrogate; as UTF-8 (what Node hands to
+                        // execve) it becomes U+FFFD, and so it does here.
+                        let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
+                        scalars += Array(String(Character(scalar)).utf8)
                     default:
                         throw error("invalid escape")
                     }

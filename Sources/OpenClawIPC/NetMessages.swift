@@ -65,6 +65,8 @@ public struct NetConfiguration: Codable, Equatable, Sendable {
     public var deviceId: String
     /// base64url (no padding) of the raw 32-byte Ed25519 public key.
     public var publicKey: String
+    /// Caps the deadline of each connection-attempt phase (nil: the link's defaults).
+    public var handshakeTimeoutMs: Int?
 
     public init(url: String, tlsFingerprint: String?, minProtocol: Int, maxProtocol: Int,
                 client: Client, role: String, scopes: [String], caps: [String], commands: [String],
@@ -235,6 +237,13 @@ public struct MetricsRequest: Codable, Equatable, Sendable {
     public init(requestId: String) { self.requestId = requestId }
 }
 
+/// Gateway frames the NetWorker could not serve (unreadable, or malformed invokes), counted
+/// since its last report; sent at most once a second.
+public struct FramesDropped: Codable, Equatable, Sendable {
+    public var count: Int
+    public init(count: Int) { self.count = count }
+}
+
 /// The exposition text for a scrape.
 public struct MetricsReply: Codable, Equatable, Sendable {
     public var requestId: String
@@ -264,6 +273,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
     case connectRejected(ConnectRejection)
     case invoke(InvokeRequest)
     case metricsRequest(MetricsRequest)
+    case framesDropped(FramesDropped)
 
     public enum Kind: String, CaseIterable, Sendable {
         case ready
@@ -273,6 +283,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case connectRejected = "connect.rejected"
         case invoke
         case metricsRequest = "metrics.request"
+        case framesDropped = "frames.dropped"
     }
 
     public var kind: Kind {
@@ -284,6 +295,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case .connectRejected: return .connectRejected
         case .invoke: return .invoke
         case .metricsRequest: return .metricsRequest
+        case .framesDropped: return .framesDropped
         }
     }
 
@@ -296,6 +308,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case .connectRejected: return .connectRejected(try ConnectRejection(from: decoder))
         case .invoke: return .invoke(try InvokeRequest(from: decoder))
         case .metricsRequest: return .metricsRequest(try MetricsRequest(from: decoder))
+        case .framesDropped: return .framesDropped(try FramesDropped(from: decoder))
         }
     }
 
@@ -308,6 +321,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case let .connectRejected(payload): try payload.encode(to: encoder)
         case let .invoke(payload): try payload.encode(to: encoder)
         case let .metricsRequest(payload): try payload.encode(to: encoder)
+        case let .framesDropped(payload): try payload.encode(to: encoder)
         }
     }
 }

@@ -139,8 +139,8 @@ struct Status: ParsableCommand {
         print("service: \(scope.manager.unitPath)")
         print("  installed: \(service?["command"] == .null ? "no" : "yes"), enabled: \(service?["loaded"]?.boolValue == true ? "yes" : "no")")
         var line = "  state: \(runtime?["state"]?.stringValue ?? "unknown")/\(runtime?["subState"]?.stringValue ?? "-")"
-        if let pid = runtime?["pid"]?.numberValue { line += ", main pid \(Int(pid))" }
-        if let exit = runtime?["lastExitStatus"]?.numberValue { line += ", last exit status \(Int(exit))" }
+        if let pid = runtime?["pid"]?.numberValue { line += ", main pid \(pid.saturatingInt)" }
+        if let exit = runtime?["lastExitStatus"]?.numberValue { line += ", last exit status \(exit.saturatingInt)" }
         print(line)
         if let node = status["node"], node != .null {
             var live = "node: \(node["connected"]?.boolValue == true ? "connected" : node["phase"]?.stringValue ?? "?")"
@@ -148,7 +148,7 @@ struct Status: ParsableCommand {
             if let request = node["pendingRequestId"]?.stringValue {
                 live += ", waiting for pairing approval: openclaw devices approve \(request)"
             }
-            live += ", runs in flight \(Int(node["runsInFlight"]?.numberValue ?? 0))"
+            live += ", runs in flight \((node["runsInFlight"]?.numberValue ?? 0).saturatingInt)"
             print(live)
         } else {
             print("node: not running (no answer on its status socket)")

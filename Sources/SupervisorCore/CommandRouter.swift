@@ -39,6 +39,9 @@ public final class CommandRouter {
         if advertised, let cap, !caps.contains(cap) { caps.append(cap) }
     }
 
+    /// Whether a handler answers `command` (advertised or not).
+    public func serves(_ command: String) -> Bool { handlers[command] != nil }
+
     /// The commands advertised in `connect`, in registration order.
     public var commands: [String] { order }
 

@@ -1,6 +1,7 @@
 import Crypto
 import FoundationEssentials
 import Glibc
+import NodeSupport
 
 /// The node's Ed25519 device key. Lives only in the Supervisor; the NetWorker sees the
 /// public key and signatures, never the private key.
@@ -140,19 +141,6 @@ public func currentTimeMillis() -> Int64 {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec / 1_000_000)
-}
-
-public enum Hex {
-    public static func encode(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 }
 
 public enum Base64URL {

@@ -52,6 +52,8 @@ public enum IPCPolicy {
         .invoke: [.linked],
         // A Prometheus scrape on the NetWorker's loopback listener: answered with counters only.
         .metricsRequest: [.linking, .linked],
+        // Gateway frames the link could not serve, counted for the metrics: batched, one a second.
+        .framesDropped: [.linking, .linked],
     ]
 
     /// What the ExecWorker may send, and in which phases.

@@ -13,6 +13,8 @@ public struct LinkSettings: Sendable {
     public var password: String?
     /// `identity/device-auth.json`.
     public var deviceAuthPath: String
+    /// Caps each handshake phase's deadline (OPENCLAW_HANDSHAKE_TIMEOUT_MS); nil: the defaults.
+    public var handshakeTimeoutMs: Int?
 
     public init(url: String, tlsFingerprint: String?, nodeId: String, displayName: String, version: String,
                 pathEnv: String, sharedToken: String?, password: String?, deviceAuthPath: String) {
@@ -84,7 +86,7 @@ public final class LinkAuthority {
     var usesDeviceToken: Bool { settings.sharedToken == nil && authToken != nil }
 
     public func configuration() -> NetConfiguration {
-        NetConfiguration(
+        var configuration = NetConfiguration(
             url: settings.url,
             tlsFingerprint: settings.tlsFingerprint,
             minProtocol: 3,
@@ -99,6 +101,8 @@ public final class LinkAuthority {
             deviceId: identity.deviceId,
             publicKey: identity.publicKeyBase64Url
         )
+        configuration.handshakeTimeoutMs = settings.handshakeTimeoutMs
+        return configuration
     }
 
     /// Signs the connect payload for `request`, built from our own settings. Refuses nonces
@@ -195,8 +199,11 @@ public final class LinkAuthority {
     }
 
     public func invoke(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
+        // The label is the command only when the node serves it: a gateway inventing command
+        // names must not grow the registry without bound.
+        let label = router.serves(request.command) ? request.command : "other"
         router.route(request) { [metrics] output in
-            metrics.invoke(request.command, ok: output.result.ok)
+            metrics.invoke(label, ok: output.result.ok)
             completion(output)
         }
     }

@@ -10,6 +10,7 @@ public final class NodeMetrics: @unchecked Sendable {
     private let reconnects: Counter
     private let runDuration: DurationHistogram
     private var hellos = 0
+    private let droppedFrames: Counter
 
     public init() {
         connected = registry.makeGauge(descriptor: MetricNameDescriptor(
@@ -17,6 +18,9 @@ public final class NodeMetrics: @unchecked Sendable {
             helpText: "1 while the gateway link is up (after hello-ok)"))
         reconnects = registry.makeCounter(descriptor: MetricNameDescriptor(
             namespace: "openclaw_node", metricName: "gateway_reconnects", unitName: "total", helpText: "hello-ok after the first one"))
+        droppedFrames = registry.makeCounter(descriptor: MetricNameDescriptor(
+            namespace: "openclaw_node", metricName: "gateway_frames_dropped", unitName: "total",
+            helpText: "Gateway frames the node could not read or serve (each logged; invokes with a readable id answered INVALID_REQUEST)"))
         runDuration = registry.makeDurationHistogram(
             descriptor: MetricNameDescriptor(namespace: "openclaw_node", metricName: "run_duration", unitName: "seconds",
                                              helpText: "Wall time of system.run commands"),
@@ -42,6 +46,10 @@ public final class NodeMetrics: @unchecked Sendable {
 
     func ran(milliseconds: Int) {
         runDuration.record(.milliseconds(milliseconds))
+    }
+
+    func framesDropped(_ count: Int) {
+        droppedFrames.increment(by: Int64(count))
     }
 
     func workerRestarted(_ worker: String) {

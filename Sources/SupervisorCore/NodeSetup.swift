@@ -107,11 +107,16 @@ public struct NodeSetup {
 
         var pathEnv = environment("PATH") ?? ""
         if pathEnv.isEmpty { pathEnv = defaultPath }
-        let link = LinkSettings(
+        var link = LinkSettings(
             url: endpoint.url, tlsFingerprint: endpoint.fingerprint, nodeId: node.nodeId, displayName: displayName, version: version,
             pathEnv: pathEnv, sharedToken: credentials.token, password: credentials.password,
             deviceAuthPath: paths.deviceAuthFile
         )
+        // Upstream's pre-auth handshake budget: OPENCLAW_HANDSHAKE_TIMEOUT_MS, else
+        // gateway.handshakeTimeoutMs (each handshake phase's deadline, at most its default).
+        let handshake = environment("OPENCLAW_HANDSHAKE_TIMEOUT_MS").flatMap { Int($0.trimmingWhitespace()) }
+            ?? config.value("gateway.handshakeTimeoutMs")?.intValue
+        link.handshakeTimeoutMs = handshake.map { min(max($0, 250), 60_000) }
         return NodeSetup(paths: paths, config: config, identity: identity, link: link)
     }
 

@@ -208,6 +208,8 @@ public final class Supervisor {
             link.invoke(request) { [weak self] outcome in
                 self?.deliver(outcome)
             }
+        case let .framesDropped(report):
+            link.metrics.framesDropped(max(0, min(report.count, 1_000_000)))
         case let .metricsRequest(request):
             net.send(.metricsReply(MetricsReply(requestId: String(request.requestId.prefix(64)), text: link.metrics.exposition())))
         }

@@ -12,6 +12,7 @@ final class FrameCodecTests: XCTestCase {
         .connectRejected(ConnectRejection(code: "NOT_PAIRED", message: "pairing required", detailCode: "PAIRING_REQUIRED", requestId: "q", retryAfterMs: nil)),
         .invoke(InvokeRequest(id: "i", nodeId: "n", command: "system.run", paramsJSON: #"{"command":["/bin/echo","a/b"]}"#, timeoutMs: 5, idempotencyKey: nil)),
         .metricsRequest(MetricsRequest(requestId: "m")),
+        .framesDropped(FramesDropped(count: 3)),
     ]
     static let toNet: [SupervisorToNet] = [
         .configure(NetConfiguration(url: "wss://h:1", tlsFingerprint: "ab", minProtocol: 3, maxProtocol: 4,

@@ -58,7 +58,7 @@ final class JSONValueTextTests: XCTestCase {
 
     func testRejectsMalformedInputWithoutCrashing() {
         let bad = ["", " ", "{", "[1,]", "{\"a\"}", "{\"a\":}", "01", "1.", ".5", "-", "1e", "tru", "nul", "\"abc", "\"\\x\"",
-                   "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"a\u{01}b\"", "[1] 2", "{'a':1}", "NaN", "1e999", "[" + String(repeating: "[", count: 600)]
+                   "\"\\u12\"", "\"a\u{01}b\"", "[1] 2", "{'a':1}", "NaN", "Infinity", "[" + String(repeating: "[", count: 600)]
         for text in bad {
             XCTAssertThrowsError(try JSONValue.parse(Array(text.utf8)), text)
         }
@@ -66,6 +66,43 @@ final class JSONValueTextTests: XCTestCase {
         XCTAssertThrowsError(try JSONValue.parse(Array(deep.utf8)))
         let fine = String(repeating: "[", count: 500) + String(repeating: "]", count: 500)
         XCTAssertNoThrow(try JSONValue.parse(Array(fine.utf8)))
+    }
+
+    /// Issue 14 finding 5: valid JSON never makes a frame unreadable. JSON.parse reads numbers
+    /// beyond the Double range as ±Infinity (or 0) and keeps lone surrogates.
+    func testNumbersBeyondTheDoubleRangeReadAsJavaScriptDoes() throws {
+        XCTAssertEqual(try JSONValue.parse(Array(#"{"timeoutMs":1e400}"#.utf8))["timeoutMs"], .number(.infinity))
+        XCTAssertEqual(try JSONValue.parse(Array("-1e400".utf8)), .number(-.infinity))
+        XCTAssertEqual(try JSONValue.parse(Array("1e-400".utf8)), .number(0))
+        XCTAssertEqual(String(decoding: JSONValue.object(["n": .number(.infinity)]).serialized(), as: UTF8.self), #"{"n":null}"#)
+        XCTAssertEqual(try JSONText.encode([JSONValue.number(-.infinity)]), "[null]")
+        XCTAssertNil(JSONValue.number(.infinity).intValue)
+        XCTAssertNil(JSONValue.number(1e300).intValue)
+        XCTAssertNil(JSONValue.number(1.5).intValue)
+        XCTAssertEqual(JSONValue.number(9_007_199_254_740_992).intValue, 9_007_199_254_740_992)
+        XCTAssertEqual(Double.infinity.saturatingInt, Int.max)
+        XCTAssertEqual((-1e300).saturatingInt, Int.min)
+        XCTAssertEqual(Double.nan.saturatingInt, 0)
+    }
+
+    func testLoneSurrogatesBecomeTheReplacementCharacter() throws {
+        XCTAssertEqual(try JSONValue.parse(Array(#""a\ud800b""#.utf8)), .string("a\u{FFFD}b"))
+        XCTAssertEqual(try JSONValue.parse(Array(#""\udc00""#.utf8)), .string("\u{FFFD}"))
+        XCTAssertEqual(try JSONValue.parse(Array(#""\ud800\u0041""#.utf8)), .string("\u{FFFD}A"))
+        XCTAssertEqual(try JSONValue.parse(Array(#""\ud83d\ude00""#.utf8)), .string("\u{1F600}"))
+    }
+
+    /// JavaScript's String(n), which `command` coercion and the browser routes use.
+    func testJavaScriptNumberText() {
+        XCTAssertEqual(1e20.javaScriptString, "100000000000000000000")
+        XCTAssertEqual((-1.5e19).javaScriptString, "-15000000000000000000")
+        XCTAssertEqual(1e21.javaScriptString, "1e+21")
+        XCTAssertEqual(1.5e300.javaScriptString, "1.5e+300")
+        XCTAssertEqual(1e-7.javaScriptString, "1e-7")
+        XCTAssertEqual(0.5.javaScriptString, "0.5")
+        XCTAssertEqual(Double.infinity.javaScriptString, "Infinity")
+        XCTAssertEqual((-0.0).javaScriptString, "0")
+        XCTAssertEqual(42.0.javaScriptString, "42")
     }
 
     func testMutatedTextsNeverCrash() {
@@ -82,7 +119,9 @@ final class JSONValueTextTests: XCTestCase {
                 if bytes.isEmpty { bytes = [0x7B] }
             }
             if let value = try? JSONValue.parse(bytes) {
-                XCTAssertEqual(try? JSONValue.parse(value.serialized()), value)
+                // Serialising is idempotent (±Infinity is written as null, as JSON.stringify does).
+                let text = value.serialized()
+                XCTAssertEqual((try? JSONValue.parse(text))?.serialized(), text)
             }
         }
     }

@@ -33,14 +33,20 @@ final class AllowlistGlobTests: XCTestCase {
         XCTAssertTrue(matches("/usr/bin/id", "/usr/bin/id"))
     }
 
-    func testMatchIsCaseInsensitive() {
-        XCTAssertTrue(matches("/USR/BIN/ID", "/usr/bin/id"))
-        XCTAssertTrue(matches("/usr/bin/*", "/USR/BIN/Tool"))
+    /// Issue 14 finding 7: a pattern authorises exactly the file it names; upstream lower-cases
+    /// only on Windows ("preserves case sensitivity on POSIX").
+    func testMatchIsCaseSensitiveOnLinux() {
+        XCTAssertFalse(matches("/x/bin/tool", "/x/bin/TOOL"))
+        XCTAssertFalse(matches("/USR/BIN/ID", "/usr/bin/id"))
+        XCTAssertFalse(matches("/usr/bin/*", "/USR/BIN/Tool"))
+        XCTAssertFalse(matches("/tmp/Allowed-Tool", "/tmp/allowed-tool"))
+        XCTAssertTrue(matches("/usr/bin/T*", "/usr/bin/Tool"))
     }
 
-    func testBackslashesReadAsSlashes() {
+    func testBackslashesInAPatternReadAsSlashesButNotInAPath() {
         XCTAssertTrue(matches(#"\usr\bin\id"#, "/usr/bin/id"))
-        XCTAssertTrue(matches("/usr/bin/*", #"\usr\bin\id"#))
+        XCTAssertFalse(matches("/usr/bin/*", #"\usr\bin\id"#))
+        XCTAssertFalse(matches("/x/a/b", #"/x/a\b"#))
     }
 
     func testLeadingTildeExpandsToHome() {

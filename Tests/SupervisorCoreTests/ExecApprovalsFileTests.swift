@@ -1,3 +1,4 @@
+import NodeSupport
 import FoundationEssentials
 import OpenClawIPC
 import XCTest

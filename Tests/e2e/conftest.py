@@ -204,5 +204,12 @@ def probe(worker: str, *words: str, options=("--connect-port", "9")) -> str:
     return out.stdout.strip()
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def gateway_args(gw: TestGateway) -> list[str]:
     return ["--host", "127.0.0.1", "--port", str(gw.port)]

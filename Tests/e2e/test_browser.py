@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import forged_worker, gateway_args, probe
+from conftest import forged_worker, free_port, gateway_args, probe
 
 CHROMIUM = "/usr/lib/chromium/chromium"
 
@@ -65,12 +65,6 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
             return width, height
         index += 2 + length
     raise AssertionError("no SOF marker")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 SEEN_HEADERS: dict[str, dict] = {}

@@ -1,12 +1,16 @@
 """Issue 3: the gateway link through the real binaries and the project's test gateway."""
 import json
 import os
+import re
 import signal
+import socket
+import threading
 import time
+import urllib.request
 
 import pytest
 
-from conftest import gateway_args
+from conftest import free_port, gateway_args
 
 
 def test_pairing_then_approval_connects_without_restart(gateway, nodes, state_dir):
@@ -228,3 +232,140 @@ def test_wss_with_a_wrong_pin_never_sends_connect(make_gateway, nodes, state_dir
     assert all(not c.connect_received for c in gw.connections)
     assert gw.received_frames == []
     assert node.proc.poll() is None
+
+
+# ---------------------------------------------------------------- issue 14: deadlines, never silent
+
+class SilentListener:
+    """Accepts TCP connections and never answers (a proxy or a half-dead gateway)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = []
+        self.first_bytes = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(2)
+            try:
+                self.first_bytes.append(conn.recv(64))
+            except OSError:
+                self.first_bytes.append(b"")
+            self.accepted.append(conn)
+
+    def close(self):
+        self._stop = True
+        self._thread.join(timeout=5)
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["websocket-upgrade", "tls-handshake"])
+def test_a_silent_tcp_listener_is_abandoned_and_retried(make_gateway, nodes, state_dir, tls):
+    silent = SilentListener()
+    args = ["--host", "127.0.0.1", "--port", str(silent.port)] + (["--tls"] if tls else [])
+    try:
+        node = nodes(state_dir, args, env={"OPENCLAW_HANDSHAKE_TIMEOUT_MS": "1500"})
+        deadline = time.monotonic() + 15
+        while len(silent.accepted) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(silent.accepted) >= 2, node.log
+        phase = "TLS handshake" if tls else "WebSocket upgrade"
+        line = node.wait_log("gateway connect attempt stalled; retrying")
+        assert f'phase="{phase}"' in line and "timeoutMs=1500" in line, line
+        # What the node sent before it gave up: a TLS ClientHello, or the HTTP upgrade request.
+        assert silent.first_bytes[0].startswith(b"\x16\x03" if tls else b"GET / HTTP/1.1")
+    finally:
+        silent.close()
+    if tls:
+        return
+    # The port is taken over by a real gateway: the node connects without a restart.
+    gw = make_gateway(auto_approve=True, port=silent.port)
+    gw.wait_for_hello(timeout=20)
+
+
+def test_the_challenge_phase_has_a_deadline_and_closes_1008(make_gateway, nodes, state_dir):
+    gw = make_gateway(auto_approve=True)
+    gw.suppress_challenge = True
+    node = nodes(state_dir, gateway_args(gw), env={"OPENCLAW_HANDSHAKE_TIMEOUT_MS": "1000"})
+    first = gw.wait_for_connection(timeout=10)
+    gw.wait_for_close(first, timeout=10)
+    assert first.client_close_code == 1008 and first.client_close_reason == "connect challenge timeout"
+    line = node.wait_log("gateway handshake stalled; retrying")
+    assert 'phase=connect.challenge' in line
+    gw.suppress_challenge = False
+    gw.wait_for_hello(timeout=15)
+
+
+def linked_node(make_gateway, nodes, state_dir):
+    gw = make_gateway(auto_approve=True)
+    node = nodes(state_dir, gateway_args(gw))
+    conn = gw.wait_for_hello(timeout=20)
+    return gw, node, conn
+
+
+def result_for(gw, invoke_id, timeout=10.0):
+    return gw.wait_for(lambda: next((r for r in gw.invoke_results if r.get("id") == invoke_id), None),
+                       timeout=timeout, message=f"no node.invoke.result for {invoke_id}")
+
+
+def test_an_invoke_with_timeout_1e400_gets_an_invalid_request_result(make_gateway, nodes, state_dir):
+    gw, node, conn = linked_node(make_gateway, nodes, state_dir)
+    frame = ('{"type":"event","event":"node.invoke.request","payload":{"id":"inv-1e400","nodeId":"%s",'
+             '"command":"system.which","paramsJSON":"{\\"bins\\":[\\"sh\\"]}","timeoutMs":1e400}}' % conn.device_id)
+    gw.send_raw(frame)
+    result = result_for(gw, "inv-1e400")
+    assert result["ok"] is False and result["nodeId"] == conn.device_id
+    assert result["error"] == {"code": "INVALID_REQUEST",
+                               "message": "INVALID_REQUEST: timeoutMs must be a non-negative finite number"}
+    # The node goes on serving.
+    assert gw.invoke("system.which", {"bins": ["sh"]})["ok"] is True
+
+
+def test_an_unreadable_invoke_frame_with_a_readable_id_is_answered(make_gateway, nodes, state_dir):
+    gw, node, conn = linked_node(make_gateway, nodes, state_dir)
+    frame = ('{"type":"event","event":"node.invoke.request","payload":{"id":"inv-broken","nodeId":"%s",'
+             '"command":"system.which","paramsJSON":"{}",,}}' % conn.device_id)
+    gw.send_raw(frame)
+    result = result_for(gw, "inv-broken")
+    assert result["ok"] is False and result["error"]["code"] == "INVALID_REQUEST"
+    assert result["error"]["message"].startswith("INVALID_REQUEST: invoke frame is not valid JSON (JSON error at byte ")
+    line = node.wait_log("gateway sent a frame that cannot be read")
+    assert f"bytes={len(frame)}" in line and 'prefix="{\\"type\\":\\"event\\"' in line
+
+
+def test_a_malformed_invoke_payload_with_an_id_is_answered(make_gateway, nodes, state_dir):
+    gw, node, conn = linked_node(make_gateway, nodes, state_dir)
+    gw.send_event("node.invoke.request", {"id": "inv-nocmd", "nodeId": conn.device_id, "paramsJSON": "{}"})
+    result = result_for(gw, "inv-nocmd")
+    assert result["error"] == {"code": "INVALID_REQUEST", "message": "INVALID_REQUEST: command required"}
+
+
+def test_garbage_frames_are_logged_counted_and_harmless(make_gateway, nodes, state_dir):
+    gw = make_gateway(auto_approve=True)
+    port = free_port()
+    node = nodes(state_dir, gateway_args(gw) + ["--metrics-port", str(port)])
+    gw.wait_for_hello(timeout=20)
+    for text in ("not json", "[1,2", '{"type":', "\u0000\u0001"):
+        gw.send_raw(text)
+    node.wait_log("gateway sent a frame that cannot be read", count=4)
+    assert gw.invoke("system.which", {"bins": ["sh"]})["ok"] is True
+
+    def dropped():
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        match = re.search(r"^openclaw_node_gateway_frames_dropped_total (\d+)", body, re.M)
+        return match and int(match.group(1)) >= 4
+    gw.wait_for(dropped, timeout=10, message="the dropped-frames counter did not reach 4")

@@ -951,6 +951,8 @@ class TestGateway:
         self._cert_dir: str | None = None
 
         self._ticks_enabled = True
+        #: When set, new connections get no ``connect.challenge`` (deadline tests).
+        self.suppress_challenge = False
         self._startup_unavailable: list[int] = []
         self._injected_failures: list[dict] = []
         self._reject_next_signature = 0
@@ -1188,8 +1190,9 @@ class TestGateway:
         self._emit("connection.open", connId=conn.id, remote=conn.remote, path=conn.path)
 
         conn.nonce = str(uuid.uuid4())
-        await self._send(conn, {"type": "event", "event": "connect.challenge",
-                                "payload": {"nonce": conn.nonce, "ts": now_ms()}})
+        if not self.suppress_challenge:
+            await self._send(conn, {"type": "event", "event": "connect.challenge",
+                                    "payload": {"nonce": conn.nonce, "ts": now_ms()}})
         loop = asyncio.get_running_loop()
         hs_timer = loop.call_later(self.handshake_timeout_s,
                                    lambda: self._spawn(conn, self._handshake_timeout(conn)))

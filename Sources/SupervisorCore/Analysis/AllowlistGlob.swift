@@ -7,7 +7,10 @@
 /// - A leading `~` (alone or followed by `/`) is replaced by `home`; with no home it never matches.
 /// - `**` matches any run of characters including `/`; `*` any run without `/`; `?` exactly one
 ///   character other than `/`. Everything else is literal. The match is anchored at both ends.
-/// - Comparison is case-insensitive (both sides lower-cased) with `\` read as `/`.
+/// - Comparison is case-sensitive, as on every POSIX file system (upstream lower-cases only on
+///   Windows): `/x/bin/tool` never authorises the different file `/x/bin/TOOL`. A `\` in a
+///   pattern reads as `/`; in the path it is the literal character it is on Linux, so
+///   `/x/a\b` (one file name) is never taken for `/x/a/b`.
 /// - Matching runs in O(pattern × path) time and constant stack: it simulates the pattern as a
 ///   set of states instead of backtracking, so no pattern can make it blow up.
 public enum AllowlistGlob {
@@ -21,7 +24,7 @@ public enum AllowlistGlob {
         guard isUsable(trimmed) else { return false }
         if trimmed == "*" { return true }
         guard let expanded = expandHome(trimmed, home: home) else { return false }
-        return run(compile(normalize(expanded)), against: Array(normalize(path)))
+        return run(compile(normalize(expanded)), against: Array(path))
     }
 
     static func expandHome(_ pattern: String, home: String?) -> String? {
@@ -31,7 +34,7 @@ public enum AllowlistGlob {
     }
 
     static func normalize(_ text: String) -> String {
-        String(text.lowercased().map { $0 == "\\" ? "/" : $0 })
+        String(text.map { $0 == "\\" ? "/" : $0 })
     }
 
     enum Element: Equatable {

@@ -56,6 +56,11 @@ public struct ShellPayloadError: Error, Equatable, Sendable {
 ///   process substitution), `$(`, backticks (also inside double quotes), unquoted `(`/`)`,
 ///   unquoted newlines and line continuations, `&` backgrounding, `|&`, `{`/`}` groups,
 ///   comments, empty segments, unterminated quotes or a trailing backslash.
+/// - Of the expansions, only `$NAME`, `$1`, the special parameters (`$? $# $$ $! $- $@ $*`)
+///   and `${NAME}` pass. Every other `${…}` form, `$[…]`, `$'…'` and `$"…"` fails: bash
+///   evaluates subscripts, substring offsets and `${!…}` indirection arithmetically, and an
+///   arithmetic evaluation of `a[$(cmd)]` runs `cmd`, even when that text sat in single quotes
+///   or came from an environment value (issue 14 finding 6).
 ///
 /// Comments are refused rather than stripped: text after `#` runs nothing, but it would show
 /// in the approval prompt as if it did (or hide what does).
@@ -150,9 +155,7 @@ public enum ShellPayloadParser {
                 case "`":
                     throw fail("unsupported shell token: `")
                 case "$":
-                    if peek() == "(" { throw fail("unsupported shell token: $()") }
-                    append(c, expands: true)
-                    index += 1
+                    try dollar()
                 case "*", "?", "[", "~", "{":
                     append(c, expands: true)
                     index += 1
@@ -179,6 +182,34 @@ public enum ShellPayloadParser {
             return segments
         }
 
+        /// A `$` and what it expands: only the inert forms pass (see the type's guarantees).
+        mutating func dollar() throws(ShellPayloadError) {
+            switch peek() {
+            case "("?: throw fail("unsupported shell token: $()")
+            case "["?: throw fail("unsupported shell token: $[] arithmetic")
+            case "'"?, "\""?: throw fail("unsupported shell token: $\(peek()!) quoting")
+            case "{"?:
+                guard let close = chars[(index + 2)...].firstIndex(of: "}"),
+                      Self.isInertParameter(chars[(index + 2)..<close]) else {
+                    throw fail("unsupported shell token: ${…} expansion")
+                }
+                for scalar in chars[index...close] { append(scalar, expands: true) }
+                index = close + 1
+            default:
+                append("$", expands: true)
+                index += 1
+            }
+        }
+
+        /// `NAME`, digits, or one special parameter: expansions that never evaluate anything.
+        static func isInertParameter(_ name: ArraySlice<Unicode.Scalar>) -> Bool {
+            guard let first = name.first else { return false }
+            if name.count == 1, "@*#?$!-0123456789".unicodeScalars.contains(first) { return true }
+            if name.allSatisfy({ ("0"..."9").contains($0) }) { return true }
+            guard first == "_" || first.isASCIILetter else { return false }
+            return name.allSatisfy { $0 == "_" || $0.isASCIILetter || ("0"..."9").contains($0) }
+        }
+
         mutating func singleQuoted() throws(ShellPayloadError) {
             guard let close = chars[(index + 1)...].firstIndex(of: "'") else {
                 throw fail("unterminated shell quote")
@@ -201,9 +232,7 @@ public enum ShellPayloadParser {
                 case "`":
                     throw fail("unsupported shell token: `")
                 case "$":
-                    if peek() == "(" { throw fail("unsupported shell token: $()") }
-                    append(c, expands: true)
-                    index += 1
+                    try dollar()
                 case "\\":
                     guard let next = peek() else { throw fail("unterminated shell quote") }
                     if next == "\n" || next == "\r" { throw fail("unsupported shell token: newline") }

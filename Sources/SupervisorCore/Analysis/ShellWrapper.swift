@@ -59,6 +59,30 @@ public enum ShellWrapper {
         "errexit", "nounset", "pipefail", "xtrace", "verbose", "noglob", "noclobber", "posix", "allexport",
     ]
 
+    /// The payload (trimmed) when it alone may stand for the whole command, as upstream's
+    /// `previewText`: as `rawCommand`, in events and as a plan's `commandPreview`. Nil when the
+    /// text would hide part of what runs, and the full argv must be shown and bound instead:
+    /// - positional carriers after the payload (`sh -lc '$0 "$1"' /usr/bin/touch /tmp/x`: the
+    ///   payload names no program at all);
+    /// - an `env` prelude that changes the environment (`env BASH_ENV=/tmp/x sh -c 'echo hi'`,
+    ///   `env -i …`, `env -u …`).
+    public static func bindablePayload(_ argv: [String]) -> String? {
+        guard let shell = detect(argv) else { return nil }
+        let carriers = argv[(shell.payloadIndex + 1)...].contains { !$0.trimmingWhitespace().isEmpty }
+        guard !carriers, !hasEnvManipulation(argv, before: shell.executableIndex) else { return nil }
+        return shell.payload.trimmingWhitespace()
+    }
+
+    /// An `env` wrapper in `argv[..<end]` with options or assignments of its own.
+    static func hasEnvManipulation(_ argv: [String], before end: Int) -> Bool {
+        guard case let .plain(_, wrappers, assignments) = DispatchWrappers.unwrap(Array(argv[..<end]) + ["true"]) else {
+            return true
+        }
+        if !assignments.isEmpty { return true }
+        let starts = wrappers.map(\.index) + [end]
+        return zip(wrappers, starts.dropFirst()).contains { wrapper, next in wrapper.name == "env" && next > wrapper.index + 1 }
+    }
+
     public static func detect(_ argv: [String]) -> ShellInvocation? {
         if case .invocation(let invocation) = analyze(argv) { return invocation }
         return nil

@@ -80,7 +80,7 @@ public struct BrowserProxyRequest: Equatable, Sendable {
         if let profile { query["profile"] = profile }
         var timeout = defaultTimeoutMs
         if let value = params["timeoutMs"]?.numberValue, value.isFinite, value >= 1 {
-            timeout = min(Int(value), maxTimeoutMs)
+            timeout = min(value.saturatingInt, maxTimeoutMs)
         }
         return .success(BrowserProxyRequest(method: method, path: path, query: query, body: body, timeoutMs: timeout,
                                             profile: profile, envelope: params["errorEnvelope"]?.stringValue == "browser-v1"))

@@ -18,7 +18,7 @@ public enum BrowserSetup {
         if case let .object(entries)? = config.value("browser.profiles") {
             for (name, value) in entries.sorted(by: { $0.key < $1.key }) {
                 profiles.append(.init(
-                    name: name, cdpPort: value["cdpPort"]?.numberValue.map(Int.init), cdpUrl: value["cdpUrl"]?.stringValue,
+                    name: name, cdpPort: value["cdpPort"]?.intValue, cdpUrl: value["cdpUrl"]?.stringValue,
                     attachOnly: value["attachOnly"]?.boolValue ?? config.bool("browser.attachOnly") ?? false,
                     color: value["color"]?.stringValue ?? "#FF4500", headless: value["headless"]?.boolValue,
                     executablePath: value["executablePath"]?.stringValue.flatMap(usableExecutable)

@@ -52,6 +52,21 @@ public struct ExecEnvironment: Sendable {
         return blocked.isEmpty && invalid.isEmpty ? nil : Rejection(blocked: blocked, invalid: invalid)
     }
 
+    /// An approval binds argv, cwd and the script, not the environment (upstream's node
+    /// checks no env binding): on an approved run only terminal and locale overrides may come
+    /// with the request. Anything else must be in the command (`env NAME=VALUE …`), where the
+    /// operator saw it. Nil when every key may accompany an approved run.
+    public static func inspectApproved(_ overrides: [String: String]) -> String? {
+        let unbound = overrides.keys.filter { !isTerminalOrLocale($0.uppercased()) }.sorted()
+        guard !unbound.isEmpty else { return nil }
+        return "SYSTEM_RUN_DENIED: environment override rejected (not bound by the approval: \(unbound.joined(separator: ", ")); "
+            + "put them in the approved command as `env NAME=VALUE …`)"
+    }
+
+    static func isTerminalOrLocale(_ upper: String) -> Bool {
+        shellWrapperOverrideKeys.contains(upper) || upper.hasPrefix("LC_")
+    }
+
     /// Checks `env NAME=VALUE cmd` assignments inside argv the same way.
     public static func inspectAssignments(_ keys: [String]) -> String? {
         let blocked = keys.filter { !isPortableName($0) || isBlockedOverride($0.uppercased()) }
@@ -64,7 +79,7 @@ public struct ExecEnvironment: Sendable {
         var env = base
         for (key, value) in overrides {
             let upper = key.uppercased()
-            if shellWrapper, !(Self.shellWrapperOverrideKeys.contains(upper) || upper.hasPrefix("LC_")) { continue }
+            if shellWrapper, !Self.isTerminalOrLocale(upper) { continue }
             env[key] = value
         }
         return env
@@ -81,14 +96,14 @@ public struct ExecEnvironment: Sendable {
 
     static func isBlockedOverride(_ upper: String) -> Bool {
         upper == "PATH"
-            || blockedKeys.contains(upper) || blockedOverrideKeys.contains(upper)
+            || blockedKeys.contains(upper) || blockedOverrideKeys.contains(upper) || beyondUpstream.contains(upper)
             || blockedPrefixes.contains { upper.hasPrefix($0) }
             || blockedOverridePrefixes.contains { upper.hasPrefix($0) }
     }
 
     // Policy lists of upstream `host-env-security-policy.json` (@04aade7) plus later additions
-    // (BASHOPTS, FPATH, KSH_ENV, TCLLIBPATH, NODE_REPL_EXTERNAL_MODULE).
-    static let blockedPrefixes = ["DYLD_", "LD_", "BASH_FUNC_"]
+    // (BASHOPTS, FPATH, KSH_ENV, TCLLIBPATH, NODE_REPL_EXTERNAL_MODULE), plus `beyondUpstream`.
+    static let blockedPrefixes = ["DYLD_", "LD_", "BASH_FUNC_", "LUA_"]
     static let blockedOverridePrefixes = ["GIT_CONFIG_", "NPM_CONFIG_", "CARGO_REGISTRIES_"]
     static let blockedKeys: Set<String> = [
         "NODE_OPTIONS", "NODE_PATH", "PYTHONHOME", "PYTHONPATH", "PERL5LIB", "PERL5OPT", "RUBYLIB", "RUBYOPT",
@@ -118,5 +133,29 @@ public struct ExecEnvironment: Sendable {
         "OBJC_INCLUDE_PATH", "GOPROXY", "GONOSUMCHECK", "GONOSUMDB", "GONOPROXY", "GOPRIVATE", "GOENV", "GOPATH",
         "PYTHONUSERBASE", "RUSTFLAGS", "VIRTUAL_ENV", "LUA_PATH", "LUA_CPATH", "GEM_HOME", "GEM_PATH",
         "BUNDLE_GEMFILE", "COMPOSER_HOME", "XDG_CONFIG_HOME", "AWS_CONFIG_FILE",
+    ]
+
+    /// Variables upstream's lists lack that make a program load code, options or a file named
+    /// by the caller (issue 14 finding 10; docs/security.md): module and library search paths
+    /// (`PERLLIB`, `PYTHONPLATLIBDIR`, `AWKPATH`, Lua's `LUA_*` via the prefix above, R, Julia,
+    /// Guile, Erlang, Emacs), startup files (`VIMINIT`, `EXINIT`, `INPUTRC`, `PSQLRC`, R's
+    /// profiles), option variables a tool reads as command-line flags (`TAR_OPTIONS`,
+    /// `GZIP`, `XZ_OPT`, `ZIPOPT`, `LESS`, `MANOPT`, `GREP_OPTIONS`, `PERL_MM_OPT`), remote-shell
+    /// programs (`RSYNC_RSH`, `CVS_RSH`) and the C library's data paths (`LOCPATH`, `NLSPATH`,
+    /// `TERMINFO`, `HOSTALIASES`).
+    static let beyondUpstream: Set<String> = [
+        "PERLLIB", "PERL5SHELL", "PERL_MB_OPT", "PERL_MM_OPT", "RUBYSHELL",
+        "PYTHONPLATLIBDIR", "PYTHONWARNINGS", "PYTHONINSPECT", "PYTHONEXECUTABLE", "PYTHONSAFEPATH",
+        "AWKPATH", "AWKLIBPATH", "TAR_OPTIONS", "ZIPOPT", "UNZIPOPT", "GZIP", "BZIP", "BZIP2", "XZ_OPT",
+        "XZ_DEFAULTS", "LESS", "LESSKEY", "LESSKEYIN", "LESSSECURE", "LESSEDIT", "MANOPT",
+        "MANPATH", "GREP_OPTIONS", "VIMINIT", "GVIMINIT", "EXINIT", "MYVIMRC", "MYGVIMRC", "VIMRUNTIME",
+        "INPUTRC", "PSQLRC", "MYSQL_HOME", "SQLITE_HISTORY", "RSYNC_RSH", "RSYNC_CONNECT_PROG", "CVS_RSH",
+        "SYSTEMD_EDITOR", "SYSTEMD_PAGER", "SYSTEMD_PAGERSECURE", "GIT_CONFIG", "GIT_TEMPLATE_PATH",
+        "LOCPATH", "NLSPATH", "TZDIR", "TERMINFO", "TERMINFO_DIRS", "TERMCAP", "HOSTALIASES",
+        "RESOLV_HOST_CONF", "MALLOC_CONF", "EMACSLOADPATH", "GUILE_LOAD_PATH", "GUILE_LOAD_COMPILED_PATH",
+        "JULIA_LOAD_PATH", "JULIA_DEPOT_PATH", "R_PROFILE", "R_PROFILE_USER", "R_ENVIRON", "R_ENVIRON_USER",
+        "R_LIBS", "R_LIBS_USER", "R_LIBS_SITE", "ERL_LIBS", "ERL_AFLAGS", "ERL_ZFLAGS", "ERL_FLAGS",
+        "ELIXIR_ERL_OPTIONS", "OCAMLPATH", "CAML_LD_LIBRARY_PATH", "PKG_CONFIG_PATH", "CMAKE_TOOLCHAIN_FILE",
+        "DENO_CERT", "NODE_REDIRECT_WARNINGS",
     ]
 }

@@ -53,19 +53,38 @@ public final class SystemRunHandler: CommandHandler {
         case let .success(parsed): request = parsed
         case let .failure(error): return fail(error)
         }
+        let pathEnv = self.pathEnv
         if invoke.command == "system.run.prepare" {
-            switch SystemRunPlan.prepare(request, pathEnv: pathEnv) {
-            case let .success(plan):
-                let payload = (try? JSONText.encode(JSONValue.object(["plan": plan.json]))) ?? "{}"
-                completion(InvokeOutput(result: .success(invoke, payloadJSON: payload)))
-            case let .failure(error):
-                fail(error)
+            FileChecks.run({ SystemRunPlan.prepare(request, pathEnv: pathEnv) }, timedOut: { .failure(Self.fileChecksTimedOut) }) { prepared in
+                switch prepared {
+                case let .success(prepared):
+                    let payload = (try? JSONText.encode(JSONValue.object(["plan": prepared.plan.json]))) ?? "{}"
+                    completion(InvokeOutput(result: .success(invoke, payloadJSON: payload)))
+                case let .failure(error):
+                    fail(error)
+                }
             }
             return
         }
-        switch authorise(request) {
+        guard request.approvedByAsk else { return decide(request, approved: nil, invoke: invoke, completion: completion) }
+        if let error = request.checkApprovalBinding() { return fail(error) }
+        FileChecks.run({ ApprovedRun.verify(request, pathEnv: pathEnv) }, timedOut: { .failure(Self.fileChecksTimedOut) }) { [weak self] verified in
+            switch verified {
+            case let .success(approved): self?.decide(request, approved: approved, invoke: invoke, completion: completion)
+            case let .failure(error): fail(error)
+            }
+        }
+    }
+
+    static let fileChecksTimedOut = WireError(code: "UNAVAILABLE", message: "SYSTEM_RUN_DENIED: the approval's file checks did not finish in time")
+
+    /// The policy decision and, when it allows the run, the order to the ExecWorker.
+    func decide(_ request: SystemRunRequest, approved: ApprovedRun?, invoke: InvokeRequest,
+                completion: @escaping (InvokeOutput) -> Void) {
+        switch authorise(request, approved: approved) {
         case let .failure(error):
-            fail(error)
+            logger.notice("\(invoke.command) rejected", metadata: ["code": "\(error.code)", "reason": "\(error.message)"])
+            completion(InvokeOutput(result: .failure(invoke, code: error.code, message: error.message)))
         case let .success(.denied(reason, message)):
             logger.notice("system.run denied", metadata: ["runId": "\(request.runId)", "reason": "\(reason)"])
             metrics?.denied(reason)
@@ -82,12 +101,14 @@ public final class SystemRunHandler: CommandHandler {
     }
 
     /// Validation (`INVALID_REQUEST`) then policy (a denial), then the exact run to order.
-    func authorise(_ request: SystemRunRequest) -> Result<Verdict, WireError> {
+    /// `approved` is what `ApprovedRun.verify` re-derived for a request with an approval.
+    func authorise(_ request: SystemRunRequest, approved: ApprovedRun?) -> Result<Verdict, WireError> {
         func invalid(_ message: String) -> Result<Verdict, WireError> {
             .failure(WireError(code: "INVALID_REQUEST", message: message))
         }
         if let error = request.checkApprovalBinding() { return .failure(error) }
         if let rejection = ExecEnvironment.inspect(request.env) { return invalid(rejection.message) }
+        if request.approvedByAsk, let message = ExecEnvironment.inspectApproved(request.env) { return invalid(message) }
         let settings = ExecConfig.from(config, agentId: request.agentId)
         let resolved = approvals.resolve(agentId: request.agentId)
         let evaluation = AllowlistEvaluation.evaluate(
@@ -108,20 +129,8 @@ public final class SystemRunHandler: CommandHandler {
             ask = .off
         }
 
-        var cwd = request.cwd
-        var cwdIdentity: FileIdentity?
-        if request.approvedByAsk, let requested = request.cwd {
-            switch CanonicalDirectory.resolve(requested) {
-            case let .success(directory):
-                guard directory.path == requested else {
-                    return invalid("SYSTEM_RUN_DENIED: approval requires canonical cwd (no symlink path components)")
-                }
-                cwd = directory.path
-                cwdIdentity = directory.identity
-            case let .failure(denial):
-                return invalid(denial.message)
-            }
-        }
+        if request.approvedByAsk, approved == nil { return invalid("systemRunPlan invalid") }
+        let cwd = approved?.cwd ?? request.cwd
 
         let inlineEval = InlineEval.detect(request.command)
         let decision = ExecPolicy.decide(ExecPolicy.Input(
@@ -140,13 +149,6 @@ public final class SystemRunHandler: CommandHandler {
                 return .success(.denied(reason: "execution-plan-miss", message: "SYSTEM_RUN_DENIED: execution plan mismatch"))
             }
             argv = planned
-        }
-        var operand: OperandBinding?
-        if request.approvedByAsk, let bound = request.plan?.mutableFileOperand {
-            guard FileDigest.sha256Hex(bound.path) == bound.sha256 else {
-                return .failure(WireError(code: "UNAVAILABLE", message: "SYSTEM_RUN_DENIED: approval script operand changed before execution"))
-            }
-            operand = OperandBinding(path: bound.path, sha256: bound.sha256)
         }
 
         let now = clock()
@@ -176,7 +178,7 @@ public final class SystemRunHandler: CommandHandler {
         let env = environment.childEnvironment(overrides: request.env, shellWrapper: ShellWrapper.detect(request.command) != nil)
         return .success(.run(RunOrder(
             id: request.runId + "/" + newId(), argv: argv, cwd: cwd, env: env, timeoutMs: request.timeoutMs,
-            maxOutputBytes: Self.outputCap, expectCwd: cwdIdentity, expectOperand: operand
+            maxOutputBytes: Self.outputCap, expectCwd: approved?.cwdIdentity, expectOperand: approved?.operand
         )))
     }
 
@@ -204,10 +206,11 @@ public final class SystemRunHandler: CommandHandler {
             completion(InvokeOutput(result: .failure(invoke, code: refused.code, message: refused.message)))
             return
         }
-        // The audit trail a node operator reads: what ran, for whom, where.
+        // The audit trail a node operator reads: what runs (the exact argv handed to execve,
+        // invisible characters escaped by the log writer), for whom, where.
         logger.info("system.run", metadata: [
             "runId": "\(request.runId)", "agentId": "\(request.agentId ?? "main")",
-            "command": "\(String(request.commandText.prefix(300)))", "cwd": "\(order.cwd ?? "-")",
+            "command": "\(String(ExecCommandText.format(order.argv).prefix(300)))", "cwd": "\(order.cwd ?? "-")",
             "approved": "\(request.approvedByAsk)",
         ])
         // No `exec.started`: upstream's headless node hosts never send it (node-host.md §3.8),
@@ -267,7 +270,7 @@ public final class SystemRunHandler: CommandHandler {
         payload["sessionKey"] = .string(request.sessionKey)
         payload["runId"] = .string(request.runId)
         payload["host"] = .string("node")
-        payload["command"] = .string(request.commandText)
+        payload["command"] = .string(request.displayText)
         if let suppress = request.suppressNotifyOnExit { payload["suppressNotifyOnExit"] = .bool(suppress) }
         return NodeEvent(event: name, payloadJSON: (try? JSONText.encode(JSONValue.object(payload))) ?? "{}")
     }

@@ -11,7 +11,11 @@ public struct SystemRunRequest: Equatable, Sendable {
     }
 
     public var command: [String]
+    /// `formatExecCommand(command)`: what an approval plan binds.
     public var commandText: String
+    /// What events and the audit log show: `rawCommand` when sent, else the shell payload when
+    /// it may stand for the command (`ShellWrapper.bindablePayload`), else `commandText`.
+    public var displayText: String
     public var cwd: String?
     public var env: [String: String]
     public var timeoutMs: Int?
@@ -44,20 +48,35 @@ public struct SystemRunRequest: Equatable, Sendable {
         case nil, .null?: command = []
         default: return invalid("command required")
         }
+        // execve takes C strings: a NUL would end an argument, the cwd or a variable early, and
+        // what ran would not be the text that was approved and logged. Upstream's runtime
+        // refuses such strings too.
+        for (index, word) in command.enumerated() where word.utf8.contains(0) {
+            return invalid("INVALID_REQUEST: command[\(index)] contains a NUL character")
+        }
+        if params["rawCommand"]?.stringValue?.utf8.contains(0) == true {
+            return invalid("INVALID_REQUEST: rawCommand contains a NUL character")
+        }
+        if params["cwd"]?.stringValue?.utf8.contains(0) == true {
+            return invalid("INVALID_REQUEST: cwd contains a NUL character")
+        }
         let rawCommand = params["rawCommand"]?.stringValue?.trimmingWhitespace() ?? ""
         guard !command.isEmpty else {
             return invalid(rawCommand.isEmpty ? "command required" : "rawCommand requires params.command")
         }
         let commandText = ExecCommandText.format(command)
-        if !rawCommand.isEmpty, rawCommand != commandText, rawCommand != ShellWrapper.detect(command)?.payload.trimmingWhitespace() {
+        let payload = ShellWrapper.bindablePayload(command)
+        if !rawCommand.isEmpty, rawCommand != commandText, rawCommand != payload {
             return invalid("INVALID_REQUEST: rawCommand does not match command")
         }
         var env: [String: String] = [:]
         switch params["env"] {
         case nil, .null?: break
         case let .object(object)?:
-            for (key, value) in object {
-                guard case let .string(text) = value else { return invalid("INVALID_REQUEST: env values must be strings (\(key))") }
+            for key in object.keys.sorted() {
+                guard case let .string(text) = object[key]! else { return invalid("INVALID_REQUEST: env values must be strings (\(key))") }
+                if key.utf8.contains(0) { return invalid("INVALID_REQUEST: env key contains a NUL character") }
+                if text.utf8.contains(0) { return invalid("INVALID_REQUEST: env.\(key) contains a NUL character") }
                 env[key] = text
             }
         default: return invalid("INVALID_REQUEST: env must be an object")
@@ -83,7 +102,7 @@ public struct SystemRunRequest: Equatable, Sendable {
             planInvalid = plan == nil
         }
         return .success(SystemRunRequest(
-            command: command, commandText: commandText,
+            command: command, commandText: commandText, displayText: rawCommand.isEmpty ? payload ?? commandText : rawCommand,
             cwd: params["cwd"]?.trimmedNonEmpty, env: env, timeoutMs: timeoutMs,
             needsScreenRecording: params["needsScreenRecording"]?.boolValue ?? false,
             agentId: params["agentId"]?.trimmedNonEmpty,
@@ -111,9 +130,7 @@ extension JSONValue {
     var jsCoercedString: String {
         switch self {
         case let .string(text): return text
-        case let .number(value):
-            if value.rounded() == value, abs(value) < 1e21 { return String(Int64(value)) }
-            return String(value)
+        case let .number(value): return value.javaScriptString
         case let .bool(flag): return flag ? "true" : "false"
         case .null: return "null"
         case .array(let items): return items.map(\.jsCoercedString).joined(separator: ",")
