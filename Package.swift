@@ -91,11 +91,15 @@ let package = Package(
             ],
             swiftSettings: v5
         ),
+        // The gateway protocol's frames as plain functions (no sockets): what the NetWorker
+        // writes and how it reads what the gateway sends.
+        .target(name: "GatewayProtocol", dependencies: ["OpenClawIPC"], swiftSettings: v5),
         // NetWorker: gateway link, unprivileged.
         .target(
             name: "NetWorkerCore",
             dependencies: [
                 "OpenClawIPC",
+                "GatewayProtocol",
                 "Confinement",
                 "NodeSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -147,7 +151,17 @@ let package = Package(
             path: "Tests/ForgedWorker",
             swiftSettings: v5
         ),
+        // libFuzzer targets for every parser of untrusted bytes (scripts/fuzz builds them with
+        // -sanitize=fuzzer,address -DFUZZING); a plain build replays corpus files instead.
+        .executableTarget(
+            name: "openclaw-fuzz",
+            dependencies: ["OpenClawIPC", "GatewayProtocol", "SupervisorCore", "BrowserWorkerCore",
+                           .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/Targets",
+            swiftSettings: v5
+        ),
         .testTarget(name: "OpenClawIPCTests", dependencies: ["OpenClawIPC"], swiftSettings: v5),
+        .testTarget(name: "GatewayProtocolTests", dependencies: ["GatewayProtocol", "OpenClawIPC"], swiftSettings: v5),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "Confinement", "NodeSupport"], swiftSettings: v5),
         .testTarget(name: "BrowserWorkerCoreTests", dependencies: ["BrowserWorkerCore", "OpenClawIPC"], swiftSettings: v5),
     ]

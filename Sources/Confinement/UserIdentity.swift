@@ -7,13 +7,23 @@ public struct UserIdentity: Equatable, Sendable {
     public var name: String
     public var uid: uid_t
     public var gid: gid_t
+    /// `pw_dir`.
+    public var home: String = "/"
+
+    public init(name: String, uid: uid_t, gid: gid_t, home: String = "/") {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+    }
 
     public static func lookup(_ name: String) -> UserIdentity? {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16 << 10)
         guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return UserIdentity(name: name, uid: entry.pw_uid, gid: entry.pw_gid)
+        return UserIdentity(name: name, uid: entry.pw_uid, gid: entry.pw_gid,
+                            home: entry.pw_dir.map { String(cString: $0) } ?? "/")
     }
 
     public static var isRoot: Bool { geteuid() == 0 }

@@ -126,14 +126,19 @@ public enum WorkerConfinement {
             }
             return (.notNeeded, "not started as root (uid \(geteuid()))")
         }
-        let name = options.user ?? (role == .exec ? nil : ConfinementPolicy.defaultNetUser)
-        guard let name else { return (.notNeeded, "runs as the Supervisor's user (root)") }
+        // The Supervisor always names the exec user (`ExecUser.choose`); a worker started
+        // without one still never keeps root by default.
+        let name = options.user ?? ConfinementPolicy.defaultNetUser
         guard let user = UserIdentity.lookup(name) else { throw ConfinementFailure(.user, "no such user: \(name)") }
         if role != .exec, user.uid == 0 { throw ConfinementFailure(.user, "the \(role.rawValue) worker may not run as root (\(name))") }
         // The bounding set can only shrink while we still hold CAP_SETPCAP, i.e. before the
         // uid change empties the permitted set.
         try Capabilities.dropBoundingSet()
+        let switching = user.uid != geteuid()
         try user.become()
+        // Commands without a cwd start in the exec user's home (or /), not in a directory of
+        // the Supervisor's that this user may not even be able to read.
+        if role == .exec, switching, chdir(user.home) != 0 { _ = chdir("/") }
         return (.active, "\(name) (uid \(user.uid), gid \(user.gid))")
     }
 

@@ -1,5 +1,6 @@
 import Crypto
 import FoundationEssentials
+import GatewayProtocol
 import Glibc
 import Logging
 import NIOCore

@@ -71,6 +71,7 @@ struct Doctor: ParsableCommand {
             reports[name] = report
         }
         checks.append(userCheck())
+        checks.append(execUserCheck())
         let paths = StatePaths.resolve()
         let (browserChecks, browserReport) = browserCheck(paths, program: me)
         checks += browserChecks
@@ -182,6 +183,20 @@ struct Doctor: ParsableCommand {
             return DoctorCheck(name: "net-user", status: .fail, detail: "\(name) is root", fix: "--net-user nobody")
         }
         return DoctorCheck(name: "net-user", status: .ok, detail: "\(name) (uid \(user.uid))")
+    }
+
+    /// Who commands run as: `warn` for uid 0 (only ever explicit) and for the `nobody` fallback.
+    func execUserCheck() -> DoctorCheck {
+        let choice = confinement.execChoice
+        guard UserIdentity.isRoot else {
+            return DoctorCheck(name: "exec-user", status: .ok, detail: "not root: commands run as uid \(geteuid())")
+        }
+        guard let name = choice.name, let user = UserIdentity.lookup(name) else {
+            return DoctorCheck(name: "exec-user", status: .fail, detail: "user \(choice.name ?? "-") does not exist",
+                               fix: "create it (\(ExecUser.createCommand)) or name another with --exec-user")
+        }
+        if let warning = choice.warning { return DoctorCheck(name: "exec-user", status: .warn, detail: warning, fix: choice.fix) }
+        return DoctorCheck(name: "exec-user", status: .ok, detail: "commands run as \(name) (uid \(user.uid))")
     }
 
     func stateChecks(_ paths: StatePaths) -> [DoctorCheck] {

@@ -88,7 +88,8 @@ struct ConfinementFlags: ParsableArguments {
     var netUser: String?
 
     @Option(name: .customLong("exec-user"), help: ArgumentHelp(
-        "User commands run as when started as root (default: the node's own user).", valueName: "user"))
+        "User commands run as when started as root (default: openclaw, else nobody with a warning; commands run as root only with an explicit --exec-user root, which is logged and which doctor flags).",
+        valueName: "user"))
     var execUser: String?
 
     @Option(name: .customLong("browser-user"), help: ArgumentHelp(
@@ -112,6 +113,9 @@ struct ConfinementFlags: ParsableArguments {
         }
     }
 
+    /// Who commands run as: `--exec-user`, else the dedicated user (never root by default).
+    var execChoice: ExecUser { ExecUser.choose(requested: execUser) }
+
     static func parse(_ value: String) -> (workers: [String], step: ConfinementStep)? {
         let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
         if parts.count == 2 {
@@ -122,12 +126,16 @@ struct ConfinementFlags: ParsableArguments {
         return (workers, step)
     }
 
+    func optedOut(of step: ConfinementStep, worker: String) -> Bool {
+        unconfined.contains { Self.parse($0).map { $0.workers.contains(worker) && $0.step == step } ?? false }
+    }
+
     func options(for worker: String, connectPorts: [UInt16] = [], metricsPort: UInt16? = nil) -> ConfinementOptions {
         var optedOut = Set<ConfinementStep>()
         for value in unconfined {
             if let (workers, step) = Self.parse(value), workers.contains(worker) { optedOut.insert(step) }
         }
-        let user = ["net": netUser, "exec": execUser, "browser": browserUser][worker] ?? nil
+        let user = worker == "exec" ? execChoice.name : ["net": netUser, "browser": browserUser][worker] ?? nil
         return ConfinementOptions(user: user, optedOut: optedOut, connectPorts: connectPorts, metricsPort: metricsPort)
     }
 
@@ -205,8 +213,17 @@ struct Run: ParsableCommand {
         let router = CommandRouter()
         let approvals = ExecApprovalsStore(stateDir: setup.paths.stateDir, sha256Hex: FileDigest.sha256Hex(bytes:))
         let nodeEnvironment = ProcessEnvironment.current()
+        let execUser = confinement.execChoice
+        if let warning = execUser.warning {
+            logger.warning("\(warning)", metadata: ["fix": "\(execUser.fix ?? "-")"])
+        }
+        let commandUser = UserIdentity.isRoot && !confinement.optedOut(of: .user, worker: "exec")
+            ? execUser.name.flatMap(UserIdentity.lookup) : nil
+        if let home = commandUser?.home, home.hasPrefix(setup.paths.stateDir + "/"), SecureFile.allowSearch(setup.paths.stateDir) {
+            logger.info("state dir made searchable for the exec user's home", metadata: ["path": "\(setup.paths.stateDir)"])
+        }
         let systemRun = SystemRunHandler(
-            environment: ExecEnvironment(nodeEnvironment: nodeEnvironment, pathEnv: setup.link.pathEnv),
+            environment: ExecEnvironment(nodeEnvironment: nodeEnvironment, pathEnv: setup.link.pathEnv, user: commandUser),
             pathEnv: setup.link.pathEnv, home: nodeEnvironment["HOME"], approvals: approvals,
             config: setup.config, logger: logger
         )

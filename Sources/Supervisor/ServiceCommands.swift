@@ -75,6 +75,7 @@ struct Install: ParsableCommand {
         guard let me = programPath ?? currentExecutablePath() else { throw ExitCode(ExitStatus.config) }
         let manager = scope.manager
         manager.browserSandbox = browserSandbox
+        manager.execUser = confinement.execUser
         let endpoint = GatewayEndpoint.resolve(flags: gateway.flags, node: try? NodeConfigFile.load(StatePaths(stateDir: manager.stateDir).nodeFile),
                                                config: nil)
         var arguments = [me, "run", "--host", endpoint.host, "--port", String(endpoint.port)]

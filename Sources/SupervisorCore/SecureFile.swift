@@ -49,13 +49,16 @@ public enum SecureFile {
     }
 
     /// Creates `path` as a directory with `mode` if missing (and its parents with 0700);
-    /// refuses an existing symlink; tightens the mode of an existing directory.
+    /// refuses an existing symlink; tightens the mode of an existing directory (0755 becomes
+    /// 0700), except the searchable shape `allowSearch` gives (0711 stays 0711).
     public static func ensureDirectory(_ path: String, mode: mode_t = 0o700) throws(Failure) {
         var info = stat()
         if lstat(path, &info) == 0 {
             if (info.st_mode & S_IFMT) == S_IFLNK { throw .symlink(path) }
             guard (info.st_mode & S_IFMT) == S_IFDIR else { throw .notRegular(path) }
-            if info.st_mode & 0o777 != mode, info.st_uid == geteuid() { chmod(path, mode) }
+            let current = info.st_mode & 0o777
+            let wanted = current == mode | 0o011 ? current : mode
+            if current != wanted, info.st_uid == geteuid() { chmod(path, wanted) }
             return
         }
         let parent = parentDirectory(of: path)
@@ -66,6 +69,17 @@ public enum SecureFile {
             throw .system(path, SystemError("mkdir"))
         }
         chmod(path, mode)
+    }
+
+    /// Makes a directory of ours searchable (not readable) by other users: 0700 → 0711, so
+    /// another user reaches a directory of its own inside (the exec user's home, the browser
+    /// user's data). Everything secret inside stays 0600 / 0700. True when it changed.
+    @discardableResult
+    public static func allowSearch(_ path: String) -> Bool {
+        var info = stat()
+        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == geteuid(),
+              info.st_mode & 0o011 != 0o011 else { return false }
+        return chmod(path, (info.st_mode & 0o7777) | 0o011) == 0
     }
 
     /// Atomically replaces `path` with `bytes`, mode `mode`. The destination and its

@@ -29,6 +29,23 @@ final class SystemdUnitTests: XCTestCase {
         }
     }
 
+    /// Issue 14 finding 1: /root and the users' homes are out of the unit's reach, except the
+    /// home of an exec user that lives there.
+    func testSystemUnitHidesHomesExceptTheExecUsersOwn() {
+        let text = unit(.system).render()
+        XCTAssertTrue(text.contains("\nProtectHome=yes\n"))
+        XCTAssertTrue(text.contains("\nStateDirectoryMode=0711\n"))
+        XCTAssertFalse(text.contains("BindPaths="))
+        var alice = unit(.system)
+        alice.execUserHome = "/home/alice"
+        let exposed = alice.render()
+        XCTAssertTrue(exposed.contains("\nProtectHome=tmpfs\n"))
+        XCTAssertTrue(exposed.contains("\nBindPaths=/home/alice\n"))
+        var dedicated = unit(.system)
+        dedicated.execUserHome = "/var/lib/openclaw-node/home"
+        XCTAssertTrue(dedicated.render().contains("\nProtectHome=yes\n"))
+    }
+
     func testBrowserSandboxRelaxesOnlyTheNamespacesChromiumNeeds() {
         XCTAssertTrue(unit(.system).render().contains("\nRestrictNamespaces=yes\n"))
         XCTAssertFalse(unit(.system).render().contains("SystemCallFilter=chroot"))

@@ -28,11 +28,18 @@ def binary(name: str) -> str:
 
 
 class Node:
-    """One `openclaw-node run` process with its log captured line by line."""
+    """One `openclaw-node run` process with its log captured line by line.
 
-    def __init__(self, state_dir: Path, args=(), env=None, net_worker=None, exec_worker=None):
+    Run as root, the node would run commands as `openclaw` or `nobody` (issue 14), and most
+    tests run commands in pytest's private temporary directories: unless a test names an exec
+    user or asks for `default_exec_user`, they opt in to `--exec-user root` explicitly. The tests
+    of the default identity are in test_exec_identity.py."""
+
+    def __init__(self, state_dir: Path, args=(), env=None, net_worker=None, exec_worker=None, default_exec_user=False):
         self.state_dir = state_dir
         self.args = list(args)
+        if os.geteuid() == 0 and not default_exec_user and "--exec-user" not in self.args:
+            self.args += ["--exec-user", "root"]
         self.env = dict(os.environ)
         for key in ("OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_GATEWAY_PASSWORD", "OPENCLAW_CONFIG_PATH",
                     "OPENCLAW_ALLOW_INSECURE_PRIVATE_WS"):

@@ -49,7 +49,13 @@ def test_deb_layout(deb_root):
         assert mode(path) == wanted, (relative, oct(mode(path)))
     users = (deb_root / "usr/lib/sysusers.d/openclaw-node.conf").read_text()
     assert "u openclaw-net " in users and "u openclaw-browser " in users
-    assert "d /var/lib/openclaw-node 0700 root root" in (deb_root / "usr/lib/tmpfiles.d/openclaw-node.conf").read_text()
+    # Issue 14: commands run as `openclaw`, whose home is in the (searchable) state dir.
+    assert 'u openclaw - "OpenClaw node commands" /var/lib/openclaw-node/home /usr/sbin/nologin' in users
+    dirs = (deb_root / "usr/lib/tmpfiles.d/openclaw-node.conf").read_text()
+    assert "d /var/lib/openclaw-node 0711 root root" in dirs
+    assert "d /var/lib/openclaw-node/home 0700 openclaw openclaw" in dirs
+    unit = (deb_root / "usr/lib/systemd/system/openclaw-node.service").read_text()
+    assert "ProtectHome=yes\n" in unit and "--exec-user" not in unit
 
 
 def test_workers_are_hard_links_to_the_one_binary(deb_root):

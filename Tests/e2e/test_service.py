@@ -184,6 +184,33 @@ def test_system_service_runs_hardened_and_connects(systemd_system, make_gateway,
     assert not unit.exists()
 
 
+def test_system_service_commands_run_as_the_dedicated_user_and_cannot_write_roots_files(systemd_system, make_gateway):
+    """Issue 14 finding 1: under the installed system unit a command is not root."""
+    m = systemd_system
+    gw = make_gateway(auto_approve=True, token=TOKEN)
+    program, unit = install_system_service(m, gw)
+    text = unit.read_text()
+    assert "ProtectHome=yes\n" in text and "StateDirectoryMode=0711\n" in text
+    passwd = m.run(["getent", "passwd", "openclaw"], check=True).stdout.strip().split(":")
+    assert passwd[5:] == ["/var/lib/openclaw-node/home", "/usr/sbin/nologin"]
+    script = ('id -un; echo "$HOME"; touch "$HOME/ok" && echo home-ok; '
+              'mkdir -p /root/.ssh 2>/dev/null; echo x >> /root/.ssh/authorized_keys 2>/dev/null && echo ROOT-SSH-WRITTEN; '
+              'echo x >> /var/spool/cron/crontabs/root 2>/dev/null && echo CRON-WRITTEN; '
+              'echo x >> /var/lib/openclaw-node/node.json 2>/dev/null && echo STATE-WRITTEN; '
+              'echo x >> /etc/passwd 2>/dev/null && echo PASSWD-WRITTEN; true')
+    prepared = gw.invoke("system.run.prepare", {"command": ["/bin/sh", "-c", script]}, timeout_ms=30_000)
+    plan = json.loads(prepared["payloadJSON"])["plan"]
+    result = gw.invoke("system.run", {"command": plan["argv"], "approved": True, "systemRunPlan": plan}, timeout_ms=30_000)
+    assert result["ok"] is True, (result, m.journal("openclaw-node.service"))
+    output = json.loads(result["payloadJSON"])
+    lines = output["stdout"].split("\n")
+    assert lines[:3] == ["openclaw", "/var/lib/openclaw-node/home", "home-ok"], output
+    assert not [line for line in lines if line.endswith("-WRITTEN")], lines
+    m.wait_journal("openclaw-node.service", r'msg="exec worker ready".*user=active')
+    result = m.run([program, "uninstall", "--system", "--json"], timeout=60)
+    assert json.loads(result.stdout)["result"] == "uninstalled"
+
+
 def test_system_service_with_browser_sandbox_serves_browser_proxy(systemd_system, make_gateway, tmp_path):
     m = systemd_system
     gw = make_gateway(auto_approve=True, token=TOKEN)

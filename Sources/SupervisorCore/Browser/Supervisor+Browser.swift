@@ -117,9 +117,7 @@ extension Supervisor: BrowserRunner {
             close(fd)
         }
         let stateDir = String(directory.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/"))
-        var info = stat()
-        if stat(stateDir, &info) == 0, info.st_mode & 0o001 == 0 {
-            chmod(stateDir, (info.st_mode & 0o7777) | 0o011)
+        if SecureFile.allowSearch(stateDir) {
             logger.info("state dir made searchable for the browser worker", metadata: ["path": "\(stateDir)", "user": "\(name)"])
         }
     }

@@ -1,3 +1,5 @@
+import Confinement
+import Glibc
 /// The environment a `system.run` child gets (node-host.md §3.4, design §6).
 ///
 /// Built from an allow list of the node's own variables plus the request's accepted
@@ -15,12 +17,19 @@ public struct ExecEnvironment: Sendable {
     /// The node's environment, reduced to the allow list once at start.
     public let base: [String: String]
 
-    public init(nodeEnvironment: [String: String], pathEnv: String) {
+    /// `user`: the exec user commands run as when it is not the node's own; its home and
+    /// name replace the node's (`HOME=/root` is no place for a command running as `openclaw`).
+    public init(nodeEnvironment: [String: String], pathEnv: String, user: UserIdentity? = nil) {
         var base: [String: String] = [:]
         for (key, value) in nodeEnvironment where Self.inheritedKeys.contains(key) || key.hasPrefix("LC_") {
             base[key] = value
         }
         base["PATH"] = pathEnv
+        if let user, user.uid != geteuid() {
+            base["HOME"] = user.home
+            base["USER"] = user.name
+            base["LOGNAME"] = user.name
+        }
         self.base = base
     }
 

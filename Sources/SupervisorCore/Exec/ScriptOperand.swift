@@ -25,8 +25,11 @@ enum ScriptOperand {
 
     /// Where the program of one (unwrapped) argv comes from.
     enum Program: Equatable {
-        /// From the argv itself or nowhere (`python3 -c …` is inline eval, judged elsewhere).
+        /// From the argv itself (`awk '{…}'`), or nowhere.
         case inline
+        /// Interpreter inline eval (`python3 -c …`, `perl -e …`): refused as a command of its
+        /// own (until it is materialised to a bound file), shown as text inside a payload.
+        case eval
         /// From the file named by `argv[index]`.
         case file(index: Int)
         /// From somewhere that cannot be bound.
@@ -83,7 +86,7 @@ enum ScriptOperand {
         let offset = argv.count - inner.count
         switch program(of: inner, cwd: cwd, pathEnv: pathEnv) {
         case .inline: return .success((nil, argv))
-        case .unbindable: return .failure(cannotBind)
+        case .unbindable, .eval: return .failure(cannotBind)
         case let .file(index):
             let token = inner[index]
             let located = index == 0
@@ -128,7 +131,10 @@ enum ScriptOperand {
         guard let segments = ShellPayloadParser.parse(payload) else { return true }
         for segment in segments {
             guard case let .plain(inner, _, _) = DispatchWrappers.unwrap(segment.argv) else { return false }
-            if program(of: inner, cwd: cwd, pathEnv: pathEnv) != .inline { return false }
+            switch program(of: inner, cwd: cwd, pathEnv: pathEnv) {
+            case .inline, .eval: continue
+            case .file, .unbindable: return false
+            }
         }
         return true
     }
@@ -193,7 +199,7 @@ enum ScriptOperand {
             let flag = argv[index]
             if flag == "--" { index += 1; break }
             let key = flag.hasPrefix("--") ? String(flag.prefix { $0 != "=" }) : String(flag.prefix(2))
-            if rules.eval.contains(key) { return .inline }  // inline eval: the program is in argv
+            if rules.eval.contains(key) { return .eval }
             if rules.unbindable.contains(key) || !rules.harmless.contains(flag) { return .unbindable }
             index += 1
         }

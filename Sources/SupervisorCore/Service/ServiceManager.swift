@@ -1,3 +1,4 @@
+import Confinement
 import Glibc
 import NodeSupport
 import OpenClawIPC
@@ -40,6 +41,8 @@ public final class ServiceManager {
     public let scope: SystemdUnit.Scope
     /// Let Chromium's own sandbox create its namespaces under the system unit.
     public var browserSandbox = false
+    /// `--exec-user` as given to `install` (nil: the dedicated user, created for a system unit).
+    public var execUser: String?
     let environment: [String: String]
     /// Runs `systemctl` with these arguments (scope flag included by the caller).
     let systemctl: ([String]) -> ProgramRun.Output?
@@ -112,8 +115,10 @@ public final class ServiceManager {
             plain.append(("OPENCLAW_STATE_DIR", stateDir))
         }
         plain.append(("PATH", servicePath()))
+        let execHome = execUser.flatMap(UserIdentity.lookup)?.home
         return SystemdUnit(scope: scope, version: version, programArguments: programArguments, environment: plain,
-                           environmentFile: ServiceEnvironmentFile.path(stateDir: stateDir), browserSandbox: browserSandbox)
+                           environmentFile: ServiceEnvironmentFile.path(stateDir: stateDir), browserSandbox: browserSandbox,
+                           execUserHome: execHome)
     }
 
     public func install(programArguments: [String], force: Bool, version: String) -> ServiceActionResult {
@@ -134,6 +139,16 @@ public final class ServiceManager {
         let stateDir = self.stateDir
         let secrets = self.secrets
         let unit = self.unit(programArguments: programArguments, version: version)
+        var created: String?
+        if scope == .system, execUser == nil {
+            switch ensureDedicatedExecUser() {
+            case let .failure(failure):
+                outcome.error = failure.message
+                outcome.hints = [ExecUser.createCommand, "\(cli) install --system --exec-user <user> …"]
+                return outcome
+            case let .success(note): created = note
+            }
+        }
         do {
             try ServiceEnvironmentFile.write(secrets, stateDir: stateDir)
             try SecureFile.ensureDirectory(unitDirectory, mode: 0o755)
@@ -155,6 +170,7 @@ public final class ServiceManager {
         outcome.ok = true
         outcome.result = "installed"
         outcome.message = "Node service installed and started (\(unitPath))."
+        if let created { outcome.message! += " " + created }
         outcome.loaded = true
         if !secrets.isEmpty {
             outcome.message! += " Gateway credentials are in \(ServiceEnvironmentFile.path(stateDir: stateDir)) (0600), not in the unit."
@@ -293,9 +309,44 @@ public final class ServiceManager {
         return directories.joined(separator: ":")
     }
 
+    /// The system unit runs commands as `ExecUser.dedicated`: created here when missing (as the
+    /// .deb's sysusers.d would), with its home under the state dir; the state dir made
+    /// searchable for it. Returns what was created, or why it could not be.
+    func ensureDedicatedExecUser() -> Result<String?, InstallFailure> {
+        let home = ExecUser.dedicatedHome
+        let parent = String(home[..<home.lastIndex(of: "/")!])
+        if mkdir(parent, 0o711) != 0, errno != EEXIST { return .failure(InstallFailure("cannot create \(parent): \(String(cString: strerror(errno)))")) }
+        var info = stat()
+        if stat(parent, &info) == 0, info.st_uid == 0, info.st_mode & 0o001 == 0 { chmod(parent, (info.st_mode & 0o7777) | 0o011) }
+        var note: String?
+        if UserIdentity.lookup(ExecUser.dedicated) == nil {
+            let run = ProgramRun.run(["useradd", "--system", "--user-group", "--home-dir", home, "--no-create-home",
+                                      "--shell", "/usr/sbin/nologin", "--comment", "OpenClaw node commands", ExecUser.dedicated],
+                                     environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
+            guard let run, run.status == 0, UserIdentity.lookup(ExecUser.dedicated) != nil else {
+                let detail = run.map { $0.stderr.trimmingWhitespace() } ?? "useradd not found"
+                return .failure(InstallFailure("cannot create the user \(ExecUser.dedicated) that commands run as: \(detail)"))
+            }
+            note = "Commands run as the new system user \(ExecUser.dedicated) (home \(home))."
+        }
+        guard let user = UserIdentity.lookup(ExecUser.dedicated) else { return .success(note) }
+        if user.home.hasPrefix(parent + "/"), stat(user.home, &info) != 0 {
+            guard mkdir(user.home, 0o700) == 0, chown(user.home, user.uid, user.gid) == 0 else {
+                return .failure(InstallFailure("cannot create \(user.home) for \(ExecUser.dedicated): \(String(cString: strerror(errno)))"))
+            }
+        }
+        return .success(note)
+    }
+
     func lingerWarning() -> String? {
         guard let user = environment["USER"] ?? environment["LOGNAME"] else { return nil }
         if access("/var/lib/systemd/linger/\(user)", F_OK) == 0 { return nil }
         return "lingering is off for \(user): the node stops when you log out; run: sudo loginctl enable-linger \(user)"
     }
+}
+
+/// Why `install` stopped before touching the service.
+struct InstallFailure: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
 }

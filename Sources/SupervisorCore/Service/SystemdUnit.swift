@@ -26,10 +26,16 @@ public struct SystemdUnit: Sendable {
     /// seccomp filter leaves these open; the other workers and every command still get EPERM),
     /// and CAP_CHOWN for the Supervisor to hand `<state>/browser` to the browser user.
     public var browserSandbox: Bool
+    /// Home of the user commands run as (system unit). `ProtectHome=yes` hides /home, /root and
+    /// /run/user from the whole unit; an exec user whose home lies there keeps exactly that
+    /// directory (`ProtectHome=tmpfs` + `BindPaths=`).
+    public var execUserHome: String?
 
     public init(scope: Scope, version: String, programArguments: [String], environment: [(key: String, value: String)],
-                environmentFile: String, workingDirectory: String? = nil, browserSandbox: Bool = false) {
+                environmentFile: String, workingDirectory: String? = nil, browserSandbox: Bool = false,
+                execUserHome: String? = nil) {
         self.browserSandbox = browserSandbox
+        self.execUserHome = execUserHome
         self.scope = scope
         self.version = version
         self.programArguments = programArguments
@@ -44,6 +50,9 @@ public struct SystemdUnit: Sendable {
     static let systemHardening: [String] = [
         "NoNewPrivileges=yes",
         "ProtectSystem=full",
+        // /root and every user's home: an exec user that is root by explicit choice still
+        // cannot reach ~/.ssh or a shell profile there.
+        "ProtectHome=yes",
         "PrivateTmp=yes",
         "PrivateMounts=yes",
         "PrivateDevices=yes",
@@ -76,7 +85,9 @@ public struct SystemdUnit: Sendable {
         "DevicePolicy=closed",
         "RemoveIPC=yes",
         "StateDirectory=openclaw-node",
-        "StateDirectoryMode=0700",
+        // Searchable, not readable: the exec user's home and <state>/browser live inside;
+        // every secret in it is 0600 in 0700 directories.
+        "StateDirectoryMode=0711",
     ]
 
     public func render() -> String {
@@ -103,7 +114,9 @@ public struct SystemdUnit: Sendable {
         lines.append("EnvironmentFile=-\(environmentFile)")
         for (key, value) in environment { lines.append("Environment=\(Self.quoteAssignment("\(key)=\(value)"))") }
         if scope == .system {
+            let exposedHome = execUserHome.flatMap(Self.protectedHome)
             lines += Self.systemHardening.map { line in
+                if line == "ProtectHome=yes", exposedHome != nil { return "ProtectHome=tmpfs" }
                 guard browserSandbox else { return line }
                 if line.hasPrefix("RestrictNamespaces=") { return "RestrictNamespaces=user pid net" }
                 // The Supervisor hands <state>/browser to the browser worker's user.
@@ -111,9 +124,15 @@ public struct SystemdUnit: Sendable {
                 return line
             }
             if browserSandbox { lines.append("SystemCallFilter=chroot") }
+            if let exposedHome { lines.append("BindPaths=\(Self.quoteArgument(exposedHome))") }
         }
         lines += ["", "[Install]", "WantedBy=\(scope == .system ? "multi-user.target" : "default.target")", ""]
         return lines.joined(separator: "\n")
+    }
+
+    /// `home` when `ProtectHome=` would hide it (under /home, /root or /run/user).
+    static func protectedHome(_ home: String) -> String? {
+        ["/home", "/root", "/run/user"].contains { home == $0 || home.hasPrefix($0 + "/") } ? home : nil
     }
 
     /// One `ExecStart` word: quoted when it has whitespace, quotes, backslashes or `%`/`$`

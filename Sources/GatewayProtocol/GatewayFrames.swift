@@ -2,7 +2,8 @@ import FoundationEssentials
 import OpenClawIPC
 
 /// Gateway frames as the node sends and reads them (protocol.md §1–§2, §7).
-/// Plain functions over `JSONValue`, so they are testable without a socket.
+/// Plain functions over `JSONValue`, so they are testable (and fuzzed) without a socket: the
+/// NetWorker's link is the I/O around them.
 public enum GatewayFrames {
     /// The `connect` request; optional members are omitted, never `null`.
     public static func connect(id: String, configuration c: NetConfiguration, auth credentials: NetConfiguration.Auth,
@@ -170,7 +171,8 @@ public enum GatewayFrames {
 }
 
 extension String {
-    func trimmingSpaces() -> String {
+    /// Trimmed of Unicode whitespace at both ends (JavaScript's `String.prototype.trim`).
+    public func trimmingSpaces() -> String {
         let scalars = unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
         let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })!
