@@ -152,10 +152,11 @@ let package = Package(
             swiftSettings: v5
         ),
         // libFuzzer targets for every parser of untrusted bytes (scripts/fuzz builds them with
-        // -sanitize=fuzzer,address -DFUZZING); a plain build replays corpus files instead.
+        // -sanitize=fuzzer,address -DOPENCLAW_FUZZING); a plain build replays corpus files instead.
+        .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
         .executableTarget(
             name: "openclaw-fuzz",
-            dependencies: ["OpenClawIPC", "GatewayProtocol", "SupervisorCore", "BrowserWorkerCore",
+            dependencies: ["CFuzzDriver", "OpenClawIPC", "GatewayProtocol", "SupervisorCore", "BrowserWorkerCore",
                            .product(name: "NIOCore", package: "swift-nio")],
             path: "Fuzz/Targets",
             swiftSettings: v5

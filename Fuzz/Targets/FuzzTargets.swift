@@ -1,4 +1,5 @@
 @testable import BrowserWorkerCore
+import CFuzzDriver
 import GatewayProtocol
 import Glibc
 import NIOCore
@@ -154,32 +155,44 @@ enum FuzzTargets {
     }
 }
 
-#if FUZZING
-private let selected: ([UInt8]) -> Void = {
-    let name = getenv("FUZZ_TARGET").map { String(cString: $0) } ?? ""
-    guard let target = FuzzTargets.all[name] else {
-        fputs("FUZZ_TARGET must be one of: \(FuzzTargets.all.keys.sorted().joined(separator: ", "))\n", stderr)
-        exit(64)
-    }
-    return target
-}()
-
+/// libFuzzer's own `main` (linked with its runtime, unused: SwiftPM points `main` at ours)
+/// names this symbol; it serves the same target as the driver's callback.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    selected(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
+    FuzzMain.selected(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
     return 0
 }
-#else
-/// Without libFuzzer (a plain `swift build`): replays files, `openclaw-fuzz <target> <file>…`,
-/// which is how a corpus or a crash is re-run without the sanitizers.
+
+/// `FUZZ_TARGET=<target> openclaw-fuzz [libFuzzer flags] [corpus dirs]` in the sanitizer build
+/// (scripts/fuzz); in a plain build, `openclaw-fuzz <target> <file>…` replays files, which is
+/// how the corpus and crash reproducers are re-run without sanitizers.
 @main
-struct FuzzReplay {
+struct FuzzMain {
+    nonisolated(unsafe) static var selected: ([UInt8]) -> Void = { _ in }
+
     static func main() {
-        let arguments = Array(CommandLine.arguments.dropFirst())
-        guard let name = arguments.first, let target = FuzzTargets.all[name] else {
-            fputs("usage: openclaw-fuzz <\(FuzzTargets.all.keys.sorted().joined(separator: "|"))> <file>...\n", stderr)
-            exit(64)
+        if let name = getenv("FUZZ_TARGET").map({ String(cString: $0) }) {
+            guard let target = FuzzTargets.all[name] else { usage() }
+            selected = target
+            var argc = CommandLine.argc
+            var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+            let status = openclaw_fuzz_run(&argc, &argv) { data, size in fuzzOneInput(data, size) }
+            guard status >= 0 else {
+                fputs("openclaw-fuzz: built without libFuzzer; use scripts/fuzz, or replay files: openclaw-fuzz <target> <file>...\n", stderr)
+                exit(64)
+            }
+            exit(status)
         }
+        replay(Array(CommandLine.arguments.dropFirst()))
+    }
+
+    static func usage() -> Never {
+        fputs("usage: openclaw-fuzz <\(FuzzTargets.all.keys.sorted().joined(separator: "|"))> <file>...\n", stderr)
+        exit(64)
+    }
+
+    static func replay(_ arguments: [String]) {
+        guard let name = arguments.first, let target = FuzzTargets.all[name] else { usage() }
         var replayed = 0
         for path in arguments.dropFirst() {
             guard let file = fopen(path, "rb") else { fputs("cannot open \(path)\n", stderr); exit(66) }
@@ -197,4 +210,3 @@ struct FuzzReplay {
         print("\(name): replayed \(replayed) inputs")
     }
 }
-#endif

@@ -105,7 +105,8 @@ public final class WhichHandler: CommandHandler {
         var found: [String: String] = [:]
         for case let .string(raw) in names {
             let name = raw.trimmingWhitespace()
-            guard !name.isEmpty, !name.contains("/"), !name.contains("\\") else { continue }
+            // A NUL would end the name early in access(2): "sh\0x" must not be found as "sh".
+            guard !name.isEmpty, !name.contains("/"), !name.contains("\\"), !name.utf8.contains(0) else { continue }
             if let path = Self.locate(name, in: pathEnv) { found[name] = path }
         }
         let payload = (try? JSONText.encode(["bins": found])) ?? "{\"bins\":{}}"

@@ -108,4 +108,17 @@ final class ShellPayloadParserTests: XCTestCase {
             ShellPayloadParser.render(segments, replacements: [1: "'head' '-n' '1'"]),
             "echo  \"$X\" | 'head' '-n' '1' && true")
     }
+
+    /// Found by scripts/fuzz (Fuzz/corpus/shell-analysis/crash-trailing-escaped-blank-*): a
+    /// segment's source lost its escaped trailing blank, so a rebuilt payload ended in a bare
+    /// backslash and meant something else than the one analysed.
+    func testAnEscapedTrailingBlankStaysInTheSegmentSource() throws {
+        for payload in ["echo a\\ ", "echo a\\  ", "echo a\\ | cat", "echo a\\\\ ; true"] {
+            let segments = try ShellPayloadParser.analyze(payload).get()
+            let rendered = ShellPayloadParser.render(segments)
+            XCTAssertEqual(try ShellPayloadParser.analyze(rendered).get().map(\.argv), segments.map(\.argv), payload)
+        }
+        XCTAssertEqual(ShellPayloadParser.parse("echo a\\ ")?.first?.source, "echo a\\ ")
+        XCTAssertEqual(ShellPayloadParser.parse("echo a\\\\ ")?.first?.source, "echo a\\\\")
+    }
 }

@@ -42,6 +42,12 @@ def test_a_nul_byte_is_refused_naming_the_field(linked, params, message):
     assert error_of(gw.invoke("system.run.prepare", params)) == ("INVALID_REQUEST", message)
 
 
+def test_system_which_never_finds_a_name_with_a_nul_byte(linked):
+    gw, _ = linked(approvals_file())
+    _, payload = run(gw, {"bins": ["sh\u0000evil", "sh"]}, command="system.which")
+    assert list(payload["bins"]) == ["sh"]
+
+
 # ---------------------------------------------------------------- finding 3: carriers, env preludes, display
 
 def test_a_payload_with_positional_carriers_must_bind_the_full_argv(linked, tmp_path):

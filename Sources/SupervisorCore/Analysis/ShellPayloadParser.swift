@@ -126,8 +126,7 @@ public enum ShellPayloadParser {
         mutating func finishSegment(_ op: ShellOperator?) throws(ShellPayloadError) {
             try finishWord()
             guard !tokens.isEmpty else { throw fail(segments.isEmpty && op == nil ? "empty command" : "empty segment") }
-            let source = String(String.UnicodeScalarView(chars[segmentStart..<index]))
-                .trimmingBlanks()
+            let source = Self.trimmedSource(chars[segmentStart..<index])
             segments.append(ShellSegment(tokens: tokens, source: source, operatorAfter: op))
             tokens = []
             index += op?.rawValue.unicodeScalars.count ?? 0
@@ -180,6 +179,18 @@ public enum ShellPayloadParser {
             }
             try finishSegment(nil)
             return segments
+        }
+
+        /// The segment's text without the blanks around it; a trailing blank that a backslash
+        /// escapes is part of the last word (`echo a\ `), so it stays.
+        static func trimmedSource(_ text: ArraySlice<Unicode.Scalar>) -> String {
+            func blank(_ scalar: Unicode.Scalar) -> Bool { scalar == " " || scalar == "\t" }
+            guard let first = text.firstIndex(where: { !blank($0) }) else { return "" }
+            var end = text.lastIndex(where: { !blank($0) })! + 1
+            var backslashes = 0
+            while end - 1 - backslashes >= first, text[end - 1 - backslashes] == "\\" { backslashes += 1 }
+            if backslashes % 2 == 1, end < text.endIndex { end += 1 }
+            return String(String.UnicodeScalarView(text[first..<end]))
         }
 
         /// A `$` and what it expands: only the inert forms pass (see the type's guarantees).
@@ -250,14 +261,5 @@ public enum ShellPayloadParser {
             }
             throw fail("unterminated shell quote")
         }
-    }
-}
-
-extension String {
-    func trimmingBlanks() -> String {
-        let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { $0 != " " && $0 != "\t" }) else { return "" }
-        let last = scalars.lastIndex(where: { $0 != " " && $0 != "\t" })!
-        return String(scalars[first...last])
     }
 }

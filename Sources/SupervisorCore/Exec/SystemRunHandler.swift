@@ -44,10 +44,7 @@ public final class SystemRunHandler: CommandHandler {
     }
 
     public func handle(_ invoke: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
-        let fail = { [logger] (error: WireError) in
-            logger.notice("\(invoke.command) rejected", metadata: ["code": "\(error.code)", "reason": "\(error.message)"])
-            completion(InvokeOutput(result: .failure(invoke, code: error.code, message: error.message)))
-        }
+        let fail = { [weak self] (error: WireError) -> Void in self?.reject(invoke, error, completion: completion) }
         let request: SystemRunRequest
         switch InvokeParams.object(invoke).flatMap({ SystemRunRequest.parse($0, newRunId: newId) }) {
         case let .success(parsed): request = parsed
@@ -67,7 +64,8 @@ public final class SystemRunHandler: CommandHandler {
             return
         }
         guard request.approvedByAsk else { return decide(request, approved: nil, invoke: invoke, completion: completion) }
-        if let error = request.checkApprovalBinding() { return fail(error) }
+        // What needs no file is checked before the file checks, in `authorise`'s order.
+        if let error = request.checkApprovalBinding() ?? Self.environmentError(request) { return fail(error) }
         FileChecks.run({ ApprovedRun.verify(request, pathEnv: pathEnv) }, timedOut: { .failure(Self.fileChecksTimedOut) }) { [weak self] verified in
             switch verified {
             case let .success(approved): self?.decide(request, approved: approved, invoke: invoke, completion: completion)
@@ -78,13 +76,24 @@ public final class SystemRunHandler: CommandHandler {
 
     static let fileChecksTimedOut = WireError(code: "UNAVAILABLE", message: "SYSTEM_RUN_DENIED: the approval's file checks did not finish in time")
 
+    func reject(_ invoke: InvokeRequest, _ error: WireError, completion: (InvokeOutput) -> Void) {
+        logger.notice("\(invoke.command) rejected", metadata: ["code": "\(error.code)", "reason": "\(error.message)"])
+        completion(InvokeOutput(result: .failure(invoke, code: error.code, message: error.message)))
+    }
+
+    /// Overrides the env policy refuses, and overrides an approval does not bind.
+    static func environmentError(_ request: SystemRunRequest) -> WireError? {
+        let message = ExecEnvironment.inspect(request.env)?.message
+            ?? (request.approvedByAsk ? ExecEnvironment.inspectApproved(request.env) : nil)
+        return message.map { WireError(code: "INVALID_REQUEST", message: $0) }
+    }
+
     /// The policy decision and, when it allows the run, the order to the ExecWorker.
     func decide(_ request: SystemRunRequest, approved: ApprovedRun?, invoke: InvokeRequest,
                 completion: @escaping (InvokeOutput) -> Void) {
         switch authorise(request, approved: approved) {
         case let .failure(error):
-            logger.notice("\(invoke.command) rejected", metadata: ["code": "\(error.code)", "reason": "\(error.message)"])
-            completion(InvokeOutput(result: .failure(invoke, code: error.code, message: error.message)))
+            reject(invoke, error, completion: completion)
         case let .success(.denied(reason, message)):
             logger.notice("system.run denied", metadata: ["runId": "\(request.runId)", "reason": "\(reason)"])
             metrics?.denied(reason)
@@ -106,9 +115,7 @@ public final class SystemRunHandler: CommandHandler {
         func invalid(_ message: String) -> Result<Verdict, WireError> {
             .failure(WireError(code: "INVALID_REQUEST", message: message))
         }
-        if let error = request.checkApprovalBinding() { return .failure(error) }
-        if let rejection = ExecEnvironment.inspect(request.env) { return invalid(rejection.message) }
-        if request.approvedByAsk, let message = ExecEnvironment.inspectApproved(request.env) { return invalid(message) }
+        if let error = request.checkApprovalBinding() ?? Self.environmentError(request) { return .failure(error) }
         let settings = ExecConfig.from(config, agentId: request.agentId)
         let resolved = approvals.resolve(agentId: request.agentId)
         let evaluation = AllowlistEvaluation.evaluate(
