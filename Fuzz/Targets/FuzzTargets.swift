@@ -1,9 +1,14 @@
-@testable import BrowserWorkerCore
 import CFuzzDriver
-import GatewayProtocol
 import Glibc
+
+// The targets reach internals of the node's modules (`@testable`), which only a debug build
+// exposes: scripts/fuzz builds in debug; a release build (`swift build -c release`, the .deb)
+// gets a stub that says so.
+#if DEBUG
+@testable import BrowserWorkerCore
+import GatewayProtocol
 import NIOCore
-import OpenClawIPC
+@testable import OpenClawIPC
 @testable import SupervisorCore
 
 /// Every parser that sees bytes from another process or the network, as libFuzzer targets
@@ -53,6 +58,15 @@ enum FuzzTargets {
     }
 
     static func roundTrip<M: IPCMessage & Equatable>(_ body: ByteBuffer, _ type: M.Type) {
+        // The direct reader and the `Codable` path read the same message from the same text
+        // (canonical text: the two disagree on duplicate keys by design).
+        if let value = try? JSONValue.parse(Array(body.readableBytesView)) {
+            let canonical = value.serialized()
+            if let direct = IPCCodec.decodeDirect(canonical, as: M.self), let codable = try? IPCCodec.decodeCodable(canonical, as: M.self),
+               direct != codable {
+                fatalError("the direct reader and Codable disagree on a \(M.self): \(direct) vs \(codable)")
+            }
+        }
         guard let message = try? IPCCodec.decode(body, as: M.self) else { return }
         guard let again = try? IPCCodec.encode(message) else { fatalError("a decoded \(M.self) does not encode") }
         let reread = try? IPCCodec.decode(again, as: M.self)
@@ -114,7 +128,13 @@ enum FuzzTargets {
                 fatalError("a parsed payload does not render back to itself: \(text)")
             }
             for segment in segments { _ = ShellBuiltins.refusal(segment) }
+            // The binding reader reads at least what the strict one does, and the same commands.
+            guard case let .success(commands) = ShellPayloadParser.analyzeCommands(text),
+                  commands.map(\.argv) == segments.map(\.argv) else {
+                fatalError("the binding reader disagrees with the strict one on: \(text)")
+            }
         }
+        _ = ScriptOperand.payloadNeedsNoBinding(text, cwd: "/nonexistent", pathEnv: "/nonexistent")
         let words = text.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
         _ = DispatchWrappers.unwrap(words)
         _ = ShellWrapper.analyze(words)
@@ -210,3 +230,12 @@ struct FuzzMain {
         print("\(name): replayed \(replayed) inputs")
     }
 }
+#else
+@main
+struct FuzzMain {
+    static func main() {
+        fputs("openclaw-fuzz is built in the debug configuration only: scripts/fuzz\n", stderr)
+        exit(64)
+    }
+}
+#endif

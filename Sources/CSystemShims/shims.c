@@ -127,3 +127,6 @@ void csys_group_guard_remove(int group) {
         if (atomic_compare_exchange_strong(&guarded_groups[index], &expected, 0)) return;
     }
 }
+
+int csys_setfsuid(uid_t uid) { return (int)syscall(SYS_setfsuid, uid); }
+int csys_setfsgid(gid_t gid) { return (int)syscall(SYS_setfsgid, gid); }

@@ -14,6 +14,11 @@ public struct ExecUser: Equatable, Sendable {
     public static let createCommand =
         "useradd --system --user-group --home-dir \(dedicatedHome) --create-home --shell /usr/sbin/nologin \(dedicated)"
 
+    static let rootRisk = "without capabilities root still owns most files, so an approved command can write "
+        + "/root/.ssh/authorized_keys or root's crontab and take the machine"
+    static let sharedRisk = "which other services and, by default, the network and browser workers share "
+        + "(a command could signal them or read the browser's profile)"
+
     /// The user to become; nil keeps the Supervisor's uid (not started as root).
     public var name: String?
     /// Why this choice deserves attention (logged at start, a `warn` in doctor).
@@ -27,22 +32,38 @@ public struct ExecUser: Equatable, Sendable {
         self.fix = fix
     }
 
-    public static func choose(requested: String?, isRoot: Bool = UserIdentity.isRoot,
+    /// `keepsUid`: the user step is opted out (`--unconfined exec:user`), so commands keep
+    /// the Supervisor's uid.
+    public static func choose(requested: String?, isRoot: Bool = UserIdentity.isRoot, keepsUid: Bool = false,
                               lookup: (String) -> UserIdentity? = UserIdentity.lookup) -> ExecUser {
         guard isRoot else { return ExecUser(name: requested) }
+        if keepsUid {
+            return ExecUser(
+                name: nil,
+                warning: "commands run as uid 0 (--unconfined user): " + rootRisk,
+                fix: "drop --unconfined user / exec:user so commands run as \(dedicated)")
+        }
         if let requested {
             guard let user = lookup(requested), user.uid == 0 else { return ExecUser(name: requested) }
             return ExecUser(
                 name: requested,
-                warning: "commands run as uid 0 (--exec-user \(requested)): without capabilities root still owns most files, "
-                    + "so an approved command can write /root/.ssh/authorized_keys or root's crontab and take the machine",
+                warning: "commands run as uid 0 (--exec-user \(requested)): " + rootRisk,
                 fix: "drop --exec-user \(requested) to run commands as \(dedicated) (create it: \(createCommand))")
         }
-        if lookup(dedicated) != nil { return ExecUser(name: dedicated) }
-        return ExecUser(
-            name: ConfinementPolicy.defaultNetUser,
-            warning: "there is no user \(dedicated): commands run as \(ConfinementPolicy.defaultNetUser), "
-                + "which other services may share",
-            fix: "create the dedicated user: \(createCommand) (the .deb and `install --system` do this)")
+        let fallback = ConfinementPolicy.defaultNetUser
+        switch lookup(dedicated) {
+        case let user? where user.uid != 0:
+            return ExecUser(name: dedicated)
+        case .some:
+            return ExecUser(
+                name: fallback,
+                warning: "the user \(dedicated) has uid 0 and is not used: commands run as \(fallback), " + sharedRisk,
+                fix: "give \(dedicated) its own unprivileged uid (userdel \(dedicated); \(createCommand))")
+        case nil:
+            return ExecUser(
+                name: fallback,
+                warning: "there is no user \(dedicated): commands run as \(fallback), " + sharedRisk,
+                fix: "create the dedicated user: \(createCommand) (the .deb and `install --system` do this)")
+        }
     }
 }

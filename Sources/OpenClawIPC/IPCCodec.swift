@@ -73,11 +73,19 @@ public enum IPCCodec {
         let bytes = body.readableBytesView
         guard String(validating: bytes, as: UTF8.self) != nil else { throw .invalidUTF8 }
         // The invoke path's messages: parsed once by the direct reader, no `Codable`.
-        if let parsed = try? JSONValue.parse(Array(bytes)),
-           case let .object(members) = parsed, case let .string(type)? = members["type"],
-           let kind = M.Kind(rawValue: type), let message = M.decodeDirect(kind: kind, members: members) {
-            return message
-        }
+        if let message = decodeDirect(Array(bytes), as: M.self) { return message }
+        return try decodeCodable(Array(bytes), as: M.self)
+    }
+
+    /// The direct reader alone: nil when it does not take this body (then `Codable` decides).
+    static func decodeDirect<M: IPCMessage>(_ bytes: [UInt8], as type: M.Type) -> M? {
+        guard let parsed = try? JSONValue.parse(bytes), case let .object(members) = parsed,
+              case let .string(type)? = members["type"], let kind = M.Kind(rawValue: type) else { return nil }
+        return M.decodeDirect(kind: kind, members: members)
+    }
+
+    /// The `Codable` path alone (the fuzz target checks it agrees with the direct reader).
+    static func decodeCodable<M: IPCMessage>(_ bytes: [UInt8], as type: M.Type) throws(MessageDecodeError) -> M {
         do {
             return try JSONDecoder().decode(Envelope<M>.self, from: Data(bytes)).message
         } catch let error as MessageDecodeError {

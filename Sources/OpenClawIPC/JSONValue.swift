@@ -108,13 +108,8 @@ extension Double {
         if isInfinite { return self < 0 ? "-Infinity" : "Infinity" }
         if self == 0 { return "0" }
         if rounded() == self, abs(self) < 1e21 {
-            if abs(self) < 9.2e18 { return String(Int64(self)) }
-            // 2^63 ≤ |n| < 1e21: whole, so exact in UInt64 halves of 1e10.
-            let magnitude = abs(self)
-            let high = (magnitude / 1e10).rounded(.down)
-            let low = magnitude - high * 1e10
-            let lowText = String(UInt64(low))
-            return (self < 0 ? "-" : "") + String(UInt64(high)) + String(repeating: "0", count: 10 - lowText.count) + lowText
+            // Whole and below 2^70: exact in 128 bits.
+            return (self < 0 ? "-" : "") + String(UInt128(abs(self)))
         }
         var text = "\(self)"
         if let e = text.firstIndex(of: "e") {

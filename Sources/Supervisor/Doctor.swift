@@ -191,6 +191,9 @@ struct Doctor: ParsableCommand {
         guard UserIdentity.isRoot else {
             return DoctorCheck(name: "exec-user", status: .ok, detail: "not root: commands run as uid \(geteuid())")
         }
+        if choice.name == nil, let warning = choice.warning {
+            return DoctorCheck(name: "exec-user", status: .warn, detail: warning, fix: choice.fix)
+        }
         guard let name = choice.name, let user = UserIdentity.lookup(name) else {
             return DoctorCheck(name: "exec-user", status: .fail, detail: "user \(choice.name ?? "-") does not exist",
                                fix: "create it (\(ExecUser.createCommand)) or name another with --exec-user")

@@ -114,7 +114,7 @@ struct ConfinementFlags: ParsableArguments {
     }
 
     /// Who commands run as: `--exec-user`, else the dedicated user (never root by default).
-    var execChoice: ExecUser { ExecUser.choose(requested: execUser) }
+    var execChoice: ExecUser { ExecUser.choose(requested: execUser, keepsUid: optedOut(of: .user, worker: "exec")) }
 
     static func parse(_ value: String) -> (workers: [String], step: ConfinementStep)? {
         let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
@@ -224,7 +224,9 @@ struct Run: ParsableCommand {
         }
         let systemRun = SystemRunHandler(
             environment: ExecEnvironment(nodeEnvironment: nodeEnvironment, pathEnv: setup.link.pathEnv, user: commandUser),
-            pathEnv: setup.link.pathEnv, home: nodeEnvironment["HOME"], approvals: approvals,
+            pathEnv: setup.link.pathEnv, home: nodeEnvironment["HOME"], defaultCwd: commandUser.map(Self.commandDirectory),
+            commandUser: commandUser.flatMap { $0.uid == geteuid() ? nil : ($0.uid, $0.gid) },
+            approvals: approvals,
             config: setup.config, logger: logger
         )
         router.register(WhichHandler(pathEnv: setup.link.pathEnv))
@@ -266,6 +268,13 @@ struct Run: ParsableCommand {
         systemRun.metrics = link.metrics
         let code = supervisor.run()
         throw ExitCode(code)
+    }
+
+    /// Where the ExecWorker, switched to `user`, starts commands that name no cwd (it chdirs
+    /// there too): the user's home, or `/` where that is no directory.
+    static func commandDirectory(_ user: UserIdentity) -> String {
+        var info = stat()
+        return stat(user.home, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR ? user.home : "/"
     }
 
     private func failure(_ logger: Logger, _ message: String) -> ExitCode {

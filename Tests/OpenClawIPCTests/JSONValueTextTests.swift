@@ -103,6 +103,14 @@ final class JSONValueTextTests: XCTestCase {
         XCTAssertEqual(Double.infinity.javaScriptString, "Infinity")
         XCTAssertEqual((-0.0).javaScriptString, "0")
         XCTAssertEqual(42.0.javaScriptString, "42")
+        // Review find: whole numbers between 2^63 and 1e21 trapped (a gateway's `command: [n]`).
+        XCTAssertEqual(700000000089999933440.0.javaScriptString, "700000000089999933440")
+        for _ in 0..<10_000 {
+            let value = Double.random(in: 9.2e18..<1e21).rounded(.down) * (Bool.random() ? 1 : -1)
+            let text = value.javaScriptString
+            XCTAssertEqual(Double(text), value, text)
+            XCTAssertTrue(text.drop { $0 == "-" }.allSatisfy(\.isNumber), text)
+        }
     }
 
     func testMutatedTextsNeverCrash() {

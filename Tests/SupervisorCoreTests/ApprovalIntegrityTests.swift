@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import NodeSupport
 import OpenClawIPC
@@ -82,7 +83,8 @@ final class ApprovalIntegrityTests: ScratchTestCase {
 
     func testExpansionsThatBashEvaluatesFailClosed() {
         for payload in ["ls ${X:='a[$(touch M)]'} ${HOME[$X]}", "ls ${HOME:$LC_X}", "echo ${!X}", "echo ${#X}", "echo ${X:-y}",
-                        "echo $[1+1]", "echo $((1+1))", "echo $'\\x41'", "echo \"${X[0]}\"", "echo \"$[X]\"", "echo $\"x\""] {
+                        "echo $[1+1]", "echo $((1+1))", "echo $'\\x41'", "echo \"${X[0]}\"", "echo \"$[X]\"", "echo $\"x\"",
+                        "echo $X[$Y]", "echo \"$X[1]\""] {
             XCTAssertThrowsError(try ShellPayloadParser.analyze(payload).get(), payload)
         }
         for payload in ["echo $HOME ${HOME} $1 ${10} $@ \"$*\" $? $$ ${_x9}", "ls -la"] {
@@ -100,6 +102,10 @@ final class ApprovalIntegrityTests: ScratchTestCase {
         XCTAssertNotNil(refusal("[ \"$X\" = 1 ]"))
         XCTAssertNotNil(refusal("[[ x -eq 1 ]]"))
         XCTAssertNotNil(refusal("if true"))
+        // bash's `time` keyword runs what follows in the shell: the builtin, not the file.
+        let timed = ShellPayloadParser.parse("time printf -v X y")![0]
+        XCTAssertNotNil(ShellBuiltins.refusal(timed, commandIndex: 1))
+        XCTAssertNil(ShellBuiltins.refusal(ShellPayloadParser.parse("nice printf -v X y")![0], commandIndex: 1))
         XCTAssertNil(refusal("printf '%s\\n' hi"))
         XCTAssertNil(refusal("[ -d /tmp ]"))
         XCTAssertNil(refusal("echo $HOME"))
@@ -180,6 +186,36 @@ final class ApprovalIntegrityTests: ScratchTestCase {
         XCTAssertNotNil(try? prepare(["sh", "-lc", "echo hi && ls -la"], cwd: dir).get())
     }
 
+    /// Review finds: what a payload runs is told from its text, or the approval is refused.
+    func testPayloadCommandsAreFoundThroughRedirectionsKeywordsAndCarriers() throws {
+        Scratch.writeFile(dir + "/run.sh", mode: 0o755, contents: "#!/bin/sh\necho run\n")
+        Scratch.writeFile(dir + "/plain", mode: 0o755, contents: "echo not elf\n")
+        let refused = "SYSTEM_RUN_DENIED: approval cannot safely bind this interpreter/runtime command"
+        for payload in ["./run.sh 2>&1 | tail -n 5", "cd /tmp\n./run.sh", "if true; then ./run.sh; fi", "exec ./run.sh",
+                        ". ./run.sh", "source ./run.sh", "eval ./run.sh", "echo $(./run.sh)", "echo `id`", "$CMD x",
+                        "./plain", "cat <<EOF\nx\nEOF"] {
+            XCTAssertEqual(prepare(["sh", "-lc", payload], cwd: dir).failureMessage, refused, payload)
+        }
+        for payload in ["make 2>&1 | tail -n 20 > /dev/null", "cd /tmp\nls -la # list", "command -v git && git status",
+                        "echo ${HOME:-x} $[1]", "time ls", "{ ls; }"] {
+            XCTAssertNotNil(try? prepare(["sh", "-lc", payload], cwd: dir).get(), payload)
+        }
+        // Carriers are the command the payload runs: bound like one.
+        let carried = try prepare(["bash", "-c", "\"$0\"", "./run.sh"], cwd: dir).get().plan
+        XCTAssertEqual(carried.mutableFileOperand?.argvIndex, 3)
+        XCTAssertEqual(carried.argv[3], ExecutableResolver.realpath(dir + "/run.sh"))
+    }
+
+    func testTheInterpreterIsJudgedByTheFileThatRuns() throws {
+        Scratch.makeSubdirectory(dir + "/bin")
+        XCTAssertEqual(symlink(ExecutableResolver.realpath("/usr/bin/perl")!, dir + "/bin/ls"), 0)
+        Scratch.writeFile(dir + "/evil.pl", mode: 0o644, contents: "print 1\n")
+        XCTAssertEqual(try operand(["nice", dir + "/bin/ls", "evil.pl"])?.argvIndex, 2)
+        XCTAssertEqual(ScriptOperand.unversioned("tclsh8.6"), "tclsh")
+        XCTAssertEqual(ScriptOperand.unversioned("guile-3.0"), "guile")
+        XCTAssertEqual(ScriptOperand.unversioned("md5"), "md")
+    }
+
     func testAFifoOperandIsNeverOpenedForReading() {
         XCTAssertEqual(mkfifo(dir + "/fifo.sh", 0o644), 0)
         XCTAssertEqual(prepare(["bash", "fifo.sh"], cwd: dir).failureMessage, "SYSTEM_RUN_DENIED: approval requires a file script operand")
@@ -201,9 +237,16 @@ final class ApprovalIntegrityTests: ScratchTestCase {
         XCTAssertEqual(mkfifo(dir + "/fifo", 0o644), 0)
         var plan = try prepare(["bash", "tool.sh"], cwd: dir).get().plan
         plan.mutableFileOperand?.path = dir + "/fifo"
-        // Would block forever if the FIFO were opened: the node hashes only its own plan's file.
-        XCTAssertEqual(ApprovedRun.verify(approvedRequest(plan), pathEnv: pathEnv).failureMessage,
-                       "SYSTEM_RUN_DENIED: approval script operand changed before execution")
+        // Opening the FIFO would block forever: run it aside, and fail (not hang) if it does.
+        let request = approvedRequest(plan)
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var message: String?
+        DispatchQueue.global().async {
+            message = ApprovedRun.verify(request, pathEnv: self.pathEnv).failureMessage
+            done.signal()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 5), .success, "verify blocked on the forged FIFO path")
+        XCTAssertEqual(message, "SYSTEM_RUN_DENIED: approval script operand changed before execution")
     }
 
     func testAnEditedOrMissingBindingIsRefused() throws {

@@ -22,7 +22,8 @@ final class ExecUserTests: XCTestCase {
     func testWithoutTheDedicatedUserCommandsRunAsNobodyWithAWarning() {
         let choice = choose(nil, without: ["openclaw"])
         XCTAssertEqual(choice.name, "nobody")
-        XCTAssertEqual(choice.warning, "there is no user openclaw: commands run as nobody, which other services may share")
+        XCTAssertEqual(choice.warning, "there is no user openclaw: commands run as nobody, which other services and, by default, "
+                       + "the network and browser workers share (a command could signal them or read the browser's profile)")
         XCTAssertEqual(choice.fix, "create the dedicated user: useradd --system --user-group --home-dir /var/lib/openclaw-node/home "
                        + "--create-home --shell /usr/sbin/nologin openclaw (the .deb and `install --system` do this)")
     }
@@ -34,6 +35,21 @@ final class ExecUserTests: XCTestCase {
             XCTAssertTrue(choice.warning?.hasPrefix("commands run as uid 0 (--exec-user \(name))") ?? false)
         }
         XCTAssertEqual(choose("alice"), ExecUser(name: "alice"))
+    }
+
+    func testADedicatedUserWithUidZeroIsNotUsed() {
+        var users = self.users
+        users["openclaw"] = UserIdentity(name: "openclaw", uid: 0, gid: 0, home: "/root")
+        let choice = ExecUser.choose(requested: nil, isRoot: true) { users[$0] }
+        XCTAssertEqual(choice.name, "nobody")
+        XCTAssertTrue(choice.warning?.hasPrefix("the user openclaw has uid 0 and is not used: commands run as nobody") ?? false)
+    }
+
+    func testAnOptedOutUserStepIsWarnedAsUidZero() {
+        let choice = ExecUser.choose(requested: nil, isRoot: true, keepsUid: true) { self.users[$0] }
+        XCTAssertNil(choice.name)
+        XCTAssertTrue(choice.warning?.hasPrefix("commands run as uid 0 (--unconfined user)") ?? false)
+        XCTAssertEqual(ExecUser.choose(requested: nil, isRoot: false, keepsUid: true) { self.users[$0] }, ExecUser(name: nil))
     }
 
     func testNotRootKeepsTheOwnUid() {

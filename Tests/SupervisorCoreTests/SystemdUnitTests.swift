@@ -41,6 +41,10 @@ final class SystemdUnitTests: XCTestCase {
         let exposed = alice.render()
         XCTAssertTrue(exposed.contains("\nProtectHome=tmpfs\n"))
         XCTAssertTrue(exposed.contains("\nBindPaths=/home/alice\n"))
+        var root = unit(.system)
+        root.execUserHome = "/root"
+        XCTAssertTrue(root.render().contains("\nProtectHome=yes\n"), "root's home is never exposed")
+        XCTAssertFalse(root.render().contains("BindPaths="))
         var dedicated = unit(.system)
         dedicated.execUserHome = "/var/lib/openclaw-node/home"
         XCTAssertTrue(dedicated.render().contains("\nProtectHome=yes\n"))

@@ -75,5 +75,5 @@ def test_doctor_warns_about_the_exec_user(state_dir):
         assert exec_user["status"] == "ok" and exec_user["detail"].startswith("commands run as openclaw (uid ")
     else:
         assert exec_user["status"] == "warn"
-        assert exec_user["detail"] == "there is no user openclaw: commands run as nobody, which other services may share"
+        assert exec_user["detail"].startswith("there is no user openclaw: commands run as nobody, which other services and")
         assert exec_user["fix"].startswith("create the dedicated user: useradd --system")

@@ -193,10 +193,15 @@ def test_system_service_commands_run_as_the_dedicated_user_and_cannot_write_root
     assert "ProtectHome=yes\n" in text and "StateDirectoryMode=0711\n" in text
     passwd = m.run(["getent", "passwd", "openclaw"], check=True).stdout.strip().split(":")
     assert passwd[5:] == ["/var/lib/openclaw-node/home", "/usr/sbin/nologin"]
+    # A root-owned file the unit's sandbox alone would let uid 0 write (/var/lib is writable
+    # under ProtectSystem=full): only the exec user keeps a command from it.
+    root_file = "/var/lib/openclaw-e2e/roots-file"
+    m.run(["sh", "-c", f"echo roots > {root_file} && chmod 0644 {root_file}"], check=True)
     script = ('id -un; echo "$HOME"; touch "$HOME/ok" && echo home-ok; '
-              'mkdir -p /root/.ssh 2>/dev/null; echo x >> /root/.ssh/authorized_keys 2>/dev/null && echo ROOT-SSH-WRITTEN; '
-              'echo x >> /var/spool/cron/crontabs/root 2>/dev/null && echo CRON-WRITTEN; '
+              f'echo x >> {root_file} 2>/dev/null && echo ROOTFILE-WRITTEN; '
+              'mkdir -p /var/spool/cron/crontabs 2>/dev/null; echo x >> /var/spool/cron/crontabs/root 2>/dev/null && echo CRON-WRITTEN; '
               'echo x >> /var/lib/openclaw-node/node.json 2>/dev/null && echo STATE-WRITTEN; '
+              'mkdir -p /root/.ssh 2>/dev/null; echo x >> /root/.ssh/authorized_keys 2>/dev/null && echo ROOT-SSH-WRITTEN; '
               'echo x >> /etc/passwd 2>/dev/null && echo PASSWD-WRITTEN; true')
     prepared = gw.invoke("system.run.prepare", {"command": ["/bin/sh", "-c", script]}, timeout_ms=30_000)
     plan = json.loads(prepared["payloadJSON"])["plan"]
@@ -206,6 +211,7 @@ def test_system_service_commands_run_as_the_dedicated_user_and_cannot_write_root
     lines = output["stdout"].split("\n")
     assert lines[:3] == ["openclaw", "/var/lib/openclaw-node/home", "home-ok"], output
     assert not [line for line in lines if line.endswith("-WRITTEN")], lines
+    assert m.run(["cat", root_file], check=True).stdout == "roots\n"
     m.wait_journal("openclaw-node.service", r'msg="exec worker ready".*user=active')
     result = m.run([program, "uninstall", "--system", "--json"], timeout=60)
     assert json.loads(result.stdout)["result"] == "uninstalled"

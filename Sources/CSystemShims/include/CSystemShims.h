@@ -46,6 +46,11 @@ int csys_group_guard_install(int signal);
 int csys_group_guard_add(int group);
 void csys_group_guard_remove(int group);
 
+/// setfsuid(2)/setfsgid(2) as raw syscalls: the *calling thread's* file-system ids (glibc does
+/// not broadcast them to other threads). Return the previous id.
+int csys_setfsuid(uid_t uid);
+int csys_setfsgid(gid_t gid);
+
 /// Constants whose headers Swift's Glibc module does not export.
 extern const int csys_PR_SET_PDEATHSIG;
 extern const int csys_PR_SET_CHILD_SUBREAPER;

@@ -131,8 +131,8 @@ private struct Context {
             // Words the shell may rewrite cannot name the executable or shape a wrapper chain:
             // `timeout {5,/tmp/x} id` or `$X/id` would run something other than what we read.
             let commandIndex = words.count - inner.count
-            // Without a wrapper in front, the shell itself may run the first word.
-            if commandIndex == 0, let reason = ShellBuiltins.refusal(shellSegment) { return .failed(reason, shell: shell) }
+            // The shell itself may run the command word (no wrapper in front, or only `time`).
+            if let reason = ShellBuiltins.refusal(shellSegment, commandIndex: commandIndex) { return .failed(reason, shell: shell) }
             let literal = !shellSegment.tokens[...commandIndex].contains(where: \.hasExpansion)
             var segment = analyse(argv: words, inner: inner, wrappers: wrappers, env: env, trustedExecutableText: literal)
             // Wrappers inside a payload really run (found on the shell's PATH), so vet them too.

@@ -18,11 +18,17 @@ enum ShellBuiltins {
     /// Builtins that evaluate their operands as variable names or arithmetic when asked to.
     static let nameEvaluating: [String: Set<String>] = ["printf": ["-v"], "test": ["-v", "-R"], "[": ["-v", "-R"]]
 
-    static func refusal(_ segment: ShellSegment) -> String? {
-        guard let first = segment.tokens.first else { return nil }
+    /// `commandIndex`: where the command word is after the dispatch wrappers. Only bash's `time`
+    /// keyword keeps the shell running the next word itself (`time printf -v …` is the builtin);
+    /// any other wrapper execs the file the allowlist judged.
+    static func refusal(_ segment: ShellSegment, commandIndex: Int = 0) -> String? {
+        let leading = segment.tokens.prefix(commandIndex)
+        guard leading.allSatisfy({ $0.text == "time" || $0.text == "-p" || $0.text == "--" }) else { return nil }
+        let tokens = segment.tokens.dropFirst(commandIndex)
+        guard let first = tokens.first else { return nil }
         if keywords.contains(first.text) { return "unsupported shell token: \(first.text) (a shell keyword)" }
         guard let flags = nameEvaluating[first.text] else { return nil }
-        for token in segment.tokens.dropFirst() {
+        for token in tokens.dropFirst() {
             // `-v` (or `-vNAME`) names a variable; a word the shell still expands could become one.
             if token.hasExpansion || flags.contains(where: { token.text.hasPrefix($0) }) {
                 return "unsupported shell token: \(first.text) \(token.text) (the shell builtin may evaluate it)"

@@ -57,7 +57,8 @@ public struct ShellPayloadError: Error, Equatable, Sendable {
 ///   unquoted newlines and line continuations, `&` backgrounding, `|&`, `{`/`}` groups,
 ///   comments, empty segments, unterminated quotes or a trailing backslash.
 /// - Of the expansions, only `$NAME`, `$1`, the special parameters (`$? $# $$ $! $- $@ $*`)
-///   and `${NAME}` pass. Every other `${…}` form, `$[…]`, `$'…'` and `$"…"` fails: bash
+///   and `${NAME}` pass. Every other `${…}` form, `$[…]`, `$'…'`, `$"…"` and `$NAME[…]` (zsh
+///   and ksh subscript that) fail: bash
 ///   evaluates subscripts, substring offsets and `${!…}` indirection arithmetically, and an
 ///   arithmetic evaluation of `a[$(cmd)]` runs `cmd`, even when that text sat in single quotes
 ///   or came from an environment value (issue 14 finding 6).
@@ -70,7 +71,20 @@ public enum ShellPayloadParser {
     }
 
     public static func analyze(_ payload: String) -> Result<[ShellSegment], ShellPayloadError> {
-        var scanner = Scanner(Array(payload.unicodeScalars))
+        scan(payload, lenient: false)
+    }
+
+    /// The commands of a payload as far as *which programs it starts* goes, for binding an
+    /// approval (never for the allowlist): newlines separate commands, comments are dropped,
+    /// redirections are dropped with their targets (`2>&1`, `> out`, `<<<word`), every `$` form
+    /// is an expansion, `{`/`}` and keywords stay words. Still refused: `$(…)`, backticks,
+    /// subshells, here-documents and `&`, whose commands cannot be told from the text.
+    public static func analyzeCommands(_ payload: String) -> Result<[ShellSegment], ShellPayloadError> {
+        scan(payload, lenient: true)
+    }
+
+    static func scan(_ payload: String, lenient: Bool) -> Result<[ShellSegment], ShellPayloadError> {
+        var scanner = Scanner(Array(payload.unicodeScalars), lenient: lenient)
         do {
             return .success(try scanner.run())
         } catch {
@@ -97,8 +111,14 @@ public enum ShellPayloadParser {
         var wordQuoted = false
         var wordExpands = false
         var segmentStart = 0
+        let lenient: Bool
+        /// Lenient mode: the next word is a redirection's target, not part of the command.
+        var dropNextWord = false
 
-        init(_ chars: [Unicode.Scalar]) { self.chars = chars }
+        init(_ chars: [Unicode.Scalar], lenient: Bool) {
+            self.chars = chars
+            self.lenient = lenient
+        }
 
         func peek(_ offset: Int = 1) -> Unicode.Scalar? {
             index + offset < chars.count ? chars[index + offset] : nil
@@ -114,7 +134,11 @@ public enum ShellPayloadParser {
 
         mutating func finishWord() throws(ShellPayloadError) {
             guard let text = word else { return }
-            if tokens.isEmpty, !wordQuoted, text == "{" || text == "}" {
+            if dropNextWord {
+                (word, wordQuoted, wordExpands, dropNextWord) = (nil, false, false, false)
+                return
+            }
+            if !lenient, tokens.isEmpty, !wordQuoted, text == "{" || text == "}" {
                 throw fail("unsupported shell token: \(text) group")
             }
             tokens.append(ShellToken(text, hasExpansion: wordExpands))
@@ -125,6 +149,12 @@ public enum ShellPayloadParser {
 
         mutating func finishSegment(_ op: ShellOperator?) throws(ShellPayloadError) {
             try finishWord()
+            if dropNextWord { throw fail("redirection without a target") }
+            if lenient, tokens.isEmpty {  // a blank line or a lone separator
+                index += op?.rawValue.unicodeScalars.count ?? 0
+                segmentStart = index
+                return
+            }
             guard !tokens.isEmpty else { throw fail(segments.isEmpty && op == nil ? "empty command" : "empty segment") }
             let source = Self.trimmedSource(chars[segmentStart..<index])
             segments.append(ShellSegment(tokens: tokens, source: source, operatorAfter: op))
@@ -141,29 +171,43 @@ public enum ShellPayloadParser {
                     try finishWord()
                     index += 1
                 case "\n", "\r":
-                    throw fail("unsupported shell token: newline")
+                    guard lenient else { throw fail("unsupported shell token: newline") }
+                    try finishSegment(.sequence)
                 case "'":
                     try singleQuoted()
                 case "\"":
                     try doubleQuoted()
                 case "\\":
                     guard let next = peek() else { throw fail("unterminated shell escape") }
-                    if next == "\n" || next == "\r" { throw fail("unsupported shell token: newline") }
+                    if next == "\n" || next == "\r" {
+                        guard lenient else { throw fail("unsupported shell token: newline") }
+                        index += 2  // a line continuation
+                        continue
+                    }
                     append(next)
                     index += 2
                 case "`":
                     throw fail("unsupported shell token: `")
+                case "$" where lenient && peek() != "(":
+                    append(c, expands: true)
+                    index += 1
                 case "$":
                     try dollar()
                 case "*", "?", "[", "~", "{":
                     append(c, expands: true)
                     index += 1
                 case "#" where word == nil:
-                    throw fail("unsupported shell token: # comment")
+                    guard lenient else { throw fail("unsupported shell token: # comment") }
+                    while index < chars.count, chars[index] != "\n", chars[index] != "\r" { index += 1 }
                 case "(", ")":
                     throw fail("unsupported shell token: \(c)")
                 case "<", ">":
-                    throw fail("unsupported shell token: redirection \(c)")
+                    guard lenient else { throw fail("unsupported shell token: redirection \(c)") }
+                    try redirection()
+                case "&" where lenient && peek() == ">":
+                    try finishWord()
+                    index += 1
+                    try redirection()
                 case "&":
                     guard peek() == "&" else { throw fail("unsupported shell token: &") }
                     try finishSegment(.and)
@@ -179,6 +223,25 @@ public enum ShellPayloadParser {
             }
             try finishSegment(nil)
             return segments
+        }
+
+        /// Lenient mode: `[n]>`, `>>`, `>|`, `<`, `<>`, `>&`, `<&`, `&>`, `<<<` and the word after
+        /// them are not part of the command. A here-document is refused.
+        mutating func redirection() throws(ShellPayloadError) {
+            // `2>`: digits right before the operator name the descriptor, not an argument.
+            if let text = word, !wordQuoted, !text.isEmpty, text.unicodeScalars.allSatisfy({ ("0"..."9").contains($0) }) {
+                (word, wordExpands) = (nil, false)
+            }
+            try finishWord()
+            let op = chars[index]
+            index += 1
+            if op == "<", index < chars.count, chars[index] == "<" {
+                guard index + 1 < chars.count, chars[index + 1] == "<" else { throw fail("unsupported shell token: here-document") }
+                index += 2  // `<<<word`: a here-string
+            } else if index < chars.count, chars[index] == op || chars[index] == "&" || chars[index] == "|" || (op == "<" && chars[index] == ">") {
+                index += 1
+            }
+            dropNextWord = true
         }
 
         /// The segment's text without the blanks around it; a trailing blank that a backslash
@@ -209,6 +272,10 @@ public enum ShellPayloadParser {
             default:
                 append("$", expands: true)
                 index += 1
+                // `$NAME[…]`: zsh (and ksh) subscript an unbraced parameter, arithmetically.
+                var end = index
+                while end < chars.count, chars[end] == "_" || chars[end].isASCIILetter || ("0"..."9").contains(chars[end]) { end += 1 }
+                if end > index, end < chars.count, chars[end] == "[" { throw fail("unsupported shell token: $NAME[…] subscript") }
             }
         }
 

@@ -15,10 +15,10 @@ struct ApprovedRun: Equatable {
     var operand: OperandBinding?
 
     /// `request` has passed `checkApprovalBinding` (its argv, cwd and ids are the plan's).
-    static func verify(_ request: SystemRunRequest, pathEnv: String) -> Result<ApprovedRun, WireError> {
+    static func verify(_ request: SystemRunRequest, pathEnv: String, defaultCwd: String? = nil) -> Result<ApprovedRun, WireError> {
         guard let sent = request.plan else { return .failure(WireError(code: "INVALID_REQUEST", message: "systemRunPlan invalid")) }
         let derived: SystemRunPlan.Prepared
-        switch SystemRunPlan.prepare(request, pathEnv: pathEnv) {
+        switch SystemRunPlan.prepare(request, pathEnv: pathEnv, defaultCwd: defaultCwd) {
         case let .success(prepared): derived = prepared
         case let .failure(error): return .failure(error)
         }

@@ -62,10 +62,16 @@ enum ScriptOperand {
     static let awks: Set<String> = ["awk", "gawk", "mawk", "nawk", "original-awk"]
     static let seds: Set<String> = ["sed", "gsed"]
 
-    /// `python3.12` → `python`, `perl5.36.0` → `perl`, `node20` → `node`: the name without a
-    /// version suffix of digits and dots, mapped to its interpreter family.
-    static func family(_ name: String) -> String? {
+    /// `python3.12` → `python`, `perl5.36.0` → `perl`, `tclsh8.6` → `tclsh`, `guile-3.0` →
+    /// `guile`: a program name without its version suffix.
+    static func unversioned(_ name: String) -> String {
         let base = String(name.reversed().drop { $0.isASCIIDigit || $0 == "." }.reversed())
+        return base.count < name.count && base.hasSuffix("-") ? String(base.dropLast()) : base
+    }
+
+    /// The interpreter family of a (versioned) name.
+    static func family(_ name: String) -> String? {
+        let base = unversioned(name)
         switch base {
         case "python", "pypy": return "python"
         case "node", "nodejs": return "node"
@@ -79,11 +85,19 @@ enum ScriptOperand {
     static func bind(_ argv: [String], cwd: String?, pathEnv: String)
         -> Result<(operand: SystemRunPlan.FileOperand?, argv: [String]), ApprovalDenial>
     {
+        let offset: Int
+        let inner: [String]
         if let shell = ShellWrapper.detect(argv) {
-            return payloadNeedsNoBinding(shell.payload, cwd: cwd, pathEnv: pathEnv) ? .success((nil, argv)) : .failure(cannotBind)
+            guard payloadNeedsNoBinding(shell.payload, cwd: cwd, pathEnv: pathEnv) else { return .failure(cannotBind) }
+            // Positional carriers (`sh -c '"$0" "$1"' python3 ./x.py`) are what the payload
+            // runs with: judged, and bound, as a command of their own.
+            offset = shell.payloadIndex + 1
+            inner = Array(argv[offset...])
+            if inner.isEmpty { return .success((nil, argv)) }
+        } else {
+            guard case let .plain(unwrapped, _, _) = DispatchWrappers.unwrap(argv) else { return .failure(cannotBind) }
+            (offset, inner) = (argv.count - unwrapped.count, unwrapped)
         }
-        guard case let .plain(inner, _, _) = DispatchWrappers.unwrap(argv) else { return .failure(cannotBind) }
-        let offset = argv.count - inner.count
         switch program(of: inner, cwd: cwd, pathEnv: pathEnv) {
         case .inline: return .success((nil, argv))
         case .unbindable, .eval: return .failure(cannotBind)
@@ -124,39 +138,87 @@ enum ScriptOperand {
         token.hasPrefix("/") ? token : "\(cwd ?? ExecutableResolver.currentDirectory() ?? "/")/\(token)"
     }
 
+    /// Words that start or end a compound command, and `time`: the command is what follows.
+    static let leadingKeywords: Set<String> = [
+        "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "time", "-p",
+    ]
+
     /// A shell payload may be approved as its text only if none of its commands reads a
-    /// program from a file (which the payload cannot bind). Unparseable payloads are shown
-    /// and bound as text; their commands are not analysed (docs/security.md).
+    /// program from a file, which a payload cannot bind (`sh -lc "node ./run.js"`), and if it
+    /// can be told from the text what its commands are: command substitution, subshells,
+    /// here-documents, `.`/`source`/`eval` and a command word the shell would still expand
+    /// refuse the approval. Programs found on PATH (`pytest`, `npm` …) are programs here, not
+    /// script operands; a path (`./run.sh`) to a script is an operand.
     static func payloadNeedsNoBinding(_ payload: String, cwd: String?, pathEnv: String) -> Bool {
-        guard let segments = ShellPayloadParser.parse(payload) else { return true }
+        guard case let .success(segments) = ShellPayloadParser.analyzeCommands(payload) else { return false }
         for segment in segments {
-            guard case let .plain(inner, _, _) = DispatchWrappers.unwrap(segment.argv) else { return false }
+            var tokens = ArraySlice(segment.tokens)
+            // (A lone `{` counts as a possible brace expansion in the token; it is a group here.)
+            while let first = tokens.first, leadingKeywords.contains(first.text), !first.hasExpansion || first.text == "{" {
+                tokens = tokens.dropFirst()
+            }
+            // `exec cmd` and `command cmd` run cmd; `command -v` only looks it up.
+            if let first = tokens.first?.text, first == "exec" || first == "command" {
+                tokens = tokens.dropFirst()
+                if first == "command", let flag = tokens.first?.text, flag == "-v" || flag == "-V" { continue }
+                while let flag = tokens.first?.text, flag.hasPrefix("-") {
+                    guard flag == "-p" || flag == "-c" || flag == "-l" || flag == "--" else { return false }
+                    tokens = tokens.dropFirst()
+                }
+            }
+            guard let command = tokens.first else { continue }
+            // `"$0" "$1"`: a positional carrier, which `bind` judges as a command of its own.
+            if command.hasExpansion, isPositional(command.text) { continue }
+            if command.hasExpansion || [".", "source", "eval", "builtin"].contains(command.text) { return false }
+            guard case let .plain(inner, _, _) = DispatchWrappers.unwrap(tokens.map(\.text)) else { return false }
             switch program(of: inner, cwd: cwd, pathEnv: pathEnv) {
             case .inline, .eval: continue
+            case .file(0) where !inner[0].contains("/"): continue
             case .file, .unbindable: return false
             }
         }
         return true
     }
 
+    /// `$0`…`$9`, `${N}`, `$@`, `$*`.
+    static func isPositional(_ word: String) -> Bool {
+        var name = Substring(word)
+        guard name.hasPrefix("$") else { return false }
+        name = name.dropFirst()
+        if name.hasPrefix("{"), name.hasSuffix("}") { name = name.dropFirst().dropLast() }
+        return name == "@" || name == "*" || (!name.isEmpty && name.allSatisfy(\.isASCIIDigit))
+    }
+
     /// Where the program of `argv` (no dispatch wrappers) comes from.
     static func program(of argv: [String], cwd: String?, pathEnv: String) -> Program {
         guard let first = argv.first else { return .inline }
-        let name = ExecutableResolver.basename(first)
-        if runtimeRunners.contains(name) || ShellWrapper.multiplexers.contains(name) { return .unbindable }
-        if ShellWrapper.shells.contains(name) { return shellProgram(argv, fish: name == "fish") }
+        let resolved = ExecutableResolver.resolve(first, cwd: cwd, pathEnv: pathEnv)
+        // Judged by the file that runs too: `ls` may be a link to python3.
+        let names = [ExecutableResolver.basename(first)]
+            + (resolved.flatMap(ExecutableResolver.realpath).map { [ExecutableResolver.basename($0)] } ?? [])
+        for name in names.reversed() {
+            if let program = program(named: name, argv) { return program }
+        }
+        // A script run directly is as mutable as one passed to its interpreter.
+        if let resolved, isScript(resolved) { return .file(index: 0) }
+        return .inline
+    }
+
+    /// What a known interpreter or runner does with `argv`; nil for other programs.
+    static func program(named name: String, _ argv: [String]) -> Program? {
+        let base = unversioned(name)
+        if runtimeRunners.contains(name) || runtimeRunners.contains(base) || ShellWrapper.multiplexers.contains(base) {
+            return .unbindable
+        }
+        if ShellWrapper.shells.contains(base) { return shellProgram(argv, fish: base == "fish") }
         if let family = family(name), let rules = interpreters[family] { return interpreterProgram(argv, rules) }
-        if awks.contains(name) { return awkProgram(argv) }
-        if seds.contains(name) { return sedProgram(argv) }
-        if plainScriptRunners.contains(name) {
+        if awks.contains(base) { return awkProgram(argv) }
+        if seds.contains(base) { return sedProgram(argv) }
+        if plainScriptRunners.contains(base) {
             guard argv.count > 1 else { return .inline }
             return argv[1].hasPrefix("-") ? .unbindable : .file(index: 1)
         }
-        // A script run directly is as mutable as one passed to its interpreter.
-        if let path = ExecutableResolver.resolve(first, cwd: cwd, pathEnv: pathEnv), startsWithShebang(path) {
-            return .file(index: 0)
-        }
-        return .inline
+        return nil
     }
 
     /// `sh [options] [--] script [args]`; no script: the program is stdin (/dev/null).
@@ -281,14 +343,16 @@ enum ScriptOperand {
         return program.map { .file(index: $0) } ?? .inline
     }
 
-    /// Whether the file starts with `#!` (opened without blocking: it may be a FIFO).
-    static func startsWithShebang(_ path: String) -> Bool {
+    /// A regular file that is not an ELF binary: `#!` names its interpreter, and a shell runs
+    /// one without `#!` as a script of its own (opened without blocking: it may be a FIFO).
+    static func isScript(_ path: String) -> Bool {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return false }
-        var head: [UInt8] = [0, 0]
-        return read(fd, &head, 2) == 2 && head == [0x23, 0x21]
+        var head: [UInt8] = [0, 0, 0, 0]
+        let count = read(fd, &head, 4)
+        return count >= 0 && !(count == 4 && head == [0x7F, 0x45, 0x4C, 0x46])
     }
 }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Glibc
 import Logging
 import OpenClawIPC
 
@@ -22,6 +23,10 @@ public final class SystemRunHandler: CommandHandler {
     let environment: ExecEnvironment
     let pathEnv: String
     let home: String?
+    /// Where a command without a cwd runs (and where its relative words are resolved).
+    let defaultCwd: String
+    /// The user commands run as, when it is not the node's own: files are checked as it.
+    let commandUser: (uid: uid_t, gid: gid_t)?
     let approvals: ExecApprovalsStore
     let config: OpenClawConfig
     let logger: Logger
@@ -30,9 +35,12 @@ public final class SystemRunHandler: CommandHandler {
     public weak var runner: ExecRunner?
     public var metrics: NodeMetrics?
 
-    public init(environment: ExecEnvironment, pathEnv: String, home: String?, approvals: ExecApprovalsStore,
-                config: OpenClawConfig, logger: Logger, clock: @escaping () -> Int64 = currentTimeMillis,
-                newId: @escaping () -> String = { RandomID.uuid() }) {
+    public init(environment: ExecEnvironment, pathEnv: String, home: String?, defaultCwd: String? = nil,
+                commandUser: (uid: uid_t, gid: gid_t)? = nil,
+                approvals: ExecApprovalsStore, config: OpenClawConfig, logger: Logger,
+                clock: @escaping () -> Int64 = currentTimeMillis, newId: @escaping () -> String = { RandomID.uuid() }) {
+        self.defaultCwd = defaultCwd ?? ExecutableResolver.currentDirectory() ?? "/"
+        self.commandUser = commandUser
         self.environment = environment
         self.pathEnv = pathEnv
         self.home = home
@@ -50,9 +58,9 @@ public final class SystemRunHandler: CommandHandler {
         case let .success(parsed): request = parsed
         case let .failure(error): return fail(error)
         }
-        let pathEnv = self.pathEnv
+        let (pathEnv, defaultCwd) = (self.pathEnv, self.defaultCwd)
         if invoke.command == "system.run.prepare" {
-            FileChecks.run({ SystemRunPlan.prepare(request, pathEnv: pathEnv) }, timedOut: { .failure(Self.fileChecksTimedOut) }) { prepared in
+            FileChecks.run(as: commandUser, { SystemRunPlan.prepare(request, pathEnv: pathEnv, defaultCwd: defaultCwd) }, timedOut: { .failure(Self.fileChecksTimedOut) }) { prepared in
                 switch prepared {
                 case let .success(prepared):
                     let payload = (try? JSONText.encode(JSONValue.object(["plan": prepared.plan.json]))) ?? "{}"
@@ -66,7 +74,7 @@ public final class SystemRunHandler: CommandHandler {
         guard request.approvedByAsk else { return decide(request, approved: nil, invoke: invoke, completion: completion) }
         // What needs no file is checked before the file checks, in `authorise`'s order.
         if let error = request.checkApprovalBinding() ?? Self.environmentError(request) { return fail(error) }
-        FileChecks.run({ ApprovedRun.verify(request, pathEnv: pathEnv) }, timedOut: { .failure(Self.fileChecksTimedOut) }) { [weak self] verified in
+        FileChecks.run(as: commandUser, { ApprovedRun.verify(request, pathEnv: pathEnv, defaultCwd: defaultCwd) }, timedOut: { .failure(Self.fileChecksTimedOut) }) { [weak self] verified in
             switch verified {
             case let .success(approved): self?.decide(request, approved: approved, invoke: invoke, completion: completion)
             case let .failure(error): fail(error)
@@ -119,7 +127,7 @@ public final class SystemRunHandler: CommandHandler {
         let settings = ExecConfig.from(config, agentId: request.agentId)
         let resolved = approvals.resolve(agentId: request.agentId)
         let evaluation = AllowlistEvaluation.evaluate(
-            argv: request.command, cwd: request.cwd, pathEnv: pathEnv, home: home,
+            argv: request.command, cwd: request.cwd ?? defaultCwd, pathEnv: pathEnv, home: home,
             allowlist: resolved.allowlist.map(\.entry.pattern), safeBins: settings.safeBinPolicy, skillBins: []
         )
         // `env NAME=VALUE cmd`, at the top or inside a shell payload, is an env override too.
@@ -137,7 +145,8 @@ public final class SystemRunHandler: CommandHandler {
         }
 
         if request.approvedByAsk, approved == nil { return invalid("systemRunPlan invalid") }
-        let cwd = approved?.cwd ?? request.cwd
+        // Explicit, so the command runs where the analysis resolved its words.
+        let cwd = approved?.cwd ?? request.cwd ?? defaultCwd
 
         let inlineEval = InlineEval.detect(request.command)
         let decision = ExecPolicy.decide(ExecPolicy.Input(

@@ -73,7 +73,9 @@ public struct SystemRunPlan: Equatable, Sendable {
 
     /// `system.run.prepare`: builds the plan for `request`, or the `INVALID_REQUEST` message.
     /// It reads the file system (cwd, executable, script): callers run it off the event loop.
-    public static func prepare(_ request: SystemRunRequest, pathEnv: String) -> Result<Prepared, WireError> {
+    /// `defaultCwd` is where a command without a cwd runs (the exec user's home, for one):
+    /// relative names are resolved there, as the command will resolve them.
+    public static func prepare(_ request: SystemRunRequest, pathEnv: String, defaultCwd: String? = nil) -> Result<Prepared, WireError> {
         func denied(_ message: String) -> Result<Prepared, WireError> {
             .failure(WireError(code: "INVALID_REQUEST", message: message))
         }
@@ -85,12 +87,13 @@ public struct SystemRunPlan: Equatable, Sendable {
             }
         }
         var argv = request.command
-        switch ExecutablePin.pin(argv, cwd: cwd?.path, pathEnv: pathEnv) {
+        let lookupCwd = cwd?.path ?? defaultCwd
+        switch ExecutablePin.pin(argv, cwd: lookupCwd, pathEnv: pathEnv) {
         case let .success(pinned): argv = pinned
         case let .failure(denial): return denied(denial.message)
         }
         let operand: FileOperand?
-        switch ScriptOperand.bind(argv, cwd: cwd?.path, pathEnv: pathEnv) {
+        switch ScriptOperand.bind(argv, cwd: lookupCwd, pathEnv: pathEnv) {
         case let .success(bound): (operand, argv) = bound
         case let .failure(denial): return denied(denial.message)
         }

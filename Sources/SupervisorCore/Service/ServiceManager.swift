@@ -115,7 +115,8 @@ public final class ServiceManager {
             plain.append(("OPENCLAW_STATE_DIR", stateDir))
         }
         plain.append(("PATH", servicePath()))
-        let execHome = execUser.flatMap(UserIdentity.lookup)?.home
+        // Only an unprivileged exec user's home is exposed under ProtectHome=; root's never.
+        let execHome = execUser.flatMap(UserIdentity.lookup).flatMap { $0.uid == 0 ? nil : $0.home }
         return SystemdUnit(scope: scope, version: version, programArguments: programArguments, environment: plain,
                            environmentFile: ServiceEnvironmentFile.path(stateDir: stateDir), browserSandbox: browserSandbox,
                            execUserHome: execHome)

@@ -132,7 +132,8 @@ public struct SystemdUnit: Sendable {
 
     /// `home` when `ProtectHome=` would hide it (under /home, /root or /run/user).
     static func protectedHome(_ home: String) -> String? {
-        ["/home", "/root", "/run/user"].contains { home == $0 || home.hasPrefix($0 + "/") } ? home : nil
+        if home == "/root" || home.hasPrefix("/root/") { return nil }  // never exposed
+        return ["/home", "/run/user"].contains { home.hasPrefix($0 + "/") } ? home : nil
     }
 
     /// One `ExecStart` word: quoted when it has whitespace, quotes, backslashes or `%`/`$`
