@@ -122,7 +122,7 @@ public enum GatewayFrames {
         guard needle.count <= bytes.count, start <= bytes.count - needle.count else { return nil }
         var index = start
         while index <= bytes.count - needle.count {
-            if bytes[index] == needle[0], Array(bytes[index..<(index + needle.count)]) == needle { return index }
+            if bytes[index] == needle[0], bytes[index..<(index + needle.count)].elementsEqual(needle) { return index }
             index += 1
         }
         return nil
