@@ -134,11 +134,7 @@ public enum WorkerConfinement {
         // The bounding set can only shrink while we still hold CAP_SETPCAP, i.e. before the
         // uid change empties the permitted set.
         try Capabilities.dropBoundingSet()
-        let switching = user.uid != geteuid()
         try user.become()
-        // Commands without a cwd start in the exec user's home (or /), not in a directory of
-        // the Supervisor's that this user may not even be able to read.
-        if role == .exec, switching, chdir(user.home) != 0 { _ = chdir("/") }
         return (.active, "\(name) (uid \(user.uid), gid \(user.gid))")
     }
 

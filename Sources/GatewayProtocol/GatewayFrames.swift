@@ -128,17 +128,21 @@ public enum GatewayFrames {
         return nil
     }
 
+    private static func skipWhitespace(_ bytes: [UInt8], from start: Int) -> Int {
+        var index = start
+        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        return index
+    }
+
     /// `"key" : "value"` after `from`, where the value has no escapes and is at most 256 bytes.
     private static func stringMember(_ key: String, in bytes: [UInt8], from start: Int) -> String? {
         var search = start
         let needle = Array("\"\(key)\"".utf8)
         while let at = find(needle, in: bytes, from: search) {
             search = at + needle.count
-            var index = search
-            while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D { index += 1 }
+            var index = skipWhitespace(bytes, from: search)
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { continue }
-            index += 1
-            while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D { index += 1 }
+            index = skipWhitespace(bytes, from: index + 1)
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { continue }
             let valueStart = index + 1
             var end = valueStart

@@ -114,7 +114,7 @@ struct ConfinementFlags: ParsableArguments {
     }
 
     /// Who commands run as: `--exec-user`, else the dedicated user (never root by default).
-    var execChoice: ExecUser { ExecUser.choose(requested: execUser, keepsUid: optedOut(of: .user, worker: "exec")) }
+    var execChoice: ExecUser { ExecUser.choose(requested: execUser, keepsUid: optedOut(worker: "exec").contains(.user)) }
 
     static func parse(_ value: String) -> (workers: [String], step: ConfinementStep)? {
         let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
@@ -126,15 +126,13 @@ struct ConfinementFlags: ParsableArguments {
         return (workers, step)
     }
 
-    func optedOut(of step: ConfinementStep, worker: String) -> Bool {
-        unconfined.contains { Self.parse($0).map { $0.workers.contains(worker) && $0.step == step } ?? false }
+    /// The steps `--unconfined` turns off for `worker`.
+    func optedOut(worker: String) -> Set<ConfinementStep> {
+        Set(unconfined.compactMap { Self.parse($0) }.filter { $0.workers.contains(worker) }.map(\.step))
     }
 
     func options(for worker: String, connectPorts: [UInt16] = [], metricsPort: UInt16? = nil) -> ConfinementOptions {
-        var optedOut = Set<ConfinementStep>()
-        for value in unconfined {
-            if let (workers, step) = Self.parse(value), workers.contains(worker) { optedOut.insert(step) }
-        }
+        let optedOut = optedOut(worker: worker)
         let user = worker == "exec" ? execChoice.name : ["net": netUser, "browser": browserUser][worker] ?? nil
         return ConfinementOptions(user: user, optedOut: optedOut, connectPorts: connectPorts, metricsPort: metricsPort)
     }
@@ -217,15 +215,16 @@ struct Run: ParsableCommand {
         if let warning = execUser.warning {
             logger.warning("\(warning)", metadata: ["fix": "\(execUser.fix ?? "-")"])
         }
-        let commandUser = UserIdentity.isRoot && !confinement.optedOut(of: .user, worker: "exec")
-            ? execUser.name.flatMap(UserIdentity.lookup) : nil
+        // The user commands run as when it is not the node's own (nil: they keep our uid).
+        let commandUser = UserIdentity.isRoot && !confinement.optedOut(worker: "exec").contains(.user)
+            ? execUser.name.flatMap(UserIdentity.lookup).flatMap { $0.uid == geteuid() ? nil : $0 } : nil
         if let home = commandUser?.home, home.hasPrefix(setup.paths.stateDir + "/"), SecureFile.allowSearch(setup.paths.stateDir) {
             logger.info("state dir made searchable for the exec user's home", metadata: ["path": "\(setup.paths.stateDir)"])
         }
         let systemRun = SystemRunHandler(
             environment: ExecEnvironment(nodeEnvironment: nodeEnvironment, pathEnv: setup.link.pathEnv, user: commandUser),
             pathEnv: setup.link.pathEnv, home: nodeEnvironment["HOME"], defaultCwd: commandUser.map(Self.commandDirectory),
-            commandUser: commandUser.flatMap { $0.uid == geteuid() ? nil : ($0.uid, $0.gid) },
+            commandUser: commandUser.map { ($0.uid, $0.gid) },
             approvals: approvals,
             config: setup.config, logger: logger
         )
@@ -270,8 +269,8 @@ struct Run: ParsableCommand {
         throw ExitCode(code)
     }
 
-    /// Where the ExecWorker, switched to `user`, starts commands that name no cwd (it chdirs
-    /// there too): the user's home, or `/` where that is no directory.
+    /// Where commands of the switched-to `user` run when they name no cwd (the Supervisor sets
+    /// it on every run order): the user's home, or `/` where that is no directory.
     static func commandDirectory(_ user: UserIdentity) -> String {
         var info = stat()
         return stat(user.home, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR ? user.home : "/"

@@ -135,7 +135,7 @@ enum ScriptOperand {
     }
 
     static func absolute(_ token: String, cwd: String?) -> String {
-        token.hasPrefix("/") ? token : "\(cwd ?? ExecutableResolver.currentDirectory() ?? "/")/\(token)"
+        token.hasPrefix("/") ? token : ExecutableResolver.join(cwd ?? ExecutableResolver.currentDirectory() ?? "/", token)
     }
 
     /// Words that start or end a compound command, and `time`: the command is what follows.
@@ -313,7 +313,7 @@ enum ScriptOperand {
             index += 1
             if token.hasPrefix("--") {
                 let name = String(token.prefix { $0 != "=" })
-                if harmlessLong.contains(name) || name == "--in-place" { continue }
+                if harmlessLong.contains(name) { continue }
                 if name == "--expression" || name == "--line-length" {
                     if !token.contains("=") { index += 1 }
                     continue
