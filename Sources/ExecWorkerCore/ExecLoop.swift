@@ -173,7 +173,7 @@ final class ExecLoop {
         case let .cancel(cancel):
             if let serial = serials[cancel.id], let run = runs[serial], !run.exited { kill(-run.started.pid, SIGKILL) }
         case .shutdown:
-            logger.info("shutting down", metadata: ["running": "\(runs.count)"])
+            logger.info("shutting down", metadata: ["running": .typed(runs.count)])
             stop(0)
         }
     }

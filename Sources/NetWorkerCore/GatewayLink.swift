@@ -31,6 +31,9 @@ public final class GatewayLink {
     }
 
     static let preHelloMaxBytes = 64 * 1024
+    /// How soon the node asks again while its pairing waits for an operator, so an approval
+    /// takes effect within seconds (the gateway's `retryAfterMs` wins when it sends one).
+    static let pairingRetryMs = 2000
 
     /// A step of one connection attempt. Each has a deadline, so no peer (a proxy, a half-dead
     /// gateway, a NAT that dropped the flow) can hold the node in an attempt forever: a
@@ -171,15 +174,20 @@ public final class GatewayLink {
         }
         let pin = configuration.tlsFingerprint
         let logger = self.logger
+        let seen = AttemptObservations()
         ClientBootstrap(group: loop)
             .connectTimeout(AttemptPhase.tcpConnect.timeout(cap: configuration.handshakeTimeoutMs))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
-                        try channel.pipeline.syncOperations.addHandler(try Self.tlsHandler(tls, host: target.host, pin: pin, logger: logger))
+                        try channel.pipeline.syncOperations.addHandler(try Self.tlsHandler(tls, host: target.host, pin: pin, logger: logger) {
+                            seen.presented = $0
+                        })
                         try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher { [weak self] in
                             self?.attemptReached(.httpUpgrade, on: channel, attempt: thisAttempt)
                         })
+                    } else {
+                        try channel.pipeline.syncOperations.addHandler(TLSReplySniffer { seen.tlsReply = $0 })
                     }
                 }
             }
@@ -199,9 +207,52 @@ public final class GatewayLink {
                 case let .success(channel):
                     self.opened(channel)
                 case let .failure(error):
-                    self.logger.warning("gateway connect failed", metadata: ["url": "\(configuration.url)", "error": "\(error)"])
-                    self.toSupervisor(.linkState(LinkState(phase: .disconnected, detail: "connect failed: \(error)")))
+                    let failure = ConnectFailure.classify(error, secure: target.secure, pin: pin, presented: seen.presented,
+                                                          sawTLSReply: seen.tlsReply)
+                    self.logger.debug("gateway connect failed", metadata: ["url": "\(configuration.url)", "error": "\(error)"])
+                    if case .untrusted(nil) = failure {
+                        // Learn the certificate's fingerprint (a second handshake that trusts
+                        // nothing and sends nothing), so the sentence can say what to pin.
+                        self.presentedFingerprint(target: target) { fingerprint in
+                            self.reportFailure(.untrusted(fingerprint: fingerprint), target: target)
+                        }
+                    } else {
+                        self.reportFailure(failure, target: target)
+                    }
                     self.scheduleReconnect()
+                }
+            }
+    }
+
+    /// Logs a failed attempt as one sentence and tells the Supervisor (status, doctor, install).
+    private func reportFailure(_ failure: ConnectFailure, target: GatewayTarget) {
+        let sentence = failure.sentence(host: target.host, port: target.port)
+        logger.warning("\(sentence)", metadata: ["url": "\(configuration?.url ?? "-")"])
+        toSupervisor(.linkState(LinkState(phase: .disconnected, detail: sentence)))
+    }
+
+    /// The SHA-256 of the leaf certificate `target` presents, from a handshake that trusts no
+    /// certificate (so it always fails after the peer has shown its chain) and sends nothing.
+    private func presentedFingerprint(target: GatewayTarget, then report: @escaping (String?) -> Void) {
+        let seen = AttemptObservations()
+        let logger = self.logger
+        guard let context = try? Self.tlsContext(pinned: true) else { return report(nil) }
+        ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(5))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(try Self.tlsHandler(
+                        context, host: target.host, pin: String(repeating: "0", count: 64), logger: logger, quiet: true) { seen.presented = $0 })
+                }
+            }
+            .connect(host: target.host, port: target.port)
+            .hop(to: loop)
+            .whenComplete { result in
+                guard case let .success(channel) = result else { return report(nil) }
+                let timer = self.loop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+                channel.closeFuture.hop(to: self.loop).whenComplete { _ in
+                    timer.cancel()
+                    report(seen.presented)
                 }
             }
     }
@@ -261,10 +312,12 @@ public final class GatewayLink {
             let timeout = phase.timeout(cap: self.configuration?.handshakeTimeoutMs)
             self.phaseTimer = self.loop.scheduleTask(in: timeout) { [weak self] in
                 guard let self, case .connecting(let current) = self.state, current == attempt else { return }
-                self.logger.warning("gateway connect attempt stalled; retrying", metadata: [
-                    "phase": "\(phase.rawValue)", "timeoutMs": "\(timeout.nanoseconds / 1_000_000)",
+                self.logger.info("gateway connect attempt stalled; retrying", metadata: [
+                    "phase": "\(phase.rawValue)", "timeoutMs": .typed(timeout.nanoseconds / 1_000_000),
                 ])
-                self.toSupervisor(.linkState(LinkState(phase: .disconnected, detail: "\(phase.rawValue) timed out")))
+                if let target = self.configuration.flatMap({ GatewayTarget(url: $0.url) }) {
+                    self.reportFailure(.timedOut(phase: phase.rawValue, milliseconds: Int(timeout.nanoseconds / 1_000_000)), target: target)
+                }
                 self.state = .waiting
                 channel.close(promise: nil)
                 self.scheduleReconnect()
@@ -279,7 +332,7 @@ public final class GatewayLink {
         phaseTimer = loop.scheduleTask(in: timeout) { [weak self] in
             guard let self, self.isCurrent(channel), !self.isLinked else { return }
             self.logger.warning("gateway handshake stalled; retrying", metadata: [
-                "phase": "\(phase.rawValue)", "timeoutMs": "\(timeout.nanoseconds / 1_000_000)",
+                "phase": "\(phase.rawValue)", "timeoutMs": .typed(timeout.nanoseconds / 1_000_000),
             ])
             self.dropConnection(code: code, reason: reason)
         }
@@ -396,6 +449,9 @@ public final class GatewayLink {
         }
         if detail == "PAIRING_REQUIRED" || rejection.code == "NOT_PAIRED" {
             toSupervisor(.linkState(LinkState(phase: .pairingPending, detail: rejection.requestId)))
+            // An approval takes effect on the next connect: ask again soon, at a steady pace.
+            nextRetryAfterMs = rejection.retryAfterMs ?? Self.pairingRetryMs
+            backoff.reset()
         }
         toSupervisor(.connectRejected(rejection))
         dropConnection(code: 1000, reason: "connect rejected")
@@ -445,7 +501,7 @@ public final class GatewayLink {
         if unreadableLogged < Self.unreadableLogLimit {
             unreadableLogged += 1
             logger.warning("gateway sent a frame that cannot be read; ignoring it", metadata: [
-                "bytes": "\(text.utf8.count)", "reason": "\(reason)", "prefix": "\(String(text.prefix(120)))",
+                "bytes": .typed(text.utf8.count), "reason": "\(reason)", "prefix": "\(String(text.prefix(120)))",
             ])
         } else {
             unreadableSuppressed += 1
@@ -602,7 +658,7 @@ public final class GatewayLink {
 
     /// TLS for the gateway: CA validation, or with a pin the pin alone. `presented` sees the
     /// leaf fingerprint the peer offered (doctor reports it on a mismatch).
-    static func tlsHandler(_ context: NIOSSLContext, host: String, pin: String?, logger: Logger,
+    static func tlsHandler(_ context: NIOSSLContext, host: String, pin: String?, logger: Logger, quiet: Bool = false,
                            presented: @escaping @Sendable (String) -> Void = { _ in }) throws -> NIOSSLClientHandler {
         let sni = GatewayTarget.isIPLiteral(host) ? nil : host
         guard let pin else { return try NIOSSLClientHandler(context: context, serverHostname: sni) }
@@ -616,7 +672,9 @@ public final class GatewayLink {
             if actual == pin {
                 promise.succeed(.certificateVerified)
             } else {
-                logger.error("gateway tls fingerprint mismatch; not sending credentials", metadata: ["expected": "\(pin)", "actual": "\(actual)"])
+                if !quiet {
+                    logger.error("gateway tls fingerprint mismatch; not sending credentials", metadata: ["expected": "\(pin)", "actual": "\(actual)"])
+                }
                 promise.succeed(.failed)
             }
         })
@@ -629,6 +687,14 @@ public final class GatewayLink {
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec / 1_000_000)
     }
+}
+
+/// What one attempt saw before it failed (written on its channel's loop, read after).
+final class AttemptObservations: @unchecked Sendable {
+    /// The leaf certificate's SHA-256 the peer presented.
+    var presented: String?
+    /// A plaintext attempt was answered with TLS bytes.
+    var tlsReply = false
 }
 
 enum GatewayLinkError: Error {

@@ -33,7 +33,7 @@ public final class MetricsListener: @unchecked Sendable {
                 switch result {
                 case .success: logger.info("metrics on http://127.0.0.1:\(port)/metrics")
                 case let .failure(error):
-                    logger.warning("metrics listener unavailable", metadata: ["port": "\(port)", "error": "\(error)"])
+                    logger.warning("metrics listener unavailable", metadata: ["port": .typed(port), "error": "\(error)"])
                 }
             }
     }

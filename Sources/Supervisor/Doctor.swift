@@ -31,7 +31,11 @@ struct Doctor: ParsableCommand {
         no-new-privs, landlock, seccomp), the user the network worker drops to, state dir and \
         file permissions, the config and its secret references, the gateway (TCP and TLS \
         handshake with the pin, from inside the confined network worker; no credential is \
-        sent), and a self-test: a loopback gateway in this process, the real node paired \
+        sent), authentication (once the pin is verified: one connect with the node's real \
+        credentials through the confined network worker, reporting the gateway's verdict: \
+        AUTH_TOKEN_MISSING, AUTH_TOKEN_MISMATCH, AUTH_DEVICE_TOKEN_MISMATCH, PAIRING_REQUIRED \
+        with its requestId; when a node already runs on this state dir, its live state \
+        instead), and a self-test: a loopback gateway in this process, the real node paired \
         with it, one system.which and one system.run through the confined workers.
 
         Exit status: 0 nothing failed (warnings allowed), 1 a check failed.
@@ -77,8 +81,10 @@ struct Doctor: ParsableCommand {
         checks += browserChecks
         if let browserReport { reports["browser"] = browserReport }
         checks += stateChecks(paths)
-        checks.append(configCheck(paths))
-        checks.append(gatewayCheck(paths, netWorker: net))
+        checks += configChecks(paths)
+        let gatewayReport = gatewayCheck(paths, netWorker: net)
+        checks.append(gatewayReport)
+        checks.append(authCheck(paths, program: me, net: net, exec: exec, gatewayOK: gatewayReport.status == .ok))
         if !skipSelfTest { checks.append(SelfTest(program: me, confinement: confinement).run()) }
 
         let ok = !checks.contains { $0.status == .fail }
@@ -235,6 +241,79 @@ struct Doctor: ParsableCommand {
             : DoctorCheck(name: "state-files", status: .warn, detail: "readable by others: \(loose.joined(separator: ", "))",
                           fix: "chmod 600 \(loose.joined(separator: " "))"))
         return checks
+    }
+
+    /// The config check, then one line per problem `config check` finds (errors fail).
+    func configChecks(_ paths: StatePaths) -> [DoctorCheck] {
+        var checks = [configCheck(paths)]
+        for problem in ConfigCheck.run(configPath: paths.configPath, approvalsPath: paths.approvalsFile) {
+            checks.append(DoctorCheck(name: "config", status: problem.severity == .error ? .fail : .warn, detail: problem.text,
+                                      fix: problem.severity == .error ? "fix the value; until then the node applies it fail-closed"
+                                          : "remove or correct the key (openclaw-node config check lists every problem)"))
+        }
+        return checks
+    }
+
+    /// Authentication against the gateway with the node's real credentials, through the
+    /// confined NetWorker (`run --check-auth`); only once the gateway check (pin) passed. When a
+    /// node already runs on this state dir, its live state answers instead (a second
+    /// connection with the same device would replace the running one).
+    func authCheck(_ paths: StatePaths, program: String, net: String, exec: String, gatewayOK: Bool) -> DoctorCheck {
+        if let holder = NodeLock.holder(stateDir: paths.stateDir) {
+            guard let live = ControlSocket.query(path: ControlSocket.path(stateDir: paths.stateDir)) else {
+                return DoctorCheck(name: "auth", status: .warn, detail: "a node (pid \(holder)) runs on \(paths.stateDir); its state is not readable",
+                                   fix: "openclaw-node status")
+            }
+            if live.connected { return DoctorCheck(name: "auth", status: .ok, detail: "the running node (pid \(live.pid)) is connected") }
+            if let request = live.pendingRequestId {
+                return DoctorCheck(name: "auth", status: .warn, detail: "PAIRING_REQUIRED: the running node waits for approval (requestId \(request))",
+                                   fix: "on the gateway: openclaw devices approve \(request)")
+            }
+            return DoctorCheck(name: "auth", status: .warn, detail: "the running node (pid \(live.pid)) is not connected: \(live.lastError ?? live.phase)",
+                               fix: "openclaw-node status")
+        }
+        guard gatewayOK else {
+            return DoctorCheck(name: "auth", status: .warn, detail: "skipped: the gateway check did not pass, so no credential was sent",
+                               fix: "fix the gateway check first")
+        }
+        var arguments = [program, "run", "--check-auth", "--net-worker-path", net, "--exec-worker-path", exec]
+        let flags = gateway.flags
+        if let host = flags.host { arguments += ["--host", host] }
+        if let port = flags.port { arguments += ["--port", String(port)] }
+        if flags.tls { arguments.append("--tls") }
+        if let pin = flags.tlsFingerprint { arguments += ["--tls-fingerprint", pin] }
+        if let user = confinement.netUser { arguments += ["--net-user", user] }
+        if let user = confinement.execUser { arguments += ["--exec-user", user] }
+        for step in confinement.unconfined { arguments += ["--unconfined", step] }
+        var environment = ProcessEnvironment.current()
+        environment.removeValue(forKey: "NOTIFY_SOCKET")
+        guard let output = ProgramRun.run(arguments, environment: environment, path: program),
+              let report = try? JSONText.decode(JSONValue.self, from: output.stdout.split(separator: "\n").last.map(String.init) ?? "") else {
+            return DoctorCheck(name: "auth", status: .fail, detail: "the authentication check did not run", fix: "openclaw-node run shows why")
+        }
+        let code = report["code"]?.stringValue
+        let message = report["message"]?.stringValue ?? ""
+        switch report["result"]?.stringValue {
+        case "connected":
+            return DoctorCheck(name: "auth", status: .ok, detail: "the gateway accepted this node's credentials (hello-ok)")
+        case "pairing-pending":
+            let request = report["requestId"]?.stringValue
+            return DoctorCheck(name: "auth", status: .warn, detail: "PAIRING_REQUIRED: \(message)\(request.map { " (requestId \($0))" } ?? "")",
+                               fix: "on the gateway: openclaw devices approve \(request ?? "<requestId>")")
+        case "refused":
+            let fix: String
+            switch code {
+            case "AUTH_TOKEN_MISSING": fix = "the gateway needs a token: set OPENCLAW_GATEWAY_TOKEN (or gateway.auth.token in the config)"
+            case "AUTH_TOKEN_MISMATCH": fix = "the token is wrong: set the gateway's token in OPENCLAW_GATEWAY_TOKEN"
+            case "AUTH_PASSWORD_MISSING", "AUTH_PASSWORD_MISMATCH": fix = "set the gateway's password in OPENCLAW_GATEWAY_PASSWORD"
+            case "AUTH_DEVICE_TOKEN_MISMATCH":
+                fix = "the gateway revoked this device's token: the node drops it and asks to pair again; approve it on the gateway, or give a gateway token"
+            default: fix = "see the gateway's log for this code"
+            }
+            return DoctorCheck(name: "auth", status: .fail, detail: "\(code ?? "refused"): \(message)", fix: fix)
+        default:
+            return DoctorCheck(name: "auth", status: .fail, detail: "no verdict from the gateway: \(message)", fix: "openclaw-node run shows the connection attempts")
+        }
     }
 
     func configCheck(_ paths: StatePaths) -> DoctorCheck {

@@ -26,7 +26,7 @@ struct OpenClawNode: ParsableCommand {
         `openclaw-node install`. `openclaw-node doctor` shows what this machine enforces.
         """,
         version: NodeVersion.current,
-        subcommands: [Run.self, Install.self, Status.self, Start.self, Stop.self, Restart.self, Uninstall.self, Doctor.self]
+        subcommands: [Run.self, Install.self, Status.self, Start.self, Stop.self, Restart.self, Uninstall.self, Doctor.self, ConfigCommand.self]
     )
 
     /// Started under a worker's name (a hard link to this binary), run that worker; its
@@ -42,9 +42,10 @@ struct OpenClawNode: ParsableCommand {
     }
 }
 
-/// Exit statuses (sysexits): usage 64, config 78.
+/// Exit statuses (sysexits): usage 64, another node holds the state dir 75, config 78.
 enum ExitStatus {
     static let config: Int32 = 78
+    static let locked: Int32 = 75
 }
 
 struct GatewayOptions: ParsableArguments {
@@ -62,7 +63,7 @@ struct GatewayOptions: ParsableArguments {
         valueName: "SHA256"))
     var tlsFingerprint: String?
 
-    @Option(name: .customLong("node-id"), help: "Override the node id stored in node.json (starts a new pairing).")
+    @Option(name: .customLong("node-id"), help: "Client instance id shown on the gateway (stored in node.json). The device identity, its pairing and its device token stay the same.")
     var nodeId: String?
 
     @Option(name: .customLong("display-name"), help: "Name shown for this node on the gateway (default: host name).")
@@ -158,8 +159,12 @@ struct Run: ParsableCommand {
 
         Exit status: 0 stopped by a signal, 1 the gateway refused our credentials (fix them, \
         the service manager restarts us), 64 usage error, 71 a worker could not confine \
-        itself (the log names the step; see --unconfined), 78 configuration error (bad \
-        config, unresolvable secret, plaintext ws:// to a non-loopback host). \
+        itself (the log names the step; see --unconfined), 75 another openclaw-node runs on \
+        this state dir (the message names its pid), 78 configuration error (bad config, \
+        unresolvable secret, plaintext ws:// to a non-loopback host). Why the node last \
+        stopped on its own is kept in <state dir>/node.last-error.json (`status` shows it). \
+        Under systemd (Type=notify) it reports READY=1 once connected, waiting for pairing, \
+        or retrying an unreachable gateway, and its state as STATUS=. \
         Environment: OPENCLAW_STATE_DIR, OPENCLAW_CONFIG_PATH, OPENCLAW_GATEWAY_TOKEN, \
         OPENCLAW_GATEWAY_PASSWORD, OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1 (allow ws:// to a \
         private IP address).
@@ -188,6 +193,11 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("browser-worker-path"), help: .hidden)
     var browserWorkerPath: String?
 
+    /// `doctor`'s authentication check: connect once with the real credentials, print the
+    /// gateway's verdict as JSON on stdout, stop.
+    @Flag(name: .customLong("check-auth"), help: .hidden)
+    var checkAuth = false
+
     func validate() throws {
         if let port = metricsPort, !(1...65535).contains(port) { throw ValidationError("--metrics-port must be 1-65535") }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be kv or json") }
@@ -195,6 +205,9 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
+        SystemdNotify.adopt()
+        // The workers inherit the format (their environment is built from ours).
+        setenv(LineLogHandler.formatVariable, logFormat, 1)
         LineLogHandler.bootstrap(process: "supervisor", format: LogFormat(rawValue: logFormat)!)
         let logger = Logger(label: "openclaw-node")
         guard let me = currentExecutablePath() else { throw failure(logger, "cannot determine own executable path") }
@@ -206,7 +219,16 @@ struct Run: ParsableCommand {
         do {
             setup = try NodeSetup.prepare(flags: gateway.flags, version: NodeVersion.current, logger: logger)
         } catch let error as ConfigError {
+            let stateDir = StatePaths.resolve().stateDir
+            if !checkAuth, NodeLock.holder(stateDir: stateDir) == nil {
+                LastFailure(exitCode: ExitStatus.config, reason: error.message).save(stateDir: stateDir)
+            }
+            SystemdNotify.send([("STATUS", "failed: \(error.message)")])
             throw failure(logger, error.message)
+        } catch let error as NodeLock.Failure {
+            logger.error("\(error.description)")
+            SystemdNotify.send([("STATUS", "failed: \(error.description)")])
+            throw ExitCode(ExitStatus.locked)
         }
         let router = CommandRouter()
         let approvals = ExecApprovalsStore(stateDir: setup.paths.stateDir, sha256Hex: FileDigest.sha256Hex(bytes:))
@@ -257,8 +279,9 @@ struct Run: ParsableCommand {
                 netConfinement: confinement.options(for: "net", connectPorts: GatewayURL.port(of: setup.link.url).map { [$0] } ?? [],
                                                    metricsPort: metricsPort.map(UInt16.init)),
                 execConfinement: confinement.options(for: "exec"),
-                controlSocketPath: ControlSocket.path(stateDir: setup.paths.stateDir),
-                browser: browserWorker
+                controlSocketPath: checkAuth ? nil : ControlSocket.path(stateDir: setup.paths.stateDir),
+                browser: browserWorker, stateDir: checkAuth ? nil : setup.paths.stateDir,
+                probe: checkAuth ? ProbeSettings() : nil
             ),
             link: link, logger: logger, maxConcurrentRuns: maxConcurrentRuns
         )
@@ -266,6 +289,10 @@ struct Run: ParsableCommand {
         browserProxy.runner = supervisor
         systemRun.metrics = link.metrics
         let code = supervisor.run()
+        if checkAuth {
+            print((try? JSONText.encode(supervisor.probeOutcome ?? .object(["ok": .bool(false), "result": .string("stopped")]))) ?? "{}")
+        }
+        withExtendedLifetime(setup.lock) {}
         throw ExitCode(code)
     }
 

@@ -126,11 +126,20 @@ struct Restart: ParsableCommand {
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the service (installed, enabled, active, main pid, last exit) and the live node state.",
-        discussion: "The live part (connected, paired, pending pairing requestId, runs in flight) comes from the running node's status socket (<state dir>/node.sock).")
+        discussion: """
+        The live part (connected, paired, pending pairing requestId, runs in flight) comes from the \
+        running node's status socket (<state dir>/node.sock); why the node last stopped on its \
+        own from <state dir>/node.last-error.json. `ok` is false when the service failed.
+
+        Exit status, as `systemctl status`: 0 running, 3 not running (stopped, failed, starting), \
+        4 no such unit (not installed).
+        """)
     @OptionGroup var scope: ServiceScopeOptions
 
     func run() throws {
         let status = scope.manager.status()
+        let code = ServiceManager.exitCode(of: status)
+        defer { if code != 0 { Glibc.exit(code) } }
         if scope.json {
             print((try? JSONText.encode(status)) ?? "{}")
             return
@@ -151,8 +160,17 @@ struct Status: ParsableCommand {
             }
             live += ", runs in flight \((node["runsInFlight"]?.numberValue ?? 0).saturatingInt)"
             print(live)
+        } else if let problem = status["nodeError"]?.stringValue {
+            print("node: \(problem); run as root or the node's user")
         } else {
             print("node: not running (no answer on its status socket)")
         }
+        if let failure = status["lastFailure"], failure != .null {
+            var line = "last failure: \(failure["reason"]?.stringValue ?? "?")"
+            if let code = failure["code"]?.stringValue { line += " [\(code)]" }
+            line += " (exit \((failure["exitCode"]?.numberValue ?? 0).saturatingInt), \(failure["at"]?.stringValue ?? "?"))"
+            print(line)
+        }
+        if status["ok"]?.boolValue == false { print("ok: no (the service failed; see the last failure above and: openclaw-node status --json)") }
     }
 }

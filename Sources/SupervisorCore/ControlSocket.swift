@@ -77,15 +77,30 @@ public final class ControlSocket {
         unlink(path)
     }
 
+    /// Why `probe` got no status.
+    public enum QueryFailure: Error, Equatable {
+        /// No socket, or nothing listening on it: the node is not running.
+        case notRunning
+        /// The socket (or its directory) is not ours to use: run as the node's user or root.
+        case permissionDenied
+        /// Something answered, but not with a status.
+        case unreadable
+    }
+
     /// Reads the status line of a running node; nil when nothing answers.
     public static func query(path: String) -> NodeLiveStatus? {
+        try? probe(path: path).get()
+    }
+
+    /// Reads the status line of a running node, or says why there is none.
+    public static func probe(path: String) -> Result<NodeLiveStatus, QueryFailure> {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { return .failure(.unreadable) }
         defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return .failure(.unreadable) }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (index, byte) in bytes.enumerated() { raw[index] = byte }
         }
@@ -94,7 +109,7 @@ public final class ControlSocket {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard connected == 0 else { return nil }
+        guard connected == 0 else { return .failure(errno == EACCES || errno == EPERM ? .permissionDenied : .notRunning) }
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while output.count < 65536 {
@@ -103,6 +118,7 @@ public final class ControlSocket {
             if count <= 0 { break }
             output += chunk[0..<count]
         }
-        return try? JSONText.decode(NodeLiveStatus.self, fromBytes: output)
+        guard let status = try? JSONText.decode(NodeLiveStatus.self, fromBytes: output) else { return .failure(.unreadable) }
+        return .success(status)
     }
 }

@@ -18,16 +18,12 @@ public struct OpenClawConfig {
     /// Loads the config at `path`; a missing file is an empty config, a malformed one an error.
     public static func load(_ path: String) throws -> OpenClawConfig {
         guard let bytes = try SecureFile.read(path) else { return OpenClawConfig(root: .object([:])) }
-        let decoder = JSONDecoder()
-        decoder.allowsJSON5 = true
-        do {
-            let root = try decoder.decode(JSONValue.self, from: Data(bytes))
+        switch ConfigCheck.parse(bytes, json5: true) {
+        case let .success(root):
             guard case .object = root else { throw ConfigError("\(path): the top level must be an object") }
             return OpenClawConfig(root: root)
-        } catch let error as ConfigError {
-            throw error
-        } catch {
-            throw ConfigError("\(path): not valid JSON5 (\(Self.describe(error)))")
+        case let .failure(failure):
+            throw ConfigError("\(path):\(failure.line ?? 1):\(failure.column ?? 1): \(failure.message)")
         }
     }
 

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import OpenClawIPC
 
@@ -64,9 +65,11 @@ public final class LinkAuthority {
     let router: CommandRouter
     let logger: Logger
     let clock: () -> Int64
-    public var metrics = NodeMetrics()
+    public let metrics: NodeMetrics
     private(set) var storedDeviceToken: String?
     public private(set) var status = LinkStatus()
+    /// A pairing request was refused as pending since the last hello.
+    private var awaitingApproval = false
 
     public init(settings: LinkSettings, identity: DeviceIdentity, router: CommandRouter, logger: Logger,
                 clock: @escaping () -> Int64 = currentTimeMillis) {
@@ -75,6 +78,7 @@ public final class LinkAuthority {
         self.router = router
         self.logger = logger
         self.clock = clock
+        metrics = NodeMetrics(commands: router.commands)
         storedDeviceToken = DeviceAuthFile.token(at: settings.deviceAuthPath, deviceId: identity.deviceId, role: "node")
     }
 
@@ -118,7 +122,7 @@ public final class LinkAuthority {
             return SignReply(requestId: request.requestId, refused: "nonce refused")
         }
         guard abs(request.signedAt - clock()) <= Self.maxSignSkewMs else {
-            logger.warning("refused to sign: signedAt too far from now", metadata: ["signedAt": "\(request.signedAt)"])
+            logger.warning("refused to sign: signedAt too far from now", metadata: ["signedAt": .typed(request.signedAt)])
             return SignReply(requestId: request.requestId, refused: "signedAt refused")
         }
         let configuration = configuration()
@@ -138,6 +142,8 @@ public final class LinkAuthority {
 
     /// hello-ok: keep the device token the gateway issued.
     public func accepted(_ hello: HelloSummary) {
+        let approvedRequest = awaitingApproval ? status.pendingRequestId ?? "-" : nil
+        awaitingApproval = false
         status.phase = .connected
         status.paired = true
         status.pendingRequestId = nil
@@ -153,7 +159,10 @@ public final class LinkAuthority {
                 logger.error("cannot store device token", metadata: ["error": "\(error)"])
             }
         }
-        logger.info("node host gateway connected", metadata: ["url": "\(settings.url)", "protocol": "\(hello.protocol)"])
+        if let approvedRequest {
+            logger.notice("pairing approved, connected", metadata: ["requestId": "\(approvedRequest)", "url": "\(settings.url)"])
+        }
+        logger.info("node host gateway connected", metadata: ["url": "\(settings.url)", "protocol": .typed(hello.protocol)])
     }
 
     public func rejected(_ rejection: ConnectRejection) -> RejectionVerdict {
@@ -165,10 +174,13 @@ public final class LinkAuthority {
         if detail == "PAIRING_REQUIRED" || rejection.code == "NOT_PAIRED" {
             status.phase = .pairingPending
             status.paired = false
+            metrics.pairing(pending: true)
+            awaitingApproval = true
             if let requestId = rejection.requestId, requestId != status.pendingRequestId {
                 status.pendingRequestId = requestId
                 logger.notice("pairing required: approve this node on the gateway with: openclaw devices approve \(requestId)",
                               metadata: ["requestId": "\(requestId)", "deviceId": "\(identity.deviceId)"])
+                Self.announce(requestId: requestId, deviceId: identity.deviceId)
             }
             return .keepRetrying
         }
@@ -189,6 +201,7 @@ public final class LinkAuthority {
         }
         if state.phase != .connected { metrics.linkDown() }
         if state.phase == .disconnected, let detail = state.detail {
+            status.lastError = detail
             logger.info("gateway link down", metadata: ["detail": "\(detail)"])
         }
     }
@@ -206,5 +219,23 @@ public final class LinkAuthority {
             metrics.invoke(label, ok: output.result.ok)
             completion(output)
         }
+    }
+}
+
+extension LinkAuthority {
+    /// The approval command, printed where an operator at the terminal sees it (the log line
+    /// carries it too): a framed block on standard error when that is a terminal.
+    static func announce(requestId: String, deviceId: String) {
+        guard isatty(2) == 1 else { return }
+        let text = """
+
+        ┌─ Pairing approval needed ─────────────────────────────────────────
+        │ On the gateway host, run:
+        │     openclaw devices approve \(requestId)
+        │ (device \(deviceId); this node connects as soon as it is approved)
+        └───────────────────────────────────────────────────────────────────
+
+        """
+        _ = text.withCString { write(2, $0, strlen($0)) }
     }
 }

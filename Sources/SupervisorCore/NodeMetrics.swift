@@ -2,7 +2,9 @@ import Prometheus
 
 /// What the node counts, in Prometheus form (swift-prometheus): link state, reconnects,
 /// invokes by command and outcome, run durations, denials by reason, worker restarts.
-/// Cheap when nobody scrapes: counters only. The Supervisor keeps them; the NetWorker serves
+/// Every series exists from the start (at zero), so a dashboard or alert never sees a gap;
+/// health gauges say whether the node is connected, waiting for pairing, and when an invoke
+/// last succeeded. Cheap when nobody scrapes: counters only. The Supervisor keeps them; the NetWorker serves
 /// them on loopback (`--metrics-port`) by asking for the text over IPC on each scrape.
 public final class NodeMetrics: @unchecked Sendable {
     let registry = PrometheusCollectorRegistry()
@@ -11,8 +13,15 @@ public final class NodeMetrics: @unchecked Sendable {
     private let runDuration: DurationHistogram
     private var hellos = 0
     private let droppedFrames: Counter
+    private let pairingPending: Gauge
+    private let lastInvokeOk: Gauge
 
-    public init() {
+    /// Denial reasons the exec policy gives (each starts at zero).
+    public static let denialReasons = ["security=deny", "allowlist-miss", "approval-required", "execution-plan-miss",
+                                       "approval-state-write-failed"]
+    public static let workers = ["net", "exec", "browser"]
+
+    public init(commands: [String] = []) {
         connected = registry.makeGauge(descriptor: MetricNameDescriptor(
             namespace: "openclaw_node", metricName: "gateway_connected", unitName: "",
             helpText: "1 while the gateway link is up (after hello-ok)"))
@@ -21,23 +30,43 @@ public final class NodeMetrics: @unchecked Sendable {
         droppedFrames = registry.makeCounter(descriptor: MetricNameDescriptor(
             namespace: "openclaw_node", metricName: "gateway_frames_dropped", unitName: "total",
             helpText: "Gateway frames the node could not read or serve (each logged; invokes with a readable id answered INVALID_REQUEST)"))
+        pairingPending = registry.makeGauge(descriptor: MetricNameDescriptor(
+            namespace: "openclaw_node", metricName: "pairing_pending", unitName: "",
+            helpText: "1 while the gateway waits for an operator to approve this node's pairing"))
+        lastInvokeOk = registry.makeGauge(descriptor: MetricNameDescriptor(
+            namespace: "openclaw_node", metricName: "last_successful_invoke_timestamp", unitName: "seconds",
+            helpText: "Unix time of the last invoke answered ok (0: none yet)"))
         runDuration = registry.makeDurationHistogram(
             descriptor: MetricNameDescriptor(namespace: "openclaw_node", metricName: "run_duration", unitName: "seconds",
                                              helpText: "Wall time of system.run commands"),
             buckets: [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10),
                       .seconds(60), .seconds(300)])
+        connected.set(0.0)
+        pairingPending.set(0.0)
+        lastInvokeOk.set(0.0)
+        for worker in Self.workers { _ = registry.makeCounter(descriptor: Self.restarts, labels: [("worker", worker)]) }
+        for reason in Self.denialReasons { _ = registry.makeCounter(descriptor: Self.denials, labels: [("reason", reason)]) }
+        for command in commands + ["other"] {
+            for outcome in ["ok", "error"] {
+                _ = registry.makeCounter(descriptor: Self.invokes, labels: [("command", command), ("outcome", outcome)])
+            }
+        }
     }
 
     func linkUp() {
         hellos += 1
         if hellos > 1 { reconnects.increment() }
         connected.set(1.0)
+        pairingPending.set(0.0)
     }
 
     func linkDown() { connected.set(0.0) }
 
+    func pairing(pending: Bool) { pairingPending.set(pending ? 1.0 : 0.0) }
+
     func invoke(_ command: String, ok: Bool) {
         registry.makeCounter(descriptor: Self.invokes, labels: [("command", command), ("outcome", ok ? "ok" : "error")]).increment()
+        if ok { lastInvokeOk.set(Double(currentTimeMillis()) / 1000) }
     }
 
     func denied(_ reason: String) {

@@ -53,6 +53,8 @@ public struct NodeSetup {
     public var config: OpenClawConfig
     public var identity: DeviceIdentity
     public var link: LinkSettings
+    /// The state dir's single-instance lock, held for the process's life.
+    public var lock: NodeLock
 
     public static let defaultPath = ExecutableSearch.defaultPath
 
@@ -65,7 +67,13 @@ public struct NodeSetup {
         } catch {
             throw ConfigError("cannot prepare state directory: \(error)")
         }
+        // Before anything in the state dir is read or written: one node per state dir.
+        let lock = try NodeLock.acquire(stateDir: paths.stateDir)
         let config = try OpenClawConfig.load(paths.configPath)
+        for problem in ConfigCheck.run(configPath: paths.configPath, approvalsPath: paths.approvalsFile) {
+            let line: Logger.Message = "config: \(problem.text)"
+            if problem.severity == .error { logger.error(line) } else { logger.warning(line) }
+        }
 
         var node = try NodeConfigFile.load(paths.nodeFile)
         let endpoint = GatewayEndpoint.resolve(flags: flags, node: node, config: config)
@@ -90,11 +98,10 @@ public struct NodeSetup {
             throw ConfigError("cannot load device identity: \(error)")
         }
 
+        // The client instance id only (as upstream since 2026-07): the device id comes from the
+        // key, so its pairing and device token stay.
         if let nodeId = flags.nodeId?.trimmingWhitespace(), !nodeId.isEmpty, nodeId != node.nodeId {
             node.nodeId = nodeId
-            node.token = nil
-            // A new node id starts a new pairing: forget the stored device token.
-            try? DeviceAuthFile.remove(role: "node", at: paths.deviceAuthFile, deviceId: identity.deviceId)
         }
         let displayName = flags.displayName?.trimmingWhitespace().nonEmpty ?? node.displayName?.nonEmpty ?? Self.hostName()
         node.displayName = displayName
@@ -117,7 +124,7 @@ public struct NodeSetup {
         let handshake = environment("OPENCLAW_HANDSHAKE_TIMEOUT_MS").flatMap { Int($0.trimmingWhitespace()) }
             ?? config.value("gateway.handshakeTimeoutMs")?.intValue
         link.handshakeTimeoutMs = handshake.map { min(max($0, 250), 60_000) }
-        return NodeSetup(paths: paths, config: config, identity: identity, link: link)
+        return NodeSetup(paths: paths, config: config, identity: identity, link: link, lock: lock)
     }
 
     static func hostName() -> String {
@@ -226,6 +233,6 @@ public enum GatewayURL {
     public static func checkPlaintextAllowed(host: String, url: String, allowPrivate: Bool) throws {
         if isLoopback(host) { return }
         if allowPrivate, isPrivateLiteral(host) { return }
-        throw ConfigError("node host: gateway URL \"\(url)\" uses plaintext ws:// to a non-loopback address. Use --tls or set a wss:// URL in OPENCLAW_GATEWAY_URL.")
+        throw ConfigError("node host: gateway URL \"\(url)\" uses plaintext ws:// to a non-loopback address. Use --tls (wss://), or for a private address on a network you trust set OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1.")
     }
 }

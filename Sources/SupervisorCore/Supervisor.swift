@@ -29,11 +29,18 @@ public struct WorkerSettings: Sendable {
     public var controlSocketPath: String?
     /// The BrowserWorker and its configuration (nil: `browser.proxy` is not served).
     public var browser: BrowserWorkerSettings?
+    /// Where the node records why it last stopped on its own (nil: nowhere).
+    public var stateDir: String?
+    /// `doctor`'s authentication check: connect once, report the gateway's verdict, stop.
+    public var probe: ProbeSettings?
 
     public init(netWorkerPath: String, execWorkerPath: String, shutdownGrace: TimeAmount = .milliseconds(2500),
                 netConfinement: ConfinementOptions = .init(), execConfinement: ConfinementOptions = .init(),
-                controlSocketPath: String? = nil, browser: BrowserWorkerSettings? = nil) {
+                controlSocketPath: String? = nil, browser: BrowserWorkerSettings? = nil, stateDir: String? = nil,
+                probe: ProbeSettings? = nil) {
         self.browser = browser
+        self.stateDir = stateDir
+        self.probe = probe
         self.netWorkerPath = netWorkerPath
         self.execWorkerPath = execWorkerPath
         self.shutdownGrace = shutdownGrace
@@ -41,6 +48,13 @@ public struct WorkerSettings: Sendable {
         self.execConfinement = execConfinement
         self.controlSocketPath = controlSocketPath
     }
+}
+
+/// `run --check-auth` (used by `doctor`): one connection with the node's real credentials
+/// through the confined NetWorker, its outcome as JSON, then a clean stop.
+public struct ProbeSettings: Sendable {
+    public var timeout: TimeAmount
+    public init(timeout: TimeAmount = .seconds(25)) { self.timeout = timeout }
 }
 
 /// The privileged process: keeps the two workers running and is the only place where a
@@ -70,6 +84,9 @@ public final class Supervisor {
     private var exitCode: SupervisorExit = .ok
     private var signalSources: [DispatchSourceSignal] = []
     private let controlSocket = ControlSocket()
+    private let readiness = ServiceReadiness()
+    /// The gateway's verdict in probe mode (`settings.probe`).
+    public private(set) var probeOutcome: JSONValue?
 
     public init(settings: WorkerSettings, link: LinkAuthority, logger: Logger, maxConcurrentRuns: Int = 8, maxQueuedRuns: Int = 64) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -89,7 +106,7 @@ public final class Supervisor {
     /// The minimal environment a worker starts with (configuration arrives over IPC).
     static func workerEnvironment() -> [String: String] {
         var environment = ["PATH": ExecutableSearch.defaultPath]
-        for key in ["LANG", "LC_ALL", "TZ"] {
+        for key in ["LANG", "LC_ALL", "TZ", "JOURNAL_STREAM", LineLogHandler.formatVariable] {
             if let value = getenv(key) { environment[key] = String(cString: value) }
         }
         return environment
@@ -111,7 +128,14 @@ public final class Supervisor {
         wireExec()
         runs.send = { [weak self] order in self?.exec.send(.run(order)) }
         net.spawn()
-        exec.spawn()
+        if let probe = settings.probe {
+            loop.scheduleTask(in: probe.timeout) { [weak self] in
+                self?.finishProbe(["ok": .bool(false), "result": .string("timeout"),
+                                   "message": .string(self?.link.status.lastError ?? "no answer from the gateway")])
+            }
+        } else {
+            exec.spawn()
+        }
         if let path = settings.controlSocketPath {
             controlSocket.start(path: path, group: group, logger: logger) { [unowned self] in self.liveStatus() }
         }
@@ -192,18 +216,35 @@ public final class Supervisor {
             net.send(.signReply(link.sign(request)))
         case let .helloOk(hello):
             netPhase = .linked
+            if settings.probe != nil { return finishProbe(["ok": .bool(true), "result": .string("connected")]) }
             link.accepted(hello)
+            if let dir = settings.stateDir { LastFailure.clear(stateDir: dir) }
+            readiness.update("connected to \(link.settings.url)", ready: true)
         case let .connectRejected(rejection):
+            if settings.probe != nil { return finishProbe(Self.probeOutcome(rejection)) }
             switch link.rejected(rejection) {
             case .keepRetrying:
-                break
+                if let request = link.status.pendingRequestId, link.status.phase == .pairingPending {
+                    readiness.update("waiting for pairing approval: openclaw devices approve \(request)", ready: true)
+                } else {
+                    readiness.update("gateway refused connect: \(link.status.lastError ?? "-"); retrying", ready: true)
+                }
             case let .exit(reason):
-                logger.error("gateway refused this node; exiting for supervisor restart", metadata: ["reason": "\(reason)"])
+                let code = rejection.detailCode ?? rejection.code
+                logger.error("node host gateway reconnect paused after close (1008): \(rejection.message) detail=\(code); exiting for supervisor restart",
+                             metadata: ["reason": "\(reason)", "code": "\(code)"])
+                fail(LastFailure(exitCode: SupervisorExit.terminalAuth.rawValue, code: code, reason: reason))
                 shutdown(reason: "terminal gateway error", code: .terminalAuth)
             }
         case let .linkState(state):
             if state.phase != .connected, netPhase == .linked { netPhase = .linking }
             link.report(state)
+            if state.phase == .disconnected, let detail = state.detail {
+                if settings.probe != nil {
+                    return finishProbe(["ok": .bool(false), "result": .string("unreachable"), "message": .string(detail)])
+                }
+                readiness.update("not connected: \(detail); retrying", ready: true)
+            }
         case let .invoke(request):
             link.invoke(request) { [weak self] outcome in
                 self?.deliver(outcome)
@@ -256,12 +297,13 @@ public final class Supervisor {
         if let problem = ConfinementCheck.problem(kind: kind, report: hello.confinement, kernel: kernel, optedOut: options.optedOut) {
             let step = hello.confinement?.failure?.step.rawValue ?? "<step>"
             logger.critical("\(problem); refusing to run without it (to accept that risk: --unconfined \(kind):\(step), see docs/security.md)")
+            fail(LastFailure(exitCode: SupervisorExit.confinement.rawValue, reason: "\(problem) (to accept that risk: --unconfined \(kind):\(step))"))
             shutdown(reason: "\(kind) worker not confined", code: .confinement)
             return false
         }
-        var metadata: Logger.Metadata = ["pid": "\(pid ?? -1)"]
+        var metadata: Logger.Metadata = ["pid": .typed(pid ?? -1)]
         for entry in hello.confinement?.entries ?? [] { metadata[entry.step.rawValue] = "\(entry.state.rawValue)" }
-        if let uid = kernel?.uid { metadata["uid"] = "\(uid)" }
+        if let uid = kernel?.uid { metadata["uid"] = .typed(uid) }
         logger.info("\(kind) worker ready", metadata: metadata)
         return true
     }
@@ -276,6 +318,7 @@ public final class Supervisor {
         stopping = true
         exitCode = code
         logger.info("shutting down", metadata: ["reason": "\(reason)"])
+        readiness.stopping("stopping: \(reason)")
         netPhase = .stopping
         execPhase = .stopping
         runs.shutdown()
@@ -306,7 +349,7 @@ public final class Supervisor {
         sweepOrphanedBrowsers()
         reapChildren()
         if let path = settings.controlSocketPath { controlSocket.stop(path: path) }
-        logger.info("stopped", metadata: ["exit": "\(exitCode.rawValue)"])
+        logger.info("stopped", metadata: ["exit": .typed(exitCode.rawValue)])
         exitPromise.succeed(exitCode)
     }
 
@@ -323,7 +366,7 @@ public final class Supervisor {
         for pid in Self.childPids() where !workers.contains(pid) && matches(pid) {
             kill(-pid, SIGKILL)
             kill(pid, SIGKILL)
-            logger.warning(message, metadata: ["pid": "\(pid)"])
+            logger.warning(message, metadata: ["pid": .typed(pid)])
         }
         reapChildren()
     }
@@ -372,5 +415,34 @@ extension Supervisor: ExecRunner {
     public func submitRun(_ order: RunOrder, completion: @escaping (Result<RunOutcome, WireError>) -> Void) -> WireError? {
         loop.preconditionInEventLoop()
         return runs.submit(order, completion: completion)
+    }
+}
+
+// MARK: Failures and the probe
+
+extension Supervisor {
+    /// Records why the node stops on its own, for `status` and `install` (and the unit's status line).
+    func fail(_ failure: LastFailure) {
+        if let dir = settings.stateDir { failure.save(stateDir: dir) }
+        readiness.update("failed: \(failure.reason)", ready: false)
+    }
+
+    /// Ends probe mode with `outcome` (the first verdict wins).
+    func finishProbe(_ outcome: [String: JSONValue]) {
+        guard probeOutcome == nil, !stopping else { return }
+        probeOutcome = .object(outcome)
+        shutdown(reason: "authentication check done", code: .ok)
+    }
+
+    /// The probe's report of a refused `connect`: the gateway's code, message and pairing request.
+    static func probeOutcome(_ rejection: ConnectRejection) -> [String: JSONValue] {
+        let code = rejection.detailCode ?? rejection.code
+        let pairing = code == "PAIRING_REQUIRED" || rejection.code == "NOT_PAIRED"
+        var outcome: [String: JSONValue] = [
+            "ok": .bool(false), "result": .string(pairing ? "pairing-pending" : "refused"),
+            "code": .string(code), "message": .string(rejection.message),
+        ]
+        if let request = rejection.requestId { outcome["requestId"] = .string(request) }
+        return outcome
     }
 }

@@ -67,7 +67,10 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
         let (ours, theirs) = sockets
         let spec = SpawnSpec(
             path: executable, argv: [executable] + arguments, env: environment,
-            fdMap: [(source: 2, target: 1), (source: 2, target: 2), (source: theirs, target: workerIPCDescriptor)]
+            fdMap: [(source: 2, target: 1), (source: 2, target: 2), (source: theirs, target: workerIPCDescriptor)],
+            // Its own process group: a terminal's Ctrl-C reaches the Supervisor only, which
+            // then stops the workers in order (no worker dies first and gets re-spawned).
+            newProcessGroup: true
         )
         let childPid: pid_t
         do {
@@ -82,7 +85,7 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
         close(theirs)
         pid = childPid
         startedAt = .now()
-        logger.info("worker started", metadata: ["worker": "\(kind)", "pid": "\(childPid)"])
+        logger.info("worker started", metadata: ["worker": "\(kind)", "pid": .typed(childPid)])
 
         Connection.adopt(
             fd: ours, group: loop,
@@ -93,7 +96,7 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
             onViolation: { [weak self] violation in
                 guard let self, self.generation == generation else { return }
                 self.logger.error("worker protocol violation; killing it", metadata: [
-                    "worker": "\(self.kind)", "pid": "\(childPid)", "reason": "\(violation)",
+                    "worker": "\(self.kind)", "pid": .typed(childPid), "reason": "\(violation)",
                 ])
             },
             onClose: { [weak self] in
@@ -129,7 +132,7 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
     func refuse(_ reason: String) {
         guard connection != nil else { return }
         logger.error("worker protocol violation; killing it", metadata: [
-            "worker": "\(kind)", "pid": "\(pid.map(String.init) ?? "-")", "reason": "\(reason)",
+            "worker": "\(kind)", "pid": .typed(pid), "reason": "\(reason)",
         ])
         down(reason: "protocol violation")
     }
@@ -137,7 +140,9 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
     /// The process `pid` was reaped by the SIGCHLD handler.
     func reaped(pid reapedPid: pid_t, status: String) {
         guard reapedPid == pid else { return }
-        logger.warning("worker exited", metadata: ["worker": "\(kind)", "pid": "\(reapedPid)", "status": "\(status)"])
+        let metadata: Logger.Metadata = ["worker": "\(kind)", "pid": .typed(reapedPid), "status": "\(status)"]
+        // Expected while stopping (the worker was asked to leave); news otherwise.
+        if stopping { logger.info("worker exited", metadata: metadata) } else { logger.warning("worker exited", metadata: metadata) }
         pid = nil
         down(reason: status)
         onExited()
@@ -162,7 +167,7 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
         guard !stopping, restartTask == nil else { return }
         let delay = backoff.delayAfterDeath(uptimeMs: uptimeMs)
         restarts += 1
-        logger.info("re-spawning worker", metadata: ["worker": "\(kind)", "delayMs": "\(delay)"])
+        logger.info("re-spawning worker", metadata: ["worker": "\(kind)", "delayMs": .typed(delay)])
         restartTask = loop.scheduleTask(in: .milliseconds(Int64(delay))) { [weak self] in
             self?.spawn()
         }

@@ -29,14 +29,16 @@ final class ExecApprovalsFileTests: XCTestCase {
         XCTAssertEqual(ExecApprovalsFile.empty.jsonValue, .object(["version": .number(1), "defaults": .object([:]), "agents": .object([:])]))
     }
 
-    func testInvalidEnumValuesAreDropped() throws {
+    /// Stricter than upstream (which drops them, so a typo widens the policy): invalid values
+    /// fail closed, and `ConfigCheck` reports them.
+    func testInvalidEnumValuesFailClosed() throws {
         let file = try normalize(#"""
         {"version":1,
          "defaults":{"security":"yolo","ask":"ON-MISS","askFallback":7,"autoAllowSkills":"yes"},
          "agents":{"main":{"security":" full ","ask":"sometimes","askFallback":"allowlist","autoAllowSkills":true}}}
         """#)
-        XCTAssertEqual(file.defaults, AgentApprovals())
-        XCTAssertEqual(file.agents?["main"], AgentApprovals(security: .full, askFallback: .allowlist, autoAllowSkills: true))
+        XCTAssertEqual(file.defaults, AgentApprovals(security: .deny, ask: .always, askFallback: .deny))
+        XCTAssertEqual(file.agents?["main"], AgentApprovals(security: .full, ask: .always, askFallback: .allowlist, autoAllowSkills: true))
     }
 
     func testStringAllowlistItemsBecomePatternEntries() throws {

@@ -120,8 +120,9 @@ final class ExecApprovalsStoreTests: TempDirTestCase {
         let bytes = try XCTUnwrap(try SecureFile.read(filePath))
         XCTAssertEqual(after["hash"], .string(FileDigest.sha256Hex(bytes: bytes)))
         XCTAssertNotEqual(after["hash"], before["hash"])
-        XCTAssertEqual(after["file"]?["defaults"], .object(["security": .string("deny")]))
-        XCTAssertEqual(try onDisk()["defaults"], .object(["security": .string("deny")]))
+        // An invalid ask fails closed (always).
+        XCTAssertEqual(after["file"]?["defaults"], .object(["security": .string("deny"), "ask": .string("always")]))
+        XCTAssertEqual(try onDisk()["defaults"], .object(["security": .string("deny"), "ask": .string("always")]))
         XCTAssertEqual(after["file"]?["socket"], .object(["path": .string("/run/oc.sock")]))
         XCTAssertEqual(try store.getPayload()["hash"], after["hash"], "a later get sees the same bytes")
         XCTAssertEqual(mode(filePath), 0o600)
@@ -152,7 +153,7 @@ final class ExecApprovalsStoreTests: TempDirTestCase {
         let after = try store.set(params: .object(["file": incoming, "baseHash": before["hash"]!]))
         XCTAssertEqual(after["file"]?["agents"], try json(#"{"main":{"allowlist":[{"id":"id-1","pattern":"/bin/ls"}]}}"#))
         XCTAssertEqual(after["file"]?["version"], .number(1))
-        XCTAssertEqual(after["file"]?["defaults"], .object([:]))
+        XCTAssertEqual(after["file"]?["defaults"], .object(["ask": .string("always")]))
     }
 
     func testErrorWireMessageHasErrorPrefix() {

@@ -101,7 +101,7 @@ final class SupervisorPolicyTests: XCTestCase {
         XCTAssertNoThrow(try GatewayURL.checkPlaintextAllowed(host: "localhost.", url: "ws://localhost.:1", allowPrivate: false))
         XCTAssertThrowsError(try GatewayURL.checkPlaintextAllowed(host: "10.0.0.5", url: "ws://10.0.0.5:18789", allowPrivate: false)) {
             XCTAssertEqual(($0 as? ConfigError)?.message,
-                           "node host: gateway URL \"ws://10.0.0.5:18789\" uses plaintext ws:// to a non-loopback address. Use --tls or set a wss:// URL in OPENCLAW_GATEWAY_URL.")
+                           "node host: gateway URL \"ws://10.0.0.5:18789\" uses plaintext ws:// to a non-loopback address. Use --tls (wss://), or for a private address on a network you trust set OPENCLAW_ALLOW_INSECURE_PRIVATE_WS=1.")
         }
         XCTAssertNoThrow(try GatewayURL.checkPlaintextAllowed(host: "10.0.0.5", url: "ws://10.0.0.5:1", allowPrivate: true))
         XCTAssertNoThrow(try GatewayURL.checkPlaintextAllowed(host: "fd00::1", url: "ws://[fd00::1]:1", allowPrivate: true))

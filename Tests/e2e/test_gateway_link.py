@@ -185,7 +185,7 @@ def test_v2_signature_retry(make_gateway, nodes, state_dir):
     assert gw.schema_violations == []
 
 
-def test_node_id_flag_overrides_and_clears_stored_token(gateway, nodes, state_dir):
+def test_node_id_flag_changes_the_instance_id_and_keeps_the_pairing(gateway, nodes, state_dir):
     first = nodes(state_dir, gateway_args(gateway))
     gateway.approve(gateway.wait_for_pending_request())
     gateway.wait_for_hello(timeout=40)
@@ -197,7 +197,10 @@ def test_node_id_flag_overrides_and_clears_stored_token(gateway, nodes, state_di
     nodes(state_dir, gateway_args(gateway) + ["--node-id", "lab-box-7"])
     conn = gateway.wait_for_connection(since=mark, timeout=15, predicate=lambda c: c.connect_received)
     assert conn.connect_params["client"]["instanceId"] == "lab-box-7"
-    assert "token" not in conn.connect_params.get("auth", {})
+    # As upstream since 2026-07: the device (and its token) stay; no new pairing.
+    stored = json.loads((state_dir / "identity" / "device-auth.json").read_text())["tokens"]["node"]["token"]
+    assert conn.connect_params.get("auth", {}).get("token") == stored
+    gateway.wait_for_hello(since=mark, timeout=15)
     config = json.loads((state_dir / "node.json").read_text())
     assert config["nodeId"] == "lab-box-7"
 

@@ -241,3 +241,53 @@ def test_install_passes_run_options_through(systemd_user, tmp_path):
     exec_start = next(line for line in result.stdout.splitlines() if line.startswith("ExecStart="))
     assert exec_start.endswith("run --host 127.0.0.1 --port 1 --unconfined exec:landlock --log-format json "
                                "--max-concurrent-runs 4 --metrics-port 9464")
+
+
+def test_install_without_a_token_reports_the_failure_and_rolls_back(systemd_user, make_gateway, tmp_path):
+    m = systemd_user
+    gw = make_gateway(token=TOKEN)
+    state = tmp_path / "state"
+    unit = m.unit_dir / "openclaw-node.service"
+    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port), token=None)
+    assert code == 1 and installed["ok"] is False, installed
+    assert installed["error"] == ("the node did not start: unauthorized: gateway token missing "
+                                  "(provide gateway auth token) (AUTH_TOKEN_MISSING)"), installed
+    assert installed["message"] == "Node service not installed: the unit and its credentials file were removed again."
+    assert not unit.exists() and not (state / "node.systemd.env").exists()
+    assert m.show("openclaw-node.service", "LoadState") == "not-found"
+    assert not [cmd for _, cmd in m.processes().values() if "openclaw-node" in cmd]
+    # No unit: status exits 4 (as systemctl status), and keeps the reason the node last stopped.
+    code, status = cli_json(m, state, "status")
+    assert code == 4 and status["service"]["command"] is None, status
+    assert status["lastFailure"]["code"] == "AUTH_TOKEN_MISSING" and status["lastFailure"]["exitCode"] == 1
+
+
+def test_status_exit_codes_and_ok_for_running_and_failed(systemd_user, make_gateway, tmp_path):
+    m = systemd_user
+    gw = make_gateway(token=TOKEN, auto_approve=True)
+    state = tmp_path / "state"
+    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port))
+    assert code == 0 and installed["ok"] is True, installed
+    # install waited for READY=1 and reports the node's live state.
+    assert installed["message"].startswith(f"Node service installed and started ({m.unit_dir / 'openclaw-node.service'}); "), installed
+    code, status = cli_json(m, state, "status")
+    assert code == 0 and status["ok"] is True and status["service"]["runtime"]["status"] == "running", status
+    # A wrong token: restart reports the refusal, systemd gives up after its start limit, and
+    # status says failed with ok false, exit 3, and the reason.
+    env_file = state / "node.systemd.env"
+    env_file.write_text(env_file.read_text().replace(TOKEN, "wrong-token"))
+    code, restarted = cli_json(m, state, "restart")
+    assert code == 1 and restarted["ok"] is False
+    assert restarted["error"] == ("the node did not start: unauthorized: gateway token mismatch "
+                                  "(provide gateway auth token) (AUTH_TOKEN_MISMATCH)"), restarted
+    assert m.wait_for(lambda: m.show("openclaw-node.service", "ActiveState") == "failed", timeout=60, what="failed")
+    code, status = cli_json(m, state, "status")
+    assert code == 3 and status["ok"] is False, status
+    assert status["lastFailure"]["code"] == "AUTH_TOKEN_MISMATCH"
+    text = cli(m, state, "status")
+    assert text.returncode == 3
+    assert "last failure: unauthorized: gateway token mismatch (provide gateway auth token) (AUTH_TOKEN_MISMATCH) [AUTH_TOKEN_MISMATCH]" in text.stdout
+    code, removed = cli_json(m, state, "uninstall")
+    assert code == 0 and removed["result"] == "uninstalled"
+    assert removed["message"].startswith("Node service: stopped and disabled, removed "), removed
+    assert "Kept: the node's identity and state in" in removed["message"]

@@ -19,10 +19,12 @@ public enum ExecSecurity: String, Sendable, CaseIterable, Comparable {
     public static func < (lhs: ExecSecurity, rhs: ExecSecurity) -> Bool { lhs.rank < rhs.rank }
 
     /// Accepts exactly `"deny"`, `"allowlist"`, `"full"` after trimming (upstream does not
-    /// lower-case file values); anything else is nil, so the field counts as unset.
+    /// lower-case file values). Absent or null is nil (unset, inherited); any other value fails
+    /// closed as `deny` (upstream would drop it and so fall back to a looser default), and
+    /// `ConfigCheck` reports it.
     init?(field: JSONValue?) {
-        guard let text = field?.stringValue?.trimmingWhitespace() else { return nil }
-        self.init(rawValue: text)
+        guard let field, field != .null else { return nil }
+        self = field.stringValue.flatMap { ExecSecurity(rawValue: $0.trimmingWhitespace()) } ?? .deny
     }
 }
 
@@ -43,10 +45,11 @@ public enum ExecAsk: String, Sendable, CaseIterable, Comparable {
 
     public static func < (lhs: ExecAsk, rhs: ExecAsk) -> Bool { lhs.rank < rhs.rank }
 
-    /// Accepts exactly `"off"`, `"on-miss"`, `"always"` after trimming; anything else is nil.
+    /// Accepts exactly `"off"`, `"on-miss"`, `"always"` after trimming. Absent or null is nil;
+    /// any other value fails closed as `always` (every run asks).
     init?(field: JSONValue?) {
-        guard let text = field?.stringValue?.trimmingWhitespace() else { return nil }
-        self.init(rawValue: text)
+        guard let field, field != .null else { return nil }
+        self = field.stringValue.flatMap { ExecAsk(rawValue: $0.trimmingWhitespace()) } ?? .always
     }
 }
 
@@ -128,7 +131,8 @@ public struct AgentApprovals: Equatable, Sendable {
         self.allowlist = allowlist
     }
 
-    /// Invalid enum values and non-boolean `autoAllowSkills` are dropped (field unset).
+    /// Invalid enum values fail closed (`deny`, ask `always`); a non-boolean `autoAllowSkills` is
+    /// unset (it only ever widens).
     init(normalizing fields: [String: JSONValue], withAllowlist: Bool, makeID: () -> String) {
         security = ExecSecurity(field: fields["security"])
         ask = ExecAsk(field: fields["ask"])

@@ -144,13 +144,18 @@ public struct BrowserProxySettings: Equatable, Sendable {
     /// Whether `browser.proxy` (and cap `browser`) is advertised (§1.1).
     public var advertised: Bool { enabled && browserEnabled }
 
+    /// An invalid `enabled` or `allowProfiles` (not a boolean; not a list of names) fails
+    /// closed: the proxy is off, and `ConfigCheck` says why.
     public static func from(_ config: OpenClawConfig) -> BrowserProxySettings {
-        let allow = (config.value("nodeHost.browserProxy.allowProfiles")?.arrayValue ?? [])
+        let allowValue = config.value("nodeHost.browserProxy.allowProfiles")
+        let allowValid = allowValue == nil || allowValue == .null
+            || allowValue?.arrayValue?.allSatisfy { $0.stringValue != nil } == true
+        let allow = (allowValue?.arrayValue ?? [])
             .compactMap { $0.stringValue?.trimmingWhitespace() }.filter { !$0.isEmpty }
         let defaultProfile = config.string("browser.defaultProfile")?.trimmingWhitespace()
         return BrowserProxySettings(
-            enabled: config.bool("nodeHost.browserProxy.enabled") != false,
-            browserEnabled: config.bool("browser.enabled") != false,
+            enabled: ConfigCheck.flag(config.value("nodeHost.browserProxy.enabled"), default: true) && allowValid,
+            browserEnabled: ConfigCheck.flag(config.value("browser.enabled"), default: true),
             allowProfiles: allow,
             defaultProfile: defaultProfile.flatMap { $0.isEmpty ? nil : $0 } ?? "openclaw"
         )

@@ -51,7 +51,7 @@ extension Supervisor: BrowserRunner {
         }
         let timer = loop.scheduleTask(in: .milliseconds(Int64(request.timeoutMs))) { [weak self] in
             guard let self, let call = browserCalls.take(request.id) else { return }
-            logger.warning("browser request timed out", metadata: ["path": "\(request.path)", "timeoutMs": "\(request.timeoutMs)"])
+            logger.warning("browser request timed out", metadata: ["path": "\(request.path)", "timeoutMs": .typed(request.timeoutMs)])
             call.completion(.failure(WireError(code: "INVALID_REQUEST", message: "Error: \(timeoutMessage)")))
         }
         browserCalls.calls[request.id] = BrowserCalls.Call(request: request, completion: completion, timer: timer)

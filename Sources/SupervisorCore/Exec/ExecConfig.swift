@@ -1,7 +1,8 @@
 import OpenClawIPC
 
 /// The exec settings of `openclaw.json` the node applies on top of `exec-approvals.json`
-/// (`tools.exec.*`, per agent `agents.list[].tools.exec.*`). Invalid values count as unset.
+/// (`tools.exec.*`, per agent `agents.list[].tools.exec.*`). An invalid `security` or `ask` fails
+/// closed (`deny`, `always`); `ConfigCheck` reports it.
 public struct ExecConfig: Sendable {
     public var security: ExecSecurity?
     public var ask: ExecAsk?
@@ -31,8 +32,8 @@ public struct ExecConfig: Sendable {
         }
         var result = ExecConfig()
         for scope in scopes {
-            if let value = scope["security"]?.stringValue.flatMap(ExecSecurity.init(rawValue:)) { result.security = value }
-            if let value = scope["ask"]?.stringValue.flatMap(ExecAsk.init(rawValue:)) { result.ask = value }
+            if let value = ExecSecurity(field: scope["security"]) { result.security = value }
+            if let value = ExecAsk(field: scope["ask"]) { result.ask = value }
             if let bins = scope["safeBins"]?.arrayValue { result.safeBins = Set(bins.compactMap(\.stringValue)) }
             if let dirs = scope["safeBinTrustedDirs"]?.arrayValue { result.safeBinTrustedDirs = dirs.compactMap(\.stringValue) }
             if let strict = scope["strictInlineEval"]?.boolValue { result.strictInlineEval = strict }

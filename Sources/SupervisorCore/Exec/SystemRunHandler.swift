@@ -227,7 +227,7 @@ public final class SystemRunHandler: CommandHandler {
         logger.info("system.run", metadata: [
             "runId": "\(request.runId)", "agentId": "\(request.agentId ?? "main")",
             "command": "\(String(ExecCommandText.format(order.argv).prefix(300)))", "cwd": "\(order.cwd ?? "-")",
-            "approved": "\(request.approvedByAsk)",
+            "approved": .typed(request.approvedByAsk),
         ])
         // No `exec.started`: upstream's headless node hosts never send it (node-host.md §3.8),
         // and it would cost every run a frame and a gateway round trip.
@@ -235,9 +235,9 @@ public final class SystemRunHandler: CommandHandler {
 
     func logFinished(_ outcome: RunOutcome, for request: SystemRunRequest) {
         logger.info("system.run finished", metadata: [
-            "runId": "\(request.runId)", "exitCode": "\(outcome.exitCode.map(String.init) ?? "-")",
-            "signal": "\(outcome.signal.map(String.init) ?? "-")", "timedOut": "\(outcome.timedOut)",
-            "durationMs": "\(outcome.durationMs)",
+            "runId": "\(request.runId)", "exitCode": .typed(outcome.exitCode),
+            "signal": .typed(outcome.signal), "timedOut": .typed(outcome.timedOut),
+            "durationMs": .typed(outcome.durationMs),
         ])
     }
 

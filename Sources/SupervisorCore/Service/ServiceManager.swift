@@ -157,20 +157,29 @@ public final class ServiceManager {
             try SecureFile.write(unitPath, Array(unit.render().utf8), mode: 0o644)
         } catch {
             outcome.error = "cannot write the service files: \(error)"
+            outcome.warnings = rollBack(stateDir: stateDir)
             return outcome
         }
+        LastFailure.clear(stateDir: stateDir)
+        // `restart` waits for the node's READY=1 (Type=notify), or for its failure.
         for step in [["daemon-reload"], ["enable", unitName], ["restart", unitName]] {
             let run = systemctl(step)
             guard let run, run.status == 0 else {
                 let detail = run.map { $0.stderr.trimmingWhitespace() } ?? "systemctl not found"
-                outcome.error = "systemctl\(scope == .user ? " --user" : "") \(step.joined(separator: " ")) failed: \(detail)"
+                if step.first == "restart" {
+                    outcome.error = "the node did not start: \(failureReason(stateDir: stateDir) ?? detail)"
+                } else {
+                    outcome.error = "systemctl\(scope == .user ? " --user" : "") \(step.joined(separator: " ")) failed: \(detail)"
+                }
+                outcome.warnings = rollBack(stateDir: stateDir)
+                outcome.message = "Node service not installed: the unit and its credentials file were removed again."
                 outcome.hints = [journalHint]
                 return outcome
             }
         }
         outcome.ok = true
         outcome.result = "installed"
-        outcome.message = "Node service installed and started (\(unitPath))."
+        outcome.message = "Node service installed and started (\(unitPath)); \(liveSummary(stateDir: stateDir))."
         if let created { outcome.message! += " " + created }
         outcome.loaded = true
         if !secrets.isEmpty {
@@ -181,18 +190,73 @@ public final class ServiceManager {
         return outcome
     }
 
+    /// Undoes a failed install: stop and disable the unit, remove it and the credentials file.
+    /// Returns what could not be undone.
+    func rollBack(stateDir: String) -> [String] {
+        var left: [String] = []
+        _ = systemctl(["disable", "--now", unitName])
+        if unlink(unitPath) != 0, errno != ENOENT { left.append("could not remove \(unitPath): \(String(cString: strerror(errno)))") }
+        _ = systemctl(["daemon-reload"])
+        _ = systemctl(["reset-failed", unitName])
+        let envFile = ServiceEnvironmentFile.path(stateDir: stateDir)
+        if unlink(envFile) != 0, errno != ENOENT { left.append("could not remove \(envFile): \(String(cString: strerror(errno)))") }
+        return left
+    }
+
+    /// Why the node last stopped on its own, from its last-error file.
+    func failureReason(stateDir: String) -> String? {
+        LastFailure.load(stateDir: stateDir)?.reason
+    }
+
+    /// The node's link state in a few words, from its status socket.
+    func liveSummary(stateDir: String) -> String {
+        switch ControlSocket.probe(path: ControlSocket.path(stateDir: stateDir)) {
+        case let .success(live):
+            if live.connected { return "connected to the gateway" }
+            if let request = live.pendingRequestId {
+                return "waiting for pairing approval: on the gateway run `openclaw devices approve \(request)`"
+            }
+            return "not connected yet: \(live.lastError ?? "connecting") (the node keeps retrying)"
+        case .failure(.permissionDenied):
+            return "its live state is not readable by this user (permission denied)"
+        case .failure:
+            return "no live state yet"
+        }
+    }
+
+    /// Stops, disables and removes the unit and the credentials file, and says what it did
+    /// and what it could not do. The identity and state dir stay.
     public func uninstall() -> ServiceActionResult {
         var outcome = ServiceActionResult(ok: true, action: "uninstall", result: "uninstalled")
         let existed = unitExists
         let stateDir = serviceStateDir()
+        var done: [String] = []
         if existed {
-            _ = systemctl(["disable", "--now", unitName])
-            unlink(unitPath)
+            if let run = systemctl(["disable", "--now", unitName]), run.status == 0 {
+                done.append("stopped and disabled")
+            } else {
+                outcome.warnings.append("systemctl disable --now \(unitName) failed; the service may still be running")
+            }
+            if unlink(unitPath) == 0 {
+                done.append("removed \(unitPath)")
+            } else {
+                outcome.ok = false
+                outcome.error = "cannot remove \(unitPath): \(String(cString: strerror(errno)))"
+            }
             _ = systemctl(["daemon-reload"])
             _ = systemctl(["reset-failed", unitName])
         }
-        SecureFile.remove(ServiceEnvironmentFile.path(stateDir: stateDir))
-        outcome.message = existed ? "Node service stopped, disabled and removed." : "Node service was not installed."
+        let envFile = ServiceEnvironmentFile.path(stateDir: stateDir)
+        if unlink(envFile) == 0 {
+            done.append("removed \(envFile)")
+        } else if errno != ENOENT {
+            outcome.ok = false
+            outcome.error = (outcome.error.map { $0 + "; " } ?? "") + "cannot remove \(envFile): \(String(cString: strerror(errno)))"
+        }
+        if !outcome.ok { outcome.result = "partial" }
+        let what = done.isEmpty ? (existed ? "Node service was not removed." : "Node service was not installed.")
+            : "Node service: " + done.joined(separator: ", ") + "."
+        outcome.message = what + " Kept: the node's identity and state in \(stateDir) (remove that directory to forget this node; see docs/operations.md)."
         outcome.loaded = false
         return outcome
     }
@@ -217,20 +281,30 @@ public final class ServiceManager {
             outcome.loaded = false
             return outcome
         }
+        let stateDir = serviceStateDir()
+        if verb != "stop" { LastFailure.clear(stateDir: stateDir) }
         let run = systemctl([verb, unitName])
         guard let run, run.status == 0 else {
-            outcome.error = "systemctl \(verb) \(unitName) failed: \(run.map { $0.stderr.trimmingWhitespace() } ?? "systemctl not found")"
+            let detail = run.map { $0.stderr.trimmingWhitespace() } ?? "systemctl not found"
+            outcome.error = verb == "stop" ? "systemctl stop \(unitName) failed: \(detail)"
+                : "the node did not start: \(failureReason(stateDir: stateDir) ?? detail)"
             outcome.hints = [journalHint]
             return outcome
         }
         outcome.ok = true
         outcome.result = past
-        outcome.message = "Node service \(past)."
+        outcome.message = verb == "stop" ? "Node service stopped." : "Node service \(past); \(liveSummary(stateDir: stateDir))."
         outcome.loaded = isEnabled
         return outcome
     }
 
     // MARK: Status
+
+    /// `status`'s exit code, as `systemctl status`: 0 running, 3 not running, 4 no such unit.
+    public static func exitCode(of status: JSONValue) -> Int32 {
+        if status["service"]?["command"] == .null { return 4 }
+        return status["service"]?["runtime"]?["status"]?.stringValue == "running" ? 0 : 3
+    }
 
     public func status() -> JSONValue {
         let enabled = isEnabled
@@ -246,13 +320,25 @@ public final class ServiceManager {
         } else {
             service["command"] = .null
         }
-        service["runtime"] = runtime()
-        var object: [String: JSONValue] = ["ok": .bool(true), "service": .object(service)]
-        if let live = ControlSocket.query(path: ControlSocket.path(stateDir: serviceStateDir())),
-           let value = try? JSONText.decode(JSONValue.self, from: JSONText.encode(live)) {
-            object["node"] = value
-        } else {
+        let runtime = runtime()
+        service["runtime"] = runtime
+        let failed = runtime["state"]?.stringValue == "failed"
+            || (runtime["status"]?.stringValue != "running" && (runtime["lastExitStatus"]?.numberValue ?? 0) != 0)
+        var object: [String: JSONValue] = ["ok": .bool(!failed), "service": .object(service)]
+        let stateDir = serviceStateDir()
+        switch ControlSocket.probe(path: ControlSocket.path(stateDir: stateDir)) {
+        case let .success(live):
+            object["node"] = (try? JSONText.decode(JSONValue.self, from: JSONText.encode(live))) ?? .null
+        case .failure(.permissionDenied):
             object["node"] = .null
+            object["nodeError"] = .string("permission denied: \(ControlSocket.path(stateDir: stateDir)) is readable by the node's user and root only")
+        case .failure:
+            object["node"] = .null
+        }
+        if let failure = LastFailure.load(stateDir: stateDir), let value = try? JSONText.decode(JSONValue.self, from: JSONText.encode(failure)) {
+            object["lastFailure"] = value
+        } else if access(stateDir, X_OK) != 0, errno == EACCES {
+            object["nodeError"] = .string("permission denied: cannot read \(stateDir)")
         }
         return .object(object)
     }

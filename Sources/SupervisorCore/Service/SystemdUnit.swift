@@ -101,14 +101,21 @@ public struct SystemdUnit: Sendable {
             "StartLimitBurst=5",
             "",
             "[Service]",
+            // READY=1 once connected, waiting for pairing, or retrying an unreachable gateway
+            // (the first attempt's phases are bounded well inside the start timeout); a
+            // refused credential exits first, so `systemctl start` reports the failure.
+            "Type=notify",
+            "NotifyAccess=main",
             "ExecStart=\(programArguments.map(Self.quoteArgument).joined(separator: " "))",
             "Restart=always",
             "RestartSec=5",
             "TimeoutStopSec=30",
-            "TimeoutStartSec=30",
+            "TimeoutStartSec=90",
             "SuccessExitStatus=0 143",
             "RestartPreventExitStatus=\(Self.noRestartStatuses.map(String.init).joined(separator: " "))",
-            "KillMode=control-group",
+            // SIGTERM to the Supervisor alone, which stops its workers and their commands in
+            // order; whatever is left when it exits is killed with the cgroup.
+            "KillMode=mixed",
         ]
         if let workingDirectory { lines.append("WorkingDirectory=\(Self.quoteArgument(workingDirectory))") }
         lines.append("EnvironmentFile=-\(environmentFile)")
