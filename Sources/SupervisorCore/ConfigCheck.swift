@@ -157,6 +157,10 @@ public enum ConfigCheck {
         do {
             return .success(try decoder.decode(JSONValue.self, from: Data(bytes)))
         } catch {
+            // The decoder names no position: the locator finds the first byte that breaks the syntax.
+            if let found = JSON5Locator.firstError(in: bytes, json5: json5) {
+                return .failure(ParseFailure(message: "not valid \(json5 ? "JSON5" : "JSON"): \(found.reason)", line: found.line, column: found.column))
+            }
             let detail = OpenClawConfig.describe(error)
             let (line, column) = location(in: detail)
             return .failure(ParseFailure(message: "not valid \(json5 ? "JSON5" : "JSON"): \(detail)", line: line ?? 1, column: column ?? 1))

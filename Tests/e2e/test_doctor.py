@@ -66,11 +66,29 @@ def test_doctor_checks_the_tls_pin_without_sending_credentials(state_dir, make_g
                           env={"OPENCLAW_GATEWAY_TOKEN": "doctor-secret"})
     assert code == 0, report
     assert check(report, "gateway")["status"] == "ok" and "TLS pin matches" in check(report, "gateway")["detail"]
+    # Once the pin is verified, doctor authenticates: this device is not paired yet.
+    auth = check(report, "auth")
+    assert auth["status"] == "warn" and auth["detail"].startswith("PAIRING_REQUIRED: "), auth
+    assert auth["fix"] == f"on the gateway: openclaw devices approve {gw.wait_for_pending_request()}"
+    frames, connections = len(gw.received_frames), len(gw.connections)
     code, report = doctor(state_dir, *args, "--tls-fingerprint", "ab" * 32, "--skip-self-test")
     gateway = check(report, "gateway")
     assert code == 1 and gateway["status"] == "fail"
     assert gw.cert_fingerprint_sha256.replace(":", "").lower().removeprefix("sha256") in gateway["fix"]
-    assert gw.received_frames == [] and all(not c.connect_received for c in gw.connections)
+    # A wrong pin: no credential is sent.
+    assert check(report, "auth")["detail"] == "skipped: the gateway check did not pass, so no credential was sent"
+    assert len(gw.received_frames) == frames and all(not c.connect_received for c in gw.connections[connections:])
+
+
+def test_doctor_with_a_wrong_token_fails_the_auth_check(state_dir, make_gateway):
+    gw = make_gateway(token="right-token")
+    code, report = doctor(state_dir, *gateway_args(gw), "--skip-self-test", env={"OPENCLAW_GATEWAY_TOKEN": "wrong-token"})
+    auth = check(report, "auth")
+    assert code == 1 and auth["status"] == "fail", report
+    assert auth["detail"] == "AUTH_TOKEN_MISMATCH: unauthorized: gateway token mismatch (provide gateway auth token)"
+    code, report = doctor(state_dir, *gateway_args(gw), "--skip-self-test")
+    assert code == 1
+    assert check(report, "auth")["detail"] == "AUTH_TOKEN_MISSING: unauthorized: gateway token missing (provide gateway auth token)"
 
 
 def test_metrics_endpoint_counts_invokes_and_denials(make_gateway, nodes, state_dir):
