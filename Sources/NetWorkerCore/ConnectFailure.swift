@@ -39,29 +39,30 @@ enum ConnectFailure: Equatable {
         }
         if case let ChannelError.connectTimeout(amount) = error { return .timedOut(phase: "TCP connect", milliseconds: Int(amount.nanoseconds / 1_000_000)) }
         if error is GatewayLinkError { return .upgradeRefused }
-        if !secure, sawTLSReply { return .speaksTLS }
         let text = "\(error)"
         if secure {
+            // BoringSSL's reasons, as NIOSSL describes them.
             if text.contains("CERTIFICATE_VERIFY_FAILED") { return .untrusted(fingerprint: nil) }
-            if text.contains("WRONG_VERSION_NUMBER") || text.contains("HTTP_REQUEST") || text.contains("PACKET_LENGTH_TOO_LONG")
-                || text.contains("RECORD_TOO_LARGE") || text.contains("uncleanShutdown") || text.contains("NIOSSL") {
-                return pin != nil && presented == nil && text.contains("CERTIFICATE") ? .pinMismatch(expected: pin!, actual: "?") : .notTLS
-            }
-        } else if error is HTTPParserError || text.contains("inappropriateOperationForState") || text.contains("Inappropriate operation")
-                    || text.contains("ioOnClosedChannel") || text.contains("eof") || text.contains("HTTPParserError") {
-            return .closedDuringUpgrade
+            let notTLS = ["WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_TOO_LARGE", "uncleanShutdown"]
+            return notTLS.contains { text.contains($0) } ? .notTLS : .other(text)
         }
-        return .other(text)
+        if sawTLSReply { return .speaksTLS }
+        switch error {
+        case is HTTPParserError, ChannelError.inappropriateOperationForState, ChannelError.ioOnClosedChannel, ChannelError.eof:
+            return .closedDuringUpgrade
+        default:
+            return .other(text)
+        }
     }
 
-    /// The sentence for the attempt to `host:port`.
-    func sentence(host: String, port: Int) -> String {
-        let place = "\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    /// The sentence for the attempt to `target`.
+    func sentence(for target: GatewayTarget) -> String {
+        let place = target.hostHeader
         switch self {
         case .refused:
             return "cannot connect to the gateway at \(place): connection refused; is the gateway running on \(place)?"
         case .unresolved:
-            return "cannot resolve the gateway host \(host); check --host and this machine's DNS"
+            return "cannot resolve the gateway host \(target.host); check --host and this machine's DNS"
         case let .unreachable(reason):
             return "cannot reach the gateway at \(place): \(reason); check the network route to it"
         case let .timedOut(phase, ms):
@@ -78,7 +79,7 @@ enum ConnectFailure: Equatable {
         case .untrusted(nil):
             return "the gateway at \(place): certificate not trusted; pin it with --tls-fingerprint <sha256> (openclaw-node doctor shows it)"
         case let .pinMismatch(expected, actual):
-            return "the gateway at \(place) presents a certificate with SHA-256 \(actual), not the pinned \(expected); if its certificate was renewed, pin the new one with --tls-fingerprint \(actual)"
+            return "gateway tls fingerprint mismatch; not sending credentials: the gateway at \(place) presents SHA-256 \(actual), not the pinned \(expected); if its certificate was renewed, pin the new one with --tls-fingerprint \(actual)"
         case .upgradeRefused:
             return "the gateway at \(place) refused the WebSocket upgrade; is \(place) the OpenClaw gateway's port?"
         case let .other(detail):

@@ -173,14 +173,13 @@ public final class GatewayLink {
             return
         }
         let pin = configuration.tlsFingerprint
-        let logger = self.logger
         let seen = AttemptObservations()
         ClientBootstrap(group: loop)
             .connectTimeout(AttemptPhase.tcpConnect.timeout(cap: configuration.handshakeTimeoutMs))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
-                        try channel.pipeline.syncOperations.addHandler(try Self.tlsHandler(tls, host: target.host, pin: pin, logger: logger) {
+                        try channel.pipeline.syncOperations.addHandler(try Self.tlsHandler(tls, host: target.host, pin: pin) {
                             seen.presented = $0
                         })
                         try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher { [weak self] in
@@ -226,7 +225,7 @@ public final class GatewayLink {
 
     /// Logs a failed attempt as one sentence and tells the Supervisor (status, doctor, install).
     private func reportFailure(_ failure: ConnectFailure, target: GatewayTarget) {
-        let sentence = failure.sentence(host: target.host, port: target.port)
+        let sentence = failure.sentence(for: target)
         logger.warning("\(sentence)", metadata: ["url": "\(configuration?.url ?? "-")"])
         toSupervisor(.linkState(LinkState(phase: .disconnected, detail: sentence)))
     }
@@ -235,14 +234,13 @@ public final class GatewayLink {
     /// certificate (so it always fails after the peer has shown its chain) and sends nothing.
     private func presentedFingerprint(target: GatewayTarget, then report: @escaping (String?) -> Void) {
         let seen = AttemptObservations()
-        let logger = self.logger
         guard let context = try? Self.tlsContext(pinned: true) else { return report(nil) }
         ClientBootstrap(group: loop)
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(try Self.tlsHandler(
-                        context, host: target.host, pin: String(repeating: "0", count: 64), logger: logger, quiet: true) { seen.presented = $0 })
+                        context, host: target.host, pin: String(repeating: "0", count: 64)) { seen.presented = $0 })
                 }
             }
             .connect(host: target.host, port: target.port)
@@ -438,8 +436,7 @@ public final class GatewayLink {
 
     private func connectRefused(_ error: JSONValue?) {
         let rejection = GatewayFrames.rejection(from: error)
-        let detail = rejection.detailCode ?? rejection.code
-        if detail == "DEVICE_AUTH_SIGNATURE_INVALID", signatureVersion == .v3 {
+        if rejection.detail == "DEVICE_AUTH_SIGNATURE_INVALID", signatureVersion == .v3 {
             logger.info("gateway rejected the v3 signature; retrying once with v2")
             signatureVersion = .v2
             nextRetryAfterMs = 0
@@ -447,7 +444,7 @@ public final class GatewayLink {
             signatureVersion = .v3
             nextRetryAfterMs = rejection.retryAfterMs
         }
-        if detail == "PAIRING_REQUIRED" || rejection.code == "NOT_PAIRED" {
+        if rejection.isPairingRequired {
             toSupervisor(.linkState(LinkState(phase: .pairingPending, detail: rejection.requestId)))
             // An approval takes effect on the next connect: ask again soon, at a steady pace.
             nextRetryAfterMs = rejection.retryAfterMs ?? Self.pairingRetryMs
@@ -657,8 +654,9 @@ public final class GatewayLink {
     }
 
     /// TLS for the gateway: CA validation, or with a pin the pin alone. `presented` sees the
-    /// leaf fingerprint the peer offered (doctor reports it on a mismatch).
-    static func tlsHandler(_ context: NIOSSLContext, host: String, pin: String?, logger: Logger, quiet: Bool = false,
+    /// leaf fingerprint the peer offered (the connect-failure sentence and doctor report it on
+    /// a mismatch; no credential is sent to a peer that does not match).
+    static func tlsHandler(_ context: NIOSSLContext, host: String, pin: String?,
                            presented: @escaping @Sendable (String) -> Void = { _ in }) throws -> NIOSSLClientHandler {
         let sni = GatewayTarget.isIPLiteral(host) ? nil : host
         guard let pin else { return try NIOSSLClientHandler(context: context, serverHostname: sni) }
@@ -672,9 +670,6 @@ public final class GatewayLink {
             if actual == pin {
                 promise.succeed(.certificateVerified)
             } else {
-                if !quiet {
-                    logger.error("gateway tls fingerprint mismatch; not sending credentials", metadata: ["expected": "\(pin)", "actual": "\(actual)"])
-                }
                 promise.succeed(.failed)
             }
         })

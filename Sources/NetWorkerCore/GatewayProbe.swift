@@ -1,4 +1,3 @@
-import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -17,7 +16,6 @@ public enum GatewayProbe {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         var report: [String: JSONValue] = ["url": .string(url), "tls": .bool(target.secure), "reachable": .bool(false)]
-        let logger = Logger(label: "openclaw-node-net.probe")
         do {
             let context = target.secure ? try GatewayLink.tlsContext(pinned: pin != nil) : nil
             let handshake = group.next().makePromise(of: Void.self)
@@ -30,7 +28,7 @@ public enum GatewayProbe {
                             // The link's own TLS check, recording what the peer presented so a
                             // mismatch can be reported with the actual value.
                             try channel.pipeline.syncOperations.addHandler(try GatewayLink.tlsHandler(
-                                context, host: target.host, pin: pin, logger: logger) { presented.fingerprint = $0 })
+                                context, host: target.host, pin: pin) { presented.fingerprint = $0 })
                             try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(done: handshake))
                         } else {
                             handshake.succeed(())

@@ -162,6 +162,12 @@ public struct ConnectRejection: Codable, Equatable, Sendable {
         self.requestId = requestId
         self.retryAfterMs = retryAfterMs
     }
+
+    /// The code clients branch on: `details.code`, else the top-level code.
+    public var detail: String { detailCode ?? code }
+
+    /// The device waits for an operator's approval (`PAIRING_REQUIRED`; older gateways `NOT_PAIRED`).
+    public var isPairingRequired: Bool { detail == "PAIRING_REQUIRED" || code == "NOT_PAIRED" }
 }
 
 /// The state of the gateway link, reported for status and logs.

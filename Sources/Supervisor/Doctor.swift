@@ -267,7 +267,7 @@ struct Doctor: ParsableCommand {
             if live.connected { return DoctorCheck(name: "auth", status: .ok, detail: "the running node (pid \(live.pid)) is connected") }
             if let request = live.pendingRequestId {
                 return DoctorCheck(name: "auth", status: .warn, detail: "PAIRING_REQUIRED: the running node waits for approval (requestId \(request))",
-                                   fix: "on the gateway: openclaw devices approve \(request)")
+                                   fix: "on the gateway: \(PairingApproval.command(request))")
             }
             return DoctorCheck(name: "auth", status: .warn, detail: "the running node (pid \(live.pid)) is not connected: \(live.lastError ?? live.phase)",
                                fix: "openclaw-node status")
@@ -282,9 +282,7 @@ struct Doctor: ParsableCommand {
         if let port = flags.port { arguments += ["--port", String(port)] }
         if flags.tls { arguments.append("--tls") }
         if let pin = flags.tlsFingerprint { arguments += ["--tls-fingerprint", pin] }
-        if let user = confinement.netUser { arguments += ["--net-user", user] }
-        if let user = confinement.execUser { arguments += ["--exec-user", user] }
-        for step in confinement.unconfined { arguments += ["--unconfined", step] }
+        arguments += confinement.runArguments
         var environment = ProcessEnvironment.current()
         environment.removeValue(forKey: "NOTIFY_SOCKET")
         guard let output = ProgramRun.run(arguments, environment: environment, path: program),
@@ -299,7 +297,7 @@ struct Doctor: ParsableCommand {
         case "pairing-pending":
             let request = report["requestId"]?.stringValue
             return DoctorCheck(name: "auth", status: .warn, detail: "PAIRING_REQUIRED: \(message)\(request.map { " (requestId \($0))" } ?? "")",
-                               fix: "on the gateway: openclaw devices approve \(request ?? "<requestId>")")
+                               fix: "on the gateway: \(PairingApproval.command(request ?? "<requestId>"))")
         case "refused":
             let fix: String
             switch code {

@@ -114,6 +114,17 @@ struct ConfinementFlags: ParsableArguments {
         }
     }
 
+    /// These flags as `run` takes them (for the unit `install` writes and the `run` that
+    /// `doctor` starts).
+    var runArguments: [String] {
+        var arguments: [String] = []
+        if let netUser { arguments += ["--net-user", netUser] }
+        if let execUser { arguments += ["--exec-user", execUser] }
+        if let browserUser { arguments += ["--browser-user", browserUser] }
+        for step in unconfined { arguments += ["--unconfined", step] }
+        return arguments
+    }
+
     /// Who commands run as: `--exec-user`, else the dedicated user (never root by default).
     var execChoice: ExecUser { ExecUser.choose(requested: execUser, keepsUid: optedOut(worker: "exec").contains(.user)) }
 
@@ -219,10 +230,9 @@ struct Run: ParsableCommand {
         do {
             setup = try NodeSetup.prepare(flags: gateway.flags, version: NodeVersion.current, logger: logger)
         } catch let error as ConfigError {
-            let stateDir = StatePaths.resolve().stateDir
-            if !checkAuth, NodeLock.holder(stateDir: stateDir) == nil {
-                LastFailure(exitCode: ExitStatus.config, reason: error.message).save(stateDir: stateDir)
-            }
+            // The lock (if taken) went with the failed setup; nobody else holds it, or the
+            // error would have been the lock's.
+            if !checkAuth { LastFailure(exitCode: ExitStatus.config, reason: error.message).save(stateDir: StatePaths.resolve().stateDir) }
             SystemdNotify.send([("STATUS", "failed: \(error.message)")])
             throw failure(logger, error.message)
         } catch let error as NodeLock.Failure {

@@ -29,9 +29,7 @@ struct SelfTest {
         defer { gateway.stop() }
 
         var arguments = [program, "run", "--host", "127.0.0.1", "--port", String(port), "--display-name", "openclaw-selftest"]
-        if let user = confinement.netUser { arguments += ["--net-user", user] }
-        if let user = confinement.execUser { arguments += ["--exec-user", user] }
-        for step in confinement.unconfined { arguments += ["--unconfined", step] }
+        arguments += confinement.runArguments
         let log = "\(dir)/node.log"
         let logFd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         defer { if logFd >= 0 { close(logFd) } }

@@ -83,10 +83,7 @@ struct Install: ParsableCommand {
         if let fingerprint = gateway.tlsFingerprint { arguments += ["--tls-fingerprint", fingerprint] }
         if let nodeId = gateway.nodeId { arguments += ["--node-id", nodeId] }
         if let name = gateway.displayName { arguments += ["--display-name", name] }
-        if let user = confinement.netUser { arguments += ["--net-user", user] }
-        if let user = confinement.execUser { arguments += ["--exec-user", user] }
-        if let user = confinement.browserUser { arguments += ["--browser-user", user] }
-        for step in confinement.unconfined { arguments += ["--unconfined", step] }
+        arguments += confinement.runArguments
         if let logFormat { arguments += ["--log-format", logFormat] }
         if let runs = maxConcurrentRuns { arguments += ["--max-concurrent-runs", String(runs)] }
         if let port = metricsPort { arguments += ["--metrics-port", String(port)] }
@@ -138,12 +135,16 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let status = scope.manager.status()
-        let code = ServiceManager.exitCode(of: status)
-        defer { if code != 0 { Glibc.exit(code) } }
         if scope.json {
             print((try? JSONText.encode(status)) ?? "{}")
-            return
+        } else {
+            printText(status)
         }
+        let code = ServiceManager.exitCode(of: status)
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    func printText(_ status: JSONValue) {
         let service = status["service"]
         let runtime = service?["runtime"]
         print("service: \(scope.manager.unitPath)")
@@ -156,7 +157,7 @@ struct Status: ParsableCommand {
             var live = "node: \(node["connected"]?.boolValue == true ? "connected" : node["phase"]?.stringValue ?? "?")"
             live += node["paired"]?.boolValue == true ? ", paired" : ", not paired"
             if let request = node["pendingRequestId"]?.stringValue {
-                live += ", waiting for pairing approval: openclaw devices approve \(request)"
+                live += ", waiting for pairing approval: \(PairingApproval.command(request))"
             }
             live += ", runs in flight \((node["runsInFlight"]?.numberValue ?? 0).saturatingInt)"
             print(live)

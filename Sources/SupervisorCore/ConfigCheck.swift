@@ -43,6 +43,7 @@ public enum ConfigCheck {
         /// Known keys are checked; others are not this node's business.
         case partial([String: Shape])
         case choice([String], invalidBecomes: String)
+        case text(invalidBecomes: String)
         case flag(invalidBecomes: String)
         case list(Shape)
         /// Any key, each value of `Shape`.
@@ -91,7 +92,7 @@ public enum ConfigCheck {
         ])
         top["nodeHost"] = .object([
             "browserProxy": .object(["enabled": .flag(invalidBecomes: "false (browser.proxy disabled)"),
-                                     "allowProfiles": .list(.choice([], invalidBecomes: "browser.proxy disabled"))]),
+                                     "allowProfiles": .list(.text(invalidBecomes: "browser.proxy disabled"))]),
             "mcp": .any, "skills": .any, "agentRuns": .any, "workerRuns": .any, "autoUpdate": .any,
         ])
         var browser: [String: Shape] = [:]
@@ -146,11 +147,12 @@ public enum ConfigCheck {
 
     struct ParseFailure: Error {
         var message: String
-        var line: Int?
-        var column: Int?
+        var line: Int
+        var column: Int
     }
 
-    /// Parses JSON or JSON5; a failure carries the parser's line and column when it gives them.
+    /// Parses JSON or JSON5; a failure carries the line and column of the first byte that
+    /// breaks the syntax (1:1 when the locator finds none).
     static func parse(_ bytes: [UInt8], json5: Bool) -> Result<JSONValue, ParseFailure> {
         let decoder = JSONDecoder()
         decoder.allowsJSON5 = json5
@@ -158,27 +160,10 @@ public enum ConfigCheck {
             return .success(try decoder.decode(JSONValue.self, from: Data(bytes)))
         } catch {
             // The decoder names no position: the locator finds the first byte that breaks the syntax.
-            if let found = JSON5Locator.firstError(in: bytes, json5: json5) {
-                return .failure(ParseFailure(message: "not valid \(json5 ? "JSON5" : "JSON"): \(found.reason)", line: found.line, column: found.column))
-            }
-            let detail = OpenClawConfig.describe(error)
-            let (line, column) = location(in: detail)
-            return .failure(ParseFailure(message: "not valid \(json5 ? "JSON5" : "JSON"): \(detail)", line: line ?? 1, column: column ?? 1))
+            let found = JSON5Locator.firstError(in: bytes, json5: json5)
+            return .failure(ParseFailure(message: "not valid \(json5 ? "JSON5" : "JSON"): \(found?.reason ?? OpenClawConfig.describe(error))",
+                                         line: found?.line ?? 1, column: found?.column ?? 1))
         }
-    }
-
-    /// `line N, column M` from a parser message.
-    static func location(in text: String) -> (Int?, Int?) {
-        let characters = Array(text)
-        func number(after word: String) -> Int? {
-            let needle = Array(word)
-            guard characters.count >= needle.count else { return nil }
-            for start in 0...(characters.count - needle.count) where Array(characters[start..<start + needle.count]) == needle {
-                return Int(String(characters[(start + needle.count)...].prefix { $0.isNumber }))
-            }
-            return nil
-        }
-        return (number(after: "line "), number(after: "column "))
     }
 
     static func walk(_ value: JSONValue, _ shape: Shape, path: [String], file: String, into problems: inout [ConfigProblem]) {
@@ -205,11 +190,9 @@ public enum ConfigCheck {
                                                   message: message + "; ignored"))
                 }
             }
+        case let .text(becomes):
+            if value.stringValue == nil { error("must be a string, not \(describe(value)); \(becomes)") }
         case let .choice(options, becomes):
-            if options.isEmpty {
-                if value.stringValue == nil { error("must be a string, not \(describe(value)); \(becomes)") }
-                return
-            }
             guard let text = value.stringValue, options.contains(text.trimmingWhitespace()) else {
                 var message = "invalid value \(describe(value)) (expected one of: \(options.joined(separator: ", "))); using \"\(becomes)\""
                 if let text = value.stringValue, options.contains(text.lowercased().trimmingWhitespace()) {

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import NodeSupport
 import NIOCore
 import NIOPosix
 import OpenClawIPC
@@ -94,21 +95,13 @@ public final class ControlSocket {
 
     /// Reads the status line of a running node, or says why there is none.
     public static func probe(path: String) -> Result<NodeLiveStatus, QueryFailure> {
+        guard let address = UnixSocketAddress(path: path) else { return .failure(.unreadable) }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return .failure(.unreadable) }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return .failure(.unreadable) }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in bytes.enumerated() { raw[index] = byte }
-        }
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let connected = address.withSockaddr { connect(fd, $0, $1) }
         guard connected == 0 else { return .failure(errno == EACCES || errno == EPERM ? .permissionDenied : .notRunning) }
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)

@@ -23,7 +23,7 @@ public struct OpenClawConfig {
             guard case .object = root else { throw ConfigError("\(path): the top level must be an object") }
             return OpenClawConfig(root: root)
         case let .failure(failure):
-            throw ConfigError("\(path):\(failure.line ?? 1):\(failure.column ?? 1): \(failure.message)")
+            throw ConfigError("\(path):\(failure.line):\(failure.column): \(failure.message)")
         }
     }
 

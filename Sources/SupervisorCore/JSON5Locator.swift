@@ -115,6 +115,18 @@ enum JSON5Locator {
 
         // MARK: Document structure
 
+        /// Whether `c` is the `closer` of the open container (then consumed and popped); a
+        /// trailing comma before it is an error in plain JSON.
+        mutating func closes(_ c: UInt8, _ closer: UInt8, afterComma commaOffset: Int?, stack: inout [Container]) throws -> Bool {
+            guard c == closer else { return false }
+            if let commaOffset, !json5 {
+                throw Failure(offset: commaOffset, reason: "trailing comma is not allowed in json")
+            }
+            pos += 1
+            stack.removeLast()
+            return true
+        }
+
         mutating func scanDocument() throws {
             var stack: [Container] = []
             var expect = Expect.value
@@ -142,12 +154,7 @@ enum JSON5Locator {
 
                 case .keyOrClose(let commaOffset):
                     let c = try current()
-                    if c == Byte.closeBrace {
-                        if let commaOffset, !json5 {
-                            throw Failure(offset: commaOffset, reason: "trailing comma is not allowed in json")
-                        }
-                        pos += 1
-                        stack.removeLast()
+                    if try closes(c, Byte.closeBrace, afterComma: commaOffset, stack: &stack) {
                         expect = .commaOrClose
                         continue
                     }
@@ -162,12 +169,7 @@ enum JSON5Locator {
 
                 case .elementOrClose(let commaOffset):
                     let c = try current()
-                    if c == Byte.closeBracket {
-                        if let commaOffset, !json5 {
-                            throw Failure(offset: commaOffset, reason: "trailing comma is not allowed in json")
-                        }
-                        pos += 1
-                        stack.removeLast()
+                    if try closes(c, Byte.closeBracket, afterComma: commaOffset, stack: &stack) {
                         expect = .commaOrClose
                         continue
                     }

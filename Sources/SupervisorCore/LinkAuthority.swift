@@ -166,19 +166,19 @@ public final class LinkAuthority {
     }
 
     public func rejected(_ rejection: ConnectRejection) -> RejectionVerdict {
-        let detail = rejection.detailCode ?? rejection.code
+        let detail = rejection.detail
         status.lastError = "\(detail): \(rejection.message)"
         if Self.terminalCodes.contains(detail) {
             return .exit("\(rejection.message) (\(detail))")
         }
-        if detail == "PAIRING_REQUIRED" || rejection.code == "NOT_PAIRED" {
+        if rejection.isPairingRequired {
             status.phase = .pairingPending
             status.paired = false
             metrics.pairing(pending: true)
             awaitingApproval = true
             if let requestId = rejection.requestId, requestId != status.pendingRequestId {
                 status.pendingRequestId = requestId
-                logger.notice("pairing required: approve this node on the gateway with: openclaw devices approve \(requestId)",
+                logger.notice("pairing required: approve this node on the gateway with: \(PairingApproval.command(requestId))",
                               metadata: ["requestId": "\(requestId)", "deviceId": "\(identity.deviceId)"])
                 Self.announce(requestId: requestId, deviceId: identity.deviceId)
             }
@@ -222,6 +222,11 @@ public final class LinkAuthority {
     }
 }
 
+/// What an operator runs on the gateway host to approve this device's pairing request.
+public enum PairingApproval {
+    public static func command(_ requestId: String) -> String { "openclaw devices approve \(requestId)" }
+}
+
 extension LinkAuthority {
     /// The approval command, printed where an operator at the terminal sees it (the log line
     /// carries it too): a framed block on standard error when that is a terminal.
@@ -231,7 +236,7 @@ extension LinkAuthority {
 
         ┌─ Pairing approval needed ─────────────────────────────────────────
         │ On the gateway host, run:
-        │     openclaw devices approve \(requestId)
+        │     \(PairingApproval.command(requestId))
         │ (device \(deviceId); this node connects as soon as it is approved)
         └───────────────────────────────────────────────────────────────────
 

@@ -16,11 +16,6 @@ public final class NodeMetrics: @unchecked Sendable {
     private let pairingPending: Gauge
     private let lastInvokeOk: Gauge
 
-    /// Denial reasons the exec policy gives (each starts at zero).
-    public static let denialReasons = ["security=deny", "allowlist-miss", "approval-required", "execution-plan-miss",
-                                       "approval-state-write-failed"]
-    public static let workers = ["net", "exec", "browser"]
-
     public init(commands: [String] = []) {
         connected = registry.makeGauge(descriptor: MetricNameDescriptor(
             namespace: "openclaw_node", metricName: "gateway_connected", unitName: "",
@@ -44,8 +39,8 @@ public final class NodeMetrics: @unchecked Sendable {
         connected.set(0.0)
         pairingPending.set(0.0)
         lastInvokeOk.set(0.0)
-        for worker in Self.workers { _ = registry.makeCounter(descriptor: Self.restarts, labels: [("worker", worker)]) }
-        for reason in Self.denialReasons { _ = registry.makeCounter(descriptor: Self.denials, labels: [("reason", reason)]) }
+        for worker in WorkerKind.allCases.map(\.rawValue) { _ = registry.makeCounter(descriptor: Self.restarts, labels: [("worker", worker)]) }
+        for reason in ExecPolicy.Reason.all { _ = registry.makeCounter(descriptor: Self.denials, labels: [("reason", reason)]) }
         for command in commands + ["other"] {
             for outcome in ["ok", "error"] {
                 _ = registry.makeCounter(descriptor: Self.invokes, labels: [("command", command), ("outcome", outcome)])

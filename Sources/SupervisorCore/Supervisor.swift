@@ -225,12 +225,12 @@ public final class Supervisor {
             switch link.rejected(rejection) {
             case .keepRetrying:
                 if let request = link.status.pendingRequestId, link.status.phase == .pairingPending {
-                    readiness.update("waiting for pairing approval: openclaw devices approve \(request)", ready: true)
+                    readiness.update("waiting for pairing approval: \(PairingApproval.command(request))", ready: true)
                 } else {
                     readiness.update("gateway refused connect: \(link.status.lastError ?? "-"); retrying", ready: true)
                 }
             case let .exit(reason):
-                let code = rejection.detailCode ?? rejection.code
+                let code = rejection.detail
                 logger.error("node host gateway reconnect paused after close (1008): \(rejection.message) detail=\(code); exiting for supervisor restart",
                              metadata: ["reason": "\(reason)", "code": "\(code)"])
                 fail(LastFailure(exitCode: SupervisorExit.terminalAuth.rawValue, code: code, reason: reason))
@@ -436,11 +436,9 @@ extension Supervisor {
 
     /// The probe's report of a refused `connect`: the gateway's code, message and pairing request.
     static func probeOutcome(_ rejection: ConnectRejection) -> [String: JSONValue] {
-        let code = rejection.detailCode ?? rejection.code
-        let pairing = code == "PAIRING_REQUIRED" || rejection.code == "NOT_PAIRED"
         var outcome: [String: JSONValue] = [
-            "ok": .bool(false), "result": .string(pairing ? "pairing-pending" : "refused"),
-            "code": .string(code), "message": .string(rejection.message),
+            "ok": .bool(false), "result": .string(rejection.isPairingRequired ? "pairing-pending" : "refused"),
+            "code": .string(rejection.detail), "message": .string(rejection.message),
         ]
         if let request = rejection.requestId { outcome["requestId"] = .string(request) }
         return outcome

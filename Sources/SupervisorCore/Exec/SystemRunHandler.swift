@@ -162,7 +162,7 @@ public final class SystemRunHandler: CommandHandler {
         var argv = request.command
         if security == .allowlist, !request.approvedByAsk {
             guard let planned = evaluation.executionArgv else {
-                return .success(.denied(reason: "execution-plan-miss", message: "SYSTEM_RUN_DENIED: execution plan mismatch"))
+                return .success(.denied(reason: ExecPolicy.Reason.executionPlanMiss, message: "SYSTEM_RUN_DENIED: execution plan mismatch"))
             }
             argv = planned
         }
@@ -174,7 +174,7 @@ public final class SystemRunHandler: CommandHandler {
                 try approvals.addAllowAlways(agentId: request.agentId ?? "main", patterns: patterns, now: now)
             } catch {
                 logger.error("cannot persist allow-always", metadata: ["error": "\(error)"])
-                return .success(.denied(reason: "approval-state-write-failed",
+                return .success(.denied(reason: ExecPolicy.Reason.approvalStateWriteFailed,
                                         message: "SYSTEM_RUN_DENIED: approval state could not be persisted"))
             }
         }

@@ -157,7 +157,7 @@ public final class ServiceManager {
             try SecureFile.write(unitPath, Array(unit.render().utf8), mode: 0o644)
         } catch {
             outcome.error = "cannot write the service files: \(error)"
-            outcome.warnings = rollBack(stateDir: stateDir)
+            outcome.warnings = removeService(stateDir: stateDir).failures
             return outcome
         }
         LastFailure.clear(stateDir: stateDir)
@@ -171,7 +171,7 @@ public final class ServiceManager {
                 } else {
                     outcome.error = "systemctl\(scope == .user ? " --user" : "") \(step.joined(separator: " ")) failed: \(detail)"
                 }
-                outcome.warnings = rollBack(stateDir: stateDir)
+                outcome.warnings = removeService(stateDir: stateDir).failures
                 outcome.message = "Node service not installed: the unit and its credentials file were removed again."
                 outcome.hints = [journalHint]
                 return outcome
@@ -190,17 +190,38 @@ public final class ServiceManager {
         return outcome
     }
 
-    /// Undoes a failed install: stop and disable the unit, remove it and the credentials file.
-    /// Returns what could not be undone.
-    func rollBack(stateDir: String) -> [String] {
-        var left: [String] = []
-        _ = systemctl(["disable", "--now", unitName])
-        if unlink(unitPath) != 0, errno != ENOENT { left.append("could not remove \(unitPath): \(String(cString: strerror(errno)))") }
-        _ = systemctl(["daemon-reload"])
-        _ = systemctl(["reset-failed", unitName])
+    /// What removing the service did, and what it could not do.
+    struct Removal {
+        var done: [String] = []
+        var failures: [String] = []
+        var stillRunning = false
+    }
+
+    /// Stops and disables the unit, removes it and the credentials file (`uninstall`, and a
+    /// failed `install` undoing itself). The identity and the rest of the state dir stay.
+    func removeService(stateDir: String) -> Removal {
+        var removal = Removal()
+        if unitExists {
+            if let run = systemctl(["disable", "--now", unitName]), run.status == 0 {
+                removal.done.append("stopped and disabled")
+            } else {
+                removal.stillRunning = true
+            }
+            if unlink(unitPath) == 0 {
+                removal.done.append("removed \(unitPath)")
+            } else {
+                removal.failures.append("cannot remove \(unitPath): \(String(cString: strerror(errno)))")
+            }
+            _ = systemctl(["daemon-reload"])
+            _ = systemctl(["reset-failed", unitName])
+        }
         let envFile = ServiceEnvironmentFile.path(stateDir: stateDir)
-        if unlink(envFile) != 0, errno != ENOENT { left.append("could not remove \(envFile): \(String(cString: strerror(errno)))") }
-        return left
+        if unlink(envFile) == 0 {
+            removal.done.append("removed \(envFile)")
+        } else if errno != ENOENT {
+            removal.failures.append("cannot remove \(envFile): \(String(cString: strerror(errno)))")
+        }
+        return removal
     }
 
     /// Why the node last stopped on its own, from its last-error file.
@@ -214,7 +235,7 @@ public final class ServiceManager {
         case let .success(live):
             if live.connected { return "connected to the gateway" }
             if let request = live.pendingRequestId {
-                return "waiting for pairing approval: on the gateway run `openclaw devices approve \(request)`"
+                return "waiting for pairing approval: on the gateway run `\(PairingApproval.command(request))`"
             }
             return "not connected yet: \(live.lastError ?? "connecting") (the node keeps retrying)"
         case .failure(.permissionDenied):
@@ -230,32 +251,17 @@ public final class ServiceManager {
         var outcome = ServiceActionResult(ok: true, action: "uninstall", result: "uninstalled")
         let existed = unitExists
         let stateDir = serviceStateDir()
-        var done: [String] = []
-        if existed {
-            if let run = systemctl(["disable", "--now", unitName]), run.status == 0 {
-                done.append("stopped and disabled")
-            } else {
-                outcome.warnings.append("systemctl disable --now \(unitName) failed; the service may still be running")
-            }
-            if unlink(unitPath) == 0 {
-                done.append("removed \(unitPath)")
-            } else {
-                outcome.ok = false
-                outcome.error = "cannot remove \(unitPath): \(String(cString: strerror(errno)))"
-            }
-            _ = systemctl(["daemon-reload"])
-            _ = systemctl(["reset-failed", unitName])
+        let removal = removeService(stateDir: stateDir)
+        if removal.stillRunning {
+            outcome.warnings.append("systemctl disable --now \(unitName) failed; the service may still be running")
         }
-        let envFile = ServiceEnvironmentFile.path(stateDir: stateDir)
-        if unlink(envFile) == 0 {
-            done.append("removed \(envFile)")
-        } else if errno != ENOENT {
+        if !removal.failures.isEmpty {
             outcome.ok = false
-            outcome.error = (outcome.error.map { $0 + "; " } ?? "") + "cannot remove \(envFile): \(String(cString: strerror(errno)))"
+            outcome.result = "partial"
+            outcome.error = removal.failures.joined(separator: "; ")
         }
-        if !outcome.ok { outcome.result = "partial" }
-        let what = done.isEmpty ? (existed ? "Node service was not removed." : "Node service was not installed.")
-            : "Node service: " + done.joined(separator: ", ") + "."
+        let what = removal.done.isEmpty ? (existed ? "Node service was not removed." : "Node service was not installed.")
+            : "Node service: " + removal.done.joined(separator: ", ") + "."
         outcome.message = what + " Kept: the node's identity and state in \(stateDir) (remove that directory to forget this node; see docs/operations.md)."
         outcome.loaded = false
         return outcome
