@@ -1,3 +1,4 @@
+import OpenClawIPC
 import XCTest
 
 @testable import SupervisorCore
@@ -79,5 +80,20 @@ final class SystemdUnitTests: XCTestCase {
         XCTAssertEqual(ServiceEnvironmentFile.render([("OPENCLAW_GATEWAY_TOKEN", #"a"b\c$d"#)]),
                        "# Written by openclaw-node install: gateway credentials for the service (keep 0600).\n"
                        + #"OPENCLAW_GATEWAY_TOKEN="a\"b\\c\$d""# + "\n")
+    }
+
+    func testStatusExitCodesFollowSystemctlStatus() throws {
+        func code(_ text: String) throws -> Int32 {
+            ServiceManager.exitCode(of: try JSONText.decode(JSONValue.self, from: text))
+        }
+        let command = #""command":{"programArguments":["/usr/bin/openclaw-node","run"]}"#
+        XCTAssertEqual(try code(#"{"service":{\#(command),"runtime":{"status":"running","missingUnit":false}}}"#), 0)
+        XCTAssertEqual(try code(#"{"service":{\#(command),"runtime":{"status":"stopped","missingUnit":false}}}"#), 3)
+        XCTAssertEqual(try code(#"{"service":{"command":null,"runtime":{"status":"stopped","missingUnit":true}}}"#), 4)
+        // A unit file this user cannot read, of a unit systemd runs: running, not "no such unit".
+        XCTAssertEqual(try code(#"{"service":{"command":null,"runtime":{"status":"running","missingUnit":false}}}"#), 0)
+        // systemd did not answer: the unit file decides.
+        XCTAssertEqual(try code(#"{"service":{"command":null,"runtime":{"status":"unknown"}}}"#), 4)
+        XCTAssertEqual(try code(#"{"service":{\#(command),"runtime":{"status":"unknown"}}}"#), 3)
     }
 }

@@ -778,6 +778,9 @@ class _NamespacedManager:
             self.overlay_upper(p).with_name("work").mkdir(exist_ok=True)
         for p in self._private:
             self.private_dir(p).mkdir(parents=True, exist_ok=True)
+            # The same mode as the directory it hides (/etc/systemd/system is 0755): a reader
+            # that is not root sees what it would see on a real machine.
+            self.private_dir(p).chmod(os.stat(p).st_mode & 0o7777)
         (self.state_dir / "manager.log").unlink(missing_ok=True)
 
     def _manager_env(self) -> dict[str, str]:

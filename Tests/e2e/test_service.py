@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import binary
+from conftest import binary, free_port, gateway_args
 from systemd_env import security_exposure, systemd_system, systemd_user, verify_unit  # noqa: F401
 
 TOKEN = "svc-token-5f0c9e1d"
@@ -291,3 +291,136 @@ def test_status_exit_codes_and_ok_for_running_and_failed(systemd_user, make_gate
     assert code == 0 and removed["result"] == "uninstalled"
     assert removed["message"].startswith("Node service: stopped and disabled, removed "), removed
     assert "Kept: the node's identity and state in" in removed["message"]
+
+
+def journal_records(m, unit, *args):
+    """The user unit's journal entries (journalctl -o json), optionally filtered by ARGS (-p err).
+    Matched by unit alone: `--user-unit` also matches the caller's uid, and the workers run as
+    another user."""
+    result = m.run(["journalctl", "--no-pager", "-q", "-o", "json", "--directory=/run/log/journal",
+                    f"_SYSTEMD_USER_UNIT={unit}", *args], timeout=30)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def node_lines(records):
+    """The node's own lines among journal entries: (PRIORITY, the JSON log record)."""
+    lines = []
+    for entry in records:
+        message = entry.get("MESSAGE")
+        if isinstance(message, str) and message.startswith("{"):
+            lines.append((entry["PRIORITY"], json.loads(message)))
+    return lines
+
+
+def test_json_logs_in_the_journal_carry_syslog_priorities(systemd_user, make_gateway, tmp_path):
+    """Issue 15: under journald every process's line is one JSON record whose level is the
+    entry's priority (the `<N>` prefix is journald's, never part of the message), so
+    `journalctl -p err` shows the errors and nothing else."""
+    m = systemd_user
+    gw = make_gateway(token=TOKEN, auto_approve=True)
+    state = tmp_path / "state"
+    unit = "openclaw-node.service"
+    # With a metrics port the (otherwise quiet) net worker speaks too.
+    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port),
+                               "--log-format", "json", "--metrics-port", str(free_port()))
+    assert code == 0 and installed["ok"] is True, installed
+    m.wait_journal(unit, r'"msg":"node host gateway connected"', timeout=30)
+    lines = m.wait_for(lambda: (found := node_lines(journal_records(m, unit)))
+                       and any(r["proc"] == "net" for _, r in found) and found, timeout=15, what="a net worker line")
+    assert {record["proc"] for _, record in lines} >= {"supervisor", "net"}, lines
+    for priority, record in lines:
+        assert priority == {"info": "6", "notice": "5", "warning": "4", "error": "3"}[record["level"]], (priority, record)
+    assert not [e for e in journal_records(m, unit) if str(e.get("MESSAGE", "")).startswith("<")]
+    assert node_lines(journal_records(m, unit, "-p", "err")) == []
+
+    # A refused token: the node's error line, and only error lines, in `journalctl -p err`.
+    env_file = state / "node.systemd.env"
+    env_file.write_text(env_file.read_text().replace(TOKEN, "wrong-token"))
+    code, restarted = cli_json(m, state, "restart")
+    assert code == 1 and restarted["ok"] is False, restarted
+    errors = node_lines(journal_records(m, unit, "-p", "err"))
+    assert errors, m.journal(unit)
+    assert {(priority, record["level"]) for priority, record in errors} == {("3", "error")}, errors
+    assert any(record["msg"].startswith("node host gateway reconnect paused after close (1008): unauthorized: gateway token mismatch")
+               and record["proc"] == "supervisor" for _, record in errors), errors
+    cli_json(m, state, "uninstall")
+
+
+def test_install_refuses_while_a_foreground_node_holds_the_state_dir(systemd_user, make_gateway, nodes, tmp_path):
+    """Issue 15: the service's node would exit 75 on the lock; install says so, names the
+    holder and writes nothing. start/restart of an installed unit say the same."""
+    m = systemd_user
+    gw = make_gateway(token=TOKEN, auto_approve=True)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    foreground = nodes(state, gateway_args(gw), env={"OPENCLAW_GATEWAY_TOKEN": TOKEN})
+    gw.wait_for_hello(timeout=30)
+    expected = (f"another openclaw-node (pid {foreground.pid}) is running on this state dir ({state}/node.lock is locked); "
+                f"stop it first, or give this one its own OPENCLAW_STATE_DIR")
+    unit = m.unit_dir / "openclaw-node.service"
+    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port))
+    assert code == 1 and installed["ok"] is False, installed
+    assert installed["error"] == expected
+    assert installed["message"] == "Node service not installed: nothing was written."
+    assert not unit.exists() and not (state / "node.systemd.env").exists()
+    assert foreground.proc.poll() is None
+
+    # With the foreground node stopped, install works; a foreground node started against the
+    # service's state dir exits 75, and start of the stopped service names a new holder.
+    foreground.stop(signal.SIGTERM)
+    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port))
+    assert code == 0 and installed["ok"] is True, installed
+    code, stopped = cli_json(m, state, "stop")
+    assert code == 0, stopped
+    second = nodes(state, gateway_args(gw), env={"OPENCLAW_GATEWAY_TOKEN": TOKEN})
+    m.wait_for(lambda: (state / "node.sock").exists(), timeout=30, what="foreground node up")
+    code, started = cli_json(m, state, "start")
+    assert code == 1 and started["ok"] is False, started
+    assert started["error"] == expected.replace(f"pid {foreground.pid}", f"pid {second.pid}")
+    assert m.show("openclaw-node.service", "ActiveState") == "inactive"
+    second.stop(signal.SIGTERM)
+    cli_json(m, state, "uninstall")
+
+
+def test_uninstall_that_cannot_remove_everything_says_partial(systemd_user, make_gateway, tmp_path):
+    m = systemd_user
+    gw = make_gateway(token=TOKEN, auto_approve=True)
+    state = tmp_path / "state"
+    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port))
+    assert code == 0 and installed["ok"] is True, installed
+    # Something that is not the credentials file sits at its path: it cannot be unlinked.
+    env_file = state / "node.systemd.env"
+    env_file.unlink()
+    env_file.mkdir()
+    (env_file / "keep").write_text("x")
+    unit = m.unit_dir / "openclaw-node.service"
+    code, removed = cli_json(m, state, "uninstall")
+    assert code == 1 and removed["ok"] is False and removed["result"] == "partial", removed
+    assert removed["error"] == f"cannot remove {env_file}: Is a directory"
+    assert removed["message"] == (f"Node service: stopped and disabled, removed {unit}. Kept: the node's identity and state in "
+                                  f"{state} (remove that directory to forget this node; see docs/operations.md).")
+    assert not unit.exists() and env_file.is_dir()
+    assert m.show("openclaw-node.service", "LoadState") == "not-found"
+
+
+def test_status_as_a_user_without_access_says_permission_denied(systemd_system, make_gateway):
+    """Issue 15: the node's state is the node's; another user is told it cannot read it, not
+    that the node is not running."""
+    m = systemd_system
+    gw = make_gateway(auto_approve=True, token=TOKEN)
+    program, unit = install_system_service(m, gw)
+    result = m.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", program, "status", "--system", "--json"],
+                   env={"HOME": "/"}, timeout=30)
+    status = json.loads(result.stdout)
+    assert status["node"] is None, status
+    assert status["nodeError"] == ("permission denied: /var/lib/openclaw-node/node.sock is readable by the node's user "
+                                   "and root only"), status
+    assert status["service"]["runtime"]["status"] == "running", status
+    assert result.returncode == 0, (status, m.run(["ls", "-ld", "/etc/systemd/system", str(unit)]).stdout)
+    text = m.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", program, "status", "--system"],
+                 env={"HOME": "/"}, timeout=30)
+    assert "permission denied: /var/lib/openclaw-node/node.sock is readable by the node's user and root only" in text.stdout, text
+    assert "not running" not in text.stdout, text.stdout
+    result = m.run([program, "uninstall", "--system", "--json"], timeout=60)
+    assert json.loads(result.stdout)["result"] == "uninstalled"

@@ -138,6 +138,11 @@ public final class ServiceManager {
             return outcome
         }
         let stateDir = self.stateDir
+        if let refusal = foreignNodeRefusal(stateDir: stateDir) {
+            outcome.error = refusal
+            outcome.message = "Node service not installed: nothing was written."
+            return outcome
+        }
         let secrets = self.secrets
         let unit = self.unit(programArguments: programArguments, version: version)
         var created: String?
@@ -224,6 +229,20 @@ public final class ServiceManager {
         return removal
     }
 
+    /// The lock holder's refusal when a node other than this unit's own (a foreground `run`)
+    /// holds the state dir: the service's node would exit 75 on the same lock.
+    func foreignNodeRefusal(stateDir: String) -> String? {
+        guard let holder = NodeLock.holder(stateDir: stateDir), holder != mainPid() else { return nil }
+        return NodeLock.Failure.held(path: NodeLock.path(stateDir: stateDir), pid: holder > 0 ? holder : nil).description
+    }
+
+    /// The unit's main process, when it runs.
+    func mainPid() -> Int32? {
+        guard unitExists, let shown = systemctl(["show", unitName, "--property=MainPID", "--value"]), shown.status == 0,
+              let pid = Int32(shown.stdout.trimmingWhitespace()), pid > 0 else { return nil }
+        return pid
+    }
+
     /// Why the node last stopped on its own, from its last-error file.
     func failureReason(stateDir: String) -> String? {
         LastFailure.load(stateDir: stateDir)?.reason
@@ -288,6 +307,10 @@ public final class ServiceManager {
             return outcome
         }
         let stateDir = serviceStateDir()
+        if verb != "stop", let refusal = foreignNodeRefusal(stateDir: stateDir) {
+            outcome.error = refusal
+            return outcome
+        }
         if verb != "stop" { LastFailure.clear(stateDir: stateDir) }
         let run = systemctl([verb, unitName])
         guard let run, run.status == 0 else {
@@ -306,9 +329,15 @@ public final class ServiceManager {
 
     // MARK: Status
 
-    /// `status`'s exit code, as `systemctl status`: 0 running, 3 not running, 4 no such unit.
+    /// `status`'s exit code, as `systemctl status`: 0 running, 3 not running, 4 no such unit
+    /// (systemd's word when it answered; else no unit file we could read).
     public static func exitCode(of status: JSONValue) -> Int32 {
-        if status["service"]?["command"] == .null { return 4 }
+        let runtime = status["service"]?["runtime"]
+        if let missing = runtime?["missingUnit"]?.boolValue {
+            if missing { return 4 }
+        } else if status["service"]?["command"] == .null {
+            return 4
+        }
         return status["service"]?["runtime"]?["status"]?.stringValue == "running" ? 0 : 3
     }
 
