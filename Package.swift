@@ -1,23 +1,28 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Three processes, one wire (see README.md and docs/architecture.md):
-//   openclaw-node       Supervisor: config, secrets, device key, state files, exec policy
-//   openclaw-node-net   NetWorker:  the only network-facing code, confined, cannot exec or write
-//   openclaw-node-exec  ExecWorker: runs only what the Supervisor authorised
-//   openclaw-node-browser BrowserWorker: Chromium over CDP for browser.proxy, started on first use
-// The executables are thin; their logic lives in the *Core libraries so it can be unit-tested.
+// One binary, four processes (docs/architecture.md has the role table and the path of a
+// system.run through the code):
+//   openclaw-node          Supervisor: config, secrets, device key, state files, every decision
+//   openclaw-node-net      NetWorker: the only network-facing code, confined, cannot exec or write
+//   openclaw-node-exec     ExecWorker: runs only what the Supervisor authorised
+//   openclaw-node-browser  BrowserWorker: Chromium over CDP for browser.proxy, started on first use
+// The Supervisor starts each worker by re-executing its own binary with the worker's name as
+// argv[0] (`WorkerRole`); `swift build` and the .deb therefore run the same single file. The
+// logic lives in the *Core libraries so it can be unit-tested; the executable is thin.
+//
+// Linux only (seccomp, Landlock, prctl, /proc): no `platforms` entry, which would only name
+// Apple ones. Targets stay in the Swift 5 language mode: every handler runs confined to one
+// NIO event loop (checked with `preconditionInEventLoop`), which Swift 6's Sendable checking
+// cannot see, so strict mode would mean unchecked-Sendable wrappers around all of them
+// without making anything safer.
 
 let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 let package = Package(
     name: "openclaw-node",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "openclaw-node", targets: ["Supervisor"]),
-        .executable(name: "openclaw-node-net", targets: ["NetWorker"]),
-        .executable(name: "openclaw-node-exec", targets: ["ExecWorker"]),
-        .executable(name: "openclaw-node-browser", targets: ["BrowserWorker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -70,9 +75,8 @@ let package = Package(
             ],
             swiftSettings: v5
         ),
-        // The Supervisor's binary is also a multi-call binary: started under a worker's name
-        // (the .deb installs hard links), it runs that worker, so the three processes share
-        // one file's code pages (PSS) instead of mapping three copies of NIO and the runtime glue.
+        // The one binary: started under a worker's name (argv[0], as the Supervisor re-executes
+        // it), it runs that worker, so the processes share one file's code pages (PSS).
         .executableTarget(
             name: "Supervisor",
             dependencies: [
@@ -113,7 +117,6 @@ let package = Package(
             ],
             swiftSettings: v5
         ),
-        .executableTarget(name: "NetWorker", dependencies: ["NetWorkerCore"], swiftSettings: v5),
         // ExecWorker: spawns authorised commands.
         .target(
             name: "ExecWorkerCore",
@@ -128,7 +131,6 @@ let package = Package(
             ],
             swiftSettings: v5
         ),
-        .executableTarget(name: "ExecWorker", dependencies: ["ExecWorkerCore"], swiftSettings: v5),
         // BrowserWorker: Chromium over the DevTools protocol for browser.proxy (optional, started on first use).
         .target(
             name: "BrowserWorkerCore",
@@ -142,7 +144,6 @@ let package = Package(
             ],
             swiftSettings: v5
         ),
-        .executableTarget(name: "BrowserWorker", dependencies: ["BrowserWorkerCore"], swiftSettings: v5),
 
         // Test-only: a worker that forges IPC (garbage, oversize frames, out-of-state messages).
         .executableTarget(
@@ -163,7 +164,8 @@ let package = Package(
         ),
         .testTarget(name: "OpenClawIPCTests", dependencies: ["OpenClawIPC"], swiftSettings: v5),
         .testTarget(name: "GatewayProtocolTests", dependencies: ["GatewayProtocol", "OpenClawIPC"], swiftSettings: v5),
-        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "Confinement", "NodeSupport"], swiftSettings: v5),
+        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "Confinement", "NodeSupport",
+                                                          .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: v5),
         .testTarget(name: "BrowserWorkerCoreTests", dependencies: ["BrowserWorkerCore", "OpenClawIPC"], swiftSettings: v5),
     ]
 )

@@ -69,7 +69,7 @@ public enum BrowserWorkerMain {
             logger.error("cannot open the supervisor link", metadata: ["error": "\(error)"])
             exit(70)
         }
-        state.connection?.send(.ready(WorkerHello(pid: getpid(), version: "browser", confinement: confinement)))
+        state.connection?.send(.ready(WorkerHello(pid: getpid(), role: .browser, confinement: confinement)))
         state.connection?.startReading()
         while true { pause() }
     }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 const int csys_PR_SET_PDEATHSIG = PR_SET_PDEATHSIG;
+const int csys_PR_SET_NAME = PR_SET_NAME;
 const int csys_PR_SET_CHILD_SUBREAPER = PR_SET_CHILD_SUBREAPER;
 const int csys_PR_SET_NO_NEW_PRIVS = PR_SET_NO_NEW_PRIVS;
 const int csys_PR_GET_NO_NEW_PRIVS = PR_GET_NO_NEW_PRIVS;

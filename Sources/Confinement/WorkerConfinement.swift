@@ -73,11 +73,9 @@ public struct ConfinementOptions: Equatable, Sendable {
 /// no_new_privs). Must run before the process creates any thread: every step but the uid
 /// change applies to the calling thread only, and threads created later inherit it.
 public enum WorkerConfinement {
-    public enum Role: String, Sendable { case net, exec, browser }
-
     /// Applies `role`'s confinement; the first failed step (not opted out) ends the sequence
     /// and is the report's `failure`.
-    public static func apply(_ role: Role, _ options: ConfinementOptions) -> ConfinementReport {
+    public static func apply(_ role: WorkerRole, _ options: ConfinementOptions) -> ConfinementReport {
         var report = ConfinementReport()
         func step(_ step: ConfinementStep, _ body: () throws(ConfinementFailure) -> (ConfinementReport.State, String?)) -> Bool {
             if options.optedOut.contains(step) {
@@ -119,7 +117,7 @@ public enum WorkerConfinement {
         return report
     }
 
-    static func becomeUser(_ role: Role, _ options: ConfinementOptions) throws(ConfinementFailure) -> (ConfinementReport.State, String?) {
+    static func becomeUser(_ role: WorkerRole, _ options: ConfinementOptions) throws(ConfinementFailure) -> (ConfinementReport.State, String?) {
         guard UserIdentity.isRoot else {
             if let wanted = options.user, let user = UserIdentity.lookup(wanted), user.uid != geteuid() {
                 throw ConfinementFailure(.user, "cannot switch to \(wanted): not started as root")
@@ -138,7 +136,7 @@ public enum WorkerConfinement {
         return (.active, "\(name) (uid \(user.uid), gid \(user.gid))")
     }
 
-    static func landlock(_ role: Role, _ options: ConfinementOptions) throws(ConfinementFailure) -> (ConfinementReport.State, String?) {
+    static func landlock(_ role: WorkerRole, _ options: ConfinementOptions) throws(ConfinementFailure) -> (ConfinementReport.State, String?) {
         guard role != .exec else { return (.notNeeded, "commands need the filesystem (design §4)") }
         guard let abi = Landlock.abi() else {
             throw ConfinementFailure(.landlock, "Landlock is not available on this kernel", errno: errno)
@@ -180,7 +178,7 @@ public enum WorkerConfinement {
         return (.active, "ABI \(abi): executes \(executables) only; writes \(options.writablePaths.joined(separator: ",")) and /dev/shm only")
     }
 
-    static func seccomp(_ role: Role) throws(ConfinementFailure) -> SeccompFilter {
+    static func seccomp(_ role: WorkerRole) throws(ConfinementFailure) -> SeccompFilter {
         let filter = try SeccompFilter()
         // Chromium's own sandbox is built from user, PID and network namespaces and a chroot.
         let browserNeeds = role == .browser ? Set(ConfinementPolicy.browserSandboxCalls) : []

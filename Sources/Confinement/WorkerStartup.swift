@@ -1,3 +1,4 @@
+import CSystemShims
 import Glibc
 import Logging
 import NodeSupport
@@ -22,10 +23,10 @@ public enum WorkerStartup {
 
         /// Exits 64 with an explanation unless fd 3 is the Supervisor's socket (a worker run by
         /// hand, outside its report and check modes, has nothing to serve).
-        public func requireSupervisorLink(_ role: WorkerConfinement.Role) {
+        public func requireSupervisorLink(_ role: WorkerRole) {
             var link = stat()
             guard fstat(workerIPCDescriptor, &link) == 0, (link.st_mode & S_IFMT) == S_IFSOCK else {
-                fputs("\(usage(role))\nopenclaw-node-\(role.rawValue): no IPC socket on fd \(workerIPCDescriptor); run `openclaw-node run` instead\n", stderr)
+                fputs("\(usage(role))\n\(role.processName): no IPC socket on fd \(workerIPCDescriptor); run `openclaw-node run` instead\n", stderr)
                 exit(64)
             }
         }
@@ -38,10 +39,10 @@ public enum WorkerStartup {
         /// as their parent-death signal, handled by `GroupGuard`: their groups are killed
         /// before they exit, so nothing they started outlives a Supervisor killed with
         /// SIGKILL outside a systemd cgroup. The NetWorker starts nothing and gets SIGKILL.
-        public func attachToSupervisor(_ role: WorkerConfinement.Role) -> Logger {
+        public func attachToSupervisor(_ role: WorkerRole) -> Logger {
             requireSupervisorLink(role)
             LineLogHandler.bootstrap(process: role.rawValue)
-            let logger = Logger(label: "openclaw-node-\(role.rawValue)")
+            let logger = Logger(label: role.processName)
             var deathSignal = SIGKILL
             if role == .exec || role == .browser {
                 GroupGuard.install(signal: SIGTERM)
@@ -57,8 +58,11 @@ public enum WorkerStartup {
         }
     }
 
-    public static func confine<M: IPCMessage>(_ role: WorkerConfinement.Role, ready: (WorkerHello) -> M) -> Started {
+    public static func confine<M: IPCMessage>(_ role: WorkerRole, ready: (WorkerHello) -> M) -> Started {
         let parent = getppid()
+        // Executed as /proc/self/exe, the kernel named the process "exe": give it its role's
+        // name (truncated to 15 bytes by the kernel) for top, ps -o comm and audit logs.
+        _ = role.processName.withCString { csys_prctl(csys_PR_SET_NAME, UInt(bitPattern: $0), 0, 0, 0) }
         let (options, rest) = ConfinementOptions.parse(Array(CommandLine.arguments.dropFirst()))
         let report = WorkerConfinement.apply(role, options)
         if rest.first == "--confinement-report" {
@@ -76,10 +80,10 @@ public enum WorkerStartup {
             exit(0)
         }
         if let failure = report.failure {
-            fputs("openclaw-node-\(role.rawValue): confinement step \(failure.step.rawValue) failed: \(failure.detail ?? "")\n", stderr)
+            fputs("\(role.processName): confinement step \(failure.step.rawValue) failed: \(failure.detail ?? "")\n", stderr)
             // The Supervisor logs which step failed and stops instead of re-spawning a worker
             // that cannot be confined.
-            if let frame = try? IPCCodec.encodeFrame(ready(WorkerHello(pid: getpid(), version: role.rawValue, confinement: report))) {
+            if let frame = try? IPCCodec.encodeFrame(ready(WorkerHello(pid: getpid(), role: role, confinement: report))) {
                 let bytes = Array(frame.readableBytesView)
                 _ = bytes.withUnsafeBytes { write(workerIPCDescriptor, $0.baseAddress, $0.count) }
             }
@@ -90,9 +94,9 @@ public enum WorkerStartup {
 }
 
 /// What a worker is, for someone who starts it by hand.
-func usage(_ role: WorkerConfinement.Role) -> String {
+func usage(_ role: WorkerRole) -> String {
     """
-    openclaw-node-\(role.rawValue): a worker process of openclaw-node. The Supervisor \
+    \(role.processName): a worker process of openclaw-node (\(role.purpose)). The Supervisor \
     (`openclaw-node run`) starts it with its IPC socket on fd \(workerIPCDescriptor) and the confinement \
     options below; it is not meant to be run by hand.
       --confinement-report   confine as asked, print what was applied as JSON, exit

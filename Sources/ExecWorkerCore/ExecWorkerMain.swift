@@ -19,7 +19,7 @@ public enum ExecWorkerMain {
             exit(70)
         }
         // Children are reaped through their pidfds, not SIGCHLD.
-        loop.send(.ready(WorkerHello(pid: getpid(), version: "exec", confinement: started.report)))
+        loop.send(.ready(WorkerHello(pid: getpid(), role: .exec, confinement: started.report)))
         loop.run()
     }
 }

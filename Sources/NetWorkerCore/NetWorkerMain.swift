@@ -51,7 +51,7 @@ public enum NetWorkerMain {
             logger.error("cannot open the supervisor link", metadata: ["error": "\(error)"])
             exit(70)
         }
-        connection?.send(.ready(WorkerHello(pid: getpid(), version: "net", confinement: started.report)))
+        connection?.send(.ready(WorkerHello(pid: getpid(), role: .net, confinement: started.report)))
         connection?.startReading()
         if let port = started.options.metricsPort { metrics.start(port: Int(port)) }
         while true { pause() }

@@ -1,18 +1,19 @@
 /// The wire between the Supervisor and the NetWorker.
 ///
 /// The NetWorker speaks to the gateway; the Supervisor holds the secrets. Everything the
-/// NetWorker sends is untrusted: the Supervisor checks each message against
-/// `SupervisorCore.IPCPolicy` before acting on it.
+/// NetWorker sends is untrusted: the Supervisor checks each message against the
+/// menu of its monitor (`SupervisorCore/Monitors/NetMonitor.swift`) before acting on it.
 
 /// Identity a worker announces once, right after start.
 public struct WorkerHello: Codable, Equatable, Sendable {
     public var pid: Int32
-    public var version: String
+    /// The role the worker plays; the Supervisor refuses a worker that claims another.
+    public var role: WorkerRole
     /// What the worker did to confine itself; the Supervisor checks it against /proc.
     public var confinement: ConfinementReport?
-    public init(pid: Int32, version: String, confinement: ConfinementReport? = nil) {
+    public init(pid: Int32, role: WorkerRole, confinement: ConfinementReport? = nil) {
         self.pid = pid
-        self.version = version
+        self.role = role
         self.confinement = confinement
     }
 }

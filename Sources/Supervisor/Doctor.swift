@@ -61,30 +61,29 @@ struct Doctor: ParsableCommand {
     var browserWorkerPath: String?
 
     func run() throws {
-        guard let me = currentExecutablePath(),
-              let net = netWorkerPath ?? WorkerKind.net.locate(besides: me),
-              let exec = execWorkerPath ?? WorkerKind.exec.locate(besides: me) else {
-            fputs("openclaw-node doctor: worker executables not found next to this program\n", stderr)
+        guard let me = currentExecutablePath() else {
+            fputs("openclaw-node doctor: cannot determine this program's path\n", stderr)
             throw ExitCode(ExitStatus.config)
         }
+        let net = WorkerLaunch.resolve(.net, override: netWorkerPath)
         var checks: [DoctorCheck] = []
         var reports: [String: ConfinementReport] = [:]
-        for (name, path) in [("net", net), ("exec", exec)] {
-            let (check, report) = confinementCheck(worker: name, path: path)
+        for role in WorkerRole.allCases where role.startsWithNode {
+            let (check, report) = confinementCheck(role, launch: .resolve(role, override: role == .net ? netWorkerPath : execWorkerPath))
             checks.append(check)
-            reports[name] = report
+            reports[role.rawValue] = report
         }
         checks.append(userCheck())
         checks.append(execUserCheck())
         let paths = StatePaths.resolve()
-        let (browserChecks, browserReport) = browserCheck(paths, program: me)
+        let (browserChecks, browserReport) = browserCheck(paths)
         checks += browserChecks
         if let browserReport { reports["browser"] = browserReport }
         checks += stateChecks(paths)
         checks += configChecks(paths)
         let gatewayReport = gatewayCheck(paths, netWorker: net)
         checks.append(gatewayReport)
-        checks.append(authCheck(paths, program: me, net: net, exec: exec, gatewayOK: gatewayReport.status == .ok))
+        checks.append(authCheck(paths, program: me, gatewayOK: gatewayReport.status == .ok))
         if !skipSelfTest { checks.append(SelfTest(program: me, confinement: confinement).run()) }
 
         let ok = !checks.contains { $0.status == .fail }
@@ -124,18 +123,15 @@ struct Doctor: ParsableCommand {
     // MARK: Checks
 
     /// `browser.proxy`: disabled, or Chromium found and the BrowserWorker confined as `run` would start it.
-    func browserCheck(_ paths: StatePaths, program: String) -> ([DoctorCheck], ConfinementReport?) {
+    func browserCheck(_ paths: StatePaths) -> ([DoctorCheck], ConfinementReport?) {
         let config = (try? OpenClawConfig.load(paths.configPath)) ?? OpenClawConfig(root: .object([:]))
         let settings = BrowserProxySettings.from(config)
         guard settings.advertised else {
             return ([DoctorCheck(name: "browser", status: .ok, detail: "browser.proxy disabled in \(paths.configPath)")], nil)
         }
-        guard let path = browserWorkerPath ?? WorkerKind.browser.locate(besides: program) else {
-            return ([DoctorCheck(name: "browser", status: .warn, detail: "openclaw-node-browser not found next to this program",
-                                 fix: "reinstall openclaw-node, or disable it: nodeHost.browserProxy.enabled=false")], nil)
-        }
-        let worker = confinement.browserWorker(path: path, config: config, stateDir: paths.stateDir, settings: settings)
-        let (confined, report) = confinementCheck(worker: "browser", path: path, options: worker.confinement)
+        let worker = confinement.browserWorker(launch: .resolve(.browser, override: browserWorkerPath), config: config,
+                                               stateDir: paths.stateDir, settings: settings)
+        let (confined, report) = confinementCheck(.browser, launch: worker.launch, options: worker.confinement)
         guard let chromium = worker.configuration.executablePath else {
             return ([confined, DoctorCheck(name: "browser", status: .warn, detail: "browser.proxy is advertised but no Chromium was found",
                                            fix: "apt install chromium, or set browser.executablePath to the browser binary")], report)
@@ -144,14 +140,15 @@ struct Doctor: ParsableCommand {
                 report)
     }
 
-    func confinementCheck(worker: String, path: String, options given: ConfinementOptions? = nil) -> (DoctorCheck, ConfinementReport?) {
+    func confinementCheck(_ role: WorkerRole, launch: WorkerLaunch, options given: ConfinementOptions? = nil) -> (DoctorCheck, ConfinementReport?) {
+        let worker = role.rawValue
         let name = "confinement.\(worker)"
         let options = given ?? confinement.options(for: worker)
-        guard let output = ProgramRun.run([path] + options.arguments + ["--confinement-report"],
-                                          environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], path: path),
+        guard let output = ProgramRun.run([launch.argv0] + options.arguments + ["--confinement-report"],
+                                          environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], path: launch.path),
               let report = try? JSONText.decode(ConfinementReport.self, from: output.stdout) else {
             return (DoctorCheck(name: name, status: .fail, detail: "the \(worker) worker did not report its confinement",
-                                fix: "reinstall: \(path) must be the openclaw-node-\(worker) of this version"), nil)
+                                fix: "reinstall openclaw-node: \(launch.path) did not run as \(role.processName)"), nil)
         }
         if let failed = report.failure {
             return (DoctorCheck(name: name, status: .fail,
@@ -258,7 +255,7 @@ struct Doctor: ParsableCommand {
     /// confined NetWorker (`run --check-auth`); only once the gateway check (pin) passed. When a
     /// node already runs on this state dir, its live state answers instead (a second
     /// connection with the same device would replace the running one).
-    func authCheck(_ paths: StatePaths, program: String, net: String, exec: String, gatewayOK: Bool) -> DoctorCheck {
+    func authCheck(_ paths: StatePaths, program: String, gatewayOK: Bool) -> DoctorCheck {
         if let holder = NodeLock.holder(stateDir: paths.stateDir) {
             guard let live = ControlSocket.query(path: ControlSocket.path(stateDir: paths.stateDir)) else {
                 return DoctorCheck(name: "auth", status: .warn, detail: "a node (pid \(holder)) runs on \(paths.stateDir); its state is not readable",
@@ -276,7 +273,9 @@ struct Doctor: ParsableCommand {
             return DoctorCheck(name: "auth", status: .warn, detail: "skipped: the gateway check did not pass, so no credential was sent",
                                fix: "fix the gateway check first")
         }
-        var arguments = [program, "run", "--check-auth", "--net-worker-path", net, "--exec-worker-path", exec]
+        var arguments = [program, "run", "--check-auth"]
+        if let netWorkerPath { arguments += ["--net-worker-path", netWorkerPath] }
+        if let execWorkerPath { arguments += ["--exec-worker-path", execWorkerPath] }
         let flags = gateway.flags
         if let host = flags.host { arguments += ["--host", host] }
         if let port = flags.port { arguments += ["--port", String(port)] }
@@ -329,14 +328,14 @@ struct Doctor: ParsableCommand {
         }
     }
 
-    func gatewayCheck(_ paths: StatePaths, netWorker: String) -> DoctorCheck {
+    func gatewayCheck(_ paths: StatePaths, netWorker: WorkerLaunch) -> DoctorCheck {
         let endpoint = GatewayEndpoint.resolve(flags: gateway.flags, node: try? NodeConfigFile.load(paths.nodeFile),
                                                config: try? OpenClawConfig.load(paths.configPath))
         let (host, port, tls, pin, url) = (endpoint.host, endpoint.port, endpoint.tls, endpoint.fingerprint, endpoint.url)
         let options = confinement.options(for: "net", connectPorts: [UInt16(clamping: port)])
-        var arguments = [netWorker] + options.arguments + ["--check-gateway", url]
+        var arguments = [netWorker.argv0] + options.arguments + ["--check-gateway", url]
         if let pin { arguments += ["--pin", pin] }
-        guard let output = ProgramRun.run(arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], path: netWorker),
+        guard let output = ProgramRun.run(arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], path: netWorker.path),
               let report = try? JSONText.decode(JSONValue.self, from: output.stdout) else {
             return DoctorCheck(name: "gateway", status: .fail, detail: "the network worker could not run the check", fix: nil)
         }

@@ -29,15 +29,15 @@ struct OpenClawNode: ParsableCommand {
         subcommands: [Run.self, Install.self, Status.self, Start.self, Stop.self, Restart.self, Uninstall.self, Doctor.self, ConfigCommand.self]
     )
 
-    /// Started under a worker's name (a hard link to this binary), run that worker; its
-    /// confinement is the first thing it does, before any thread exists.
+    /// Started under a worker's name (the Supervisor re-executes this binary with the role's
+    /// process name as argv[0]: `WorkerRole`), run that worker; its confinement is the first
+    /// thing it does, before any thread exists.
     static func main() {
-        let invokedAs = CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? ""
-        switch invokedAs {
-        case WorkerKind.net.executableName: NetWorkerMain.run()
-        case WorkerKind.exec.executableName: ExecWorkerMain.run()
-        case WorkerKind.browser.executableName: BrowserWorkerMain.run()
-        default: main(nil)
+        switch WorkerRole.invoked(as: CommandLine.arguments.first ?? "") {
+        case .net: NetWorkerMain.run()
+        case .exec: ExecWorkerMain.run()
+        case .browser: BrowserWorkerMain.run()
+        case nil: main(nil)
         }
     }
 }
@@ -103,7 +103,7 @@ struct ConfinementFlags: ParsableArguments {
         valueName: "step"))
     var unconfined: [String] = []
 
-    static let workers = ["net", "exec", "browser"]
+    static let workers = WorkerRole.allCases.map(\.rawValue)
 
     func validate() throws {
         for value in unconfined where Self.parse(value) == nil {
@@ -151,12 +151,12 @@ struct ConfinementFlags: ParsableArguments {
 
     /// The BrowserWorker as `run` starts it: its configuration, and Landlock rules that let
     /// it write only its data dir and execute only the Chromium binary's directory.
-    func browserWorker(path: String, config: OpenClawConfig, stateDir: String, settings: BrowserProxySettings) -> BrowserWorkerSettings {
+    func browserWorker(launch: WorkerLaunch, config: OpenClawConfig, stateDir: String, settings: BrowserProxySettings) -> BrowserWorkerSettings {
         let configuration = BrowserSetup.configuration(config: config, stateDir: stateDir, settings: settings)
         var options = options(for: "browser")
         options.writablePaths = [configuration.dataDir]
         options.executablePaths = configuration.executablePath.map { [BrowserSetup.directory(of: $0)] } ?? []
-        return BrowserWorkerSettings(path: path, confinement: options, configuration: configuration)
+        return BrowserWorkerSettings(launch: launch, confinement: options, configuration: configuration)
     }
 }
 
@@ -221,11 +221,6 @@ struct Run: ParsableCommand {
         setenv(LineLogHandler.formatVariable, logFormat, 1)
         LineLogHandler.bootstrap(process: "supervisor", format: LogFormat(rawValue: logFormat)!)
         let logger = Logger(label: "openclaw-node")
-        guard let me = currentExecutablePath() else { throw failure(logger, "cannot determine own executable path") }
-        guard let net = netWorkerPath ?? WorkerKind.net.locate(besides: me),
-              let exec = execWorkerPath ?? WorkerKind.exec.locate(besides: me) else {
-            throw failure(logger, "worker executables not found next to \(me) or in ../libexec/openclaw-node/")
-        }
         let setup: NodeSetup
         do {
             setup = try NodeSetup.prepare(flags: gateway.flags, version: NodeVersion.current, logger: logger)
@@ -253,52 +248,48 @@ struct Run: ParsableCommand {
         if let home = commandUser?.home, home.hasPrefix(setup.paths.stateDir + "/"), SecureFile.allowSearch(setup.paths.stateDir) {
             logger.info("state dir made searchable for the exec user's home", metadata: ["path": "\(setup.paths.stateDir)"])
         }
-        let systemRun = SystemRunHandler(
-            environment: ExecEnvironment(nodeEnvironment: nodeEnvironment, pathEnv: setup.link.pathEnv, user: commandUser),
-            pathEnv: setup.link.pathEnv, home: nodeEnvironment["HOME"], defaultCwd: commandUser.map(Self.commandDirectory),
-            commandUser: commandUser.map { ($0.uid, $0.gid) },
-            approvals: approvals,
-            config: setup.config, logger: logger
-        )
-        router.register(WhichHandler(pathEnv: setup.link.pathEnv))
-        router.register(systemRun)
-        router.register(ExecApprovalsHandler(store: approvals))
         let browserSettings = BrowserProxySettings.from(setup.config)
-        let browserProxy = BrowserProxyHandler(settings: browserSettings, media: BrowserMediaStore(stateDir: setup.paths.stateDir),
-                                               logger: logger)
-        router.register(browserProxy, advertised: browserSettings.advertised, cap: "browser")
         var browserWorker: BrowserWorkerSettings?
-        if browserSettings.advertised, let path = browserWorkerPath ?? WorkerKind.browser.locate(besides: me) {
-            let worker = confinement.browserWorker(path: path, config: setup.config, stateDir: setup.paths.stateDir, settings: browserSettings)
+        if browserSettings.advertised {
+            let worker = confinement.browserWorker(launch: .resolve(.browser, override: browserWorkerPath), config: setup.config,
+                                                   stateDir: setup.paths.stateDir, settings: browserSettings)
             browserWorker = worker
             if worker.configuration.executablePath == nil {
                 logger.warning("browser.proxy is enabled but no Chromium was found; install chromium or set browser.executablePath")
             }
-        } else if browserSettings.advertised {
-            logger.warning("browser worker executable not found; browser.proxy will answer UNAVAILABLE")
         }
-        let link = LinkAuthority(settings: setup.link, identity: setup.identity, router: router, logger: logger)
-        logger.info("node host starting", metadata: [
-            "version": "\(NodeVersion.current)", "gateway": "\(setup.link.url)", "nodeId": "\(setup.link.nodeId)",
-            "deviceId": "\(setup.identity.deviceId)", "stateDir": "\(setup.paths.stateDir)",
-        ])
-        logger.info("node host PATH: \(setup.link.pathEnv)")
+        // The role table: a monitor per worker; the command handlers call the roles they need.
         let supervisor = Supervisor(
             settings: WorkerSettings(
-                netWorkerPath: net, execWorkerPath: exec,
+                netWorker: .resolve(.net, override: netWorkerPath), execWorker: .resolve(.exec, override: execWorkerPath),
                 netConfinement: confinement.options(for: "net", connectPorts: GatewayURL.port(of: setup.link.url).map { [$0] } ?? [],
                                                    metricsPort: metricsPort.map(UInt16.init)),
                 execConfinement: confinement.options(for: "exec"),
                 controlSocketPath: checkAuth ? nil : ControlSocket.path(stateDir: setup.paths.stateDir),
                 browser: browserWorker, stateDir: checkAuth ? nil : setup.paths.stateDir,
-                probe: checkAuth ? ProbeSettings() : nil
+                probe: checkAuth ? ProbeSettings() : nil, maxConcurrentRuns: maxConcurrentRuns
             ),
-            link: link, logger: logger, maxConcurrentRuns: maxConcurrentRuns
+            logger: logger
         )
-        systemRun.runner = supervisor
-        browserProxy.runner = supervisor
-        systemRun.metrics = link.metrics
-        let code = supervisor.run()
+        let systemRun = SystemRunHandler(
+            environment: ExecEnvironment(nodeEnvironment: nodeEnvironment, pathEnv: setup.link.pathEnv, user: commandUser),
+            pathEnv: setup.link.pathEnv, home: nodeEnvironment["HOME"], defaultCwd: commandUser.map(Self.commandDirectory),
+            commandUser: commandUser.map { ($0.uid, $0.gid) },
+            approvals: approvals, config: setup.config, runner: supervisor.exec, metrics: supervisor.metrics, logger: logger
+        )
+        router.register(WhichHandler(pathEnv: setup.link.pathEnv))
+        router.register(systemRun)
+        router.register(ExecApprovalsHandler(store: approvals))
+        let browserProxy = BrowserProxyHandler(settings: browserSettings, media: BrowserMediaStore(stateDir: setup.paths.stateDir),
+                                               runner: supervisor.browser, logger: logger)
+        router.register(browserProxy, advertised: browserSettings.advertised, cap: "browser")
+        let link = LinkAuthority(settings: setup.link, identity: setup.identity, router: router, metrics: supervisor.metrics, logger: logger)
+        logger.info("node host starting", metadata: [
+            "version": "\(NodeVersion.current)", "gateway": "\(setup.link.url)", "nodeId": "\(setup.link.nodeId)",
+            "deviceId": "\(setup.identity.deviceId)", "stateDir": "\(setup.paths.stateDir)",
+        ])
+        logger.info("node host PATH: \(setup.link.pathEnv)")
+        let code = supervisor.run(link: link)
         if checkAuth {
             print((try? JSONText.encode(supervisor.probeOutcome ?? .object(["ok": .bool(false), "result": .string("stopped")]))) ?? "{}")
         }

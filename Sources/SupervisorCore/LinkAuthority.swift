@@ -50,7 +50,8 @@ public struct LinkStatus: Equatable, Sendable {
 
 /// The Supervisor's side of the gateway link: it decides what the NetWorker may present
 /// (connect template, signatures over payloads the Supervisor builds), keeps the device
-/// token, classifies refusals, and routes invokes to the command handlers.
+/// token, classifies refusals, and keeps the link's status. (Invokes go from the NetWorker's
+/// monitor straight to the `CommandRouter`.)
 public final class LinkAuthority {
     /// Codes after which the node exits 1 (design §6).
     public static let terminalCodes: Set<String> = [
@@ -71,14 +72,15 @@ public final class LinkAuthority {
     /// A pairing request was refused as pending since the last hello.
     private var awaitingApproval = false
 
-    public init(settings: LinkSettings, identity: DeviceIdentity, router: CommandRouter, logger: Logger,
-                clock: @escaping () -> Int64 = currentTimeMillis) {
+    public init(settings: LinkSettings, identity: DeviceIdentity, router: CommandRouter, metrics: NodeMetrics = NodeMetrics(),
+                logger: Logger, clock: @escaping () -> Int64 = currentTimeMillis) {
         self.settings = settings
         self.identity = identity
         self.router = router
         self.logger = logger
         self.clock = clock
-        metrics = NodeMetrics(commands: router.commands)
+        self.metrics = metrics
+        metrics.declare(commands: router.commands)
         storedDeviceToken = DeviceAuthFile.token(at: settings.deviceAuthPath, deviceId: identity.deviceId, role: "node")
     }
 
@@ -211,15 +213,6 @@ public final class LinkAuthority {
         if status.phase == .connected { status.phase = .disconnected }
     }
 
-    public func invoke(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
-        // The label is the command only when the node serves it: a gateway inventing command
-        // names must not grow the registry without bound.
-        let label = router.serves(request.command) ? request.command : "other"
-        router.route(request) { [metrics] output in
-            metrics.invoke(label, ok: output.result.ok)
-            completion(output)
-        }
-    }
 }
 
 /// What an operator runs on the gateway host to approve this device's pairing request.

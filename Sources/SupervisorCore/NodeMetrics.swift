@@ -1,3 +1,4 @@
+import OpenClawIPC
 import Prometheus
 
 /// What the node counts, in Prometheus form (swift-prometheus): link state, reconnects,
@@ -16,7 +17,7 @@ public final class NodeMetrics: @unchecked Sendable {
     private let pairingPending: Gauge
     private let lastInvokeOk: Gauge
 
-    public init(commands: [String] = []) {
+    public init() {
         connected = registry.makeGauge(descriptor: MetricNameDescriptor(
             namespace: "openclaw_node", metricName: "gateway_connected", unitName: "",
             helpText: "1 while the gateway link is up (after hello-ok)"))
@@ -39,8 +40,13 @@ public final class NodeMetrics: @unchecked Sendable {
         connected.set(0.0)
         pairingPending.set(0.0)
         lastInvokeOk.set(0.0)
-        for worker in WorkerKind.allCases.map(\.rawValue) { _ = registry.makeCounter(descriptor: Self.restarts, labels: [("worker", worker)]) }
+        for worker in WorkerRole.allCases.map(\.rawValue) { _ = registry.makeCounter(descriptor: Self.restarts, labels: [("worker", worker)]) }
         for reason in ExecPolicy.Reason.all { _ = registry.makeCounter(descriptor: Self.denials, labels: [("reason", reason)]) }
+        declare(commands: [])
+    }
+
+    /// Creates the invoke counters of `commands` (and of "other") at zero.
+    public func declare(commands: [String]) {
         for command in commands + ["other"] {
             for outcome in ["ok", "error"] {
                 _ = registry.makeCounter(descriptor: Self.invokes, labels: [("command", command), ("outcome", outcome)])

@@ -15,6 +15,7 @@
 //   unknown-run      (exec) ready, then run.finished for a run that was never ordered
 //   sign-forged-nonce (net) ready, then a sign.request whose nonce contains `|`
 //   sign-stale       (net) ready, then a sign.request with a signedAt an hour old
+//   sign-twice       (net) ready, then two sign.requests in one connect attempt
 //   idle             ready, then nothing (a well-behaved but silent worker)
 //   invoke-approved-no-plan PARAM  (net) linked, then system.run `touch PARAM` claiming approved:true, no plan
 //   invoke-forged-plan PARAM       (net) linked, then an approved system.run `touch PARAM` with a
@@ -32,7 +33,7 @@ let (confinementOptions, words) = ConfinementOptions.parse(Array(CommandLine.arg
 let mode = words.first ?? "garbage"
 let param = words.count > 1 ? words[1] : ""
 let fd = workerIPCDescriptor
-let role: WorkerConfinement.Role = mode.hasPrefix("exec-") || mode == "unknown-run" ? .exec
+let role: WorkerRole = mode.hasPrefix("exec-") || mode == "unknown-run" ? .exec
     : mode.hasPrefix("browser-") ? .browser : .net
 let confinement = WorkerConfinement.apply(role, confinementOptions)
 let confinementJSON = (try? JSONText.encode(confinement)) ?? "null"
@@ -53,7 +54,7 @@ func frame(_ json: String) -> [UInt8] {
 }
 
 func ready() {
-    send(frame(#"{"type":"ready","pid":\#(getpid()),"version":"forged","confinement":\#(confinementJSON)}"#))
+    send(frame(#"{"type":"ready","pid":\#(getpid()),"role":"\#(role.rawValue)","confinement":\#(confinementJSON)}"#))
 }
 
 /// Reads one frame body (blocking); nil when the Supervisor hung up.
@@ -112,6 +113,14 @@ case "sign-forged-nonce":
 case "sign-stale":
     ready()
     send(frame(#"{"type":"sign.request","requestId":"r1","nonce":"abc","signedAt":\#(nowMs() - 3_600_000),"version":"v3"}"#))
+case "sign-twice":
+    ready()
+    _ = readFrame() // configure: the link is linking
+    send(frame(#"{"type":"link.state","phase":"connecting"}"#))
+    for id in ["r1", "r2"] {
+        send(frame(#"{"type":"sign.request","requestId":"\#(id)","nonce":"abc","signedAt":\#(nowMs()),"version":"v3"}"#))
+    }
+    while readFrame() != nil {}
 case "idle":
     ready()
 case "invoke-approved-no-plan":

@@ -5,7 +5,7 @@ import XCTest
 /// The IPC wire: length-prefixed JSON frames decoded into closed message enums.
 final class FrameCodecTests: XCTestCase {
     static let netMessages: [NetToSupervisor] = [
-        .ready(WorkerHello(pid: 42, version: "net")),
+        .ready(WorkerHello(pid: 42, role: .net)),
         .signRequest(SignRequest(requestId: "r", nonce: "n", signedAt: 1_737_264_000_000, version: .v3)),
         .linkState(LinkState(phase: .pairingPending, detail: "req-1")),
         .helloOk(HelloSummary(protocol: 4, deviceToken: "tok", role: "node", scopes: [], tickIntervalMs: 30000, serverVersion: "x")),
@@ -26,7 +26,7 @@ final class FrameCodecTests: XCTestCase {
         .shutdown(Empty()),
     ]
     static let execMessages: [ExecToSupervisor] = [
-        .ready(WorkerHello(pid: 7, version: "exec")),
+        .ready(WorkerHello(pid: 7, role: .exec)),
         .runFinished(RunOutcome(id: "r", exitCode: nil, signal: 9, timedOut: true, stdout: "ü\n", stderr: "", truncated: true, error: nil, durationMs: 12)),
     ]
     static let toExec: [SupervisorToExec] = [
@@ -37,7 +37,7 @@ final class FrameCodecTests: XCTestCase {
     ]
 
     static let browserMessages: [BrowserToSupervisor] = [
-        .ready(WorkerHello(pid: 8, version: "browser")),
+        .ready(WorkerHello(pid: 8, role: .browser)),
         .response(BrowserResponse(id: "b1", status: 404, body: .object(["error": .string("tab not found")]))),
     ]
     static let toBrowser: [SupervisorToBrowser] = [

@@ -4,84 +4,8 @@ import OpenClawIPC
 import XCTest
 @testable import SupervisorCore
 
-/// The IPC policy table, run bookkeeping, and link settings the Supervisor decides on.
+/// Link settings and state files the Supervisor decides on (the monitors' menus: MonitorTests).
 final class SupervisorPolicyTests: XCTestCase {
-    func testNetWorkerMayOnlyInvokeOnAnAcceptedLink() {
-        XCTAssertTrue(IPCPolicy.permits(NetToSupervisor.Kind.invoke, in: .linked))
-        for phase in NetPhase.allCases where phase != .linked {
-            XCTAssertFalse(IPCPolicy.permits(NetToSupervisor.Kind.invoke, in: phase), "\(phase)")
-        }
-    }
-
-    func testSignaturesOnlyBeforeHello() {
-        XCTAssertTrue(IPCPolicy.permits(NetToSupervisor.Kind.signRequest, in: .linking))
-        XCTAssertFalse(IPCPolicy.permits(NetToSupervisor.Kind.signRequest, in: .linked))
-        XCTAssertFalse(IPCPolicy.permits(NetToSupervisor.Kind.signRequest, in: .awaitingReady))
-    }
-
-    func testReadyIsTheOnlyFirstMessage() {
-        for kind in NetToSupervisor.Kind.allCases {
-            XCTAssertEqual(IPCPolicy.permits(kind, in: .awaitingReady), kind == .ready, "\(kind)")
-        }
-        for kind in ExecToSupervisor.Kind.allCases {
-            XCTAssertEqual(IPCPolicy.permits(kind, in: .awaitingReady), kind == .ready, "\(kind)")
-        }
-        for kind in BrowserToSupervisor.Kind.allCases {
-            XCTAssertEqual(IPCPolicy.permits(kind, in: .awaitingReady), kind == .ready, "\(kind)")
-            XCTAssertFalse(IPCPolicy.permits(kind, in: .notStarted), "\(kind)")
-            XCTAssertFalse(IPCPolicy.permits(kind, in: .stopping), "\(kind)")
-        }
-        XCTAssertTrue(IPCPolicy.permits(BrowserToSupervisor.Kind.response, in: .ready))
-    }
-
-    func testEveryKindHasARow() {
-        XCTAssertEqual(Set(IPCPolicy.net.keys), Set(NetToSupervisor.Kind.allCases))
-        XCTAssertEqual(Set(IPCPolicy.exec.keys), Set(ExecToSupervisor.Kind.allCases))
-        XCTAssertEqual(Set(IPCPolicy.browser.keys), Set(BrowserToSupervisor.Kind.allCases))
-    }
-
-    func order(_ id: String) -> RunOrder {
-        RunOrder(id: id, argv: ["/bin/true"], cwd: nil, env: [:], timeoutMs: nil, maxOutputBytes: 10)
-    }
-
-    func testRunsInFlightWhenTheExecWorkerDiesAreAnsweredWithAnError() {
-        let dispatcher = ExecDispatcher(maxConcurrent: 2, maxQueued: 1, logger: Logger(label: "test"))
-        var sent: [String] = []
-        dispatcher.send = { sent.append($0.id) }
-        var results: [String: Result<RunOutcome, WireError>] = [:]
-        for id in ["a", "b", "c"] {
-            XCTAssertNil(dispatcher.submit(order(id)) { results[id] = $0 })
-        }
-        XCTAssertEqual(sent, [], "nothing is sent before the worker is ready")
-        dispatcher.workerReady()
-        XCTAssertEqual(sent, ["a", "b"])
-        dispatcher.workerDied(reason: "signal 9")
-        for id in ["a", "b"] {
-            guard case let .failure(error)? = results[id] else { return XCTFail("run \(id) not answered") }
-            XCTAssertEqual(error.code, "UNAVAILABLE")
-            XCTAssertTrue(error.message.hasPrefix("node exec worker stopped during the run"), error.message)
-        }
-        XCTAssertNil(results["c"], "the queued run waits for the next worker")
-        dispatcher.workerReady()
-        XCTAssertEqual(sent, ["a", "b", "c"])
-    }
-
-    func testQueueBeyondItsBoundIsRefused() {
-        let dispatcher = ExecDispatcher(maxConcurrent: 1, maxQueued: 1, logger: Logger(label: "test"))
-        XCTAssertNil(dispatcher.submit(order("a")) { _ in })
-        XCTAssertNil(dispatcher.submit(order("b")) { _ in })
-        let refusal = dispatcher.submit(order("c")) { _ in }
-        XCTAssertEqual(refusal?.code, "UNAVAILABLE")
-        XCTAssertEqual(refusal?.message, "node is busy: all 1 run slots are in use and 1 runs are queued; retry later")
-    }
-
-    func testUnknownRunIdsAreViolations() {
-        let dispatcher = ExecDispatcher(maxConcurrent: 1, maxQueued: 1, logger: Logger(label: "test"))
-        let outcome = RunOutcome(id: "zz", exitCode: 0, signal: nil, timedOut: false, stdout: "", stderr: "", truncated: false,
-                                 error: nil, durationMs: 1)
-        XCTAssertEqual(dispatcher.finished(outcome), "run.finished for unknown run \"zz\"")
-    }
-
     func testRestartBackoffDoublesAndResetsAfterAStableRun() {
         var backoff = RestartBackoff(initialMs: 250, maxMs: 1000, stableAfterMs: 30_000)
         XCTAssertEqual([0, 0, 0, 0].map { backoff.delayAfterDeath(uptimeMs: $0) }, [250, 500, 1000, 1000])

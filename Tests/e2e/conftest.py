@@ -103,7 +103,8 @@ class Node:
         raise AssertionError(f"no /{pattern}/ (x{count}) within {timeout} s:\n{self.log}")
 
     def children(self) -> dict[int, str]:
-        """pid -> executable name of the Supervisor's direct children."""
+        """pid -> process name (argv[0]) of the Supervisor's direct children: the role a
+        worker runs as (all of them execute the one binary)."""
         pids = []
         for task in Path(f"/proc/{self.pid}/task").glob("*"):
             try:
@@ -113,7 +114,7 @@ class Node:
         result = {}
         for pid in pids:
             try:
-                result[pid] = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+                result[pid] = os.path.basename(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode())
             except OSError:
                 pass
         return result
@@ -204,9 +205,15 @@ def forged_worker(tmp_path: Path, mode: str, param: str = "") -> str:
     return str(script)
 
 
+def worker_argv(worker: str, *args: str) -> list[str]:
+    """The argv that starts the one binary as `worker` (run it with executable=binary("openclaw-node")):
+    the Supervisor starts its workers this way, with the role's name as argv[0]."""
+    return [f"openclaw-node-{worker}", *args]
+
+
 def probe(worker: str, *words: str, options=("--connect-port", "9")) -> str:
     """Runs a worker binary confined as under `run`, then one forbidden action (debug builds)."""
-    out = subprocess.run([binary(f"openclaw-node-{worker}"), *options, "--probe", *words],
+    out = subprocess.run(worker_argv(worker, *options, "--probe", *words), executable=binary("openclaw-node"),
                          capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
     return out.stdout.strip()
 

@@ -32,9 +32,6 @@ def mode(path: Path) -> int:
 def test_deb_layout(deb_root):
     expected = {
         "usr/bin/openclaw-node": 0o755,
-        "usr/libexec/openclaw-node/openclaw-node-net": 0o755,
-        "usr/libexec/openclaw-node/openclaw-node-exec": 0o755,
-        "usr/libexec/openclaw-node/openclaw-node-browser": 0o755,
         "usr/lib/systemd/system/openclaw-node.service": 0o644,
         "usr/lib/systemd/user/openclaw-node.service": 0o644,
         "usr/lib/sysusers.d/openclaw-node.conf": 0o644,
@@ -58,20 +55,21 @@ def test_deb_layout(deb_root):
     assert "ProtectHome=yes\n" in unit and "--exec-user" not in unit
 
 
-def test_workers_are_hard_links_to_the_one_binary(deb_root):
-    main = (deb_root / "usr/bin/openclaw-node").stat()
-    for worker in ("net", "exec", "browser"):
-        linked = (deb_root / f"usr/libexec/openclaw-node/openclaw-node-{worker}").stat()
-        assert (linked.st_dev, linked.st_ino) == (main.st_dev, main.st_ino), worker
-    assert main.st_nlink == 4
+def test_one_binary_is_every_worker(deb_root):
+    """Issue 16: the .deb ships one executable, as `swift build` makes it; the Supervisor
+    re-executes it under a worker's name (argv[0])."""
+    executables = sorted(str(p.relative_to(deb_root)) for p in deb_root.rglob("*")
+                         if p.is_file() and p.stat().st_mode & 0o111 and "DEBIAN" not in p.parts)
+    assert executables == ["usr/bin/openclaw-node"], executables
+    assert not (deb_root / "usr/libexec").exists()
     # Started under a worker's name, the binary is that worker (it confines itself and reports).
-    out = subprocess.run([str(deb_root / "usr/libexec/openclaw-node/openclaw-node-exec"), "--confinement-report"],
+    out = subprocess.run(["openclaw-node-exec", "--confinement-report"], executable=str(deb_root / "usr/bin/openclaw-node"),
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert {entry["step"] for entry in json.loads(out.stdout)["entries"]} == {"user", "capabilities", "no-new-privs", "landlock", "seccomp"}
 
 
-def test_installed_binary_finds_its_workers_in_libexec(deb_root):
+def test_installed_binary_runs_its_workers(deb_root):
     out = subprocess.run([str(deb_root / "usr/bin/openclaw-node"), "doctor", "--json"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr + out.stdout
     assert json.loads(out.stdout)["ok"] is True

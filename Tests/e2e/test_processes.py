@@ -15,6 +15,13 @@ def test_supervisor_runs_exactly_two_workers_of_the_right_executables(gateway, n
     node.wait_log('msg="exec worker ready"')
     children = node.children()
     assert sorted(children.values()) == ["openclaw-node-exec", "openclaw-node-net"], children
+    # One binary (issue 16): each worker executes the Supervisor's own file, under its role's
+    # name, and the kernel's short name says the role too.
+    supervisor_exe = os.stat(f"/proc/{node.pid}/exe")
+    for pid, name in children.items():
+        exe = os.stat(f"/proc/{pid}/exe")
+        assert (exe.st_dev, exe.st_ino) == (supervisor_exe.st_dev, supervisor_exe.st_ino), name
+        assert open(f"/proc/{pid}/comm").read().strip() == name[:15]
 
 
 def test_workers_inherit_only_the_ipc_socket(gateway, nodes, state_dir):
@@ -85,6 +92,16 @@ def test_forged_signature_requests_are_refused(tmp_path, nodes, state_dir, mode)
     assert node.proc.poll() is None
 
 
+def test_a_second_signature_in_one_connect_attempt_is_a_violation(tmp_path, nodes, state_dir):
+    """Issue 16: the NetWorker's menu admits one sign.request per connect attempt."""
+    node = nodes(state_dir, ["--port", "9"], net_worker=forged_worker(tmp_path, "sign-twice"))
+    line = node.wait_log('msg="worker protocol violation; killing it"')
+    assert "worker=net" in line
+    assert 'reason="\\"sign.request\\" may come once while the link is linking; it came again"' in line, line
+    node.wait_log('msg="worker started".*worker=net', count=2)
+    assert node.proc.poll() is None
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_everything_with_exit_0_within_5_seconds(gateway, nodes, state_dir, sig):
     node = nodes(state_dir, gateway_args(gateway))
@@ -101,9 +118,11 @@ def test_signal_stops_everything_with_exit_0_within_5_seconds(gateway, nodes, st
 
 @pytest.mark.parametrize("worker", ["openclaw-node-net", "openclaw-node-exec", "openclaw-node-browser"])
 def test_a_worker_started_by_hand_explains_itself_instead_of_crashing(worker):
-    out = subprocess.run([binary(worker)], capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    # The one binary started under a worker's name (as the Supervisor starts it).
+    out = subprocess.run([worker], executable=binary("openclaw-node"), capture_output=True, text=True, timeout=20,
+                         stdin=subprocess.DEVNULL)
     assert out.returncode == 64
     assert f"{worker}: no IPC socket on fd 3; run `openclaw-node run` instead" in out.stderr
     assert "Fatal error" not in out.stderr
-    helped = subprocess.run([binary(worker), "--help"], capture_output=True, text=True, timeout=20)
+    helped = subprocess.run([worker, "--help"], executable=binary("openclaw-node"), capture_output=True, text=True, timeout=20)
     assert helped.returncode == 0 and "a worker process of openclaw-node" in helped.stdout

@@ -143,15 +143,12 @@ def test_insecure_private_ws_and_paths_are_persisted(systemd_user, tmp_path):
 
 
 def install_system_service(m, gw, *flags):
-    """Installs the node as the system service of `m` in the packaged layout (one binary, the
-    worker names hard-linked to it) and waits for its hello. Returns (program, unit path)."""
+    """Installs the node as the system service of `m` in the packaged layout (one binary) and
+    waits for its hello. Returns (program, unit path)."""
     # The unit has PrivateTmp=, so a checkout under /tmp is invisible to it: install the
-    # binaries under /var/lib inside the namespace (its /var is an overlay, the host's is untouched).
-    bin_dir = "/var/lib/openclaw-e2e/bin"
-    program = f"{bin_dir}/openclaw-node"
+    # binary under /var/lib inside the namespace (its /var is an overlay, the host's is untouched).
+    program = "/var/lib/openclaw-e2e/bin/openclaw-node"
     m.run(["install", "-D", "-m", "0755", binary("openclaw-node"), program], check=True)
-    for worker in ("net", "exec", "browser"):
-        m.run(["ln", "-f", program, f"{bin_dir}/openclaw-node-{worker}"], check=True)
     result = m.run([program, "install", "--system", "--json", *flags, "--host", "127.0.0.1", "--port", str(gw.port)],
                    env={"OPENCLAW_GATEWAY_TOKEN": TOKEN}, timeout=60)
     installed = json.loads(result.stdout)

@@ -53,6 +53,7 @@ int csys_setfsgid(gid_t gid);
 
 /// Constants whose headers Swift's Glibc module does not export.
 extern const int csys_PR_SET_PDEATHSIG;
+extern const int csys_PR_SET_NAME;
 extern const int csys_PR_SET_CHILD_SUBREAPER;
 extern const int csys_PR_SET_NO_NEW_PRIVS;
 extern const int csys_PR_GET_NO_NEW_PRIVS;

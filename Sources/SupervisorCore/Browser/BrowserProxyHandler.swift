@@ -7,7 +7,7 @@ import OpenClawIPC
 public protocol BrowserRunner: AnyObject {
     /// Sends `request` to the BrowserWorker (starting it on first use); `completion` gets the
     /// route's answer, or the error that ended the call (deadline, worker death).
-    func submitBrowser(_ request: BrowserRequest, timeoutMessage: String, completion: @escaping (Result<BrowserResponse, WireError>) -> Void)
+    func call(_ request: BrowserRequest, timeoutMessage: String, completion: @escaping (Result<BrowserResponse, WireError>) -> Void)
 }
 
 /// `browser.proxy` (`browser.md` §1): checks in the Supervisor, the route in the BrowserWorker,
@@ -17,11 +17,13 @@ public final class BrowserProxyHandler: CommandHandler {
     let settings: BrowserProxySettings
     let media: BrowserMediaStore
     let logger: Logger
-    public weak var runner: BrowserRunner?
+    /// The BrowserWorker's monitor (nil: the node runs no browser).
+    let runner: BrowserRunner?
     private var nextId = 0
 
-    public init(settings: BrowserProxySettings, media: BrowserMediaStore, logger: Logger) {
+    public init(settings: BrowserProxySettings, media: BrowserMediaStore, runner: BrowserRunner?, logger: Logger) {
         self.settings = settings
+        self.runner = runner
         self.media = media
         self.logger = logger
     }
@@ -45,7 +47,7 @@ public final class BrowserProxyHandler: CommandHandler {
         let order = BrowserRequest(id: "b\(nextId)", method: call.method, path: call.path, query: call.query, body: call.body,
                                    timeoutMs: call.timeoutMs)
         logger.info("browser.proxy", metadata: ["method": "\(call.method)", "path": "\(call.path)", "profile": "\(call.profile ?? "-")"])
-        runner.submitBrowser(order, timeoutMessage: call.timeoutMessage) { [settings, media] outcome in
+        runner.call(order, timeoutMessage: call.timeoutMessage) { [settings, media] outcome in
             switch outcome {
             case let .failure(error): fail(error)
             case let .success(response):

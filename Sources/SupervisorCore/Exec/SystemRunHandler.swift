@@ -7,7 +7,7 @@ import OpenClawIPC
 /// result, in `InvokeOutput`.)
 public protocol ExecRunner: AnyObject {
     /// Queues `order`; nil when accepted (the completion then runs exactly once).
-    func submitRun(_ order: RunOrder, completion: @escaping (Result<RunOutcome, WireError>) -> Void) -> WireError?
+    func run(_ order: RunOrder, completion: @escaping (Result<RunOutcome, WireError>) -> Void) -> WireError?
 }
 
 /// `system.run.prepare` and `system.run`: every policy decision is made here, in the
@@ -32,13 +32,17 @@ public final class SystemRunHandler: CommandHandler {
     let logger: Logger
     let clock: () -> Int64
     let newId: () -> String
-    public weak var runner: ExecRunner?
-    public var metrics: NodeMetrics?
+    /// The ExecWorker's monitor: the only way a command starts.
+    let runner: ExecRunner
+    let metrics: NodeMetrics?
 
     public init(environment: ExecEnvironment, pathEnv: String, home: String?, defaultCwd: String? = nil,
                 commandUser: (uid: uid_t, gid: gid_t)? = nil,
-                approvals: ExecApprovalsStore, config: OpenClawConfig, logger: Logger,
+                approvals: ExecApprovalsStore, config: OpenClawConfig, runner: ExecRunner, metrics: NodeMetrics? = nil,
+                logger: Logger,
                 clock: @escaping () -> Int64 = currentTimeMillis, newId: @escaping () -> String = { RandomID.uuid() }) {
+        self.runner = runner
+        self.metrics = metrics
         self.defaultCwd = defaultCwd ?? ExecutableResolver.currentDirectory() ?? "/"
         self.commandUser = commandUser
         self.environment = environment
@@ -202,11 +206,7 @@ public final class SystemRunHandler: CommandHandler {
 
     func start(_ order: RunOrder, for request: SystemRunRequest, invoke: InvokeRequest,
                completion: @escaping (InvokeOutput) -> Void) {
-        guard let runner else {
-            completion(InvokeOutput(result: .failure(invoke, code: "UNAVAILABLE", message: "node exec worker is not available")))
-            return
-        }
-        let refused = runner.submitRun(order) { [weak self] result in
+        let refused = runner.run(order) { [weak self] result in
             guard let self else { return }
             switch result {
             case let .failure(error):

@@ -11,8 +11,8 @@ import OpenClawIPC
 final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
     typealias Connection = IPCConnection<Inbound, Outbound>
 
-    let kind: WorkerKind
-    let executable: String
+    let role: WorkerRole
+    let launch: WorkerLaunch
     let environment: [String: String]
     /// Command-line arguments after the executable (confinement options).
     let arguments: [String]
@@ -38,10 +38,10 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
     /// started is re-parented to the Supervisor by then.
     var onExited: () -> Void = {}
 
-    init(kind: WorkerKind, executable: String, arguments: [String] = [], environment: [String: String], loop: EventLoop,
+    init(role: WorkerRole, launch: WorkerLaunch, arguments: [String] = [], environment: [String: String], loop: EventLoop,
          logger: Logger) {
-        self.kind = kind
-        self.executable = executable
+        self.role = role
+        self.launch = launch
         self.arguments = arguments
         self.environment = environment
         self.loop = loop
@@ -60,13 +60,13 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
         do {
             sockets = try makeSocketPair()
         } catch {
-            logger.error("cannot create worker socketpair", metadata: ["worker": "\(kind)", "error": "\(error)"])
+            logger.error("cannot create worker socketpair", metadata: ["worker": "\(role)", "error": "\(error)"])
             scheduleRestart(uptimeMs: 0)
             return
         }
         let (ours, theirs) = sockets
         let spec = SpawnSpec(
-            path: executable, argv: [executable] + arguments, env: environment,
+            path: launch.path, argv: [launch.argv0] + arguments, env: environment,
             fdMap: [(source: 2, target: 1), (source: 2, target: 2), (source: theirs, target: workerIPCDescriptor)],
             // Its own process group: a terminal's Ctrl-C reaches the Supervisor only, which
             // then stops the workers in order (no worker dies first and gets re-spawned).
@@ -78,14 +78,14 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
         } catch {
             close(ours)
             close(theirs)
-            logger.error("cannot start worker", metadata: ["worker": "\(kind)", "path": "\(executable)", "error": "\(error)"])
+            logger.error("cannot start worker", metadata: ["worker": "\(role)", "path": "\(launch.path)", "error": "\(error)"])
             scheduleRestart(uptimeMs: 0)
             return
         }
         close(theirs)
         pid = childPid
         startedAt = .now()
-        logger.info("worker started", metadata: ["worker": "\(kind)", "pid": .typed(childPid)])
+        logger.info("worker started", metadata: ["worker": "\(role)", "pid": .typed(childPid)])
 
         Connection.adopt(
             fd: ours, group: loop,
@@ -96,7 +96,7 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
             onViolation: { [weak self] violation in
                 guard let self, self.generation == generation else { return }
                 self.logger.error("worker protocol violation; killing it", metadata: [
-                    "worker": "\(self.kind)", "pid": .typed(childPid), "reason": "\(violation)",
+                    "worker": "\(self.role)", "pid": .typed(childPid), "reason": "\(violation)",
                 ])
             },
             onClose: { [weak self] in
@@ -112,7 +112,7 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
                 connection.startReading()
             case let .failure(error):
                 close(ours)
-                self.logger.error("cannot adopt worker socket", metadata: ["worker": "\(self.kind)", "error": "\(error)"])
+                self.logger.error("cannot adopt worker socket", metadata: ["worker": "\(self.role)", "error": "\(error)"])
                 self.down(reason: "ipc setup failed")
             }
         }
@@ -132,7 +132,7 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
     func refuse(_ reason: String) {
         guard connection != nil else { return }
         logger.error("worker protocol violation; killing it", metadata: [
-            "worker": "\(kind)", "pid": .typed(pid), "reason": "\(reason)",
+            "worker": "\(role)", "pid": .typed(pid), "reason": "\(reason)",
         ])
         down(reason: "protocol violation")
     }
@@ -140,7 +140,7 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
     /// The process `pid` was reaped by the SIGCHLD handler.
     func reaped(pid reapedPid: pid_t, status: String) {
         guard reapedPid == pid else { return }
-        let metadata: Logger.Metadata = ["worker": "\(kind)", "pid": .typed(reapedPid), "status": "\(status)"]
+        let metadata: Logger.Metadata = ["worker": "\(role)", "pid": .typed(reapedPid), "status": "\(status)"]
         // Expected while stopping (the worker was asked to leave); news otherwise.
         if stopping { logger.info("worker exited", metadata: metadata) } else { logger.warning("worker exited", metadata: metadata) }
         pid = nil
@@ -167,7 +167,7 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
         guard !stopping, restartTask == nil else { return }
         let delay = backoff.delayAfterDeath(uptimeMs: uptimeMs)
         restarts += 1
-        logger.info("re-spawning worker", metadata: ["worker": "\(kind)", "delayMs": .typed(delay)])
+        logger.info("re-spawning worker", metadata: ["worker": "\(role)", "delayMs": .typed(delay)])
         restartTask = loop.scheduleTask(in: .milliseconds(Int64(delay))) { [weak self] in
             self?.spawn()
         }

@@ -1,3 +1,0 @@
-import BrowserWorkerCore
-
-BrowserWorkerMain.run()

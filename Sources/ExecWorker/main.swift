@@ -1,3 +1,0 @@
-import ExecWorkerCore
-
-ExecWorkerMain.run()

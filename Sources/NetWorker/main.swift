@@ -1,3 +1,0 @@
-import NetWorkerCore
-
-NetWorkerMain.run()

@@ -1,0 +1,144 @@
+import Confinement
+import Logging
+import NIOCore
+import OpenClawIPC
+
+/// Phases of the NetWorker link, as its monitor tracks them.
+public enum NetPhase: String, Sendable, CaseIterable {
+    /// Spawned; the first message must be `ready`.
+    case awaitingReady
+    /// Configured; connecting or handshaking with the gateway (no hello yet).
+    case linking
+    /// The gateway accepted `connect` (hello-ok); invokes may arrive.
+    case linked
+    /// The Supervisor is shutting down; late messages are dropped, not obeyed.
+    case stopping
+}
+
+/// What the link's monitor tells the Supervisor (readiness, the probe, a terminal refusal).
+enum LinkEvent {
+    /// hello-ok.
+    case connected
+    /// The gateway refused `connect`; `verdict` is the link authority's (nil in probe mode,
+    /// where nothing is stored or retried).
+    case rejected(ConnectRejection, verdict: RejectionVerdict?)
+    /// An attempt failed before any verdict (unreachable, TLS, closed), as one sentence.
+    case unreachable(String)
+}
+
+/// The NetWorker's monitor. The NetWorker is the untrusted side: it may only ask for what
+/// this menu lists — a signature over a connect payload the Supervisor builds (once per
+/// connect attempt), report the handshake's outcome, and pass on invokes once linked (at
+/// most `IPCLimits.maxInFlight` unanswered).
+final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase> {
+    let link: LinkAuthority
+    let router: CommandRouter
+    /// `doctor`'s authentication check: report the gateway's verdict, store and retry nothing.
+    let probe: Bool
+    var onEvent: (LinkEvent) -> Void = { _ in }
+
+    /// The rows a connect attempt may use once each; re-armed when a new attempt starts.
+    private static let perAttempt: [NetToSupervisor.Kind] = [.signRequest, .helloOk, .connectRejected]
+
+    init(launch: WorkerLaunch, confinement: ConfinementOptions, environment: [String: String], context: MonitorContext,
+         link: LinkAuthority, probe: Bool) {
+        self.link = link
+        router = link.router
+        self.probe = probe
+        super.init(role: .net, launch: launch, confinement: confinement, environment: environment,
+                   initialPhase: .awaitingReady, context: context)
+        menu = Menu(subject: "the link", rows: [
+            // Once per worker, first thing after start.
+            .init(.ready, in: [.awaitingReady], limit: .once) { [unowned self] in
+                if case let .ready(hello) = $0 { ready(hello) }
+            },
+            // A connect signature over a payload the Supervisor builds; only before hello.
+            .init(.signRequest, in: [.linking], limit: .once) { [unowned self] in
+                if case let .signRequest(request) = $0 { slot.send(.signReply(link.sign(request))) }
+            },
+            // The handshake succeeded: ends `linking`.
+            .init(.helloOk, in: [.linking], limit: .once) { [unowned self] in
+                if case let .helloOk(hello) = $0 { helloOk(hello) }
+            },
+            // The gateway refused `connect` (pairing, auth): only during the handshake.
+            .init(.connectRejected, in: [.linking], limit: .once) { [unowned self] in
+                if case let .connectRejected(rejection) = $0 { rejected(rejection) }
+            },
+            // Link progress for status and logs; a new attempt re-arms the rows above.
+            .init(.linkState, in: [.linking, .linked, .stopping]) { [unowned self] in
+                if case let .linkState(state) = $0 { linkState(state) }
+            },
+            // Work from the gateway: only on an accepted link, and bounded.
+            .init(.invoke, in: [.linked], limit: .inFlight(IPCLimits.maxInFlight)) { [unowned self] in
+                if case let .invoke(request) = $0 { invoke(request) }
+            },
+            // A Prometheus scrape on the NetWorker's loopback listener: counters only.
+            .init(.metricsRequest, in: [.linking, .linked]) { [unowned self] in
+                if case let .metricsRequest(request) = $0 {
+                    slot.send(.metricsReply(MetricsReply(requestId: String(request.requestId.prefix(64)),
+                                                         text: context.metrics.exposition())))
+                }
+            },
+            // Gateway frames the link could not serve, counted: batched, one a second.
+            .init(.framesDropped, in: [.linking, .linked]) { [unowned self] in
+                if case let .framesDropped(report) = $0 { context.metrics.framesDropped(max(0, min(report.count, 1_000_000))) }
+            },
+        ])
+    }
+
+    override var spawnedPhase: NetPhase { .awaitingReady }
+
+    func start() { slot.spawn() }
+
+    // MARK: Menu handlers
+
+    private func ready(_ hello: WorkerHello) {
+        guard accept(hello) else { return }
+        phaseChanged(to: .linking)
+        slot.send(.configure(link.configuration()))
+    }
+
+    private func helloOk(_ hello: HelloSummary) {
+        phaseChanged(to: .linked)
+        if !probe { link.accepted(hello) }
+        onEvent(.connected)
+    }
+
+    private func rejected(_ rejection: ConnectRejection) {
+        onEvent(.rejected(rejection, verdict: probe ? nil : link.rejected(rejection)))
+    }
+
+    private func linkState(_ state: LinkState) {
+        if state.phase == .connecting { menu.rearm(Self.perAttempt) }
+        if state.phase != .connected, phase == .linked { phaseChanged(to: .linking) }
+        link.report(state)
+        if state.phase == .disconnected, let detail = state.detail { onEvent(.unreachable(detail)) }
+    }
+
+    /// Routes an invoke to its handler and sends what it produced back on the same worker
+    /// (a result for a dead worker's link is dropped: the gateway saw that connection close).
+    private func invoke(_ request: InvokeRequest) {
+        // The label is the command only when the node serves it: a gateway inventing command
+        // names must not grow the registry without bound.
+        let label = router.serves(request.command) ? request.command : "other"
+        let generation = slot.generation
+        router.route(request) { [weak self] output in
+            guard let self else { return }
+            context.metrics.invoke(label, ok: output.result.ok)
+            guard slot.generation == generation else { return }
+            menu.release(.invoke)
+            slot.send(contentsOf: output.events.map(SupervisorToNet.nodeEvent) + [.invokeResult(output.result)])
+        }
+    }
+
+    // MARK: Worker death and shutdown
+
+    override func workerDown(reason: String) {
+        if !context.stopping { phaseChanged(to: .awaitingReady) }
+        link.linkLost(reason: reason)
+    }
+
+    func shutdown() {
+        stop(goodbye: .shutdown(Empty()), stoppingPhase: .stopping)
+    }
+}
