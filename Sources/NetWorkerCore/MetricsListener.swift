@@ -12,12 +12,14 @@ public final class MetricsListener: @unchecked Sendable {
     private let loop: EventLoop
     private let logger: Logger
     private let askSupervisor: (MetricsRequest) -> Void
-    private var waiting: [String: (String?) -> Void] = [:]
+    /// Scrapes waiting for the Supervisor's text (five seconds each).
+    private let waiting: PendingCalls<String, String>
 
     public init(loop: EventLoop, logger: Logger, askSupervisor: @escaping (MetricsRequest) -> Void) {
         self.loop = loop
         self.logger = logger
         self.askSupervisor = askSupervisor
+        waiting = PendingCalls(loop: loop)
     }
 
     public func start(port: Int) {
@@ -40,14 +42,13 @@ public final class MetricsListener: @unchecked Sendable {
 
     /// The Supervisor's answer to a scrape.
     public func replied(_ reply: MetricsReply) {
-        loop.execute { self.waiting.removeValue(forKey: reply.requestId)?(reply.text) }
+        loop.execute { self.waiting.complete(reply.requestId, with: .success(reply.text)) }
     }
 
     fileprivate func scrape(_ respond: @escaping (String?) -> Void) {
         let id = RandomID.uuid()
-        waiting[id] = respond
+        waiting.add(id, deadline: .seconds(5)) { respond(try? $0.get()) }
         askSupervisor(MetricsRequest(requestId: id))
-        loop.scheduleTask(in: .seconds(5)) { self.waiting.removeValue(forKey: id)?(nil) }
     }
 }
 

@@ -261,16 +261,6 @@ public struct MetricsReply: Codable, Equatable, Sendable {
     }
 }
 
-/// Why the link stopped for good: the NetWorker asks the Supervisor to exit.
-public struct LinkFatal: Codable, Equatable, Sendable {
-    public var detailCode: String
-    public var message: String
-    public init(detailCode: String, message: String) {
-        self.detailCode = detailCode
-        self.message = message
-    }
-}
-
 /// Messages the NetWorker sends to the Supervisor.
 public enum NetToSupervisor: IPCMessage, Equatable {
     case ready(WorkerHello)

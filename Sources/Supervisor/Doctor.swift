@@ -65,11 +65,11 @@ struct Doctor: ParsableCommand {
             fputs("openclaw-node doctor: cannot determine this program's path\n", stderr)
             throw ExitCode(ExitStatus.config)
         }
-        let net = WorkerLaunch.resolve(.net, override: netWorkerPath)
+        let net = WorkerLaunch.resolve(.net, override: workerPath(.net))
         var checks: [DoctorCheck] = []
         var reports: [String: ConfinementReport] = [:]
         for role in WorkerRole.allCases where role.startsWithNode {
-            let (check, report) = confinementCheck(role, launch: .resolve(role, override: role == .net ? netWorkerPath : execWorkerPath))
+            let (check, report) = confinementCheck(role, launch: .resolve(role, override: workerPath(role)))
             checks.append(check)
             reports[role.rawValue] = report
         }
@@ -120,6 +120,15 @@ struct Doctor: ParsableCommand {
         if !ok { throw ExitCode(1) }
     }
 
+    /// The stand-in worker a test named for `role` (hidden flags), if any.
+    func workerPath(_ role: WorkerRole) -> String? {
+        switch role {
+        case .net: return netWorkerPath
+        case .exec: return execWorkerPath
+        case .browser: return browserWorkerPath
+        }
+    }
+
     // MARK: Checks
 
     /// `browser.proxy`: disabled, or Chromium found and the BrowserWorker confined as `run` would start it.
@@ -129,7 +138,7 @@ struct Doctor: ParsableCommand {
         guard settings.advertised else {
             return ([DoctorCheck(name: "browser", status: .ok, detail: "browser.proxy disabled in \(paths.configPath)")], nil)
         }
-        let worker = confinement.browserWorker(launch: .resolve(.browser, override: browserWorkerPath), config: config,
+        let worker = confinement.browserWorker(launch: .resolve(.browser, override: workerPath(.browser)), config: config,
                                                stateDir: paths.stateDir, settings: settings)
         let (confined, report) = confinementCheck(.browser, launch: worker.launch, options: worker.confinement)
         guard let chromium = worker.configuration.executablePath else {
@@ -143,7 +152,7 @@ struct Doctor: ParsableCommand {
     func confinementCheck(_ role: WorkerRole, launch: WorkerLaunch, options given: ConfinementOptions? = nil) -> (DoctorCheck, ConfinementReport?) {
         let worker = role.rawValue
         let name = "confinement.\(worker)"
-        let options = given ?? confinement.options(for: worker)
+        let options = given ?? confinement.options(for: role)
         guard let output = ProgramRun.run([launch.argv0] + options.arguments + ["--confinement-report"],
                                           environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], path: launch.path),
               let report = try? JSONText.decode(ConfinementReport.self, from: output.stdout) else {
@@ -332,7 +341,7 @@ struct Doctor: ParsableCommand {
         let endpoint = GatewayEndpoint.resolve(flags: gateway.flags, node: try? NodeConfigFile.load(paths.nodeFile),
                                                config: try? OpenClawConfig.load(paths.configPath))
         let (host, port, tls, pin, url) = (endpoint.host, endpoint.port, endpoint.tls, endpoint.fingerprint, endpoint.url)
-        let options = confinement.options(for: "net", connectPorts: [UInt16(clamping: port)])
+        let options = confinement.options(for: .net, connectPorts: [UInt16(clamping: port)])
         var arguments = [netWorker.argv0] + options.arguments + ["--check-gateway", url]
         if let pin { arguments += ["--pin", pin] }
         guard let output = ProgramRun.run(arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], path: netWorker.path),

@@ -103,11 +103,9 @@ struct ConfinementFlags: ParsableArguments {
         valueName: "step"))
     var unconfined: [String] = []
 
-    static let workers = WorkerRole.allCases.map(\.rawValue)
-
     func validate() throws {
         for value in unconfined where Self.parse(value) == nil {
-            throw ValidationError("--unconfined \(value): expected [net:|exec:|browser:]<step> with step one of \(ConfinementStep.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError("--unconfined \(value): expected [\(WorkerRole.allCases.map { "\($0.rawValue):" }.joined(separator: "|"))]<step> with step one of \(ConfinementStep.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         for name in [netUser, execUser, browserUser].compactMap({ $0 }) where name.isEmpty {
             throw ValidationError("--net-user/--exec-user/--browser-user need a user name")
@@ -126,34 +124,42 @@ struct ConfinementFlags: ParsableArguments {
     }
 
     /// Who commands run as: `--exec-user`, else the dedicated user (never root by default).
-    var execChoice: ExecUser { ExecUser.choose(requested: execUser, keepsUid: optedOut(worker: "exec").contains(.user)) }
+    var execChoice: ExecUser { ExecUser.choose(requested: execUser, keepsUid: optedOut(.exec).contains(.user)) }
 
-    static func parse(_ value: String) -> (workers: [String], step: ConfinementStep)? {
+    /// `--unconfined [role:]step`: the roles it names (all without a prefix) and the step.
+    static func parse(_ value: String) -> (roles: [WorkerRole], step: ConfinementStep)? {
         let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
         if parts.count == 2 {
-            guard workers.contains(parts[0]), let step = ConfinementStep(rawValue: parts[1]) else { return nil }
-            return ([parts[0]], step)
+            guard let role = WorkerRole(rawValue: parts[0]), let step = ConfinementStep(rawValue: parts[1]) else { return nil }
+            return ([role], step)
         }
         guard let step = ConfinementStep(rawValue: value) else { return nil }
-        return (workers, step)
+        return (WorkerRole.allCases, step)
     }
 
-    /// The steps `--unconfined` turns off for `worker`.
-    func optedOut(worker: String) -> Set<ConfinementStep> {
-        Set(unconfined.compactMap { Self.parse($0) }.filter { $0.workers.contains(worker) }.map(\.step))
+    /// The steps `--unconfined` turns off for `role`.
+    func optedOut(_ role: WorkerRole) -> Set<ConfinementStep> {
+        Set(unconfined.compactMap { Self.parse($0) }.filter { $0.roles.contains(role) }.map(\.step))
     }
 
-    func options(for worker: String, connectPorts: [UInt16] = [], metricsPort: UInt16? = nil) -> ConfinementOptions {
-        let optedOut = optedOut(worker: worker)
-        let user = worker == "exec" ? execChoice.name : ["net": netUser, "browser": browserUser][worker] ?? nil
-        return ConfinementOptions(user: user, optedOut: optedOut, connectPorts: connectPorts, metricsPort: metricsPort)
+    /// The user `role` drops to (nil: the worker's default).
+    func user(of role: WorkerRole) -> String? {
+        switch role {
+        case .net: return netUser
+        case .exec: return execChoice.name
+        case .browser: return browserUser
+        }
+    }
+
+    func options(for role: WorkerRole, connectPorts: [UInt16] = [], metricsPort: UInt16? = nil) -> ConfinementOptions {
+        ConfinementOptions(user: user(of: role), optedOut: optedOut(role), connectPorts: connectPorts, metricsPort: metricsPort)
     }
 
     /// The BrowserWorker as `run` starts it: its configuration, and Landlock rules that let
     /// it write only its data dir and execute only the Chromium binary's directory.
     func browserWorker(launch: WorkerLaunch, config: OpenClawConfig, stateDir: String, settings: BrowserProxySettings) -> BrowserWorkerSettings {
         let configuration = BrowserSetup.configuration(config: config, stateDir: stateDir, settings: settings)
-        var options = options(for: "browser")
+        var options = options(for: .browser)
         options.writablePaths = [configuration.dataDir]
         options.executablePaths = configuration.executablePath.map { [BrowserSetup.directory(of: $0)] } ?? []
         return BrowserWorkerSettings(launch: launch, confinement: options, configuration: configuration)
@@ -243,7 +249,7 @@ struct Run: ParsableCommand {
             logger.warning("\(warning)", metadata: ["fix": "\(execUser.fix ?? "-")"])
         }
         // The user commands run as when it is not the node's own (nil: they keep our uid).
-        let commandUser = UserIdentity.isRoot && !confinement.optedOut(worker: "exec").contains(.user)
+        let commandUser = UserIdentity.isRoot && !confinement.optedOut(.exec).contains(.user)
             ? execUser.name.flatMap(UserIdentity.lookup).flatMap { $0.uid == geteuid() ? nil : $0 } : nil
         if let home = commandUser?.home, home.hasPrefix(setup.paths.stateDir + "/"), SecureFile.allowSearch(setup.paths.stateDir) {
             logger.info("state dir made searchable for the exec user's home", metadata: ["path": "\(setup.paths.stateDir)"])
@@ -262,9 +268,9 @@ struct Run: ParsableCommand {
         let supervisor = Supervisor(
             settings: WorkerSettings(
                 netWorker: .resolve(.net, override: netWorkerPath), execWorker: .resolve(.exec, override: execWorkerPath),
-                netConfinement: confinement.options(for: "net", connectPorts: GatewayURL.port(of: setup.link.url).map { [$0] } ?? [],
+                netConfinement: confinement.options(for: .net, connectPorts: GatewayURL.port(of: setup.link.url).map { [$0] } ?? [],
                                                    metricsPort: metricsPort.map(UInt16.init)),
-                execConfinement: confinement.options(for: "exec"),
+                execConfinement: confinement.options(for: .exec),
                 controlSocketPath: checkAuth ? nil : ControlSocket.path(stateDir: setup.paths.stateDir),
                 browser: browserWorker, stateDir: checkAuth ? nil : setup.paths.stateDir,
                 probe: checkAuth ? ProbeSettings() : nil, maxConcurrentRuns: maxConcurrentRuns
