@@ -81,7 +81,10 @@ public final class GatewayLink {
     /// Channels with a flush of this turn's frames queued on the loop.
     private var flushQueued: Set<ObjectIdentifier> = []
     private var tickIntervalMs = 30_000
-    private var invokesInFlight: Set<String> = []
+    /// Invokes forwarded to the Supervisor and not yet answered. A count, not a set of ids:
+    /// the Supervisor answers each forwarded invoke once, duplicate ids included, and counts
+    /// the same way (its NetMonitor kills a worker that goes past `IPCLimits.maxInFlight`).
+    private var invokesInFlight = 0
     /// The gateway's name for this node, from the last invoke (answers to unreadable ones).
     private var lastNodeId: String?
     private var droppedFrames = 0
@@ -120,7 +123,7 @@ public final class GatewayLink {
 
     public func sendInvokeResult(_ result: InvokeResult) {
         onLoop {
-            self.invokesInFlight.remove(result.id)
+            self.invokesInFlight = max(0, self.invokesInFlight - 1)
             self.sendOrQueue(GatewayFrames.invokeResult(id: Self.newId(), result))
         }
     }
@@ -467,13 +470,13 @@ public final class GatewayLink {
                 return
             }
             lastNodeId = request.nodeId
-            if invokesInFlight.count >= IPCLimits.maxInFlight {
+            if invokesInFlight >= IPCLimits.maxInFlight {
                 let busy = InvokeResult(id: request.id, nodeId: request.nodeId, ok: false, payloadJSON: nil,
                                         error: WireError(code: "UNAVAILABLE", message: "node is busy: too many invokes in flight"))
                 sendOrQueue(GatewayFrames.invokeResult(id: Self.newId(), busy))
                 return
             }
-            invokesInFlight.insert(request.id)
+            invokesInFlight += 1
             toSupervisor(.invoke(request))
         case "shutdown":
             logger.info("gateway is shutting down; will reconnect")

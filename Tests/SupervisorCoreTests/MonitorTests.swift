@@ -173,6 +173,19 @@ final class MonitorTests: XCTestCase {
         XCTAssertEqual(queue.submit(order("d")) { _ in }?.message, "node is shutting down")
     }
 
+    func testASecondOrderUnderARunningIdIsAnsweredNotSent() {
+        let queue = RunQueue(maxConcurrent: 2, maxQueued: 0, loop: loop)
+        var sent: [String] = []
+        queue.send = { sent.append($0.id) }
+        queue.workerReady()
+        var second: Result<RunOutcome, WireError>?
+        XCTAssertNil(queue.submit(order("a")) { _ in })
+        XCTAssertNil(queue.submit(order("a")) { second = $0 })
+        XCTAssertEqual(sent, ["a"])
+        guard case let .failure(error)? = second else { return XCTFail("the duplicate was not answered") }
+        XCTAssertEqual(error.message, "run id a is already running")
+    }
+
     func testUnknownRunIdsAreRefused() {
         let queue = RunQueue(maxConcurrent: 1, maxQueued: 1, loop: loop)
         let outcome = RunOutcome(id: "zz", exitCode: 0, signal: nil, timedOut: false, stdout: "", stderr: "", truncated: false,

@@ -36,6 +36,7 @@ final class ExecMonitor: WorkerMonitor<ExecToSupervisor, SupervisorToExec, ExecP
     }
 
     override var spawnedPhase: ExecPhase { .awaitingReady }
+    override var dropsMessagesWhileStopping: Bool { false }
 
     // MARK: The typed call
 

@@ -51,7 +51,11 @@ final class RunQueue {
     private func pump() {
         while workerIsReady, !closed, running.count < maxConcurrent, !waiting.isEmpty {
             let next = waiting.removeFirst()
-            running.add(next.order.id, completion: next.completion)
+            guard running.add(next.order.id, completion: next.completion) else {
+                // Run ids are unique (runId/uuid); a second order under one id is never sent.
+                next.completion(.failure(WireError(code: "INVALID_REQUEST", message: "run id \(next.order.id) is already running")))
+                continue
+            }
             send(next.order)
         }
     }

@@ -80,9 +80,13 @@ class WorkerMonitor<Inbound: IPCMessage, Outbound: IPCMessage, Phase: Hashable &
 
     // MARK: Admission
 
+    /// Whether the worker's messages are dropped once the node is stopping (the ExecWorker's
+    /// are not: a run that ends during shutdown is answered with its real outcome).
+    var dropsMessagesWhileStopping: Bool { true }
+
     /// Every message of the worker goes through its menu first.
     private func receive(_ message: Inbound) {
-        guard !context.stopping else { return }
+        guard !context.stopping || !dropsMessagesWhileStopping else { return }
         switch menu.admit(message, in: phase) {
         case let .success(handler): handler(message)
         case let .failure(violation): slot.refuse(violation.description)
