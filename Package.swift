@@ -65,6 +65,7 @@ let package = Package(
             name: "SupervisorCore",
             dependencies: [
                 "OpenClawIPC",
+                "GatewayProtocol",
                 "Confinement",
                 "NodeSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -166,6 +167,8 @@ let package = Package(
         .testTarget(name: "GatewayProtocolTests", dependencies: ["GatewayProtocol", "OpenClawIPC"], swiftSettings: v5),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "Confinement", "NodeSupport",
                                                           .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: v5),
+        .testTarget(name: "NetWorkerCoreTests", dependencies: ["NetWorkerCore", "GatewayProtocol", "OpenClawIPC",
+                                                         .product(name: "Logging", package: "swift-log")], swiftSettings: v5),
         .testTarget(name: "BrowserWorkerCoreTests", dependencies: ["BrowserWorkerCore", "OpenClawIPC"], swiftSettings: v5),
     ]
 )

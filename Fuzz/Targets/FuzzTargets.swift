@@ -161,7 +161,7 @@ enum FuzzTargets {
     /// What the BrowserWorker reads from Chromium: WebSocket frames, and snapshots built from
     /// accessibility trees a page controls.
     static func cdp(_ bytes: [UInt8]) {
-        var decoder = WebSocketFrame.Decoder()
+        var decoder = CDPWebSocketFrame.Decoder()
         decoder.append(bytes)
         var count = 0
         while count < 64, let frame = try? decoder.next() {

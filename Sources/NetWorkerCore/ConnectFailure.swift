@@ -1,3 +1,4 @@
+import GatewayProtocol
 import Glibc
 import NIOCore
 import NIOHTTP1

@@ -1,3 +1,4 @@
+import GatewayProtocol
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -17,7 +18,7 @@ public enum GatewayProbe {
         defer { try? group.syncShutdownGracefully() }
         var report: [String: JSONValue] = ["url": .string(url), "tls": .bool(target.secure), "reachable": .bool(false)]
         do {
-            let context = target.secure ? try GatewayLink.tlsContext(pinned: pin != nil) : nil
+            let context = target.secure ? try GatewayTLS.context(pinned: pin != nil) : nil
             let handshake = group.next().makePromise(of: Void.self)
             let presented = PresentedLeaf()
             let channel = try ClientBootstrap(group: group)
@@ -27,7 +28,7 @@ public enum GatewayProbe {
                         if let context {
                             // The link's own TLS check, recording what the peer presented so a
                             // mismatch can be reported with the actual value.
-                            try channel.pipeline.syncOperations.addHandler(try GatewayLink.tlsHandler(
+                            try channel.pipeline.syncOperations.addHandler(try GatewayTLS.handler(
                                 context, host: target.host, pin: pin) { presented.fingerprint = $0 })
                             try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(done: handshake))
                         } else {
@@ -49,7 +50,7 @@ public enum GatewayProbe {
                         .flatMap { $0.peerCertificate.map { channel.eventLoop.makeSucceededFuture($0) }
                             ?? channel.eventLoop.makeFailedFuture(ChannelError.inappropriateOperationForState) }
                         .wait()
-                    let fingerprint = GatewayLink.fingerprint(der: try certificate.toDERBytes())
+                    let fingerprint = GatewayTLS.fingerprint(der: try certificate.toDERBytes())
                     report["leafSha256"] = .string(fingerprint)
                     report["pinMatched"] = pin.map { .bool($0 == fingerprint) } ?? .null
                 }

@@ -137,11 +137,7 @@ public enum IdentityFile {
     }
 }
 
-public func currentTimeMillis() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec / 1_000_000)
-}
+public func currentTimeMillis() -> Int64 { Int64(Clock.wallMs()) }
 
 public enum Base64URL {
     public static func encode(_ bytes: [UInt8]) -> String {

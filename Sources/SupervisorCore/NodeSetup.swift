@@ -1,4 +1,5 @@
 import FoundationEssentials
+import GatewayProtocol
 import Glibc
 import Logging
 import NodeSupport
@@ -184,13 +185,7 @@ public struct GatewayEndpoint: Equatable, Sendable {
 public enum GatewayURL {
     /// The TCP port of a `ws://host:port` / `wss://host:port` URL.
     public static func port(of url: String) -> UInt16? {
-        let parts = url.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2 else { return nil }
-        let authority = parts[1].prefix { $0 != "/" }
-        guard let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") else {
-            return url.hasPrefix("wss") ? 443 : 80
-        }
-        return UInt16(authority[authority.index(after: colon)...])
+        GatewayTarget(url: url).map { UInt16($0.port) }
     }
 
     public static func hostForURL(_ host: String) -> String {

@@ -150,111 +150,27 @@ final class SnapshotTests: XCTestCase {
     }
 }
 
-final class RouteTableTests: XCTestCase {
-    private func routes() -> BrowserRoutes {
-        BrowserRoutes(service: BrowserService(configuration: BrowserConfiguration(
-            enabled: true, evaluateEnabled: false, defaultProfile: "openclaw", profiles: [], executablePath: nil, headless: nil,
-            noSandbox: false, extraArgs: [], dataDir: "/nonexistent", displayPresent: false)))
-    }
-
-    func testUnknownUnsupportedAndValidationAnswersNeedNoBrowser() {
-        let table = routes()
-        XCTAssertEqual(table.dispatch(method: "GET", path: "/nope", query: [:], body: nil, timeoutMs: 1000).0, 404)
-        XCTAssertEqual(table.dispatch(method: "GET", path: "/nope", query: [:], body: nil, timeoutMs: 1000).1,
-                       .object(["error": .string("Not Found")]))
-        let (status, body) = table.dispatch(method: "POST", path: "/set/credentials", query: [:], body: nil, timeoutMs: 1000)
-        XCTAssertEqual(status, 501)
-        XCTAssertTrue(body["error"]?.stringValue?.hasPrefix("Playwright is not available in this gateway build; 'http credentials' is unsupported.") ?? false)
-        // §5.8 state routes check their input before they need a browser (upstream's texts).
-        for (path, fields, error) in [
-            ("/cookies/set", [:], "cookie is required"), ("/storage/local/set", [:], "key is required"),
-            ("/set/offline", ["offline": JSONValue.string("maybe")], "offline is required"), ("/set/headers", [:], "headers is required"),
-            ("/set/media", ["colorScheme": .string("blue")], "colorScheme must be dark|light|no-preference|none"),
-            ("/set/timezone", [:], "timezoneId is required"), ("/set/locale", ["locale": .string(" ")], "locale is required"),
-        ] as [(String, [String: JSONValue], String)] {
-            XCTAssertEqual(table.dispatch(method: "POST", path: path, query: [:], body: .object(fields), timeoutMs: 1000).0, 400, path)
-            XCTAssertEqual(table.dispatch(method: "POST", path: path, query: [:], body: .object(fields), timeoutMs: 1000).1,
-                           .object(["error": .string(error)]), path)
-        }
-        XCTAssertEqual(table.dispatch(method: "GET", path: "/storage/disk", query: [:], body: nil, timeoutMs: 1000).1,
-                       .object(["error": .string("kind must be local|session")]))
-        XCTAssertThrowsError(try BrowserRoutes.cookieParam(["name": .string("a"), "value": .string("b")])) {
-            XCTAssertEqual(($0 as? BrowserError)?.message, "cookie requires url, or domain+path")
-        }
-        XCTAssertEqual(try BrowserRoutes.cookieParam(["name": .string("a"), "value": .string("b"), "domain": .string("x.test"),
-                                                      "path": .string("/"), "sameSite": .string("Weird"), "secure": .bool(true)]),
-                       .object(["name": .string("a"), "value": .string("b"), "domain": .string("x.test"), "path": .string("/"),
-                                "secure": .bool(true)]))
-        XCTAssertEqual(table.dispatch(method: "POST", path: "/act", query: [:], body: .object([:]), timeoutMs: 1000).1,
-                       .object(["error": .string("kind is required"), "code": .string("ACT_KIND_REQUIRED")]))
-        XCTAssertEqual(table.dispatch(method: "POST", path: "/act", query: [:],
-                                      body: .object(["kind": .string("click"), "selector": .string("#x")]), timeoutMs: 1000).1["code"],
-                       .string("ACT_SELECTOR_UNSUPPORTED"))
-        XCTAssertEqual(table.dispatch(method: "POST", path: "/act", query: [:],
-                                      body: .object(["kind": .string("evaluate"), "fn": .string("1")]), timeoutMs: 1000).0, 403)
-        XCTAssertEqual(table.dispatch(method: "POST", path: "/act", query: [:],
-                                      body: .object(["kind": .string("wait")]), timeoutMs: 1000).1["error"],
-                       .string("wait requires at least one of: timeMs, text, textGone, selector, url, loadState, fn"))
-        XCTAssertEqual(table.dispatch(method: "POST", path: "/act", query: [:],
-                                      body: .object(["kind": .string("click"), "ref": .string("e1"), "modifiers": .array([.string("Hyper")])]),
-                                      timeoutMs: 1000).1["error"], .string("modifiers must be Alt|Control|ControlOrMeta|Meta|Shift"))
-        XCTAssertEqual(table.dispatch(method: "GET", path: "/", query: ["profile": "ghost"], body: nil, timeoutMs: 1000).1,
-                       .object(["error": .string("Profile \"ghost\" not found. Available profiles: openclaw")]))
-        XCTAssertEqual(table.dispatch(method: "DELETE", path: "/tabs/%zz", query: [:], body: nil, timeoutMs: 1000).1,
-                       .object(["error": .string("invalid path parameter encoding: targetId")]))
-        XCTAssertEqual(table.dispatch(method: "POST", path: "/tabs/open", query: [:], body: .object([:]), timeoutMs: 1000).1,
-                       .object(["error": .string("url is required")]))
-        XCTAssertEqual(table.dispatch(method: "POST", path: "/start", query: ["headless": "maybe"], body: nil, timeoutMs: 1000).1,
-                       .object(["error": .string("Invalid headless value. Use \"true\" or \"false\".")]))
-    }
-
-    func testLenientBodyParsing() {
-        let request = RouteRequest(method: "POST", path: "/", query: [:], body: [
-            "a": .string(" yes "), "b": .number(0), "c": .string("7"), "d": .string("  "), "e": .number(3),
-        ], deadline: Deadline(ms: 10))
-        XCTAssertEqual(request.bool("a"), true)
-        XCTAssertEqual(request.bool("b"), false)
-        XCTAssertEqual(request.int("c"), 7)
-        XCTAssertNil(request.string("d"))
-        XCTAssertEqual(request.string("e"), "3")
-    }
-
-    func testLaunchArgumentsFollowTheUpstreamRecipe() {
-        let arguments = ChromiumProcess.arguments(port: 18800, userDataDir: "/s/browser/openclaw/user-data", headless: true,
-                                                  noSandbox: false, extraArgs: ["--lang=de"])
-        XCTAssertEqual(arguments, [
-            "--remote-debugging-port=18800", "--user-data-dir=/s/browser/openclaw/user-data", "--no-first-run",
-            "--no-default-browser-check", "--disable-sync", "--disable-background-networking", "--disable-component-update",
-            "--disable-features=Translate,MediaRouter", "--disable-session-crashed-bubble", "--hide-crash-restore-bubble",
-            "--password-store=basic", "--headless=new", "--disable-gpu", "--disable-dev-shm-usage", "--no-proxy-server",
-            "--lang=de", "about:blank",
-        ])
-        XCTAssertFalse(ChromiumProcess.arguments(port: 1, userDataDir: "/u", headless: false, noSandbox: true,
-                                                 extraArgs: ["--proxy-server=x"]).contains("--no-proxy-server"))
-    }
-}
-
 final class ScreenshotSizeTests: XCTestCase {
     func testSizeFromThePNGHeaderOrTheClip() {
         // 8-byte signature, IHDR length and type, then width 3000 and height 20 (big-endian).
         var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13] + Array("IHDR".utf8)
         png += [0, 0, 0x0B, 0xB8, 0, 0, 0, 20] + [UInt8](repeating: 0, count: 16)
         let base64 = Data(png).base64EncodedString()
-        XCTAssertEqual(BrowserRoutes.imageSize(base64: base64, clip: nil).map { [$0.0, $0.1] }, [3000, 20])
-        XCTAssertTrue(BrowserRoutes.needsNormalizing(base64: base64, width: 3000, height: 20))
-        XCTAssertFalse(BrowserRoutes.needsNormalizing(base64: base64, width: 2000, height: 20))
+        XCTAssertEqual(ScreenshotSize.imageSize(base64: base64, clip: nil).map { [$0.0, $0.1] }, [3000, 20])
+        XCTAssertTrue(ScreenshotSize.needsNormalizing(base64: base64, width: 3000, height: 20))
+        XCTAssertFalse(ScreenshotSize.needsNormalizing(base64: base64, width: 2000, height: 20))
         let clip: JSONValue = .object(["width": .number(800), "height": .number(6000), "scale": .number(0.5)])
-        XCTAssertEqual(BrowserRoutes.imageSize(base64: "", clip: clip).map { [$0.0, $0.1] }, [400, 3000])
-        XCTAssertNil(BrowserRoutes.imageSize(base64: Data([0xFF, 0xD8, 0xFF]).base64EncodedString(), clip: nil))
+        XCTAssertEqual(ScreenshotSize.imageSize(base64: "", clip: clip).map { [$0.0, $0.1] }, [400, 3000])
+        XCTAssertNil(ScreenshotSize.imageSize(base64: Data([0xFF, 0xD8, 0xFF]).base64EncodedString(), clip: nil))
     }
 }
 
 final class WireFormatTests: XCTestCase {
     func testWebSocketFramesRoundTripAcrossChunks() throws {
         let big = [UInt8](repeating: 65, count: 70000)
-        var frames = WebSocketFrame.encode(text: Array("hi".utf8)) + WebSocketFrame.encode(text: big)
-            + WebSocketFrame.encode(opcode: 0x9, payload: [1]) + WebSocketFrame.encode(opcode: 0x8, payload: [])
-        var decoder = WebSocketFrame.Decoder()
+        var frames = CDPWebSocketFrame.encode(text: Array("hi".utf8)) + CDPWebSocketFrame.encode(text: big)
+            + CDPWebSocketFrame.encode(opcode: 0x9, payload: [1]) + CDPWebSocketFrame.encode(opcode: 0x8, payload: [])
+        var decoder = CDPWebSocketFrame.Decoder()
         var messages: [String] = []
         while !frames.isEmpty {
             decoder.append(Array(frames.prefix(1000)))
@@ -271,7 +187,7 @@ final class WireFormatTests: XCTestCase {
     }
 
     func testOversizedFramesAreRefused() {
-        var decoder = WebSocketFrame.Decoder()
+        var decoder = CDPWebSocketFrame.Decoder()
         decoder.append([0x81, 127, 0, 0, 0, 1, 0, 0, 0, 0])
         XCTAssertThrowsError(try decoder.next())
     }

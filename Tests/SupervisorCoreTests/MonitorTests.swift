@@ -173,6 +173,19 @@ final class MonitorTests: XCTestCase {
         XCTAssertEqual(queue.submit(order("d")) { _ in }?.message, "node is shutting down")
     }
 
+    func testRefusalSaysWhatSubmitWouldAnswerWithoutQueueing() {
+        let queue = RunQueue(maxConcurrent: 1, maxQueued: 1, loop: loop)
+        XCTAssertNil(queue.refusal())
+        XCTAssertNil(queue.submit(order("a")) { _ in })
+        XCTAssertNil(queue.refusal())
+        XCTAssertEqual(queue.queuedCount, 1, "asking queues nothing")
+        XCTAssertNil(queue.submit(order("b")) { _ in })
+        XCTAssertEqual(queue.refusal(), queue.submit(order("c")) { _ in })
+        XCTAssertEqual(queue.refusal()?.message, "node is busy: all 1 run slots are in use and 1 runs are queued; retry later")
+        queue.shutdown()
+        XCTAssertEqual(queue.refusal(), WireError(code: "UNAVAILABLE", message: "node is shutting down"))
+    }
+
     func testASecondOrderUnderARunningIdIsAnsweredNotSent() {
         let queue = RunQueue(maxConcurrent: 2, maxQueued: 0, loop: loop)
         var sent: [String] = []

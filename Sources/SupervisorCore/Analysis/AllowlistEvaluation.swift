@@ -58,13 +58,16 @@ public struct AllowlistEvaluation: Equatable, Sendable {
     public var executionArgv: [String]?
     public var allowAlwaysPatterns: [String]?
 
+    /// `probe` answers every file-system question the analysis asks (where a word is found,
+    /// whether it may run, its realpath); by default the real file system.
     public static func evaluate(
         argv: [String], cwd: String?, pathEnv: String, home: String?, allowlist: [String],
-        safeBins: SafeBinPolicy, skillBins: [(name: String, resolvedPath: String)]
+        safeBins: SafeBinPolicy, skillBins: [(name: String, resolvedPath: String)],
+        probe: any FileProbe = SystemFileProbe()
     ) -> AllowlistEvaluation {
         let context = Context(
             cwd: cwd, pathEnv: pathEnv, home: home, allowlist: allowlist, safeBins: safeBins,
-            skillBins: skillBins.map { SkillBin(name: $0.name, resolvedPath: $0.resolvedPath) })
+            skillBins: skillBins.map { SkillBin(name: $0.name, resolvedPath: $0.resolvedPath) }, probe: probe)
         guard !argv.isEmpty else { return .failed("command required") }
         switch ShellWrapper.analyze(argv) {
         case .blocked(let reason): return .failed(reason)
@@ -87,6 +90,7 @@ private struct Context {
     var allowlist: [String]
     var safeBins: SafeBinPolicy
     var skillBins: [SkillBin]
+    var probe: any FileProbe
 
     func evaluatePlain(_ argv: [String]) -> AllowlistEvaluation {
         let inner: [String], wrappers: [DispatchWrapper], env: [EnvAssignment]
@@ -98,7 +102,7 @@ private struct Context {
         var executionArgv: [String]?
         if segment.satisfied {
             if let resolved = segment.resolvedPath {
-                executionArgv = [ExecutableResolver.realpath(resolved) ?? resolved] + inner.dropFirst()
+                executionArgv = [probe.realpath(resolved) ?? resolved] + inner.dropFirst()
             } else {
                 executionArgv = inner  // only the bare "*" pattern satisfies an unresolved command
             }
@@ -110,7 +114,7 @@ private struct Context {
 
     func evaluateShell(_ argv: [String], _ shell: ShellInvocation) -> AllowlistEvaluation {
         // The shell binary runs the payload, so it must be one we trust, not merely named "sh".
-        guard let shellPath = ExecutableResolver.resolve(argv[shell.executableIndex], cwd: cwd, pathEnv: pathEnv),
+        guard let shellPath = ExecutableResolver.resolve(argv[shell.executableIndex], cwd: cwd, pathEnv: pathEnv, probe: probe),
               isTrustedLauncher(shellPath)
         else {
             return .failed("shell \(argv[shell.executableIndex]) is not a trusted executable", shell: shell)
@@ -137,7 +141,7 @@ private struct Context {
             var segment = analyse(argv: words, inner: inner, wrappers: wrappers, env: env, trustedExecutableText: literal)
             // Wrappers inside a payload really run (found on the shell's PATH), so vet them too.
             let wrappersTrusted = wrappers.allSatisfy { wrapper in
-                ExecutableResolver.resolve(words[wrapper.index], cwd: cwd, pathEnv: pathEnv).map(isTrustedLauncher) ?? false
+                ExecutableResolver.resolve(words[wrapper.index], cwd: cwd, pathEnv: pathEnv, probe: probe).map(isTrustedLauncher) ?? false
             }
             if !wrappersTrusted { segment.satisfied = false }
             segments.append(segment)
@@ -167,7 +171,7 @@ private struct Context {
                  trustedExecutableText: Bool) -> AllowlistEvaluation.Segment
     {
         let resolved = trustedExecutableText
-            ? inner.first.flatMap { ExecutableResolver.resolve($0, cwd: cwd, pathEnv: pathEnv) }
+            ? inner.first.flatMap { ExecutableResolver.resolve($0, cwd: cwd, pathEnv: pathEnv, probe: probe) }
             : nil
         let pattern = matchingPattern(resolved)
         let bySafeBin = safeBins.permits(argv: inner, resolvedPath: resolved)

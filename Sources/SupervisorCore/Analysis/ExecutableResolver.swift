@@ -16,19 +16,21 @@ import NodeSupport
 ///   joining, so callers match the allowlist against exactly what was looked up (§5.3).
 /// - Tokens are used byte-for-byte: `"ls "` is not `"ls"` (attack class 6).
 public enum ExecutableResolver {
-    public static func resolve(_ token: String, cwd: String?, pathEnv: String) -> String? {
+    /// `probe` answers the file-system questions (the real file system unless a test says otherwise).
+    public static func resolve(_ token: String, cwd: String?, pathEnv: String,
+                               probe: any FileProbe = SystemFileProbe()) -> String? {
         guard !token.isEmpty else { return nil }
         if token.contains("/") {
             let candidate: String
             if token.hasPrefix("/") {
                 candidate = token
             } else {
-                guard let base = cwd ?? currentDirectory() else { return nil }
+                guard let base = cwd ?? probe.currentDirectory() else { return nil }
                 candidate = join(base, token)
             }
-            return isExecutableFile(candidate) ? candidate : nil
+            return probe.isExecutableFile(candidate) ? candidate : nil
         }
-        return ExecutableSearch.inPath(token, path: pathEnv)
+        return probe.executableInPath(token, path: pathEnv)
     }
 
     /// The canonical absolute path with every symlink resolved, or nil when it does not exist.

@@ -6,6 +6,10 @@ import OpenClawIPC
 /// Where authorised runs go: the Supervisor's ExecWorker dispatcher. (Events travel with the
 /// result, in `InvokeOutput`.)
 public protocol ExecRunner: AnyObject {
+    /// Why `run` would refuse an order now (the node is busy or shutting down), with the error
+    /// `run` would answer; nil when it would accept one. Asked on the same event loop as `run`,
+    /// so a nil answer holds until `run` is called, as long as nothing else runs in between.
+    func refusal() -> WireError?
     /// Queues `order`; nil when accepted (the completion then runs exactly once).
     func run(_ order: RunOrder, completion: @escaping (Result<RunOutcome, WireError>) -> Void) -> WireError?
 }
@@ -76,8 +80,8 @@ public final class SystemRunHandler: CommandHandler {
             return
         }
         guard request.approvedByAsk else { return decide(request, approved: nil, invoke: invoke, completion: completion) }
-        // What needs no file is checked before the file checks, in `authorise`'s order.
-        if let error = request.checkApprovalBinding() ?? Self.environmentError(request) { return fail(error) }
+        // What needs no file is checked before the file checks, in `ExecDecision.decide`'s order.
+        if let error = ExecDecision.requestError(request) { return fail(error) }
         FileChecks.run(as: commandUser, { ApprovedRun.verify(request, pathEnv: pathEnv, defaultCwd: defaultCwd) }, timedOut: { .failure(Self.fileChecksTimedOut) }) { [weak self] verified in
             switch verified {
             case let .success(approved): self?.decide(request, approved: approved, invoke: invoke, completion: completion)
@@ -93,113 +97,78 @@ public final class SystemRunHandler: CommandHandler {
         completion(InvokeOutput(result: .failure(invoke, code: error.code, message: error.message)))
     }
 
-    /// Overrides the env policy refuses, and overrides an approval does not bind.
-    static func environmentError(_ request: SystemRunRequest) -> WireError? {
-        let message = ExecEnvironment.inspect(request.env)?.message
-            ?? (request.approvedByAsk ? ExecEnvironment.inspectApproved(request.env) : nil)
-        return message.map { WireError(code: "INVALID_REQUEST", message: $0) }
-    }
-
-    /// The policy decision and, when it allows the run, the order to the ExecWorker.
+    /// The policy decision and, when it allows the run, the order to the ExecWorker. The
+    /// decision's approvals effects are written once the run queue would take the run and
+    /// before it starts: a refused run leaves `exec-approvals.json` as it was, and a run whose
+    /// allow-always cannot be persisted is denied (as upstream's node host does).
     func decide(_ request: SystemRunRequest, approved: ApprovedRun?, invoke: InvokeRequest,
                 completion: @escaping (InvokeOutput) -> Void) {
         switch authorise(request, approved: approved) {
         case let .failure(error):
             reject(invoke, error, completion: completion)
         case let .success(.denied(reason, message)):
-            logger.notice("system.run denied", metadata: ["runId": "\(request.runId)", "reason": "\(reason)"])
-            metrics?.denied(reason)
-            completion(InvokeOutput(events: [deniedEvent(request, reason: reason)],
-                                    result: .failure(invoke, code: "UNAVAILABLE", message: message)))
-        case let .success(.run(order)):
+            deny(request, reason: reason, message: message, invoke: invoke, completion: completion)
+        case let .success(.run(order, effects)):
+            if let refused = runner.refusal() {
+                return refuse(refused, for: request, invoke: invoke, completion: completion)
+            }
+            guard persist(effects) else {
+                return deny(request, reason: ExecPolicy.Reason.approvalStateWriteFailed,
+                            message: "SYSTEM_RUN_DENIED: approval state could not be persisted",
+                            invoke: invoke, completion: completion)
+            }
             start(order, for: request, invoke: invoke, completion: completion)
         }
     }
 
-    enum Verdict {
-        case run(RunOrder)
-        case denied(reason: String, message: String)
-    }
-
-    /// Validation (`INVALID_REQUEST`) then policy (a denial), then the exact run to order.
-    /// `approved` is what `ApprovedRun.verify` re-derived for a request with an approval.
-    func authorise(_ request: SystemRunRequest, approved: ApprovedRun?) -> Result<Verdict, WireError> {
-        func invalid(_ message: String) -> Result<Verdict, WireError> {
-            .failure(WireError(code: "INVALID_REQUEST", message: message))
-        }
-        if let error = request.checkApprovalBinding() ?? Self.environmentError(request) { return .failure(error) }
+    /// `ExecDecision.decide` on what it needs, read here: the settings, the approvals file and
+    /// the allowlist analysis (which looks at the file system). `approved` is what
+    /// `ApprovedRun.verify` re-derived for a request with an approval.
+    func authorise(_ request: SystemRunRequest, approved: ApprovedRun?) -> Result<ExecDecision.Verdict, WireError> {
         let settings = ExecConfig.from(config, agentId: request.agentId)
         let resolved = approvals.resolve(agentId: request.agentId)
         let evaluation = AllowlistEvaluation.evaluate(
             argv: request.command, cwd: request.cwd ?? defaultCwd, pathEnv: pathEnv, home: home,
             allowlist: resolved.allowlist.map(\.entry.pattern), safeBins: settings.safeBinPolicy, skillBins: []
         )
-        // `env NAME=VALUE cmd`, at the top or inside a shell payload, is an env override too.
-        var assignments: [String] = []
-        if case let .plain(_, _, top) = DispatchWrappers.unwrap(request.command) { assignments += top.map(\.key) }
-        assignments += evaluation.segments.flatMap { $0.envAssignments.map(\.key) }
-        if let message = ExecEnvironment.inspectAssignments(Array(Set(assignments)).sorted()) {
-            return invalid(message)
-        }
-        var security = min(settings.security ?? resolved.security, resolved.security)
-        var ask = max(settings.ask ?? resolved.ask, resolved.ask)
-        if request.askFallback {
-            security = min(security, resolved.askFallback)
-            ask = .off
-        }
-
-        if request.approvedByAsk, approved == nil { return invalid("systemRunPlan invalid") }
-        // Explicit, so the command runs where the analysis resolved its words.
-        let cwd = approved?.cwd ?? request.cwd ?? defaultCwd
-
-        let inlineEval = InlineEval.detect(request.command)
-        let decision = ExecPolicy.decide(ExecPolicy.Input(
-            security: security, ask: ask, approvedByAsk: request.approvedByAsk,
-            analysisOk: evaluation.analysisOk, allowlistSatisfied: evaluation.allowlistSatisfied,
-            needsScreenRecording: request.needsScreenRecording, inlineEval: inlineEval,
-            strictInlineEval: settings.strictInlineEval
+        return ExecDecision.decide(ExecDecision.Input(
+            request: request, approved: approved, settings: settings, approvals: resolved, evaluation: evaluation,
+            defaultCwd: defaultCwd, environment: environment, now: clock(), newId: newId()
         ))
-        if case let .deny(reason, message) = decision { return .success(.denied(reason: reason, message: message)) }
+    }
 
-        // What exactly runs: the approved plan, the planned argv the allowlist matched, or the
-        // request as sent under `full`.
-        var argv = request.command
-        if security == .allowlist, !request.approvedByAsk {
-            guard let planned = evaluation.executionArgv else {
-                return .success(.denied(reason: ExecPolicy.Reason.executionPlanMiss, message: "SYSTEM_RUN_DENIED: execution plan mismatch"))
-            }
-            argv = planned
-        }
-
-        let now = clock()
-        if request.approvalDecision == .allowAlways, security == .allowlist, evaluation.analysisOk,
-           let patterns = evaluation.allowAlwaysPatterns, !(settings.strictInlineEval && inlineEval != nil) {
+    /// Writes the approvals effects in order. False when allow-always could not be persisted:
+    /// the run must then not start. A use that cannot be stamped is only logged.
+    func persist(_ effects: [ApprovalsEffect]) -> Bool {
+        for effect in effects {
             do {
-                try approvals.addAllowAlways(agentId: request.agentId ?? "main", patterns: patterns, now: now)
+                try effect.apply(to: approvals)
             } catch {
-                logger.error("cannot persist allow-always", metadata: ["error": "\(error)"])
-                return .success(.denied(reason: ExecPolicy.Reason.approvalStateWriteFailed,
-                                        message: "SYSTEM_RUN_DENIED: approval state could not be persisted"))
-            }
-        }
-        if security == .allowlist {
-            for segment in evaluation.segments {
-                guard let pattern = segment.matchedPattern,
-                      let owner = resolved.allowlist.first(where: { $0.entry.pattern == pattern }) else { continue }
-                do {
-                    try approvals.recordUse(agentKey: owner.agentKey, id: owner.entry.id, pattern: pattern, command: request.commandText,
-                                            resolvedPath: segment.resolvedPath, now: now)
-                } catch {
+                switch effect {
+                case .allowAlways:
+                    logger.error("cannot persist allow-always", metadata: ["error": "\(error)"])
+                    return false
+                case .recordUse:
                     logger.warning("cannot record allowlist use", metadata: ["error": "\(error)"])
                 }
             }
         }
+        return true
+    }
 
-        let env = environment.childEnvironment(overrides: request.env, shellWrapper: ShellWrapper.detect(request.command) != nil)
-        return .success(.run(RunOrder(
-            id: request.runId + "/" + newId(), argv: argv, cwd: cwd, env: env, timeoutMs: request.timeoutMs,
-            maxOutputBytes: Self.outputCap, expectCwd: approved?.cwdIdentity, expectOperand: approved?.operand
-        )))
+    func deny(_ request: SystemRunRequest, reason: String, message: String, invoke: InvokeRequest,
+              completion: (InvokeOutput) -> Void) {
+        logger.notice("system.run denied", metadata: ["runId": "\(request.runId)", "reason": "\(reason)"])
+        metrics?.denied(reason)
+        completion(InvokeOutput(events: [deniedEvent(request, reason: reason)],
+                                result: .failure(invoke, code: "UNAVAILABLE", message: message)))
+    }
+
+    /// The run queue does not take the run (the node is busy or shutting down).
+    func refuse(_ refused: WireError, for request: SystemRunRequest, invoke: InvokeRequest,
+                completion: (InvokeOutput) -> Void) {
+        logger.warning("system.run refused", metadata: ["runId": "\(request.runId)", "reason": "\(refused.message)"])
+        completion(InvokeOutput(result: .failure(invoke, code: refused.code, message: refused.message)))
     }
 
     // MARK: Running
@@ -217,11 +186,8 @@ public final class SystemRunHandler: CommandHandler {
                 self.logFinished(outcome, for: request)
             }
         }
-        if let refused {
-            logger.warning("system.run refused", metadata: ["runId": "\(request.runId)", "reason": "\(refused.message)"])
-            completion(InvokeOutput(result: .failure(invoke, code: refused.code, message: refused.message)))
-            return
-        }
+        // `decide` asked `refusal()` just before, on this loop: this refusal is only a safety net.
+        if let refused { return refuse(refused, for: request, invoke: invoke, completion: completion) }
         // The audit trail a node operator reads: what runs (the exact argv handed to execve,
         // invisible characters escaped by the log writer), for whom, where.
         logger.info("system.run", metadata: [

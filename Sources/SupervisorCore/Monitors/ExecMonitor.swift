@@ -46,6 +46,12 @@ final class ExecMonitor: WorkerMonitor<ExecToSupervisor, SupervisorToExec, ExecP
         return runs.submit(order, completion: completion)
     }
 
+    /// Why `run` would refuse an order now; nil when it would accept one.
+    func refusal() -> WireError? {
+        context.loop.preconditionInEventLoop()
+        return runs.refusal()
+    }
+
     // MARK: Menu handlers
 
     private func ready(_ hello: WorkerHello) {

@@ -27,8 +27,8 @@ final class RunQueue {
     var runningCount: Int { running.count }
     var queuedCount: Int { waiting.count }
 
-    /// Accepts a run, or says why not.
-    func submit(_ order: RunOrder, completion: @escaping Completion) -> WireError? {
+    /// Why `submit` would refuse a run now; nil when it would accept one.
+    func refusal() -> WireError? {
         if closed {
             return WireError(code: "UNAVAILABLE", message: "node is shutting down")
         }
@@ -38,6 +38,12 @@ final class RunQueue {
                 message: "node is busy: all \(maxConcurrent) run slots are in use and \(maxQueued) runs are queued; retry later"
             )
         }
+        return nil
+    }
+
+    /// Accepts a run, or says why not.
+    func submit(_ order: RunOrder, completion: @escaping Completion) -> WireError? {
+        if let refusal = refusal() { return refusal }
         waiting.append((order, completion))
         pump()
         return nil

@@ -1,12 +1,6 @@
 import Glibc
 import OpenClawIPC
 
-/// Why an approval cannot bind to what the request names (an `INVALID_REQUEST` message).
-public struct ApprovalDenial: Error, Equatable {
-    public var message: String
-    init(_ message: String) { self.message = message }
-}
-
 /// A cwd an approval may bind to: an existing directory reached without symlinks, whose
 /// identity (device, inode) is the same however it is looked up (§3.5 approval hardening).
 public enum CanonicalDirectory {
@@ -54,23 +48,5 @@ public enum CanonicalDirectory {
             }
         }
         return false
-    }
-}
-
-/// Replaces argv[0] by the realpath of the executable it names, when nothing (shell,
-/// dispatch wrapper) stands between the approval and the program that runs.
-enum ExecutablePin {
-    static func pin(_ argv: [String], cwd: String?, pathEnv: String) -> Result<[String], ApprovalDenial> {
-        guard ShellWrapper.detect(argv) == nil, case let .plain(inner, wrappers, _) = DispatchWrappers.unwrap(argv),
-              wrappers.isEmpty, inner == argv else {
-            return .success(argv)
-        }
-        guard let found = ExecutableResolver.resolve(argv[0], cwd: cwd, pathEnv: pathEnv),
-              let real = ExecutableResolver.realpath(found) else {
-            return .failure(ApprovalDenial("SYSTEM_RUN_DENIED: approval requires a stable executable path"))
-        }
-        var pinned = argv
-        pinned[0] = real
-        return .success(pinned)
     }
 }

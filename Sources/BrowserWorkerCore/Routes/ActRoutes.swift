@@ -1,13 +1,14 @@
 import Glibc
+import NodeSupport
 import OpenClawIPC
 
 /// `POST /act` over raw CDP (`browser.md` §5.4, §5.5, §7): the upstream request fields,
-/// response shapes and error strings, with Input/DOM/Runtime calls instead of Playwright.
+/// response shapes and error strings, with Input/DOM/Runtime calls instead of Playwright; and
+/// `POST /highlight` and `POST /hooks/dialog`, which act on a ref or a tab the same way.
 extension BrowserRoutes {
     static let actKinds: Set<String> = [
         "click", "type", "press", "hover", "scrollIntoView", "drag", "select", "fill", "resize", "wait", "evaluate", "close",
     ]
-    static let modifierBits = ["Alt": 1, "Control": 2, "ControlOrMeta": 2, "Meta": 4, "Shift": 8]
     static let evaluateDocs = "\nDocs: /gateway/configuration#browser-openclaw-managed-browser"
 
     static func invalid(_ message: String) -> BrowserError {
@@ -30,17 +31,17 @@ extension BrowserRoutes {
                                status: 400, extra: ["code": .string("ACT_SELECTOR_UNSUPPORTED")])
         }
         try validate(kind, request)
-        let (profile, tab, connection, session) = try page(request)
+        let (profile, tab, page) = try targetPage(request)
         let interaction = Deadline(ms: min(min(max(request.int("timeoutMs") ?? 8000, 500), 60000), request.deadline.remaining))
         let long = Deadline(ms: min(min(max(request.int("timeoutMs") ?? 20000, 500), 120_000), request.deadline.remaining))
         var body: [String: JSONValue] = ["ok": .bool(true), "targetId": .string(tab.targetId)]
-        func box(_ ref: String, _ deadline: Deadline) throws(BrowserError) -> Box {
-            try elementBox(profile, tab.targetId, connection, session, ref: ref, deadline: deadline)
+        func box(_ ref: String, _ deadline: Deadline) throws(BrowserError) -> ElementBox {
+            try page.elementBox(node: backendNode(profile, tab.targetId, ref: ref), ref: ref, deadline: deadline)
         }
         func element(_ ref: String, _ deadline: Deadline) throws(BrowserError) -> String {
-            try objectId(connection, session, node: backendNode(profile, tab.targetId, ref: ref), deadline: deadline)
+            try page.objectId(node: backendNode(profile, tab.targetId, ref: ref), deadline: deadline)
         }
-        let input = InputDriver(connection: connection, session: session)
+        let input = InputDriver(page: page)
 
         switch kind {
         case "click":
@@ -62,7 +63,7 @@ extension BrowserRoutes {
                     usleep(75_000)
                 }
             } else {
-                try fillText(connection, session, objectId: element(ref, interaction), text: text, input: input, deadline: interaction)
+                try page.fillText(objectId: element(ref, interaction), text: text, deadline: interaction)
             }
             if request.bool("submit") == true { try input.press("Enter", deadline: interaction) }
         case "press":
@@ -77,8 +78,8 @@ extension BrowserRoutes {
             try input.drag(from: start, to: end, deadline: interaction)
         case "select":
             let values = (request.body["values"]?.arrayValue ?? []).compactMap { $0.stringValue ?? $0.intValue.map { String($0) } }
-            let result = try callFunction(connection, session, objectId: element(request.string("ref")!, interaction), Self.selectScript,
-                                          arguments: [.array(values.map(JSONValue.string))], deadline: interaction)
+            let result = try page.callFunction(objectId: element(request.string("ref")!, interaction), Self.selectScript,
+                                               arguments: [.array(values.map(JSONValue.string))], deadline: interaction)
             if result == .bool(false) { throw BrowserError("no option matches \(values)", status: 400) }
         case "fill":
             for field in request.body["fields"]?.arrayValue ?? [] {
@@ -87,8 +88,7 @@ extension BrowserRoutes {
                 let object = try element(ref, interaction)
                 if type == "checkbox" || type == "radio" {
                     let checked = RouteRequest.bool(field["value"]) ?? true
-                    _ = try callFunction(connection, session, objectId: object, Self.checkScript, arguments: [.bool(checked)],
-                                         deadline: interaction)
+                    _ = try page.callFunction(objectId: object, Self.checkScript, arguments: [.bool(checked)], deadline: interaction)
                 } else {
                     let value: String
                     switch field["value"] {
@@ -97,26 +97,26 @@ extension BrowserRoutes {
                     case let .bool(flag)?: value = String(flag)
                     default: value = ""
                     }
-                    try fillText(connection, session, objectId: object, text: value, input: input, deadline: interaction)
+                    try page.fillText(objectId: object, text: value, deadline: interaction)
                 }
             }
         case "resize":
             let width = request.int("width")!, height = request.int("height")!
-            try connection.call("Emulation.setDeviceMetricsOverride", ["width": .number(Double(width)), "height": .number(Double(height)),
-                                                                       "deviceScaleFactor": .number(1), "mobile": .bool(false)],
-                                session: session, timeoutMs: interaction.remaining)
+            try page.call("Emulation.setDeviceMetricsOverride", ["width": .number(Double(width)), "height": .number(Double(height)),
+                                                                 "deviceScaleFactor": .number(1), "mobile": .bool(false)],
+                          timeoutMs: interaction.remaining)
             body["url"] = .string(service.currentURL(profile, tab.targetId, deadline: interaction))
         case "wait":
-            try wait(request, connection, session, deadline: long)
+            try wait(request, page, deadline: long)
         case "evaluate":
             let source = request.rawString("fn") ?? ""
             let value: JSONValue
             if let ref = request.string("ref") {
-                value = try callFunction(connection, session, objectId: element(ref, long),
-                                         "async function(el) { const f = (\(source)); return typeof f === 'function' ? await f(el) : f; }",
-                                         arguments: [], passSelf: true, deadline: long)
+                value = try page.callFunction(objectId: element(ref, long),
+                                              "async function(el) { const f = (\(source)); return typeof f === 'function' ? await f(el) : f; }",
+                                              arguments: [], passSelf: true, deadline: long)
             } else {
-                value = try evaluateSource(connection, session, source, deadline: long)
+                value = try page.evaluateSource(source, deadline: long)
             }
             body["result"] = value
             body["url"] = .string(service.currentURL(profile, tab.targetId, deadline: long))
@@ -185,7 +185,7 @@ extension BrowserRoutes {
         guard let list = request.body["modifiers"]?.arrayValue else { return 0 }
         var bits = 0
         for entry in list {
-            guard let name = entry.stringValue, let bit = modifierBits[name] else {
+            guard let name = entry.stringValue, let bit = InputDriver.modifierBits[name] else {
                 throw invalid("modifiers must be Alt|Control|ControlOrMeta|Meta|Shift")
             }
             bits |= bit
@@ -195,14 +195,6 @@ extension BrowserRoutes {
 
     // MARK: Page scripts
 
-    static let clearScript = """
-        function() {
-          this.focus();
-          if (this.isContentEditable) { this.textContent = ''; }
-          else if ('value' in this) { this.value = ''; }
-          this.dispatchEvent(new Event('input', {bubbles: true}));
-        }
-        """
     static let selectScript = """
         function(values) {
           if (!(this instanceof HTMLSelectElement)) throw new Error('element is not a <select>');
@@ -227,41 +219,7 @@ extension BrowserRoutes {
         }
         """
 
-    /// Replaces an input's value with `text` (fill semantics), as typed input.
-    func fillText(_ connection: CDPConnection, _ session: String, objectId: String, text: String, input: InputDriver,
-                  deadline: Deadline) throws(BrowserError) {
-        _ = try callFunction(connection, session, objectId: objectId, Self.clearScript, arguments: [], deadline: deadline)
-        if !text.isEmpty {
-            try connection.call("Input.insertText", ["text": .string(text)], session: session, timeoutMs: deadline.remaining)
-        }
-        _ = try callFunction(connection, session, objectId: objectId,
-                             "function() { this.dispatchEvent(new Event('change', {bubbles: true})); }", arguments: [], deadline: deadline)
-    }
-
-    /// `Runtime.callFunctionOn` with `this` = the element (and optionally as first argument).
-    func callFunction(_ connection: CDPConnection, _ session: String, objectId: String, _ declaration: String, arguments: [JSONValue],
-                      passSelf: Bool = false, deadline: Deadline) throws(BrowserError) -> JSONValue {
-        var callArguments: [JSONValue] = arguments.map { .object(["value": $0]) }
-        if passSelf { callArguments.insert(.object(["objectId": .string(objectId)]), at: 0) }
-        let result = try connection.call("Runtime.callFunctionOn", [
-            "objectId": .string(objectId), "functionDeclaration": .string(declaration), "arguments": .array(callArguments),
-            "returnByValue": .bool(true), "awaitPromise": .bool(true),
-        ], session: session, timeoutMs: max(deadline.remaining, 1))
-        if let exception = result["exceptionDetails"] { throw BrowserError(Self.exceptionText(exception), status: 500) }
-        return result["result"]?["value"] ?? .null
-    }
-
-    /// `fn` as a function (called), an expression, or [newer] a statement body.
-    func evaluateSource(_ connection: CDPConnection, _ session: String, _ source: String, deadline: Deadline) throws(BrowserError) -> JSONValue {
-        let asExpression = "(async () => { const f = (\(source)\n); return typeof f === 'function' ? await f() : f; })()"
-        do {
-            return try evaluate(connection, session, asExpression, deadline: deadline)
-        } catch where error.message.hasPrefix("SyntaxError") {
-            return try evaluate(connection, session, "(async () => {\n\(source)\n})()", deadline: deadline)
-        }
-    }
-
-    func wait(_ request: RouteRequest, _ connection: CDPConnection, _ session: String, deadline: Deadline) throws(BrowserError) {
+    func wait(_ request: RouteRequest, _ page: PageSession, deadline: Deadline) throws(BrowserError) {
         if let time = request.int("timeMs") { usleep(useconds_t(min(max(time, 0), 30000)) * 1000) }
         var conditions: [(String, String)] = []
         func literal(_ text: String) -> String { Snapshot.jsonString(text) }
@@ -287,113 +245,40 @@ extension BrowserRoutes {
         }
         for (label, expression) in conditions {
             while true {
-                if try evaluate(connection, session, expression, deadline: deadline) == .bool(true) { break }
+                if try page.evaluate(expression, deadline: deadline) == .bool(true) { break }
                 guard deadline.remaining > 150 else { throw BrowserError("wait for \(label) timed out", status: 408) }
                 usleep(150_000)
             }
         }
     }
-}
 
-/// Mouse and keyboard through `Input.dispatch*Event` on one tab.
-struct InputDriver {
-    let connection: CDPConnection
-    let session: String
+    // MARK: Highlight and dialogs
 
-    func mouse(_ type: String, _ point: (Double, Double), button: String = "none", count: Int = 0, modifiers: Int = 0,
-               deadline: Deadline) throws(BrowserError) {
-        try connection.call("Input.dispatchMouseEvent", [
-            "type": .string(type), "x": .number(point.0), "y": .number(point.1), "button": .string(button),
-            "clickCount": .number(Double(count)), "modifiers": .number(Double(modifiers)),
-        ], session: session, timeoutMs: max(deadline.remaining, 1))
+    /// `POST /hooks/dialog`: how to answer the tab's next alert, confirm or prompt (within
+    /// `timeoutMs`, default 2 minutes); the answer is given from the dialog's CDP event.
+    func armDialog(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        guard let accept = request.bool("accept") else { throw BrowserError("accept is required", status: 400) }
+        let (_, tab, _) = try targetPage(request)
+        let window = UInt64(min(max(request.int("timeoutMs") ?? 120_000, 1), 600_000))
+        let answer = BrowserService.DialogAnswer(accept: accept, promptText: request.rawString("promptText"),
+                                                 untilMs: NodeSupport.Clock.monotonicMs() + window)
+        service.dialogAnswers.withLock { $0[tab.targetId] = answer }
+        return .object(["ok": .bool(true)])
     }
 
-    func move(_ point: (Double, Double), deadline: Deadline) throws(BrowserError) {
-        try mouse("mouseMoved", point, deadline: deadline)
-    }
-
-    func click(_ point: (Double, Double), button: String = "left", count: Int = 1, modifiers: Int = 0, deadline: Deadline) throws(BrowserError) {
-        try move(point, deadline: deadline)
-        for click in 1...count {
-            try mouse("mousePressed", point, button: button, count: click, modifiers: modifiers, deadline: deadline)
-            try mouse("mouseReleased", point, button: button, count: click, modifiers: modifiers, deadline: deadline)
-        }
-    }
-
-    func drag(from start: (Double, Double), to end: (Double, Double), deadline: Deadline) throws(BrowserError) {
-        try move(start, deadline: deadline)
-        try mouse("mousePressed", start, button: "left", count: 1, deadline: deadline)
-        for step in 1...5 {
-            let fraction = Double(step) / 5
-            try mouse("mouseMoved", (start.0 + (end.0 - start.0) * fraction, start.1 + (end.1 - start.1) * fraction), button: "left",
-                      deadline: deadline)
-        }
-        try mouse("mouseReleased", end, button: "left", count: 1, deadline: deadline)
-    }
-
-    /// Key names with their DOM code and Windows virtual key code.
-    static let namedKeys: [String: (code: String, keyCode: Int, text: String?)] = [
-        "Enter": ("Enter", 13, "\r"), "Tab": ("Tab", 9, "\t"), "Escape": ("Escape", 27, nil), "Backspace": ("Backspace", 8, nil),
-        "Delete": ("Delete", 46, nil), "ArrowUp": ("ArrowUp", 38, nil), "ArrowDown": ("ArrowDown", 40, nil),
-        "ArrowLeft": ("ArrowLeft", 37, nil), "ArrowRight": ("ArrowRight", 39, nil), "Home": ("Home", 36, nil), "End": ("End", 35, nil),
-        "PageUp": ("PageUp", 33, nil), "PageDown": ("PageDown", 34, nil), "Space": ("Space", 32, " "), " ": ("Space", 32, " "),
-        "Shift": ("ShiftLeft", 16, nil), "Control": ("ControlLeft", 17, nil), "Alt": ("AltLeft", 18, nil), "Meta": ("MetaLeft", 91, nil),
-    ]
-    /// [newer] aliases, per `+`-separated part, case-insensitive.
-    static let aliases = ["esc": "Escape", "return": "Enter", "del": "Delete", "ctrl": "Control", "cmd": "Meta",
-                          "controlormeta": "Control", "space": "Space"]
-
-    static func canonical(_ part: String) -> String {
-        if let alias = aliases[part.lowercased()] { return alias }
-        if let named = namedKeys.keys.first(where: { $0.lowercased() == part.lowercased() }) { return named }
-        return part
-    }
-
-    static func describe(_ key: String) -> (key: String, code: String, keyCode: Int, text: String?) {
-        if let named = namedKeys[key] { return (key == "Space" ? " " : key, named.code, named.keyCode, named.text) }
-        if key.count == 1, let scalar = key.unicodeScalars.first {
-            let upper = key.uppercased()
-            if scalar.properties.isAlphabetic, scalar.isASCII { return (key, "Key\(upper)", Int(upper.unicodeScalars.first!.value), key) }
-            if ("0"..."9").contains(key) { return (key, "Digit\(key)", Int(scalar.value), key) }
-            return (key, "", 0, key)
-        }
-        return (key, key, 0, nil)
-    }
-
-    func key(_ type: String, _ key: String, modifiers: Int, withText: Bool, deadline: Deadline) throws(BrowserError) {
-        let info = Self.describe(key)
-        var parameters: [String: JSONValue] = [
-            "type": .string(type), "key": .string(info.key), "code": .string(info.code),
-            "windowsVirtualKeyCode": .number(Double(info.keyCode)), "modifiers": .number(Double(modifiers)),
-        ]
-        if withText, let text = info.text, modifiers & ~8 == 0 {
-            parameters["text"] = .string(text)
-            parameters["unmodifiedText"] = .string(text)
-        }
-        try connection.call("Input.dispatchKeyEvent", parameters, session: session, timeoutMs: max(deadline.remaining, 1))
-    }
-
-    /// Presses a combination like `Control+a` (modifiers held, then the key, then released).
-    func press(_ combination: String, holdMs: Int = 0, deadline: Deadline) throws(BrowserError) {
-        let parts = combination.split(separator: "+", omittingEmptySubsequences: false).map { Self.canonical(String($0)) }
-        let keys = parts.isEmpty ? [combination] : parts
-        var modifiers = 0
-        for modifier in keys.dropLast() {
-            try key("rawKeyDown", modifier, modifiers: modifiers, withText: false, deadline: deadline)
-            modifiers |= BrowserRoutes.modifierBits[modifier] ?? 0
-        }
-        let main = keys.last ?? combination
-        try key("keyDown", main, modifiers: modifiers, withText: true, deadline: deadline)
-        if holdMs > 0 { usleep(useconds_t(min(holdMs, 5000)) * 1000) }
-        try key("keyUp", main, modifiers: modifiers, withText: false, deadline: deadline)
-        for modifier in keys.dropLast().reversed() {
-            modifiers &= ~(BrowserRoutes.modifierBits[modifier] ?? 0)
-            try key("keyUp", modifier, modifiers: modifiers, withText: false, deadline: deadline)
-        }
-    }
-
-    func typeCharacter(_ character: String, deadline: Deadline) throws(BrowserError) {
-        try key("keyDown", character, modifiers: 0, withText: true, deadline: deadline)
-        try key("keyUp", character, modifiers: 0, withText: false, deadline: deadline)
+    /// `POST /highlight`: outlines the ref's element for about two seconds.
+    func highlight(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        guard let ref = request.string("ref") else { throw BrowserError("ref is required", status: 400) }
+        let (profile, tab, page) = try targetPage(request)
+        let node = try backendNode(profile, tab.targetId, ref: ref)
+        let object = try page.objectId(node: node, deadline: request.deadline)
+        try page.call("Runtime.callFunctionOn", [
+            "objectId": .string(object),
+            "functionDeclaration": .string("""
+                function() { const el = this; const before = el.style.outline;
+                  el.style.outline = "3px solid #FF4500"; setTimeout(() => { el.style.outline = before; }, 2000); }
+                """),
+        ], timeoutMs: request.deadline.remaining)
+        return .object(["ok": .bool(true), "targetId": .string(tab.targetId)])
     }
 }

@@ -1,0 +1,527 @@
+import GatewayProtocol
+import Logging
+import OpenClawIPC
+
+/// The gateway link's protocol as a plain state machine: events in, actions out. No sockets,
+/// no timers, no clocks of its own (in the style of swift-nio's upgrader state machines):
+/// `GatewayLink` is the NIO shell that performs the actions and feeds back what happened.
+///
+/// A connection is named by its attempt number; the shell maps attempts to channels. What
+/// the machine owns: the handshake (challenge → signature from the Supervisor → connect →
+/// hello), a deadline per phase of an attempt, pairing pauses and backoff, the v3→v2
+/// signature retry, the tick watchdog's verdict, the invoke bound, and the outbox of results
+/// produced while the link is down.
+struct LinkMachine {
+    /// Where the link is.
+    enum State: Equatable {
+        /// No configuration yet.
+        case idle
+        /// Waiting to reconnect.
+        case waiting
+        /// Opening a transport (TCP, TLS, the WebSocket upgrade).
+        case connecting(attempt: Int)
+        case awaitingChallenge(attempt: Int)
+        case awaitingSignature(attempt: Int, nonce: String, signedAt: Int64, requestId: String)
+        case awaitingHello(attempt: Int, connectId: String)
+        case linked(attempt: Int)
+        case stopped
+
+        /// The attempt whose WebSocket is open (after the upgrade), if any.
+        var openAttempt: Int? {
+            switch self {
+            case let .awaitingChallenge(attempt), let .awaitingSignature(attempt, _, _, _), let .awaitingHello(attempt, _),
+                 let .linked(attempt):
+                return attempt
+            default:
+                return nil
+            }
+        }
+    }
+
+    /// A step of one connection attempt. Each has a deadline, so no peer (a proxy, a half-dead
+    /// gateway, a NAT that dropped the flow) can hold the node in an attempt forever: a
+    /// stalled attempt is abandoned and the next one follows the usual backoff.
+    enum AttemptPhase: String, Equatable {
+        case tcpConnect = "TCP connect"
+        case tlsHandshake = "TLS handshake"
+        case httpUpgrade = "WebSocket upgrade"
+        /// Upstream: 15 s, then close 1008 `connect challenge timeout`.
+        case challenge = "connect.challenge"
+        /// The Supervisor's signature (local, but still bounded).
+        case signature = "connect signature"
+        /// Upstream's request timeout for `connect`: 30 s.
+        case hello = "hello-ok"
+
+        /// The default deadline in milliseconds, capped by the configured handshake budget.
+        func timeoutMs(cap: Int?) -> Int {
+            guard let cap, self != .hello, self != .signature else { return defaultTimeoutMs }
+            return min(defaultTimeoutMs, cap)
+        }
+
+        var defaultTimeoutMs: Int {
+            switch self {
+            case .tcpConnect, .tlsHandshake, .httpUpgrade, .signature: return 10_000
+            case .challenge: return 15_000
+            case .hello: return 30_000
+            }
+        }
+    }
+
+    /// A phase deadline the shell arms; it comes back as `.deadlinePassed` when it fires.
+    enum Deadline: Equatable {
+        /// Before the WebSocket is open: the attempt is abandoned.
+        case opening(AttemptPhase, attempt: Int, timeoutMs: Int)
+        /// After it: the connection is closed with `code`.
+        case handshake(AttemptPhase, attempt: Int, timeoutMs: Int, code: UInt16, reason: String)
+
+        var timeoutMs: Int {
+            switch self {
+            case let .opening(_, _, timeoutMs), let .handshake(_, _, timeoutMs, _, _): return timeoutMs
+            }
+        }
+    }
+
+    /// What happened, as the shell tells it.
+    enum Event {
+        case configure(NetConfiguration)
+        case reconnectDue
+        /// The attempt's transport reached `phase` (TCP connected, TLS done).
+        case transportReached(AttemptPhase, attempt: Int)
+        /// The WebSocket upgrade completed.
+        case upgraded(attempt: Int)
+        /// The attempt failed before its WebSocket was open (the sentence is reported apart).
+        case attemptFailed(attempt: Int)
+        /// One failed attempt, as one sentence for the log and the Supervisor.
+        case failureObserved(ConnectFailure, target: GatewayTarget)
+        case text(String, attempt: Int)
+        case closed(attempt: Int)
+        case deadlinePassed(Deadline)
+        case watchdogTick(attempt: Int)
+        case droppedReportDue
+        case signed(SignReply)
+        case invokeResult(InvokeResult)
+        case nodeEvent(NodeEvent)
+        case shutdown
+    }
+
+    /// What the shell must do, in order.
+    enum Action: Equatable {
+        /// Open a transport for `attempt` (TCP, TLS with the pin, the WebSocket upgrade).
+        case open(attempt: Int, target: GatewayTarget, pin: String?, handshakeTimeoutMs: Int?)
+        case armDeadline(Deadline)
+        case cancelDeadline
+        /// Write a gateway frame on `attempt`'s WebSocket.
+        case send(JSONValue, attempt: Int)
+        /// Write a close frame, then close the socket.
+        case close(attempt: Int, code: UInt16, reason: String)
+        /// Close the socket at once (a stalled opening attempt).
+        case abandon(attempt: Int)
+        case scheduleReconnect(afterMs: Int)
+        case cancelReconnect
+        case startWatchdog(attempt: Int, intervalMs: Int)
+        case stopWatchdog
+        case scheduleDroppedReport(afterMs: Int)
+        case toSupervisor(NetToSupervisor)
+        /// The shutdown goodbye: close 1000 on `attempt` (nil: nothing open), then exit.
+        case goodbye(attempt: Int?)
+    }
+
+    static let preHelloMaxBytes = 64 * 1024
+    /// How soon the node asks again while its pairing waits for an operator, so an approval
+    /// takes effect within seconds (the gateway's `retryAfterMs` wins when it sends one).
+    static let pairingRetryMs = 2000
+    static let outboxLimit = 256
+    private static let unreadableLogLimit = 10
+
+    private(set) var state: State = .idle
+    private(set) var configuration: NetConfiguration?
+    private(set) var attempt = 0
+    private var backoff = ReconnectBackoff()
+    private(set) var signatureVersion: SignatureVersion = .v3
+    private var nextRetryAfterMs: Int?
+    private var reconnectPending = false
+    private var deadlineArmed = false
+    private var watchdogRunning = false
+    private(set) var tickIntervalMs = 30_000
+    private var lastInboundMs: Int64 = 0
+    /// Invokes forwarded to the Supervisor and not yet answered. A count, not a set of ids:
+    /// the Supervisor answers each forwarded invoke once, duplicate ids included, and counts
+    /// the same way (its NetMonitor kills a worker that goes past `IPCLimits.maxInFlight`).
+    private(set) var invokesInFlight = 0
+    /// The gateway's name for this node, from the last invoke (answers to unreadable ones).
+    private var lastNodeId: String?
+    private var droppedFrames = 0
+    private var unreadableWindowStartMs: Int64 = 0
+    private var unreadableLogged = 0
+    private var unreadableSuppressed = 0
+    /// Results and events produced while the link was down, sent after the next hello.
+    private(set) var outbox: [JSONValue] = []
+
+    private let logger: Logger
+    /// Milliseconds on a monotonic clock (silence, log windows).
+    private let monotonicMs: () -> Int64
+    /// Milliseconds since the epoch (`signedAt`).
+    private let wallMs: () -> Int64
+    private let newId: () -> String
+
+    init(logger: Logger, monotonicMs: @escaping () -> Int64, wallMs: @escaping () -> Int64, newId: @escaping () -> String) {
+        self.logger = logger
+        self.monotonicMs = monotonicMs
+        self.wallMs = wallMs
+        self.newId = newId
+    }
+
+    /// Feeds one event; returns what to do.
+    mutating func handle(_ event: Event) -> [Action] {
+        var actions: [Action] = []
+        switch event {
+        case let .configure(configuration):
+            let first = self.configuration == nil
+            self.configuration = configuration
+            if first {
+                connect(&actions)
+            } else {
+                // New credentials: start over with them at once.
+                dropConnection(code: 1000, reason: "reconfigured", retryIn: 0, &actions)
+            }
+        case .reconnectDue:
+            reconnectPending = false
+            if state == .waiting { connect(&actions) }
+        case let .transportReached(phase, attempt):
+            guard state == .connecting(attempt: attempt) else { break }
+            arm(.opening(phase, attempt: attempt, timeoutMs: phase.timeoutMs(cap: configuration?.handshakeTimeoutMs)), &actions)
+        case let .upgraded(attempt):
+            // Already adopted by its first frame (see `.text`), or a stale attempt.
+            if state == .connecting(attempt: attempt) {
+                opened(attempt, &actions)
+            } else if state.openAttempt != attempt {
+                actions.append(.abandon(attempt: attempt))
+            }
+        case let .attemptFailed(attempt):
+            guard state == .connecting(attempt: attempt) else { break }
+            scheduleReconnect(&actions)
+        case let .failureObserved(failure, target):
+            report(failure, target: target, &actions)
+        case let .text(text, attempt):
+            received(text, attempt: attempt, &actions)
+        case let .closed(attempt):
+            guard state.openAttempt == attempt else { break }
+            leaveConnection(&actions)
+            actions.append(.toSupervisor(.linkState(LinkState(phase: .disconnected, detail: "connection closed"))))
+            scheduleReconnect(&actions)
+        case let .deadlinePassed(deadline):
+            deadlinePassed(deadline, &actions)
+        case let .watchdogTick(attempt):
+            guard state == .linked(attempt: attempt) else { break }
+            let silentMs = monotonicMs() - lastInboundMs
+            if silentMs > Int64(2 * tickIntervalMs) {
+                logger.warning("no frame from the gateway for \(silentMs) ms; reconnecting")
+                dropConnection(code: 4000, reason: "tick timeout", &actions)
+            }
+        case .droppedReportDue:
+            if droppedFrames > 0 {
+                actions.append(.toSupervisor(.framesDropped(FramesDropped(count: droppedFrames))))
+                droppedFrames = 0
+            }
+        case let .signed(reply):
+            signed(reply, &actions)
+        case let .invokeResult(result):
+            invokesInFlight = max(0, invokesInFlight - 1)
+            sendOrQueue(GatewayFrames.invokeResult(id: newId(), result), &actions)
+        case let .nodeEvent(event):
+            sendOrQueue(GatewayFrames.nodeEvent(id: newId(), event), &actions)
+        case .shutdown:
+            let open = state.openAttempt
+            state = .stopped
+            if reconnectPending {
+                reconnectPending = false
+                actions.append(.cancelReconnect)
+            }
+            actions.append(.goodbye(attempt: open))
+        }
+        return actions
+    }
+
+    // MARK: Connecting
+
+    private mutating func connect(_ actions: inout [Action]) {
+        guard let configuration, let target = GatewayTarget(url: configuration.url) else {
+            logger.error("unusable gateway url")
+            return
+        }
+        attempt += 1
+        state = .connecting(attempt: attempt)
+        actions.append(.toSupervisor(.linkState(LinkState(phase: .connecting, detail: configuration.url))))
+        actions.append(.open(attempt: attempt, target: target, pin: configuration.tlsFingerprint,
+                             handshakeTimeoutMs: configuration.handshakeTimeoutMs))
+    }
+
+    /// Logs a failed attempt as one sentence and tells the Supervisor (status, doctor, install).
+    private func report(_ failure: ConnectFailure, target: GatewayTarget, _ actions: inout [Action]) {
+        let sentence = failure.sentence(for: target)
+        logger.warning("\(sentence)", metadata: ["url": "\(configuration?.url ?? "-")"])
+        actions.append(.toSupervisor(.linkState(LinkState(phase: .disconnected, detail: sentence))))
+    }
+
+    private mutating func opened(_ attempt: Int, _ actions: inout [Action]) {
+        state = .awaitingChallenge(attempt: attempt)
+        lastInboundMs = monotonicMs()
+        arm(.handshake(.challenge, attempt: attempt, timeoutMs: AttemptPhase.challenge.timeoutMs(cap: configuration?.handshakeTimeoutMs),
+                       code: 1008, reason: "connect challenge timeout"), &actions)
+    }
+
+    private mutating func arm(_ deadline: Deadline, _ actions: inout [Action]) {
+        deadlineArmed = true
+        actions.append(.armDeadline(deadline))
+    }
+
+    private mutating func disarm(_ actions: inout [Action]) {
+        guard deadlineArmed else { return }
+        deadlineArmed = false
+        actions.append(.cancelDeadline)
+    }
+
+    private mutating func deadlinePassed(_ deadline: Deadline, _ actions: inout [Action]) {
+        switch deadline {
+        case let .opening(phase, attempt, timeoutMs):
+            guard state == .connecting(attempt: attempt) else { return }
+            deadlineArmed = false
+            logger.info("gateway connect attempt stalled; retrying", metadata: [
+                "phase": "\(phase.rawValue)", "timeoutMs": .typed(timeoutMs),
+            ])
+            if let target = configuration.flatMap({ GatewayTarget(url: $0.url) }) {
+                report(.timedOut(phase: phase.rawValue, milliseconds: timeoutMs), target: target, &actions)
+            }
+            state = .waiting
+            actions.append(.abandon(attempt: attempt))
+            scheduleReconnect(&actions)
+        case let .handshake(phase, attempt, timeoutMs, code, reason):
+            guard state.openAttempt == attempt, state != .linked(attempt: attempt) else { return }
+            deadlineArmed = false
+            logger.warning("gateway handshake stalled; retrying", metadata: [
+                "phase": "\(phase.rawValue)", "timeoutMs": .typed(timeoutMs),
+            ])
+            dropConnection(code: code, reason: reason, &actions)
+        }
+    }
+
+    // MARK: Inbound
+
+    private mutating func received(_ text: String, attempt: Int, _ actions: inout [Action]) {
+        // The gateway may send its challenge before the upgrade completes: the first frame on
+        // the attempt in progress adopts the connection.
+        if state == .connecting(attempt: attempt) { opened(attempt, &actions) }
+        guard state.openAttempt == attempt else { return }
+        lastInboundMs = monotonicMs()
+        let linked = state == .linked(attempt: attempt)
+        if !linked, text.utf8.count > Self.preHelloMaxBytes {
+            logger.warning("gateway sent an oversized frame before hello; closing")
+            dropConnection(code: 1009, reason: "preauth payload too large", &actions)
+            return
+        }
+        let frame: JSONValue
+        do {
+            frame = try JSONValue.parse(Array(text.utf8))
+        } catch {
+            return unreadable(text, reason: error.description, &actions)
+        }
+        guard case .object = frame, let type = frame["type"]?.stringValue else {
+            return unreadable(text, reason: "not a JSON object with a type", &actions)
+        }
+        switch (type, state) {
+        case ("event", .awaitingChallenge):
+            guard frame["event"]?.stringValue == "connect.challenge" else { return }
+            guard let nonce = frame["payload"]?["nonce"]?.stringValue?.trimmingSpaces(), !nonce.isEmpty else {
+                dropConnection(code: 1008, reason: "connect challenge missing nonce", &actions)
+                return
+            }
+            let requestId = newId()
+            let signedAt = wallMs()
+            state = .awaitingSignature(attempt: attempt, nonce: nonce, signedAt: signedAt, requestId: requestId)
+            arm(.handshake(.signature, attempt: attempt, timeoutMs: AttemptPhase.signature.timeoutMs(cap: configuration?.handshakeTimeoutMs),
+                           code: 1008, reason: "connect failed"), &actions)
+            actions.append(.toSupervisor(.signRequest(SignRequest(requestId: requestId, nonce: nonce, signedAt: signedAt,
+                                                                   version: signatureVersion))))
+        case let ("res", .awaitingHello(_, connectId)):
+            guard frame["id"]?.stringValue == connectId else { return }
+            if frame["ok"]?.boolValue == true {
+                hello(frame["payload"], attempt: attempt, &actions)
+            } else {
+                refused(frame["error"], &actions)
+            }
+        case ("event", .linked):
+            linkedEvent(frame, &actions)
+        default:
+            break  // responses to our node.invoke.result / node.event are best-effort
+        }
+    }
+
+    private mutating func signed(_ reply: SignReply, _ actions: inout [Action]) {
+        guard case let .awaitingSignature(attempt, nonce, signedAt, requestId) = state, reply.requestId == requestId,
+              let configuration else { return }
+        guard let signature = reply.signature, let auth = reply.auth else {
+            logger.error("supervisor refused to sign the connect payload", metadata: ["error": "\(reply.error ?? "-")"])
+            dropConnection(code: 1008, reason: "connect failed", &actions)
+            return
+        }
+        let connectId = newId()
+        let frame = GatewayFrames.connect(id: connectId, configuration: configuration, auth: auth, signature: signature,
+                                          signedAt: signedAt, nonce: nonce)
+        state = .awaitingHello(attempt: attempt, connectId: connectId)
+        arm(.handshake(.hello, attempt: attempt, timeoutMs: AttemptPhase.hello.timeoutMs(cap: configuration.handshakeTimeoutMs),
+                       code: 1008, reason: "connect failed"), &actions)
+        actions.append(.send(frame, attempt: attempt))
+    }
+
+    private mutating func hello(_ payload: JSONValue?, attempt: Int, _ actions: inout [Action]) {
+        let policy = payload?["policy"]
+        tickIntervalMs = min(max(1, (policy?["tickIntervalMs"]?.numberValue ?? 30_000).saturatingInt), 3_600_000)
+        let auth = payload?["auth"]
+        let summary = HelloSummary(
+            protocol: payload?["protocol"]?.intValue ?? 3,
+            deviceToken: auth?["deviceToken"]?.stringValue,
+            role: auth?["role"]?.stringValue,
+            scopes: auth?["scopes"]?.arrayValue?.compactMap(\.stringValue),
+            tickIntervalMs: tickIntervalMs,
+            serverVersion: payload?["server"]?["version"]?.stringValue
+        )
+        disarm(&actions)
+        state = .linked(attempt: attempt)
+        backoff.reset()
+        signatureVersion = .v3
+        nextRetryAfterMs = nil
+        actions.append(.toSupervisor(.helloOk(summary)))
+        actions.append(.toSupervisor(.linkState(LinkState(phase: .connected, detail: configuration?.url))))
+        watchdogRunning = true
+        actions.append(.startWatchdog(attempt: attempt, intervalMs: max(tickIntervalMs, 1000)))
+        let pending = outbox
+        outbox.removeAll()
+        for frame in pending { actions.append(.send(frame, attempt: attempt)) }
+    }
+
+    private mutating func refused(_ error: JSONValue?, _ actions: inout [Action]) {
+        let rejection = GatewayFrames.rejection(from: error)
+        if rejection.detail == "DEVICE_AUTH_SIGNATURE_INVALID", signatureVersion == .v3 {
+            logger.info("gateway rejected the v3 signature; retrying once with v2")
+            signatureVersion = .v2
+            nextRetryAfterMs = 0
+        } else {
+            signatureVersion = .v3
+            nextRetryAfterMs = rejection.retryAfterMs
+        }
+        if rejection.isPairingRequired {
+            actions.append(.toSupervisor(.linkState(LinkState(phase: .pairingPending, detail: rejection.requestId))))
+            // An approval takes effect on the next connect: ask again soon, at a steady pace.
+            nextRetryAfterMs = rejection.retryAfterMs ?? Self.pairingRetryMs
+            backoff.reset()
+        }
+        actions.append(.toSupervisor(.connectRejected(rejection)))
+        dropConnection(code: 1000, reason: "connect rejected", &actions)
+    }
+
+    private mutating func linkedEvent(_ frame: JSONValue, _ actions: inout [Action]) {
+        switch frame["event"]?.stringValue {
+        case "node.invoke.request":
+            let request: InvokeRequest
+            switch GatewayFrames.invokeRequest(from: frame["payload"]) {
+            case let .success(parsed): request = parsed
+            case let .failure(rejection):
+                logger.warning("malformed node.invoke.request", metadata: ["id": "\(rejection.id ?? "-")", "reason": "\(rejection.message)"])
+                countDropped(&actions)
+                if let id = rejection.id { answerInvalid(id: id, nodeId: rejection.nodeId, message: rejection.message, &actions) }
+                return
+            }
+            lastNodeId = request.nodeId
+            if invokesInFlight >= IPCLimits.maxInFlight {
+                let busy = InvokeResult(id: request.id, nodeId: request.nodeId, ok: false, payloadJSON: nil,
+                                        error: WireError(code: "UNAVAILABLE", message: "node is busy: too many invokes in flight"))
+                sendOrQueue(GatewayFrames.invokeResult(id: newId(), busy), &actions)
+                return
+            }
+            invokesInFlight += 1
+            actions.append(.toSupervisor(.invoke(request)))
+        case "shutdown":
+            logger.info("gateway is shutting down; will reconnect")
+        default:
+            break
+        }
+    }
+
+    /// A frame that cannot be read is logged (size and a prefix, rate-limited) and counted; an
+    /// invoke whose id can still be read from the text gets an `INVALID_REQUEST` result.
+    private mutating func unreadable(_ text: String, reason: String, _ actions: inout [Action]) {
+        countDropped(&actions)
+        let now = monotonicMs()
+        if now - unreadableWindowStartMs > 60_000 {
+            if unreadableSuppressed > 0 {
+                logger.warning("suppressed \(unreadableSuppressed) more unreadable gateway frames in the last minute")
+            }
+            unreadableWindowStartMs = now
+            unreadableLogged = 0
+            unreadableSuppressed = 0
+        }
+        if unreadableLogged < Self.unreadableLogLimit {
+            unreadableLogged += 1
+            logger.warning("gateway sent a frame that cannot be read; ignoring it", metadata: [
+                "bytes": .typed(text.utf8.count), "reason": "\(reason)", "prefix": "\(String(text.prefix(120)))",
+            ])
+        } else {
+            unreadableSuppressed += 1
+        }
+        guard case .linked = state, let (id, nodeId) = GatewayFrames.unreadableInvoke(text) else { return }
+        answerInvalid(id: id, nodeId: nodeId, message: "INVALID_REQUEST: invoke frame is not valid JSON (\(reason))", &actions)
+    }
+
+    private mutating func answerInvalid(id: String, nodeId: String?, message: String, _ actions: inout [Action]) {
+        let node = nodeId ?? lastNodeId ?? configuration?.deviceId ?? ""
+        let result = InvokeResult(id: id, nodeId: node, ok: false, payloadJSON: nil,
+                                  error: WireError(code: "INVALID_REQUEST", message: message))
+        sendOrQueue(GatewayFrames.invokeResult(id: newId(), result), &actions)
+    }
+
+    /// Dropped frames reach the Supervisor's metrics in batches (at most one message a second).
+    private mutating func countDropped(_ actions: inout [Action]) {
+        droppedFrames += 1
+        if droppedFrames == 1 { actions.append(.scheduleDroppedReport(afterMs: 1000)) }
+    }
+
+    // MARK: Outbound and teardown
+
+    private mutating func sendOrQueue(_ frame: JSONValue, _ actions: inout [Action]) {
+        if case let .linked(attempt) = state {
+            actions.append(.send(frame, attempt: attempt))
+        } else if outbox.count < Self.outboxLimit {
+            outbox.append(frame)
+        } else {
+            logger.warning("gateway link down and outbox full; dropping a result")
+        }
+    }
+
+    /// Sends a close frame with `code`, closes the socket, and schedules the next attempt.
+    private mutating func dropConnection(code: UInt16, reason: String, retryIn: Int? = nil, _ actions: inout [Action]) {
+        let open = state.openAttempt
+        leaveConnection(&actions)
+        if let open { actions.append(.close(attempt: open, code: code, reason: reason)) }
+        if let retryIn { nextRetryAfterMs = retryIn }
+        scheduleReconnect(&actions)
+    }
+
+    private mutating func leaveConnection(_ actions: inout [Action]) {
+        disarm(&actions)
+        if watchdogRunning {
+            watchdogRunning = false
+            actions.append(.stopWatchdog)
+        }
+        if state == .stopped { return }
+        state = .waiting
+    }
+
+    private mutating func scheduleReconnect(_ actions: inout [Action]) {
+        if case .connecting = state { state = .waiting }
+        guard state == .waiting, !reconnectPending else { return }
+        let delay = backoff.next(retryAfterMs: nextRetryAfterMs)
+        nextRetryAfterMs = nil
+        reconnectPending = true
+        actions.append(.scheduleReconnect(afterMs: delay))
+    }
+}

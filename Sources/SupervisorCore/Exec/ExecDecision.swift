@@ -1,0 +1,124 @@
+import OpenClawIPC
+
+/// The decision for one `system.run` (node-host.md §3.5), as a pure function of what the
+/// handler has already resolved: validation (`INVALID_REQUEST`), then policy (a denial), then
+/// the exact run to order together with the approvals writes that go with it.
+///
+/// Guarantees:
+/// - `decide` reads no file, writes nothing, asks no clock: the same input gives the same
+///   verdict. The files were probed before (`AllowlistEvaluation`, `ApprovedRun.verify`), and
+///   the writes are returned as `ApprovalsEffect`s for the caller to apply once the run is
+///   accepted.
+/// - Checks fail in this order: the approval binding, the env overrides, the env assignments
+///   in the command, an approval without a verified run, the policy (`ExecPolicy`), the
+///   execution plan.
+/// - What runs is the approved plan's argv, the planned argv the allowlist matched, or, under
+///   `full`, the request's argv; always in the cwd the analysis resolved its words in.
+enum ExecDecision {
+    struct Input {
+        var request: SystemRunRequest
+        /// What `ApprovedRun.verify` re-derived for a request with an approval; nil otherwise.
+        var approved: ApprovedRun?
+        /// `openclaw.json`'s `tools.exec` settings for the request's agent.
+        var settings: ExecConfig
+        /// `exec-approvals.json`'s policy for the request's agent.
+        var approvals: ResolvedExecApprovals
+        /// The allowlist analysis of `request.command` against `approvals.allowlist`, in
+        /// `request.cwd ?? defaultCwd`.
+        var evaluation: AllowlistEvaluation
+        /// Where a command without a cwd runs.
+        var defaultCwd: String
+        var environment: ExecEnvironment
+        /// Milliseconds since the epoch, stamped by the approvals effects.
+        var now: Int64
+        /// A fresh id: the order's id is `runId/newId`.
+        var newId: String
+    }
+
+    enum Verdict: Equatable {
+        /// Run `order` once `effects` are written, in their order.
+        case run(RunOrder, effects: [ApprovalsEffect])
+        /// `reason` goes into `exec.denied` and the denial metric; `message` is the
+        /// `UNAVAILABLE` error text.
+        case denied(reason: String, message: String)
+    }
+
+    /// The verdict, or the `INVALID_REQUEST` error of a request that cannot be decided.
+    static func decide(_ input: Input) -> Result<Verdict, WireError> {
+        func invalid(_ message: String) -> Result<Verdict, WireError> {
+            .failure(WireError(code: "INVALID_REQUEST", message: message))
+        }
+        let (request, settings, resolved, evaluation) = (input.request, input.settings, input.approvals, input.evaluation)
+        if let error = requestError(request) { return .failure(error) }
+        // `env NAME=VALUE cmd`, at the top or inside a shell payload, is an env override too.
+        var assignments: [String] = []
+        if case let .plain(_, _, top) = DispatchWrappers.unwrap(request.command) { assignments += top.map(\.key) }
+        assignments += evaluation.segments.flatMap { $0.envAssignments.map(\.key) }
+        if let message = ExecEnvironment.inspectAssignments(Array(Set(assignments)).sorted()) {
+            return invalid(message)
+        }
+        var security = min(settings.security ?? resolved.security, resolved.security)
+        var ask = max(settings.ask ?? resolved.ask, resolved.ask)
+        if request.askFallback {
+            security = min(security, resolved.askFallback)
+            ask = .off
+        }
+
+        if request.approvedByAsk, input.approved == nil { return invalid("systemRunPlan invalid") }
+        // Explicit, so the command runs where the analysis resolved its words.
+        let cwd = input.approved?.cwd ?? request.cwd ?? input.defaultCwd
+
+        let inlineEval = InlineEval.detect(request.command)
+        let decision = ExecPolicy.decide(ExecPolicy.Input(
+            security: security, ask: ask, approvedByAsk: request.approvedByAsk,
+            analysisOk: evaluation.analysisOk, allowlistSatisfied: evaluation.allowlistSatisfied,
+            needsScreenRecording: request.needsScreenRecording, inlineEval: inlineEval,
+            strictInlineEval: settings.strictInlineEval
+        ))
+        if case let .deny(reason, message) = decision { return .success(.denied(reason: reason, message: message)) }
+
+        // What exactly runs: the approved plan, the planned argv the allowlist matched, or the
+        // request as sent under `full`.
+        var argv = request.command
+        if security == .allowlist, !request.approvedByAsk {
+            guard let planned = evaluation.executionArgv else {
+                return .success(.denied(reason: ExecPolicy.Reason.executionPlanMiss, message: "SYSTEM_RUN_DENIED: execution plan mismatch"))
+            }
+            argv = planned
+        }
+
+        var effects: [ApprovalsEffect] = []
+        if request.approvalDecision == .allowAlways, security == .allowlist, evaluation.analysisOk,
+           let patterns = evaluation.allowAlwaysPatterns, !(settings.strictInlineEval && inlineEval != nil) {
+            effects.append(.allowAlways(agentId: request.agentId ?? "main", patterns: patterns, now: input.now))
+        }
+        if security == .allowlist {
+            for segment in evaluation.segments {
+                guard let pattern = segment.matchedPattern,
+                      let owner = resolved.allowlist.first(where: { $0.entry.pattern == pattern }) else { continue }
+                effects.append(.recordUse(agentKey: owner.agentKey, id: owner.entry.id, pattern: pattern,
+                                          command: request.commandText, resolvedPath: segment.resolvedPath, now: input.now))
+            }
+        }
+
+        let env = input.environment.childEnvironment(overrides: request.env, shellWrapper: ShellWrapper.detect(request.command) != nil)
+        let order = RunOrder(
+            id: request.runId + "/" + input.newId, argv: argv, cwd: cwd, env: env, timeoutMs: request.timeoutMs,
+            maxOutputBytes: SystemRunHandler.outputCap, expectCwd: input.approved?.cwdIdentity, expectOperand: input.approved?.operand
+        )
+        return .success(.run(order, effects: effects))
+    }
+
+    /// What is wrong with a request before any file is looked at: an approval that does not
+    /// bind it, or env overrides that are refused.
+    static func requestError(_ request: SystemRunRequest) -> WireError? {
+        request.checkApprovalBinding() ?? environmentError(request)
+    }
+
+    /// Overrides the env policy refuses, and overrides an approval does not bind.
+    static func environmentError(_ request: SystemRunRequest) -> WireError? {
+        let message = ExecEnvironment.inspect(request.env)?.message
+            ?? (request.approvedByAsk ? ExecEnvironment.inspectApproved(request.env) : nil)
+        return message.map { WireError(code: "INVALID_REQUEST", message: $0) }
+    }
+}

@@ -1,0 +1,182 @@
+import OpenClawIPC
+import XCTest
+
+@testable import SupervisorCore
+
+/// A file system given as a table, so an allowlist analysis runs without touching the disk.
+/// None of these paths exists on a test machine: a real probe would resolve nothing.
+struct TableFileProbe: FileProbe {
+    /// Regular files this process may execute (a symlink to one counts, as `stat` follows it).
+    var executables: Set<String>
+    /// Symlinks and what `realpath` resolves them to.
+    var links: [String: String] = [:]
+    var workingDirectory: String? = "/"
+
+    func isExecutableFile(_ path: String) -> Bool {
+        executables.contains(path)
+    }
+
+    func executableInPath(_ name: String, path: String) -> String? {
+        for directory in path.split(separator: ":", omittingEmptySubsequences: true) where directory.hasPrefix("/") {
+            let candidate = directory.hasSuffix("/") ? "\(directory)\(name)" : "\(directory)/\(name)"
+            if isExecutableFile(candidate) { return candidate }
+        }
+        return nil
+    }
+
+    func realpath(_ path: String) -> String? {
+        links[path] ?? (executables.contains(path) ? path : nil)
+    }
+
+    func currentDirectory() -> String? {
+        workingDirectory
+    }
+}
+
+/// `ExecDecision.decide`: the verdict and the approvals effects of one `system.run`, from
+/// inputs already resolved. The store exists only to show that deciding writes nothing.
+final class ExecDecisionTests: TempDirTestCase {
+    let pathEnv = "/opt/bin:/opt/tools"
+    let defaultCwd = "/srv/work"
+    let now: Int64 = 1_700_000_000_000
+    /// `/opt/bin/deploy` is a symlink to `/opt/tools/deploy`.
+    let probe = TableFileProbe(executables: ["/opt/bin/deploy", "/opt/tools/deploy", "/opt/tools/report"],
+                               links: ["/opt/bin/deploy": "/opt/tools/deploy"])
+    var environment: ExecEnvironment {
+        ExecEnvironment(nodeEnvironment: ["HOME": "/home/node", "SECRET": "kept out"], pathEnv: pathEnv)
+    }
+    /// What a child gets with no overrides: the allow-listed node variables only.
+    var childEnv: [String: String] { ["PATH": pathEnv, "HOME": "/home/node"] }
+
+    func request(_ command: [String], _ params: [String: JSONValue] = [:]) throws -> SystemRunRequest {
+        var params = params
+        params["command"] = .array(command.map(JSONValue.string))
+        return try SystemRunRequest.parse(params, newRunId: { "run-1" }).get()
+    }
+
+    /// Params of an approved request carrying the plan that binds it (no agent or session).
+    func approval(_ command: [String], decision: String, cwd: String? = nil) -> [String: JSONValue] {
+        var plan: [String: JSONValue] = ["argv": .array(command.map(JSONValue.string)),
+                                         "commandText": .string(ExecCommandText.format(command))]
+        var params: [String: JSONValue] = ["approvalDecision": .string(decision)]
+        if let cwd {
+            plan["cwd"] = .string(cwd)
+            params["cwd"] = .string(cwd)
+        }
+        params["systemRunPlan"] = .object(plan)
+        return params
+    }
+
+    func decide(_ request: SystemRunRequest, approved: ApprovedRun? = nil, security: ExecSecurity = .allowlist,
+                ask: ExecAsk = .off, allowlist: [String] = [], settings: ExecConfig = ExecConfig()) -> Result<ExecDecision.Verdict, WireError> {
+        let entries = allowlist.enumerated().map {
+            ResolvedAllowlistEntry(agentKey: "main", entry: AllowlistEntry(id: "entry-\($0.offset + 1)", pattern: $0.element))
+        }
+        let approvals = ResolvedExecApprovals(agentKey: "main", security: security, ask: ask, askFallback: .deny,
+                                              autoAllowSkills: false, allowlist: entries)
+        let evaluation = AllowlistEvaluation.evaluate(
+            argv: request.command, cwd: request.cwd ?? defaultCwd, pathEnv: pathEnv, home: "/home/node",
+            allowlist: allowlist, safeBins: settings.safeBinPolicy, skillBins: [], probe: probe)
+        return ExecDecision.decide(ExecDecision.Input(
+            request: request, approved: approved, settings: settings, approvals: approvals, evaluation: evaluation,
+            defaultCwd: defaultCwd, environment: environment, now: now, newId: "n-1"))
+    }
+
+    func order(_ argv: [String], cwd: String? = nil, expectCwd: FileIdentity? = nil) -> RunOrder {
+        RunOrder(id: "run-1/n-1", argv: argv, cwd: cwd ?? defaultCwd, env: childEnv, timeoutMs: nil,
+                 maxOutputBytes: 200_000, expectCwd: expectCwd)
+    }
+
+    // MARK: Denials
+
+    func testSecurityDenyIsDeniedWithItsReasonAndMessage() throws {
+        XCTAssertEqual(decide(try request(["deploy"]), security: .deny, allowlist: ["/opt/bin/deploy"]),
+                       .success(.denied(reason: "security=deny", message: "SYSTEM_RUN_DISABLED: security=deny")))
+    }
+
+    func testTheStricterOfConfigAndApprovalsFileApplies() throws {
+        XCTAssertEqual(decide(try request(["deploy"]), security: .full, settings: ExecConfig(security: .deny)),
+                       .success(.denied(reason: "security=deny", message: "SYSTEM_RUN_DISABLED: security=deny")))
+    }
+
+    func testAllowlistMissIsDenied() throws {
+        XCTAssertEqual(decide(try request(["deploy"]), allowlist: ["/opt/tools/report"]),
+                       .success(.denied(reason: "allowlist-miss", message: "SYSTEM_RUN_DENIED: allowlist miss")))
+    }
+
+    func testAMissUnderOnMissAsksForApproval() throws {
+        XCTAssertEqual(decide(try request(["deploy"]), ask: .onMiss),
+                       .success(.denied(reason: "approval-required", message: "SYSTEM_RUN_DENIED: approval required")))
+    }
+
+    // MARK: Validation, before any policy
+
+    func testABlockedEnvOverrideIsAnInvalidRequestEvenWhereSecurityDenies() throws {
+        let sent = try request(["deploy"], ["env": .object(["LD_PRELOAD": .string("/tmp/x.so")])])
+        XCTAssertEqual(decide(sent, security: .deny),
+                       .failure(WireError(code: "INVALID_REQUEST",
+                                          message: "SYSTEM_RUN_DENIED: environment override rejected (blocked override keys: LD_PRELOAD)")))
+    }
+
+    func testABlockedEnvAssignmentInTheCommandIsAnInvalidRequest() throws {
+        XCTAssertEqual(decide(try request(["env", "LD_PRELOAD=/tmp/x.so", "deploy"]), security: .full),
+                       .failure(WireError(code: "INVALID_REQUEST",
+                                          message: "SYSTEM_RUN_DENIED: command env assignment rejected (blocked env assignment keys: LD_PRELOAD)")))
+    }
+
+    func testAnApprovalWithoutAVerifiedRunIsAnInvalidPlan() throws {
+        let approved = try request(["/opt/tools/deploy"], approval(["/opt/tools/deploy"], decision: "allow-once"))
+        XCTAssertEqual(decide(approved, approved: nil),
+                       .failure(WireError(code: "INVALID_REQUEST", message: "systemRunPlan invalid")))
+    }
+
+    func testAnApprovalWithoutAPlanIsAnInvalidPlan() throws {
+        let approved = try request(["/opt/tools/deploy"], ["approved": .bool(true)])
+        XCTAssertEqual(decide(approved, approved: ApprovedRun(cwd: nil, cwdIdentity: nil, operand: nil)),
+                       .failure(WireError(code: "INVALID_REQUEST", message: "systemRunPlan invalid")))
+    }
+
+    // MARK: What runs
+
+    func testAnAllowlistHitRunsThePlannedArgvAndStampsTheEntry() throws {
+        XCTAssertEqual(decide(try request(["deploy", "--now"]), allowlist: ["/opt/bin/deploy"]), .success(.run(
+            order(["/opt/tools/deploy", "--now"]),
+            effects: [.recordUse(agentKey: "main", id: "entry-1", pattern: "/opt/bin/deploy", command: "deploy --now",
+                                 resolvedPath: "/opt/bin/deploy", now: now)])))
+    }
+
+    func testFullSecurityRunsTheRequestsArgvAsSent() throws {
+        XCTAssertEqual(decide(try request(["deploy", "--now"]), security: .full, allowlist: ["/opt/bin/deploy"]),
+                       .success(.run(order(["deploy", "--now"]), effects: [])))
+    }
+
+    func testAnApprovedRunRunsInTheVerifiedCwdWithItsIdentity() throws {
+        let identity = FileIdentity(device: 1, inode: 2)
+        let approved = try request(["/opt/tools/deploy"], approval(["/opt/tools/deploy"], decision: "allow-once", cwd: "/srv/approved"))
+        XCTAssertEqual(decide(approved, approved: ApprovedRun(cwd: "/srv/approved", cwdIdentity: identity, operand: nil), ask: .onMiss),
+                       .success(.run(order(["/opt/tools/deploy"], cwd: "/srv/approved", expectCwd: identity), effects: [])))
+    }
+
+    // MARK: Approvals effects
+
+    func testAllowAlwaysIsAnEffectWrittenOnlyWhenApplied() throws {
+        let approved = try request(["/opt/tools/deploy"], approval(["/opt/tools/deploy"], decision: "allow-always"))
+        let verdict = decide(approved, approved: ApprovedRun(cwd: nil, cwdIdentity: nil, operand: nil), ask: .onMiss)
+        let effect = ApprovalsEffect.allowAlways(agentId: "main", patterns: ["/opt/tools/deploy"], now: now)
+        XCTAssertEqual(verdict, .success(.run(order(["/opt/tools/deploy"]), effects: [effect])))
+
+        let store = makeStore()
+        XCTAssertFalse(try store.readSnapshot().exists, "deciding wrote nothing")
+        try effect.apply(to: store)
+        let entry = try XCTUnwrap(try store.readSnapshot().file.agents?["main"]?.allowlist?.first)
+        XCTAssertEqual(entry.pattern, "/opt/tools/deploy")
+        XCTAssertEqual(entry.source, "allow-always")
+        XCTAssertEqual(entry.lastUsedAt, now)
+    }
+
+    func testAllowAlwaysIsNotPersistedUnderFullSecurity() throws {
+        let approved = try request(["/opt/tools/deploy"], approval(["/opt/tools/deploy"], decision: "allow-always"))
+        XCTAssertEqual(decide(approved, approved: ApprovedRun(cwd: nil, cwdIdentity: nil, operand: nil), security: .full),
+                       .success(.run(order(["/opt/tools/deploy"]), effects: [])))
+    }
+}
