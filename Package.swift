@@ -98,7 +98,7 @@ let package = Package(
         ),
         // The gateway protocol's frames as plain functions (no sockets): what the NetWorker
         // writes and how it reads what the gateway sends.
-        .target(name: "GatewayProtocol", dependencies: ["OpenClawIPC"], swiftSettings: v5),
+        .target(name: "GatewayProtocol", dependencies: ["OpenClawIPC", "NodeSupport"], swiftSettings: v5),
         // NetWorker: gateway link, unprivileged.
         .target(
             name: "NetWorkerCore",
@@ -167,6 +167,10 @@ let package = Package(
         .testTarget(name: "GatewayProtocolTests", dependencies: ["GatewayProtocol", "OpenClawIPC"], swiftSettings: v5),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "Confinement", "NodeSupport",
                                                           .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: v5),
+        .testTarget(name: "NodeSupportTests", dependencies: ["NodeSupport", .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: v5),
+        .testTarget(name: "ConfinementTests", dependencies: ["Confinement", "OpenClawIPC"], swiftSettings: v5),
+        .testTarget(name: "ExecWorkerCoreTests", dependencies: ["ExecWorkerCore", "NodeSupport", "OpenClawIPC"], swiftSettings: v5),
         .testTarget(name: "NetWorkerCoreTests", dependencies: ["NetWorkerCore", "GatewayProtocol", "OpenClawIPC",
                                                          .product(name: "Logging", package: "swift-log")], swiftSettings: v5),
         .testTarget(name: "BrowserWorkerCoreTests", dependencies: ["BrowserWorkerCore", "OpenClawIPC"], swiftSettings: v5),

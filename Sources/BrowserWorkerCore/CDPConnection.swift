@@ -1,6 +1,7 @@
 import Dispatch
 import FoundationEssentials
 import Glibc
+import NodeSupport
 import OpenClawIPC
 import Synchronization
 
@@ -173,21 +174,18 @@ struct CDPEndpoint: Equatable {
     var path: String
 
     init?(webSocketURL url: String) {
-        self.init(url: url, schemes: ["ws://"])
+        self.init(url: url, schemes: ["ws"])
     }
 
     init?(httpURL url: String) {
-        self.init(url: url, schemes: ["http://"])
+        self.init(url: url, schemes: ["http"])
     }
 
+    /// Chromium's endpoints always name their port.
     private init?(url: String, schemes: [String]) {
-        guard let scheme = schemes.first(where: { url.hasPrefix($0) }) else { return nil }
-        let rest = url.dropFirst(scheme.count)
-        let authority = rest.prefix { $0 != "/" }
-        path = rest.count > authority.count ? String(rest.dropFirst(authority.count)) : "/"
-        let parts = authority.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]), (1...65535).contains(port) else { return nil }
-        host = String(parts[0])
+        guard let parsed = EndpointURL(url, schemes: schemes), let port = parsed.explicitPort else { return nil }
+        host = parsed.host
         self.port = port
+        path = parsed.path
     }
 }

@@ -1,0 +1,34 @@
+import CSystemShims
+import Glibc
+
+/// Removes `path` and everything beneath it without following symlinks (`nftw(3)`,
+/// depth first). For throwaway directories this program made itself.
+public func removeTree(_ path: String) {
+    _ = csys_remove_tree(path)
+}
+
+/// The whole content of a file (also `/proc` files, whose size `stat` does not know).
+public func readWholeFile(_ path: String) throws(SystemError) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw SystemError("open") }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = read(fd, &chunk, chunk.count)
+        if count < 0 {
+            if errno == EINTR { continue }
+            throw SystemError("read")
+        }
+        if count == 0 { return bytes }
+        bytes.append(contentsOf: chunk[0..<count])
+    }
+}
+
+/// The absolute path of the running executable (`/proc/self/exe`).
+public func currentExecutablePath() -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard length > 0 else { return nil }
+    return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
