@@ -51,25 +51,18 @@ struct Doctor: ParsableCommand {
     @Flag(name: .customLong("skip-self-test"), help: "Do not run the loopback pipeline self-test.")
     var skipSelfTest = false
 
-    @Option(name: .customLong("net-worker-path"), help: .hidden)
-    var netWorkerPath: String?
-
-    @Option(name: .customLong("exec-worker-path"), help: .hidden)
-    var execWorkerPath: String?
-
-    @Option(name: .customLong("browser-worker-path"), help: .hidden)
-    var browserWorkerPath: String?
+    @OptionGroup var workers: WorkerPathOptions
 
     func run() throws {
         guard let me = currentExecutablePath() else {
             fputs("openclaw-node doctor: cannot determine this program's path\n", stderr)
             throw ExitCode(ExitStatus.config)
         }
-        let net = WorkerLaunch.resolve(.net, override: workerPath(.net))
+        let net = workers.launch(.net)
         var checks: [DoctorCheck] = []
         var reports: [String: ConfinementReport] = [:]
         for role in WorkerRole.allCases where role.startsWithNode {
-            let (check, report) = confinementCheck(role, launch: .resolve(role, override: workerPath(role)))
+            let (check, report) = confinementCheck(role, launch: workers.launch(role))
             checks.append(check)
             reports[role.rawValue] = report
         }
@@ -120,15 +113,6 @@ struct Doctor: ParsableCommand {
         if !ok { throw ExitCode(1) }
     }
 
-    /// The stand-in worker a test named for `role` (hidden flags), if any.
-    func workerPath(_ role: WorkerRole) -> String? {
-        switch role {
-        case .net: return netWorkerPath
-        case .exec: return execWorkerPath
-        case .browser: return browserWorkerPath
-        }
-    }
-
     // MARK: Checks
 
     /// `browser.proxy`: disabled, or Chromium found and the BrowserWorker confined as `run` would start it.
@@ -138,7 +122,7 @@ struct Doctor: ParsableCommand {
         guard settings.advertised else {
             return ([DoctorCheck(name: "browser", status: .ok, detail: "browser.proxy disabled in \(paths.configPath)")], nil)
         }
-        let worker = confinement.browserWorker(launch: .resolve(.browser, override: workerPath(.browser)), config: config,
+        let worker = confinement.browserWorker(launch: workers.launch(.browser), config: config,
                                                stateDir: paths.stateDir, settings: settings)
         let (confined, report) = confinementCheck(.browser, launch: worker.launch, options: worker.confinement)
         guard let chromium = worker.configuration.executablePath else {
@@ -283,8 +267,7 @@ struct Doctor: ParsableCommand {
                                fix: "fix the gateway check first")
         }
         var arguments = [program, "run", "--check-auth"]
-        if let netWorkerPath { arguments += ["--net-worker-path", netWorkerPath] }
-        if let execWorkerPath { arguments += ["--exec-worker-path", execWorkerPath] }
+        arguments += workers.arguments
         let flags = gateway.flags
         if let host = flags.host { arguments += ["--host", host] }
         if let port = flags.port { arguments += ["--port", String(port)] }

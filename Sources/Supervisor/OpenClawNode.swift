@@ -166,6 +166,35 @@ struct ConfinementFlags: ParsableArguments {
     }
 }
 
+/// Stand-in workers (hidden; the tests' forged workers): a path per role, started under its
+/// own name instead of the one binary.
+struct WorkerPathOptions: ParsableArguments {
+    @Option(name: .customLong("net-worker-path"), help: .hidden)
+    var net: String?
+
+    @Option(name: .customLong("exec-worker-path"), help: .hidden)
+    var exec: String?
+
+    @Option(name: .customLong("browser-worker-path"), help: .hidden)
+    var browser: String?
+
+    func path(_ role: WorkerRole) -> String? {
+        switch role {
+        case .net: return net
+        case .exec: return exec
+        case .browser: return browser
+        }
+    }
+
+    /// How `role` is started: the stand-in when one is named, else the one binary.
+    func launch(_ role: WorkerRole) -> WorkerLaunch { .resolve(role, override: path(role)) }
+
+    /// These options as given, for a `run` another command starts (doctor's auth check).
+    var arguments: [String] {
+        WorkerRole.allCases.flatMap { role in path(role).map { ["--\(role.rawValue)-worker-path", $0] } ?? [] }
+    }
+}
+
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the node host in the foreground.",
@@ -201,14 +230,7 @@ struct Run: ParsableCommand {
         "Serve Prometheus metrics on 127.0.0.1:<port>/metrics (off by default; loopback only).", valueName: "port"))
     var metricsPort: Int?
 
-    @Option(name: .customLong("net-worker-path"), help: .hidden)
-    var netWorkerPath: String?
-
-    @Option(name: .customLong("exec-worker-path"), help: .hidden)
-    var execWorkerPath: String?
-
-    @Option(name: .customLong("browser-worker-path"), help: .hidden)
-    var browserWorkerPath: String?
+    @OptionGroup var workers: WorkerPathOptions
 
     /// `doctor`'s authentication check: connect once with the real credentials, print the
     /// gateway's verdict as JSON on stdout, stop.
@@ -257,7 +279,7 @@ struct Run: ParsableCommand {
         let browserSettings = BrowserProxySettings.from(setup.config)
         var browserWorker: BrowserWorkerSettings?
         if browserSettings.advertised {
-            let worker = confinement.browserWorker(launch: .resolve(.browser, override: browserWorkerPath), config: setup.config,
+            let worker = confinement.browserWorker(launch: workers.launch(.browser), config: setup.config,
                                                    stateDir: setup.paths.stateDir, settings: browserSettings)
             browserWorker = worker
             if worker.configuration.executablePath == nil {
@@ -267,7 +289,7 @@ struct Run: ParsableCommand {
         // The role table: a monitor per worker; the command handlers call the roles they need.
         let supervisor = Supervisor(
             settings: WorkerSettings(
-                netWorker: .resolve(.net, override: netWorkerPath), execWorker: .resolve(.exec, override: execWorkerPath),
+                netWorker: workers.launch(.net), execWorker: workers.launch(.exec),
                 netConfinement: confinement.options(for: .net, connectPorts: GatewayURL.port(of: setup.link.url).map { [$0] } ?? [],
                                                    metricsPort: metricsPort.map(UInt16.init)),
                 execConfinement: confinement.options(for: .exec),

@@ -79,6 +79,17 @@ enum InvokeParams {
         }
         return .success(object)
     }
+
+    /// The params object, or nil once `completion` has been answered with why there is none.
+    static func object(_ request: InvokeRequest, orAnswer completion: (InvokeOutput) -> Void) -> [String: JSONValue]? {
+        switch object(request) {
+        case let .success(object):
+            return object
+        case let .failure(error):
+            completion(InvokeOutput(result: .failure(request, code: error.code, message: error.message)))
+            return nil
+        }
+    }
 }
 
 /// `system.which`: where each named program is on the node's PATH (node-host.md §6).
@@ -91,13 +102,7 @@ public final class WhichHandler: CommandHandler {
     }
 
     public func handle(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
-        let params: [String: JSONValue]
-        switch InvokeParams.object(request) {
-        case let .success(object): params = object
-        case let .failure(error):
-            completion(InvokeOutput(result: .failure(request, code: error.code, message: error.message)))
-            return
-        }
+        guard let params = InvokeParams.object(request, orAnswer: completion) else { return }
         guard case let .array(names)? = params["bins"] else {
             completion(InvokeOutput(result: .failure(request, code: "INVALID_REQUEST", message: "Error: INVALID_REQUEST: bins required")))
             return

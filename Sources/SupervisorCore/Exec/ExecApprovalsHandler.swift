@@ -16,13 +16,7 @@ public final class ExecApprovalsHandler: CommandHandler {
             // Params are ignored, as upstream.
             result = Result { () throws(ApprovalsError) -> JSONValue in try store.getPayload() }
         } else {
-            let params: [String: JSONValue]
-            switch InvokeParams.object(request) {
-            case let .success(object): params = object
-            case let .failure(error):
-                completion(InvokeOutput(result: .failure(request, code: error.code, message: error.message)))
-                return
-            }
+            guard let params = InvokeParams.object(request, orAnswer: completion) else { return }
             result = Result { () throws(ApprovalsError) -> JSONValue in try store.set(params: .object(params)) }
         }
         switch result {
