@@ -43,13 +43,13 @@ final class ChromiumProcess {
         let userDataDir = "\(profileDir)/user-data"
         for directory in [profileDir, userDataDir, "\(dataDir)/.chromium", "\(dataDir)/tmp"] {
             if mkdir(directory, 0o700) != 0, errno != EEXIST {
-                throw BrowserError("cannot create \(directory): \(String(cString: strerror(errno)))")
+                throw BrowserError("cannot create \(directory): \(SystemError.text(errno))")
             }
         }
         removeStaleLocks(userDataDir)
         let logPath = "\(profileDir)/chromium.log"
         let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard log >= 0 else { throw BrowserError("cannot open \(logPath): \(String(cString: strerror(errno)))") }
+        guard log >= 0 else { throw BrowserError("cannot open \(logPath): \(SystemError.text(errno))") }
         defer { close(log) }
         var environment = ["PATH": ExecutableSearch.defaultPath, "HOME": profileDir,
                            "XDG_CONFIG_HOME": "\(dataDir)/.chromium", "XDG_CACHE_HOME": "\(dataDir)/.chromium",

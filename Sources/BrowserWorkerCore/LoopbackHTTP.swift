@@ -39,14 +39,14 @@ final class BlockingSocket {
             throw BrowserError("CDP host must be a numeric IPv4 address or localhost: \(host)")
         }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw BrowserError("socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw BrowserError("socket: \(SystemError.text(errno))") }
         self.fd = fd
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         if result != 0 {
             guard errno == EINPROGRESS else {
-                let text = String(cString: strerror(errno))
+                let text = SystemError.text(errno)
                 close(fd)
                 throw BrowserError("connect \(host):\(port): \(text)")
             }
@@ -59,7 +59,7 @@ final class BlockingSocket {
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
             if error != 0 {
                 close(fd)
-                throw BrowserError("connect \(host):\(port): \(String(cString: strerror(error)))")
+                throw BrowserError("connect \(host):\(port): \(SystemError.text(error))")
             }
         }
         var one: Int32 = 1
@@ -86,7 +86,7 @@ final class BlockingSocket {
                 guard Self.wait(fd, events: Int16(POLLOUT), timeoutMs: timeoutMs) else { throw BrowserError("CDP write timed out") }
                 continue
             }
-            throw BrowserError("CDP write failed: \(String(cString: strerror(errno)))")
+            throw BrowserError("CDP write failed: \(SystemError.text(errno))")
         }
     }
 
@@ -104,7 +104,7 @@ final class BlockingSocket {
                 guard Self.wait(fd, events: Int16(POLLIN), timeoutMs: timeoutMs) else { throw BrowserError("CDP read timed out") }
                 continue
             }
-            throw BrowserError("CDP read failed: \(String(cString: strerror(errno)))")
+            throw BrowserError("CDP read failed: \(SystemError.text(errno))")
         }
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+import NodeSupport
 import OpenClawIPC
 
 /// A confinement step that could not be applied: which step, which call, which errno.
@@ -15,6 +16,6 @@ public struct ConfinementFailure: Error, Equatable, CustomStringConvertible, Sen
 
     public var description: String {
         guard let errno else { return call }
-        return "\(call): \(String(cString: strerror(errno))) (errno \(errno))"
+        return "\(call): \(SystemError.text(errno)) (errno \(errno))"
     }
 }

@@ -111,7 +111,7 @@ enum Probe {
         let name = words.first ?? ""
         let argument = words.count > 1 ? words[1] : ""
         func outcome(_ result: Int32) -> String {
-            result < 0 ? "refused \(String(cString: strerror(errno)))" : "allowed"
+            result < 0 ? "refused \(SystemError.text(errno))" : "allowed"
         }
         switch name {
         case "execve":

@@ -34,7 +34,7 @@ enum RunLauncher {
             var info = stat()
             if stat(cwd, &info) != 0 {
                 let error = SystemError("stat")
-                return unstarted("node exec working directory does not exist on the node host: \(cwd) (os reported: \(error.code): \(String(cString: strerror(error.errno))))")
+                return unstarted("node exec working directory does not exist on the node host: \(cwd) (os reported: \(error.code): \(SystemError.text(error.errno)))")
             }
         }
         guard let executable = resolve(order.argv[0], path: order.env["PATH"]) else {

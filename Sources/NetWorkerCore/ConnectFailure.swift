@@ -3,6 +3,7 @@ import Glibc
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NodeSupport
 
 /// Why one connection attempt failed, as an operator reads it: one sentence saying what
 /// failed, where, and what to try. The library's own error goes to the debug log.
@@ -33,7 +34,7 @@ enum ConnectFailure: Equatable {
         if let io = error as? IOError {
             switch io.errnoCode {
             case ECONNREFUSED: return .refused
-            case EHOSTUNREACH, ENETUNREACH, EADDRNOTAVAIL: return .unreachable(String(cString: strerror(io.errnoCode)))
+            case EHOSTUNREACH, ENETUNREACH, EADDRNOTAVAIL: return .unreachable(SystemError.text(io.errnoCode))
             case ETIMEDOUT: return .timedOut(phase: "TCP connect", milliseconds: 0)
             default: break
             }

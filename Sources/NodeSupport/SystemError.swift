@@ -14,8 +14,11 @@ public struct SystemError: Error, Equatable, CustomStringConvertible {
     public var code: String { Self.symbolicName(errno) }
 
     public var description: String {
-        "\(call): \(String(cString: strerror(errno))) (\(code))"
+        "\(call): \(Self.text(errno)) (\(code))"
     }
+
+    /// The C library's text for `errno` (`No such file or directory`).
+    public static func text(_ errno: Int32) -> String { String(cString: strerror(errno)) }
 
     public static func symbolicName(_ errno: Int32) -> String {
         switch errno {

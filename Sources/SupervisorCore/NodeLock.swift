@@ -39,14 +39,14 @@ public final class NodeLock {
     public static func acquire(stateDir: String) throws(Failure) -> NodeLock {
         let path = path(stateDir: stateDir)
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw .unusable(path: path, reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw .unusable(path: path, reason: SystemError.text(errno)) }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             if errno == EINTR { continue }
             let failure = errno
             let holder = readPid(fd)
             close(fd)
             if failure == EWOULDBLOCK { throw .held(path: path, pid: holder) }
-            throw .unusable(path: path, reason: String(cString: strerror(failure)))
+            throw .unusable(path: path, reason: SystemError.text(failure))
         }
         let text = Array("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0)

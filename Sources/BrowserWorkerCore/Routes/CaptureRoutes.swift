@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import NodeSupport
 import OpenClawIPC
 
 /// Screenshots and PDFs (`browser.md` §5.3), written to new files in the media directory whose
@@ -69,12 +70,12 @@ extension BrowserRoutes {
     func saveMedia(_ base64: String?, extension fileExtension: String) throws(BrowserError) -> String {
         guard let base64, let data = Data(base64Encoded: base64) else { throw BrowserError("Chromium returned no image data") }
         if mkdir(mediaDir, 0o700) != 0, errno != EEXIST {
-            throw BrowserError("cannot create \(mediaDir): \(String(cString: strerror(errno)))")
+            throw BrowserError("cannot create \(mediaDir): \(SystemError.text(errno))")
         }
-        let name = (0..<16).map { _ in String(UInt8.random(in: 0...255), radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+        let name = Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255) })
         let path = "\(mediaDir)/\(name).\(fileExtension)"
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw BrowserError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw BrowserError("cannot write \(path): \(SystemError.text(errno))") }
         defer { close(fd) }
         let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == data.count else { throw BrowserError("cannot write \(path): short write") }

@@ -106,7 +106,7 @@ final class BrowserMonitor: WorkerMonitor<BrowserToSupervisor, SupervisorToBrows
         let logger = context.logger
         let directory = settings.configuration.dataDir
         if mkdir(directory, 0o700) != 0, errno != EEXIST {
-            logger.error("cannot create the browser data directory", metadata: ["path": "\(directory)", "error": "\(String(cString: strerror(errno)))"])
+            logger.error("cannot create the browser data directory", metadata: ["path": "\(directory)", "error": "\(SystemError.text(errno))"])
         }
         let media = directory + "/media"
         if mkdir(media, 0o700) != 0, errno != EEXIST {

@@ -215,7 +215,7 @@ public final class ServiceManager {
             if unlink(unitPath) == 0 {
                 removal.done.append("removed \(unitPath)")
             } else {
-                removal.failures.append("cannot remove \(unitPath): \(String(cString: strerror(errno)))")
+                removal.failures.append("cannot remove \(unitPath): \(SystemError.text(errno))")
             }
             _ = systemctl(["daemon-reload"])
             _ = systemctl(["reset-failed", unitName])
@@ -224,7 +224,7 @@ public final class ServiceManager {
         if unlink(envFile) == 0 {
             removal.done.append("removed \(envFile)")
         } else if errno != ENOENT {
-            removal.failures.append("cannot remove \(envFile): \(String(cString: strerror(errno)))")
+            removal.failures.append("cannot remove \(envFile): \(SystemError.text(errno))")
         }
         return removal
     }
@@ -437,7 +437,7 @@ public final class ServiceManager {
     func ensureDedicatedExecUser() -> Result<String?, InstallFailure> {
         let home = ExecUser.dedicatedHome
         let parent = String(home[..<home.lastIndex(of: "/")!])
-        if mkdir(parent, 0o711) != 0, errno != EEXIST { return .failure(InstallFailure("cannot create \(parent): \(String(cString: strerror(errno)))")) }
+        if mkdir(parent, 0o711) != 0, errno != EEXIST { return .failure(InstallFailure("cannot create \(parent): \(SystemError.text(errno))")) }
         var info = stat()
         if stat(parent, &info) == 0, info.st_uid == 0, info.st_mode & 0o001 == 0 { chmod(parent, (info.st_mode & 0o7777) | 0o011) }
         var note: String?
@@ -454,7 +454,7 @@ public final class ServiceManager {
         guard let user = UserIdentity.lookup(ExecUser.dedicated) else { return .success(note) }
         if user.home.hasPrefix(parent + "/"), stat(user.home, &info) != 0 {
             guard mkdir(user.home, 0o700) == 0, chown(user.home, user.uid, user.gid) == 0 else {
-                return .failure(InstallFailure("cannot create \(user.home) for \(ExecUser.dedicated): \(String(cString: strerror(errno)))"))
+                return .failure(InstallFailure("cannot create \(user.home) for \(ExecUser.dedicated): \(SystemError.text(errno))"))
             }
         }
         return .success(note)
