@@ -232,6 +232,7 @@ struct LinkMachine {
             sendOrQueue(GatewayFrames.nodeEvent(id: newId(), event), &actions)
         case .shutdown:
             let open = state.openAttempt
+            if case let .connecting(attempt) = state { actions.append(.abandon(attempt: attempt)) }
             state = .stopped
             if reconnectPending {
                 reconnectPending = false
@@ -500,6 +501,8 @@ struct LinkMachine {
     /// Sends a close frame with `code`, closes the socket, and schedules the next attempt.
     private mutating func dropConnection(code: UInt16, reason: String, retryIn: Int? = nil, _ actions: inout [Action]) {
         let open = state.openAttempt
+        // A transport still opening has nothing to say goodbye on: close it at once.
+        if case let .connecting(attempt) = state { actions.append(.abandon(attempt: attempt)) }
         leaveConnection(&actions)
         if let open { actions.append(.close(attempt: open, code: code, reason: reason)) }
         if let retryIn { nextRetryAfterMs = retryIn }

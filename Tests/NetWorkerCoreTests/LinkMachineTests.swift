@@ -322,4 +322,12 @@ final class LinkMachineTests: XCTestCase {
         _ = idle.handle(.attemptFailed(attempt: 1))
         XCTAssertEqual(idle.handle(.shutdown), [.cancelReconnect, .goodbye(attempt: nil)])
     }
+
+    func testReconfiguringOrStoppingWhileAnAttemptOpensClosesItsTransport() {
+        var m = machine()
+        _ = m.handle(.configure(configuration()))
+        XCTAssertEqual(m.handle(.configure(configuration())), [.abandon(attempt: 1), .scheduleReconnect(afterMs: 0)])
+        _ = m.handle(.reconnectDue)
+        XCTAssertEqual(m.handle(.shutdown), [.abandon(attempt: 2), .goodbye(attempt: nil)])
+    }
 }

@@ -125,6 +125,9 @@ public final class SystemRunHandler: CommandHandler {
     /// the allowlist analysis (which looks at the file system). `approved` is what
     /// `ApprovedRun.verify` re-derived for a request with an approval.
     func authorise(_ request: SystemRunRequest, approved: ApprovedRun?) -> Result<ExecDecision.Verdict, WireError> {
+        // What needs no file is refused before the approvals file is read or a file is probed
+        // (the decision checks it again, first, so it stays a complete function).
+        if let error = ExecDecision.requestError(request) { return .failure(error) }
         let settings = ExecConfig.from(config, agentId: request.agentId)
         let resolved = approvals.resolve(agentId: request.agentId)
         let evaluation = AllowlistEvaluation.evaluate(
