@@ -144,10 +144,11 @@ struct LinkMachine {
     private var watchdogRunning = false
     private(set) var tickIntervalMs = 30_000
     private var lastInboundMs: Int64 = 0
-    /// Invokes forwarded to the Supervisor and not yet answered. A count, not a set of ids:
-    /// the Supervisor answers each forwarded invoke once, duplicate ids included, and counts
-    /// the same way (its NetMonitor kills a worker that goes past `IPCLimits.maxInFlight`).
-    private(set) var invokesInFlight = 0
+    /// Invokes of this connection forwarded to the Supervisor and not yet answered, by id. A
+    /// redelivered id replaces its original (the Supervisor aborts that one), so an id counts
+    /// once, on both sides (the NetMonitor kills a worker past `IPCLimits.maxInFlight`).
+    private(set) var activeInvokes: Set<String> = []
+    var invokesInFlight: Int { activeInvokes.count }
     /// The gateway's name for this node, from the last invoke (answers to unreadable ones).
     private var lastNodeId: String?
     private var droppedFrames = 0
@@ -226,7 +227,12 @@ struct LinkMachine {
         case let .signed(reply):
             signed(reply, &actions)
         case let .invokeResult(result):
-            invokesInFlight = max(0, invokesInFlight - 1)
+            // Only for an invoke still active: one cancelled, or of a connection that is gone,
+            // publishes nothing (upstream fences late results the same way).
+            guard activeInvokes.remove(result.id) != nil else {
+                logger.debug("result for an invoke that is no longer active; dropped", metadata: ["id": "\(result.id.prefix(64))"])
+                break
+            }
             sendOrQueue(GatewayFrames.invokeResult(id: newId(), result), &actions)
         case let .nodeEvent(event):
             sendOrQueue(GatewayFrames.nodeEvent(id: newId(), event), &actions)
@@ -433,14 +439,19 @@ struct LinkMachine {
                 return
             }
             lastNodeId = request.nodeId
-            if invokesInFlight >= IPCLimits.maxInFlight {
+            if !activeInvokes.contains(request.id), activeInvokes.count >= IPCLimits.maxInFlight {
                 let busy = InvokeResult(id: request.id, nodeId: request.nodeId, ok: false, payloadJSON: nil,
                                         error: WireError(code: "UNAVAILABLE", message: "node is busy: too many invokes in flight"))
                 sendOrQueue(GatewayFrames.invokeResult(id: newId(), busy), &actions)
                 return
             }
-            invokesInFlight += 1
+            activeInvokes.insert(request.id)
             actions.append(.toSupervisor(.invoke(request)))
+        case "node.invoke.cancel":
+            // `{invokeId, nodeId}`; anything else, or an id not active, is ignored (as upstream).
+            guard let invokeId = frame["payload"]?["invokeId"]?.stringValue, frame["payload"]?["nodeId"]?.stringValue != nil,
+                  activeInvokes.remove(invokeId) != nil else { return }
+            actions.append(.toSupervisor(.invokeCancel(InvokeCancel(invokeId: invokeId))))
         case "shutdown":
             logger.info("gateway is shutting down; will reconnect")
         default:
@@ -510,6 +521,11 @@ struct LinkMachine {
     }
 
     private mutating func leaveConnection(_ actions: inout [Action]) {
+        // Upstream's `cancelAll`: what this connection asked for is aborted with it.
+        if !activeInvokes.isEmpty {
+            activeInvokes.removeAll()
+            actions.append(.toSupervisor(.invokeCancel(InvokeCancel(invokeId: nil))))
+        }
         disarm(&actions)
         if watchdogRunning {
             watchdogRunning = false

@@ -261,6 +261,14 @@ public struct MetricsReply: Codable, Equatable, Sendable {
     }
 }
 
+/// Invokes the link stopped answering for: the gateway cancelled one (`node.invoke.cancel`),
+/// or the connection they came on is gone (`invokeId` nil: every invoke of that connection;
+/// upstream's `cancelAll`). Their commands are killed and nothing is published for them.
+public struct InvokeCancel: Codable, Equatable, Sendable {
+    public var invokeId: String?
+    public init(invokeId: String?) { self.invokeId = invokeId }
+}
+
 /// Messages the NetWorker sends to the Supervisor.
 public enum NetToSupervisor: IPCMessage, Equatable {
     case ready(WorkerHello)
@@ -271,6 +279,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
     case invoke(InvokeRequest)
     case metricsRequest(MetricsRequest)
     case framesDropped(FramesDropped)
+    case invokeCancel(InvokeCancel)
 
     public enum Kind: String, CaseIterable, Sendable {
         case ready
@@ -281,6 +290,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case invoke
         case metricsRequest = "metrics.request"
         case framesDropped = "frames.dropped"
+        case invokeCancel = "invoke.cancel"
     }
 
     public var kind: Kind {
@@ -293,6 +303,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case .invoke: return .invoke
         case .metricsRequest: return .metricsRequest
         case .framesDropped: return .framesDropped
+        case .invokeCancel: return .invokeCancel
         }
     }
 
@@ -306,6 +317,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case .invoke: return .invoke(try InvokeRequest(from: decoder))
         case .metricsRequest: return .metricsRequest(try MetricsRequest(from: decoder))
         case .framesDropped: return .framesDropped(try FramesDropped(from: decoder))
+        case .invokeCancel: return .invokeCancel(try InvokeCancel(from: decoder))
         }
     }
 
@@ -319,6 +331,7 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case let .invoke(payload): try payload.encode(to: encoder)
         case let .metricsRequest(payload): try payload.encode(to: encoder)
         case let .framesDropped(payload): try payload.encode(to: encoder)
+        case let .invokeCancel(payload): try payload.encode(to: encoder)
         }
     }
 }

@@ -13,12 +13,37 @@ public struct InvokeOutput: Equatable, Sendable {
     }
 }
 
+/// One invoke's cancellation, as its handler sees it. The gateway cancelled it
+/// (`node.invoke.cancel`), a redelivery of its id replaced it, or the connection it came on is
+/// gone (upstream's `cancelAll`). A handler registers what stops its work (a queued or running
+/// command); what it produces afterwards is not published.
+public final class InvokeCancellation {
+    public private(set) var isCancelled = false
+    private var actions: [() -> Void] = []
+
+    public init() {}
+
+    /// Runs `action` on cancellation (at once when already cancelled).
+    public func onCancel(_ action: @escaping () -> Void) {
+        if isCancelled { action() } else { actions.append(action) }
+    }
+
+    public func cancel() {
+        guard !isCancelled else { return }
+        isCancelled = true
+        let pending = actions
+        actions = []
+        for action in pending { action() }
+    }
+}
+
 /// A command the node implements.
 public protocol CommandHandler: AnyObject {
     /// The wire names this handler answers (`system.which`, …).
     var commands: [String] { get }
-    /// Handles one invoke; calls `completion` exactly once.
-    func handle(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void)
+    /// Handles one invoke; calls `completion` exactly once (after a cancellation too: the
+    /// caller drops what it says).
+    func handle(_ request: InvokeRequest, cancellation: InvokeCancellation, completion: @escaping (InvokeOutput) -> Void)
 }
 
 /// Dispatches invokes to handlers by command name; unknown commands get upstream's answer.
@@ -45,12 +70,12 @@ public final class CommandRouter {
     /// The commands advertised in `connect`, in registration order.
     public var commands: [String] { order }
 
-    public func route(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
+    public func route(_ request: InvokeRequest, cancellation: InvokeCancellation, completion: @escaping (InvokeOutput) -> Void) {
         guard let handler = handlers[request.command] else {
             completion(InvokeOutput(result: .failure(request, code: "UNAVAILABLE", message: "command not supported")))
             return
         }
-        handler.handle(request, completion: completion)
+        handler.handle(request, cancellation: cancellation, completion: completion)
     }
 }
 
@@ -101,7 +126,7 @@ public final class WhichHandler: CommandHandler {
         self.pathEnv = pathEnv
     }
 
-    public func handle(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
+    public func handle(_ request: InvokeRequest, cancellation: InvokeCancellation, completion: @escaping (InvokeOutput) -> Void) {
         guard let params = InvokeParams.object(request, orAnswer: completion) else { return }
         guard case let .array(names)? = params["bins"] else {
             completion(InvokeOutput(result: .failure(request, code: "INVALID_REQUEST", message: "Error: INVALID_REQUEST: bins required")))

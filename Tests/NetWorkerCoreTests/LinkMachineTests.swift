@@ -276,13 +276,15 @@ final class LinkMachineTests: XCTestCase {
     func testInvokesAreBoundedAndAMalformedOneIsAnswered() {
         var m = machine()
         _ = linked(&m)
-        let invoke = #"{"type":"event","event":"node.invoke.request","payload":{"id":"i1","nodeId":"n","command":"system.which","paramsJSON":"{}"}}"#
-        guard case .toSupervisor(.invoke(let request))? = m.handle(.text(invoke, attempt: 1)).last else { return XCTFail("not forwarded") }
+        func invoke(_ id: String) -> String {
+            #"{"type":"event","event":"node.invoke.request","payload":{"id":"\#(id)","nodeId":"n","command":"system.which","paramsJSON":"{}"}}"#
+        }
+        guard case .toSupervisor(.invoke(let request))? = m.handle(.text(invoke("i1"), attempt: 1)).last else { return XCTFail("not forwarded") }
         XCTAssertEqual(request.id, "i1")
         XCTAssertEqual(m.invokesInFlight, 1)
-        for _ in 1..<IPCLimits.maxInFlight { _ = m.handle(.text(invoke, attempt: 1)) }
+        for index in 1..<IPCLimits.maxInFlight { _ = m.handle(.text(invoke("i\(index + 1)"), attempt: 1)) }
         XCTAssertEqual(m.invokesInFlight, IPCLimits.maxInFlight)
-        guard case let .send(busy, attempt: 1)? = m.handle(.text(invoke, attempt: 1)).last else { return XCTFail("not answered busy") }
+        guard case let .send(busy, attempt: 1)? = m.handle(.text(invoke("one-more"), attempt: 1)).last else { return XCTFail("not answered busy") }
         XCTAssertEqual(busy["params"]?["error"]?["message"]?.stringValue, "node is busy: too many invokes in flight")
         _ = m.handle(.invokeResult(InvokeResult(id: "i1", nodeId: "n", ok: true, payloadJSON: "{}", error: nil)))
         XCTAssertEqual(m.invokesInFlight, IPCLimits.maxInFlight - 1)
@@ -295,10 +297,10 @@ final class LinkMachineTests: XCTestCase {
         XCTAssertEqual(m.handle(.droppedReportDue), [.toSupervisor(.framesDropped(FramesDropped(count: 1)))])
     }
 
-    func testResultsWhileDownWaitInABoundedOutbox() {
+    func testEventsWhileDownWaitInABoundedOutbox() {
         var m = machine()
-        for index in 0..<(LinkMachine.outboxLimit + 5) {
-            _ = m.handle(.invokeResult(InvokeResult(id: "r\(index)", nodeId: "n", ok: true, payloadJSON: "{}", error: nil)))
+        for _ in 0..<(LinkMachine.outboxLimit + 5) {
+            _ = m.handle(.nodeEvent(NodeEvent(event: "node.host.stats", payloadJSON: "{}")))
         }
         XCTAssertEqual(m.outbox.count, LinkMachine.outboxLimit)
     }
@@ -329,5 +331,41 @@ final class LinkMachineTests: XCTestCase {
         XCTAssertEqual(m.handle(.configure(configuration())), [.abandon(attempt: 1), .scheduleReconnect(afterMs: 0)])
         _ = m.handle(.reconnectDue)
         XCTAssertEqual(m.handle(.shutdown), [.abandon(attempt: 2), .goodbye(attempt: nil)])
+    }
+
+    func invokeFrame(_ id: String) -> String {
+        #"{"type":"event","event":"node.invoke.request","payload":{"id":"\#(id)","nodeId":"n","command":"system.run","paramsJSON":"{}"}}"#
+    }
+
+    func testACancelForAnActiveInvokeReachesTheSupervisorAndFencesItsResult() {
+        var m = machine()
+        _ = linked(&m)
+        _ = m.handle(.text(invokeFrame("i1"), attempt: 1))
+        let cancel = #"{"type":"event","event":"node.invoke.cancel","payload":{"invokeId":"i1","nodeId":"n"}}"#
+        XCTAssertEqual(m.handle(.text(cancel, attempt: 1)), [.toSupervisor(.invokeCancel(InvokeCancel(invokeId: "i1")))])
+        XCTAssertEqual(m.handle(.text(cancel, attempt: 1)), [], "a second cancel: the invoke is no longer active")
+        XCTAssertEqual(m.handle(.text(#"{"type":"event","event":"node.invoke.cancel","payload":{"invokeId":"zz","nodeId":"n"}}"#,
+                                      attempt: 1)), [], "unknown id: ignored")
+        XCTAssertEqual(m.handle(.text(#"{"type":"event","event":"node.invoke.cancel","payload":{"invokeId":"i1"}}"#, attempt: 1)), [],
+                       "without nodeId: ignored")
+        XCTAssertEqual(m.handle(.invokeResult(InvokeResult(id: "i1", nodeId: "n", ok: true, payloadJSON: "{}", error: nil))), [],
+                       "a late result of a cancelled invoke is not published")
+        XCTAssertEqual(m.outbox.count, 0)
+    }
+
+    func testARedeliveredIdCountsOnceAndLosingTheConnectionCancelsEverything() {
+        var m = machine()
+        _ = linked(&m)
+        _ = m.handle(.text(invokeFrame("i1"), attempt: 1))
+        XCTAssertEqual(m.handle(.text(invokeFrame("i1"), attempt: 1)).last,
+                       .toSupervisor(.invoke(InvokeRequest(id: "i1", nodeId: "n", command: "system.run", paramsJSON: "{}",
+                                                           timeoutMs: nil, idempotencyKey: nil))))
+        _ = m.handle(.text(invokeFrame("i2"), attempt: 1))
+        XCTAssertEqual(m.invokesInFlight, 2)
+        let actions = m.handle(.closed(attempt: 1))
+        XCTAssertEqual(actions.first, .toSupervisor(.invokeCancel(InvokeCancel(invokeId: nil))))
+        XCTAssertEqual(m.invokesInFlight, 0)
+        XCTAssertEqual(m.handle(.invokeResult(InvokeResult(id: "i2", nodeId: "n", ok: true, payloadJSON: "{}", error: nil))), [])
+        XCTAssertEqual(m.outbox.count, 0, "nothing of the lost connection is replayed")
     }
 }

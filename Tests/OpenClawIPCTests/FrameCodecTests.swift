@@ -13,6 +13,8 @@ final class FrameCodecTests: XCTestCase {
         .invoke(InvokeRequest(id: "i", nodeId: "n", command: "system.run", paramsJSON: #"{"command":["/bin/echo","a/b"]}"#, timeoutMs: 5, idempotencyKey: nil)),
         .metricsRequest(MetricsRequest(requestId: "m")),
         .framesDropped(FramesDropped(count: 3)),
+        .invokeCancel(InvokeCancel(invokeId: "i")),
+        .invokeCancel(InvokeCancel(invokeId: nil)),
     ]
     static let toNet: [SupervisorToNet] = [
         .configure(NetConfiguration(url: "wss://h:1", tlsFingerprint: "ab", minProtocol: 3, maxProtocol: 4,

@@ -199,6 +199,26 @@ final class MonitorTests: XCTestCase {
         XCTAssertEqual(error.message, "run id a is already running")
     }
 
+    func testCancelDropsAQueuedRunAndKillsARunningOne() {
+        let queue = RunQueue(maxConcurrent: 1, maxQueued: 2, loop: loop)
+        var sent: [String] = []
+        queue.send = { sent.append($0.id) }
+        queue.workerReady()
+        var results: [String: Result<RunOutcome, WireError>] = [:]
+        for id in ["a", "b"] { XCTAssertNil(queue.submit(order(id)) { results[id] = $0 }) }
+        var killed: [String] = []
+        queue.cancel("b") { killed.append($0) }
+        guard case let .failure(error)? = results["b"] else { return XCTFail("the queued run was not answered") }
+        XCTAssertEqual(error.code, "ABORTED")
+        XCTAssertEqual(queue.queuedCount, 0)
+        queue.cancel("a") { killed.append($0) }
+        XCTAssertEqual(killed, ["a"], "the running one is killed by its worker, which then reports it")
+        XCTAssertNil(results["a"])
+        queue.cancel("zz") { killed.append($0) }
+        XCTAssertEqual(killed, ["a"])
+        XCTAssertEqual(sent, ["a"], "the cancelled queued run was never sent")
+    }
+
     func testUnknownRunIdsAreRefused() {
         let queue = RunQueue(maxConcurrent: 1, maxQueued: 1, loop: loop)
         let outcome = RunOutcome(id: "zz", exitCode: 0, signal: nil, timedOut: false, stdout: "", stderr: "", truncated: false,

@@ -849,6 +849,8 @@ class TestGateway:
     - ``tls_session_tickets``: send TLS 1.3 session tickets (default False, see ``_ssl_context``).
     - ``ping_interval_s`` / ``ping_timeout_s``: WebSocket pings (``None`` disables);
       no pong in time -> close ``1001 "ping timeout"``.
+    - ``cancel_on_timeout``: when an invoke's deadline passes, answer the caller ``TIMEOUT``
+      and send the node ``node.invoke.cancel {invokeId, nodeId}`` (upstream's registry; default True).
     - ``node_event_v4_reply``: answer ``node.event`` on protocol 4 with
       ``{"ok":true,"event":…,"handled":true}`` (default True; v3 always gets ``{"ok":true}``).
     - ``clock_offset_ms``: added to the gateway clock for the signature skew check.
@@ -878,6 +880,7 @@ class TestGateway:
         ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S,
         ping_timeout_s: float = DEFAULT_PING_TIMEOUT_S,
         node_event_v4_reply: bool = True,
+        cancel_on_timeout: bool = True,
         server_version: str = DEFAULT_SERVER_VERSION,
         skills_bins: Iterable[str] = (),
         clock_offset_ms: int = 0,
@@ -905,6 +908,7 @@ class TestGateway:
         self.ping_interval_s = ping_interval_s
         self.ping_timeout_s = ping_timeout_s
         self.node_event_v4_reply = node_event_v4_reply
+        self.cancel_on_timeout = cancel_on_timeout
         self.server_version = server_version
         self.skills_bins = list(skills_bins)
         self.clock_offset_ms = clock_offset_ms
@@ -1855,7 +1859,32 @@ class TestGateway:
             return await asyncio.wait_for(asyncio.shield(fut), timeout=wait_s)
         except asyncio.TimeoutError:
             self._resolve_invoke_locally(pending, "TIMEOUT", "node invoke timed out")
+            if self.cancel_on_timeout and conn.open:
+                await self._send_event(conn, "node.invoke.cancel", {"invokeId": inv_id, "nodeId": conn.device_id}, seq=False)
             return fut.result()
+
+    def cancel_invoke(self, invoke_id: str) -> bool:
+        """Cancel a pending invoke as upstream's gateway does when its caller aborts: answer the
+        caller ``ABORTED "node invoke cancelled"`` and send the node
+        ``node.invoke.cancel {invokeId, nodeId}`` (sent for an unknown id too, to the newest node)."""
+        async def go():
+            pending = self._pending_invokes.get(invoke_id)
+            if pending is not None:
+                self._resolve_invoke_locally(pending, "ABORTED", "node invoke cancelled")
+                conn = pending.conn
+            else:
+                targets = self._targets(None, False)
+                conn = targets[0] if targets else None
+            if conn is None or not conn.open:
+                return False
+            self._emit("invoke.cancel", id=invoke_id, nodeId=conn.device_id)
+            return await self._send_event(conn, "node.invoke.cancel", {"invokeId": invoke_id, "nodeId": conn.device_id},
+                                          seq=False)
+        return self._call(go)
+
+    def results_for(self, invoke_id: str) -> list[dict]:
+        """Every ``node.invoke.result`` the node sent for ``invoke_id`` (answered, ignored or rejected)."""
+        return [r for r in self.invoke_results if r.get("id") == invoke_id]
 
     def pending_invokes(self) -> list[str]:
         """Ids of invokes still waiting for a result."""

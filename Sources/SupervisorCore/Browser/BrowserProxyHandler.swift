@@ -28,7 +28,7 @@ public final class BrowserProxyHandler: CommandHandler {
         self.logger = logger
     }
 
-    public func handle(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
+    public func handle(_ request: InvokeRequest, cancellation: InvokeCancellation, completion: @escaping (InvokeOutput) -> Void) {
         func fail(_ error: WireError) {
             completion(InvokeOutput(result: .failure(request, code: error.code, message: error.message)))
         }

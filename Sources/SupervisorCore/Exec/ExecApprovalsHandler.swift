@@ -10,7 +10,7 @@ public final class ExecApprovalsHandler: CommandHandler {
         self.store = store
     }
 
-    public func handle(_ request: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
+    public func handle(_ request: InvokeRequest, cancellation: InvokeCancellation, completion: @escaping (InvokeOutput) -> Void) {
         let result: Result<JSONValue, ApprovalsError>
         if request.command == "system.execApprovals.get" {
             // Params are ignored, as upstream.

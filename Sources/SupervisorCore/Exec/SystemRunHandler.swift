@@ -12,6 +12,8 @@ public protocol ExecRunner: AnyObject {
     func refusal() -> WireError?
     /// Queues `order`; nil when accepted (the completion then runs exactly once).
     func run(_ order: RunOrder, completion: @escaping (Result<RunOutcome, WireError>) -> Void) -> WireError?
+    /// Drops a queued run, or kills a running one's process group (its completion still runs).
+    func cancel(_ runId: String)
 }
 
 /// `system.run.prepare` and `system.run`: every policy decision is made here, in the
@@ -59,7 +61,7 @@ public final class SystemRunHandler: CommandHandler {
         self.newId = newId
     }
 
-    public func handle(_ invoke: InvokeRequest, completion: @escaping (InvokeOutput) -> Void) {
+    public func handle(_ invoke: InvokeRequest, cancellation: InvokeCancellation, completion: @escaping (InvokeOutput) -> Void) {
         let fail = { [weak self] (error: WireError) -> Void in self?.reject(invoke, error, completion: completion) }
         let request: SystemRunRequest
         switch InvokeParams.object(invoke).flatMap({ SystemRunRequest.parse($0, newRunId: newId) }) {
@@ -79,12 +81,15 @@ public final class SystemRunHandler: CommandHandler {
             }
             return
         }
-        guard request.approvedByAsk else { return decide(request, approved: nil, invoke: invoke, completion: completion) }
+        guard request.approvedByAsk else {
+            return decide(request, approved: nil, invoke: invoke, cancellation: cancellation, completion: completion)
+        }
         // What needs no file is checked before the file checks, in `ExecDecision.decide`'s order.
         if let error = ExecDecision.requestError(request) { return fail(error) }
         FileChecks.run(as: commandUser, { ApprovedRun.verify(request, pathEnv: pathEnv, defaultCwd: defaultCwd) }, timedOut: { .failure(Self.fileChecksTimedOut) }) { [weak self] verified in
             switch verified {
-            case let .success(approved): self?.decide(request, approved: approved, invoke: invoke, completion: completion)
+            case let .success(approved):
+                self?.decide(request, approved: approved, invoke: invoke, cancellation: cancellation, completion: completion)
             case let .failure(error): fail(error)
             }
         }
@@ -101,8 +106,10 @@ public final class SystemRunHandler: CommandHandler {
     /// decision's approvals effects are written once the run queue would take the run and
     /// before it starts: a refused run leaves `exec-approvals.json` as it was, and a run whose
     /// allow-always cannot be persisted is denied (as upstream's node host does).
-    func decide(_ request: SystemRunRequest, approved: ApprovedRun?, invoke: InvokeRequest,
+    func decide(_ request: SystemRunRequest, approved: ApprovedRun?, invoke: InvokeRequest, cancellation: InvokeCancellation,
                 completion: @escaping (InvokeOutput) -> Void) {
+        // Cancelled while its files were checked: it never starts (and nothing is published).
+        if cancellation.isCancelled { return completion(InvokeOutput(result: .failure(invoke, code: "ABORTED", message: "cancelled"))) }
         switch authorise(request, approved: approved) {
         case let .failure(error):
             reject(invoke, error, completion: completion)
@@ -117,7 +124,7 @@ public final class SystemRunHandler: CommandHandler {
                             message: "SYSTEM_RUN_DENIED: approval state could not be persisted",
                             invoke: invoke, completion: completion)
             }
-            start(order, for: request, invoke: invoke, completion: completion)
+            start(order, for: request, invoke: invoke, cancellation: cancellation, completion: completion)
         }
     }
 
@@ -176,7 +183,7 @@ public final class SystemRunHandler: CommandHandler {
 
     // MARK: Running
 
-    func start(_ order: RunOrder, for request: SystemRunRequest, invoke: InvokeRequest,
+    func start(_ order: RunOrder, for request: SystemRunRequest, invoke: InvokeRequest, cancellation: InvokeCancellation,
                completion: @escaping (InvokeOutput) -> Void) {
         let refused = runner.run(order) { [weak self] result in
             guard let self else { return }
@@ -191,6 +198,11 @@ public final class SystemRunHandler: CommandHandler {
         }
         // `decide` asked `refusal()` just before, on this loop: this refusal is only a safety net.
         if let refused { return refuse(refused, for: request, invoke: invoke, completion: completion) }
+        // A cancel drops the run from the queue, or kills its process group.
+        cancellation.onCancel { [runner, logger] in
+            logger.notice("system.run cancelled", metadata: ["runId": "\(request.runId)"])
+            runner.cancel(order.id)
+        }
         // The audit trail a node operator reads: what runs (the exact argv handed to execve,
         // invisible characters escaped by the log writer), for whom, where.
         logger.info("system.run", metadata: [

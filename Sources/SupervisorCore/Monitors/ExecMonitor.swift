@@ -46,6 +46,11 @@ final class ExecMonitor: WorkerMonitor<ExecToSupervisor, SupervisorToExec, ExecP
         return runs.submit(order, completion: completion)
     }
 
+    func cancel(_ runId: String) {
+        context.loop.preconditionInEventLoop()
+        runs.cancel(runId) { slot.send(.cancel(RunCancel(id: $0))) }
+    }
+
     /// Why `run` would refuse an order now; nil when it would accept one.
     func refusal() -> WireError? {
         context.loop.preconditionInEventLoop()

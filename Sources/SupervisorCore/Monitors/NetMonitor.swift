@@ -37,6 +37,11 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
     let probe: Bool
     var onEvent: (LinkEvent) -> Void = { _ in }
 
+    /// Invokes being served, by gateway id. An id names one invoke: a redelivery replaces (and
+    /// cancels) its original, and only the current one's answer is published.
+    private var active: [String: (serial: Int, cancellation: InvokeCancellation)] = [:]
+    private var serials = 0
+
     /// The rows a connect attempt may use once each; re-armed when a new attempt starts.
     private static let perAttempt: [NetToSupervisor.Kind] = [.signRequest, .helloOk, .connectRejected]
 
@@ -83,6 +88,12 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
             .init(.framesDropped, in: [.linking, .linked]) { [unowned self] in
                 if case let .framesDropped(report) = $0 { context.metrics.framesDropped(max(0, min(report.count, 1_000_000))) }
             },
+            // The gateway cancelled an invoke, or the connection its invokes came on is gone. It can
+            // only stop work: an unknown id does nothing.
+            .init(.invokeCancel, in: [.linking, .linked]) { [unowned self] in
+                guard case let .invokeCancel(cancel) = $0 else { return }
+                if let id = cancel.invokeId { self.cancel(id) } else { cancelAll() }
+            },
         ])
     }
 
@@ -115,15 +126,23 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         if state.phase == .disconnected, let detail = state.detail { onEvent(.unreachable(detail)) }
     }
 
-    /// Routes an invoke to its handler and sends what it produced back on the same worker
-    /// (a result for a dead worker's link is dropped: the gateway saw that connection close).
+    /// Routes an invoke to its handler and sends what it produced back on the same worker. A
+    /// cancelled or replaced invoke publishes nothing; neither does one of a dead worker's link
+    /// (the gateway saw that connection close).
     private func invoke(_ request: InvokeRequest) {
         // The label is the command only when the node serves it: a gateway inventing command
         // names must not grow the registry without bound.
         let label = router.serves(request.command) ? request.command : "other"
+        // Redelivered: the original is aborted first (upstream), and the id counts once.
+        cancel(request.id)
+        serials += 1
+        let serial = serials
+        let cancellation = InvokeCancellation()
+        active[request.id] = (serial, cancellation)
         let generation = slot.generation
-        router.route(request) { [weak self] output in
-            guard let self else { return }
+        router.route(request, cancellation: cancellation) { [weak self] output in
+            guard let self, active[request.id]?.serial == serial else { return }
+            active[request.id] = nil
             context.metrics.invoke(label, ok: output.result.ok)
             guard slot.generation == generation else { return }
             menu.release(.invoke)
@@ -131,10 +150,30 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         }
     }
 
+    /// Stops `id`'s work; nothing it produces is published. Unknown or finished: nothing.
+    private func cancel(_ id: String) {
+        guard let invoke = active.removeValue(forKey: id) else { return }
+        menu.release(.invoke)
+        invoke.cancellation.cancel()
+    }
+
+    /// Every invoke of the lost connection (or of a dead NetWorker) is cancelled.
+    private func cancelAll() {
+        let cancelled = active
+        active.removeAll()
+        for _ in cancelled { menu.release(.invoke) }
+        if !cancelled.isEmpty {
+            context.logger.info("gateway connection lost; cancelled its invokes", metadata: ["count": .typed(cancelled.count)])
+        }
+        for (_, invoke) in cancelled { invoke.cancellation.cancel() }
+    }
+
     // MARK: Worker death and shutdown
 
     override func workerDown(reason: String) {
         if !context.stopping { phaseChanged(to: .awaitingReady) }
+        // A NetWorker crash is a connection loss.
+        cancelAll()
         link.linkLost(reason: reason)
     }
 

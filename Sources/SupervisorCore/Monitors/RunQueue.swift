@@ -66,6 +66,17 @@ final class RunQueue {
         }
     }
 
+    /// A queued run is dropped (answered with an error); a running one is told to the worker
+    /// (`kill`), whose outcome then completes it. Unknown or finished ids: nothing.
+    func cancel(_ runId: String, kill: (String) -> Void) {
+        if let index = waiting.firstIndex(where: { $0.order.id == runId }) {
+            let run = waiting.remove(at: index)
+            run.completion(.failure(WireError(code: "ABORTED", message: "cancelled")))
+        } else if running.contains(runId) {
+            kill(runId)
+        }
+    }
+
     /// The worker's outcome of a run; false when no such run is in flight (a violation).
     func finished(_ outcome: RunOutcome) -> Bool {
         guard running.complete(outcome.id, with: .success(outcome)) else { return false }

@@ -1,0 +1,137 @@
+"""Issue 17: an invoke's life as upstream's node host lives it — `node.invoke.cancel`, the
+connection's loss (`cancelAll`), a redelivered id. A cancelled invoke's command tree is killed
+and nothing is published for it (no result, no exec.finished)."""
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import gateway_args
+
+
+def write_approvals(state_dir):
+    path = state_dir / "exec-approvals.json"
+    path.write_text(json.dumps({"version": 1, "defaults": {"security": "full", "ask": "off"}, "agents": {}}))
+    path.chmod(0o600)
+
+
+@pytest.fixture
+def linked(make_gateway, nodes, state_dir):
+    def start(*args):
+        write_approvals(state_dir)
+        gw = make_gateway(auto_approve=True)
+        node = nodes(state_dir, gateway_args(gw) + list(args))
+        gw.wait_for_hello(timeout=30)
+        node.wait_log('msg="node host gateway connected"', timeout=15)
+        return gw, node
+    return start
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+def tree_command(tmp_path, tag):
+    """A shell whose background grandchild and main command both outlive any deadline here;
+    their pids land in files."""
+    return ["/bin/sh", "-c", f"sleep 300 & echo $! > {tmp_path}/{tag}.child; echo $$ > {tmp_path}/{tag}.main; exec sleep 301"]
+
+
+def pids(tmp_path, tag):
+    wait_until(lambda: (tmp_path / f"{tag}.child").exists() and (tmp_path / f"{tag}.main").exists(), what=f"{tag} started")
+    wait_until(lambda: (tmp_path / f"{tag}.main").read_text().strip() and (tmp_path / f"{tag}.child").read_text().strip())
+    return int((tmp_path / f"{tag}.main").read_text()), int((tmp_path / f"{tag}.child").read_text())
+
+
+def exec_finished(gw):
+    return [e for e in gw.node_events if e.get("event") == "exec.finished"]
+
+
+def test_cancel_kills_the_whole_tree_and_publishes_nothing(linked, tmp_path):
+    gw, node = linked()
+    gw.invoke_async("system.run", {"command": tree_command(tmp_path, "a")}, timeout_ms=120_000, invoke_id="inv-a")
+    main, child = pids(tmp_path, "a")
+    assert alive(main) and alive(child)
+    assert gw.cancel_invoke("inv-a")
+    wait_until(lambda: not alive(main) and not alive(child), timeout=5, what="the command tree killed")
+    node.wait_log('msg="system.run cancelled"', timeout=5)
+    time.sleep(1.0)
+    assert gw.results_for("inv-a") == []
+    assert exec_finished(gw) == []
+    # The node goes on serving.
+    result = gw.invoke("system.run", {"command": ["/bin/echo", "still here"]})
+    assert result["ok"] is True and json.loads(result["payloadJSON"])["stdout"] == "still here\n"
+
+
+def test_cancel_of_a_queued_run_means_it_never_starts(linked, tmp_path):
+    gw, node = linked("--max-concurrent-runs", "1")
+    gw.invoke_async("system.run", {"command": tree_command(tmp_path, "first")}, timeout_ms=120_000, invoke_id="inv-first")
+    main, child = pids(tmp_path, "first")
+    marker = tmp_path / "queued-ran"
+    gw.invoke_async("system.run", {"command": ["/usr/bin/touch", str(marker)]}, timeout_ms=120_000, invoke_id="inv-queued")
+    wait_until(lambda: "inv-queued" in gw.pending_invokes(), what="the queued invoke sent")
+    time.sleep(0.5)
+    assert gw.cancel_invoke("inv-queued")
+    time.sleep(0.5)
+    assert gw.cancel_invoke("inv-first")
+    wait_until(lambda: not alive(main) and not alive(child), timeout=5, what="the running tree killed")
+    time.sleep(1.0)
+    assert not marker.exists(), "the cancelled queued run started"
+    assert gw.results_for("inv-queued") == [] and gw.results_for("inv-first") == []
+    result = gw.invoke("system.run", {"command": ["/bin/echo", "next"]})
+    assert result["ok"] is True, result
+
+
+def test_a_cancel_for_an_unknown_invoke_is_harmless(linked):
+    gw, node = linked()
+    mark = gw.mark()
+    assert gw.cancel_invoke("no-such-invoke")
+    time.sleep(0.5)
+    result = gw.invoke("system.which", {"bins": ["sh"]})
+    assert result["ok"] is True, result
+    assert node.proc.poll() is None
+    assert gw.mark() == mark, "the link was not dropped"
+    assert "protocol violation" not in node.log
+
+
+def test_losing_the_connection_kills_the_runs_it_asked_for(linked, tmp_path):
+    gw, node = linked()
+    gw.invoke_async("system.run", {"command": tree_command(tmp_path, "lost")}, timeout_ms=120_000, invoke_id="inv-lost")
+    main, child = pids(tmp_path, "lost")
+    mark = gw.mark()
+    gw.close_all(1012, "service restart")
+    wait_until(lambda: not alive(main) and not alive(child), timeout=5, what="the tree killed on connection loss")
+    node.wait_log('msg="gateway connection lost; cancelled its invokes".*count=1', timeout=5)
+    gw.wait_for_hello(timeout=30, since=mark)
+    time.sleep(1.0)
+    assert gw.results_for("inv-lost") == [], "nothing is replayed after the reconnect"
+    assert exec_finished(gw) == []
+
+
+def test_a_redelivered_invoke_id_replaces_the_original(linked, tmp_path):
+    gw, node = linked()
+    gw.invoke_async("system.run", {"command": tree_command(tmp_path, "orig")}, timeout_ms=120_000, invoke_id="inv-dup")
+    main, child = pids(tmp_path, "orig")
+    second = gw.invoke_async("system.run", {"command": ["/bin/echo", "replacement"]}, timeout_ms=30_000, invoke_id="inv-dup")
+    result = second.result(timeout=30)
+    assert result["ok"] is True and json.loads(result["payloadJSON"])["stdout"] == "replacement\n", result
+    wait_until(lambda: not alive(main) and not alive(child), timeout=5, what="the original's tree killed")
+    time.sleep(1.0)
+    assert len(gw.results_for("inv-dup")) == 1, gw.results_for("inv-dup")
+    assert len(exec_finished(gw)) == 1
