@@ -34,7 +34,7 @@ def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
             return handle.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
+    except OSError:  # gone (ENOENT, or ESRCH while it is being reaped)
         return False
 
 
@@ -135,3 +135,35 @@ def test_a_redelivered_invoke_id_replaces_the_original(linked, tmp_path):
     time.sleep(1.0)
     assert len(gw.results_for("inv-dup")) == 1, gw.results_for("inv-dup")
     assert len(exec_finished(gw)) == 1
+
+
+def test_past_its_own_deadline_an_invoke_is_answered_unavailable_and_its_tree_killed(linked, tmp_path):
+    """The invoke's `timeoutMs` is the node's deadline too (upstream's node session, #1357):
+    a structured error instead of the gateway's timeout. Here the gateway waits longer."""
+    gw, node = linked()
+    started = time.monotonic()
+    future = gw.invoke_async("system.run", {"command": tree_command(tmp_path, "slow")}, timeout_ms=20_000,
+                             invoke_id="inv-slow", payload_overrides={"timeoutMs": 1_500})
+    main, child = pids(tmp_path, "slow")
+    result = future.result(timeout=20)
+    assert result["ok"] is False and result["error"] == {"code": "UNAVAILABLE", "message": "node invoke timed out"}, result
+    assert time.monotonic() - started < 10
+    wait_until(lambda: not alive(main) and not alive(child), timeout=5, what="the tree killed at the deadline")
+    assert len(gw.results_for("inv-slow")) == 1
+
+
+def test_an_invoke_timeout_of_zero_means_no_deadline(linked):
+    gw, node = linked()
+    result = gw.invoke("system.run", {"command": ["/bin/sh", "-c", "sleep 2; echo done"]}, timeout_ms=20_000,
+                       payload_overrides={"timeoutMs": 0})
+    assert result["ok"] is True and json.loads(result["payloadJSON"])["stdout"] == "done\n", result
+
+
+def test_a_run_timeout_of_null_is_accepted_and_independent_of_the_invoke_deadline(linked):
+    """The gateway rewrites a run's `timeoutMs` <= 0 to null (no expiry)."""
+    gw, node = linked()
+    result = gw.invoke("system.run", {"command": ["/bin/echo", "ok"], "timeoutMs": None})
+    assert result["ok"] is True and json.loads(result["payloadJSON"])["stdout"] == "ok\n", result
+    short = gw.invoke("system.run", {"command": ["/bin/sleep", "5"], "timeoutMs": 500}, timeout_ms=20_000)
+    payload = json.loads(short["payloadJSON"])
+    assert short["ok"] is True and payload["timedOut"] is True, short

@@ -39,8 +39,17 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
 
     /// Invokes being served, by gateway id. An id names one invoke: a redelivery replaces (and
     /// cancels) its original, and only the current one's answer is published.
-    private var active: [String: (serial: Int, cancellation: InvokeCancellation)] = [:]
+    private var active: [String: ActiveInvoke] = [:]
     private var serials = 0
+
+    private struct ActiveInvoke {
+        let serial: Int
+        let cancellation: InvokeCancellation
+        var deadline: Scheduled<Void>?
+    }
+
+    /// The invoke's own deadline when the gateway names none (as the gateway's default).
+    static let defaultInvokeTimeoutMs = 30_000
 
     /// The rows a connect attempt may use once each; re-armed when a new attempt starts.
     private static let perAttempt: [NetToSupervisor.Kind] = [.signRequest, .helloOk, .connectRejected]
@@ -138,22 +147,32 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         serials += 1
         let serial = serials
         let cancellation = InvokeCancellation()
-        active[request.id] = (serial, cancellation)
         let generation = slot.generation
-        router.route(request, cancellation: cancellation) { [weak self] output in
-            guard let self, active[request.id]?.serial == serial else { return }
+        let publish = { [weak self] (output: InvokeOutput) -> Void in
+            guard let self, let invoke = active[request.id], invoke.serial == serial else { return }
             active[request.id] = nil
+            invoke.deadline?.cancel()
             context.metrics.invoke(label, ok: output.result.ok)
             guard slot.generation == generation else { return }
             menu.release(.invoke)
             slot.send(contentsOf: output.events.map(SupervisorToNet.nodeEvent) + [.invokeResult(output.result)])
         }
+        // The invoke's own deadline (0: none): past it the work is cancelled and the gateway
+        // gets a structured error instead of its own timeout (upstream's node session, #1357).
+        let timeoutMs = request.timeoutMs ?? Self.defaultInvokeTimeoutMs
+        let deadline = timeoutMs > 0 ? context.loop.scheduleTask(in: .milliseconds(Int64(min(timeoutMs, Int(Int32.max))))) {
+            publish(InvokeOutput(result: .failure(request, code: "UNAVAILABLE", message: "node invoke timed out")))
+            cancellation.cancel()
+        } : nil
+        active[request.id] = ActiveInvoke(serial: serial, cancellation: cancellation, deadline: deadline)
+        router.route(request, cancellation: cancellation, completion: publish)
     }
 
     /// Stops `id`'s work; nothing it produces is published. Unknown or finished: nothing.
     private func cancel(_ id: String) {
         guard let invoke = active.removeValue(forKey: id) else { return }
         menu.release(.invoke)
+        invoke.deadline?.cancel()
         invoke.cancellation.cancel()
     }
 
@@ -165,7 +184,10 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         if !cancelled.isEmpty {
             context.logger.info("gateway connection lost; cancelled its invokes", metadata: ["count": .typed(cancelled.count)])
         }
-        for (_, invoke) in cancelled { invoke.cancellation.cancel() }
+        for (_, invoke) in cancelled {
+            invoke.deadline?.cancel()
+            invoke.cancellation.cancel()
+        }
     }
 
     // MARK: Worker death and shutdown
