@@ -35,8 +35,7 @@ public final class GatewayLink {
         self.loop = loop
         self.logger = logger
         self.toSupervisor = toSupervisor
-        machine = LinkMachine(logger: logger, monotonicMs: { Int64(Clock.monotonicMs()) },
-                              wallMs: { Int64(Clock.wallMs()) }, newId: { RandomID.uuid() })
+        machine = LinkMachine(logger: logger, monotonicMs: { Int64(Clock.monotonicMs()) }, newId: { RandomID.uuid() })
     }
 
     // MARK: Supervisor → link

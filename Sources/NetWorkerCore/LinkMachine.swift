@@ -161,14 +161,11 @@ struct LinkMachine {
     private let logger: Logger
     /// Milliseconds on a monotonic clock (silence, log windows).
     private let monotonicMs: () -> Int64
-    /// Milliseconds since the epoch (`signedAt`).
-    private let wallMs: () -> Int64
     private let newId: () -> String
 
-    init(logger: Logger, monotonicMs: @escaping () -> Int64, wallMs: @escaping () -> Int64, newId: @escaping () -> String) {
+    init(logger: Logger, monotonicMs: @escaping () -> Int64, newId: @escaping () -> String) {
         self.logger = logger
         self.monotonicMs = monotonicMs
-        self.wallMs = wallMs
         self.newId = newId
     }
 
@@ -342,8 +339,15 @@ struct LinkMachine {
                 dropConnection(code: 1008, reason: "connect challenge missing nonce", &actions)
                 return
             }
+            // Signed with the gateway's own time (the challenge `ts`), as today's clients do; a
+            // challenge without a non-negative integer `ts` is invalid.
+            guard let ts = frame["payload"]?["ts"]?.numberValue, ts >= 0, ts <= 9_007_199_254_740_991, ts.rounded() == ts else {
+                logger.error("node host gateway connect failed: gateway connect challenge timestamp invalid")
+                dropConnection(code: 1008, reason: "connect failed", &actions)
+                return
+            }
             let requestId = newId()
-            let signedAt = wallMs()
+            let signedAt = Int64(ts)
             state = .awaitingSignature(attempt: attempt, nonce: nonce, signedAt: signedAt, requestId: requestId)
             arm(.handshake(.signature, attempt: attempt, timeoutMs: AttemptPhase.signature.timeoutMs(cap: configuration?.handshakeTimeoutMs),
                            code: 1008, reason: "connect failed"), &actions)
@@ -452,6 +456,11 @@ struct LinkMachine {
             guard let invokeId = frame["payload"]?["invokeId"]?.stringValue, frame["payload"]?["nodeId"]?.stringValue != nil,
                   activeInvokes.remove(invokeId) != nil else { return }
             actions.append(.toSupervisor(.invokeCancel(InvokeCancel(invokeId: invokeId))))
+        case "node.invoke.input":
+            // Input is for duplex commands; none of ours is one, so every frame is for an
+            // invoke without an input channel: dropped, as upstream drops those.
+            let id = frame["payload"]?["id"]?.stringValue ?? "-"
+            logger.debug("node-host: dropped inactive or duplicate input for invoke \(String(id.prefix(64)))")
         case "shutdown":
             logger.info("gateway is shutting down; will reconnect")
         default:

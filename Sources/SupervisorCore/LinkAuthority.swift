@@ -58,8 +58,10 @@ public final class LinkAuthority {
         "AUTH_TOKEN_MISSING", "AUTH_TOKEN_MISMATCH", "AUTH_PASSWORD_MISSING", "AUTH_PASSWORD_MISMATCH",
         "AUTH_BOOTSTRAP_TOKEN_INVALID", "CLIENT_VERSION_MISMATCH",
     ]
-    /// How far a requested `signedAt` may be from our clock.
-    static let maxSignSkewMs: Int64 = 30_000
+    /// How far a requested `signedAt` may be from our clock. It is the gateway's own time (the
+    /// challenge `ts`), so this allows for a gateway whose clock is off; the signature is bound
+    /// to that gateway's single-use nonce either way.
+    static let maxSignSkewMs: Int64 = 600_000
 
     let settings: LinkSettings
     let identity: DeviceIdentity

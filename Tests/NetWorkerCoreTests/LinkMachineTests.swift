@@ -9,7 +9,6 @@ import XCTest
 final class LinkMachineTests: XCTestCase {
     final class Fake {
         var monotonic: Int64 = 1_000
-        var wall: Int64 = 1_700_000_000_000
         var ids = 0
     }
 
@@ -18,7 +17,7 @@ final class LinkMachineTests: XCTestCase {
 
     func machine() -> LinkMachine {
         let fake = self.fake
-        return LinkMachine(logger: Logger(label: "test"), monotonicMs: { fake.monotonic }, wallMs: { fake.wall },
+        return LinkMachine(logger: Logger(label: "test"), monotonicMs: { fake.monotonic },
                            newId: { fake.ids += 1; return "id-\(fake.ids)" })
     }
 
@@ -34,8 +33,11 @@ final class LinkMachineTests: XCTestCase {
 
     var target: GatewayTarget { GatewayTarget(url: url)! }
 
-    func challenge(_ nonce: String = "n1") -> String {
-        #"{"type":"event","event":"connect.challenge","payload":{"nonce":"\#(nonce)"}}"#
+    /// The gateway's clock in its challenges.
+    static let gatewayTs: Int64 = 1_700_000_000_123
+
+    func challenge(_ nonce: String = "n1", ts: String = String(gatewayTs)) -> String {
+        #"{"type":"event","event":"connect.challenge","payload":{"nonce":"\#(nonce)","ts":\#(ts)}}"#
     }
 
     /// Configures and opens attempt 1 up to the challenge; returns the sign request's id.
@@ -158,7 +160,7 @@ final class LinkMachineTests: XCTestCase {
         let actions = m.handle(.text(challenge(), attempt: 1))
         XCTAssertEqual(actions.first, .armDeadline(.handshake(.challenge, attempt: 1, timeoutMs: 15_000, code: 1008,
                                                               reason: "connect challenge timeout")))
-        XCTAssertEqual(actions.last, .toSupervisor(.signRequest(SignRequest(requestId: "id-1", nonce: "n1", signedAt: fake.wall, version: .v3))))
+        XCTAssertEqual(actions.last, .toSupervisor(.signRequest(SignRequest(requestId: "id-1", nonce: "n1", signedAt: Self.gatewayTs, version: .v3))))
         // The late upgrade of the adopted attempt changes nothing.
         XCTAssertEqual(m.handle(.upgraded(attempt: 1)), [])
     }
@@ -367,5 +369,37 @@ final class LinkMachineTests: XCTestCase {
         XCTAssertEqual(m.invokesInFlight, 0)
         XCTAssertEqual(m.handle(.invokeResult(InvokeResult(id: "i2", nodeId: "n", ok: true, payloadJSON: "{}", error: nil))), [])
         XCTAssertEqual(m.outbox.count, 0, "nothing of the lost connection is replayed")
+    }
+
+    func testTheSignatureUsesTheChallengesTimeAndAChallengeWithoutOneIsRefused() {
+        var m = machine()
+        _ = m.handle(.configure(configuration()))
+        _ = m.handle(.upgraded(attempt: 1))
+        guard case .toSupervisor(.signRequest(let request))? = m.handle(.text(challenge(ts: "1700000000999"), attempt: 1)).last else {
+            return XCTFail("no sign request")
+        }
+        XCTAssertEqual(request.signedAt, 1_700_000_000_999, "signedAt is the challenge's ts, not our clock")
+        for bad in ["null", "-1", "1.5", "\"1700000000000\"", "1e300"] {
+            var m = machine()
+            _ = m.handle(.configure(configuration()))
+            _ = m.handle(.upgraded(attempt: 1))
+            XCTAssertEqual(m.handle(.text(challenge(ts: bad), attempt: 1)),
+                           [.cancelDeadline, .close(attempt: 1, code: 1008, reason: "connect failed"), .scheduleReconnect(afterMs: 1_000)], bad)
+        }
+        var missing = machine()
+        _ = missing.handle(.configure(configuration()))
+        _ = missing.handle(.upgraded(attempt: 1))
+        XCTAssertEqual(missing.handle(.text(#"{"type":"event","event":"connect.challenge","payload":{"nonce":"n"}}"#, attempt: 1)).dropFirst().first,
+                       .close(attempt: 1, code: 1008, reason: "connect failed"))
+    }
+
+    func testInputForAnInvokeWithoutAnInputChannelIsDroppedQuietly() {
+        var m = machine()
+        _ = linked(&m)
+        _ = m.handle(.text(invokeFrame("i1"), attempt: 1))
+        let input = #"{"type":"event","event":"node.invoke.input","payload":{"id":"i1","nodeId":"n","seq":0,"payloadJSON":"{}"}}"#
+        XCTAssertEqual(m.handle(.text(input, attempt: 1)), [], "no answer, no close, nothing to the Supervisor")
+        XCTAssertEqual(m.state, .linked(attempt: 1))
+        XCTAssertEqual(m.invokesInFlight, 1)
     }
 }

@@ -372,3 +372,15 @@ def test_garbage_frames_are_logged_counted_and_harmless(make_gateway, nodes, sta
         match = re.search(r"^openclaw_node_gateway_frames_dropped_total (\d+)", body, re.M)
         return match and int(match.group(1)) >= 4
     gw.wait_for(dropped, timeout=10, message="the dropped-frames counter did not reach 4")
+
+
+@pytest.mark.parametrize("offset_ms", [0, 90_000])
+def test_the_connect_signature_is_made_at_the_challenges_time(make_gateway, nodes, state_dir, offset_ms):
+    """Issue 17: `device.signedAt` is the challenge's `ts` exactly (today's clients sign with
+    the gateway's time), also when the gateway's clock is 90 s off ours."""
+    gw = make_gateway(auto_approve=True)
+    gw.challenge_ts_offset_ms = offset_ms
+    nodes(state_dir, gateway_args(gw))
+    conn = gw.wait_for_hello(timeout=30)
+    assert conn.challenge_ts is not None
+    assert conn.connect_params["device"]["signedAt"] == conn.challenge_ts

@@ -718,6 +718,7 @@ class Connection:
     connect_received: bool = False
     connect_frame: dict | None = None
     connect_params: dict | None = None
+    challenge_ts: int | None = None
     protocol: int | None = None
     device_id: str | None = None
     signature_version: str | None = None
@@ -909,6 +910,8 @@ class TestGateway:
         self.ping_timeout_s = ping_timeout_s
         self.node_event_v4_reply = node_event_v4_reply
         self.cancel_on_timeout = cancel_on_timeout
+        #: Added to the ``ts`` of each ``connect.challenge`` (and so to what the node signs).
+        self.challenge_ts_offset_ms = 0
         self.server_version = server_version
         self.skills_bins = list(skills_bins)
         self.clock_offset_ms = clock_offset_ms
@@ -1194,9 +1197,12 @@ class TestGateway:
         self._emit("connection.open", connId=conn.id, remote=conn.remote, path=conn.path)
 
         conn.nonce = str(uuid.uuid4())
+        # The gateway's own time, which today's clients sign with (`device.signedAt`);
+        # ``challenge_ts_offset_ms`` skews it (a gateway whose clock is off).
+        conn.challenge_ts = now_ms() + self.challenge_ts_offset_ms
         if not self.suppress_challenge:
             await self._send(conn, {"type": "event", "event": "connect.challenge",
-                                    "payload": {"nonce": conn.nonce, "ts": now_ms()}})
+                                    "payload": {"nonce": conn.nonce, "ts": conn.challenge_ts}})
         loop = asyncio.get_running_loop()
         hs_timer = loop.call_later(self.handshake_timeout_s,
                                    lambda: self._spawn(conn, self._handshake_timeout(conn)))
