@@ -13,7 +13,11 @@ public enum GatewayFrames {
             "platform": .string(c.client.platform), "mode": .string(c.client.mode),
         ]
         if let name = c.client.displayName, !name.isEmpty { client["displayName"] = .string(name) }
-        if let family = c.client.deviceFamily, !family.isEmpty { client["deviceFamily"] = .string(family) }
+        if let family = c.client.deviceFamily, !family.isEmpty {
+            client["deviceFamily"] = .string(family)
+            // As upstream's node host: the model only with a device family.
+            if let model = c.client.modelIdentifier, !model.isEmpty { client["modelIdentifier"] = .string(model) }
+        }
         if let instance = c.client.instanceId, !instance.isEmpty { client["instanceId"] = .string(instance) }
         var params: [String: JSONValue] = [
             "minProtocol": .number(Double(c.minProtocol)),

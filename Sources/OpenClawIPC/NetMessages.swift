@@ -27,15 +27,18 @@ public struct NetConfiguration: Codable, Equatable, Sendable {
         public var version: String
         public var platform: String
         public var deviceFamily: String?
+        /// The machine's model (DMI product name or device-tree model), sent with `deviceFamily`.
+        public var modelIdentifier: String?
         public var mode: String
         public var instanceId: String?
         public init(id: String, displayName: String?, version: String, platform: String,
-                    deviceFamily: String?, mode: String, instanceId: String?) {
+                    deviceFamily: String?, modelIdentifier: String? = nil, mode: String, instanceId: String?) {
             self.id = id
             self.displayName = displayName
             self.version = version
             self.platform = platform
             self.deviceFamily = deviceFamily
+            self.modelIdentifier = modelIdentifier
             self.mode = mode
             self.instanceId = instanceId
         }

@@ -58,6 +58,9 @@ public final class LinkAuthority {
         "AUTH_TOKEN_MISSING", "AUTH_TOKEN_MISMATCH", "AUTH_PASSWORD_MISSING", "AUTH_PASSWORD_MISMATCH",
         "AUTH_BOOTSTRAP_TOKEN_INVALID", "CLIENT_VERSION_MISMATCH",
     ]
+    /// This machine's model, read once (`client.modelIdentifier`).
+    static let modelIdentifier = MachineModel.identifier()
+
     /// How far a requested `signedAt` may be from our clock. It is the gateway's own time (the
     /// challenge `ts`), so this allows for a gateway whose clock is off; the signature is bound
     /// to that gateway's single-use nonce either way.
@@ -100,7 +103,8 @@ public final class LinkAuthority {
             minProtocol: 3,
             maxProtocol: 4,
             client: .init(id: "node-host", displayName: settings.displayName, version: settings.version,
-                          platform: "linux", deviceFamily: "Linux", mode: "node", instanceId: settings.nodeId),
+                          platform: "linux", deviceFamily: "Linux", modelIdentifier: Self.modelIdentifier, mode: "node",
+                          instanceId: settings.nodeId),
             role: "node",
             scopes: [],
             caps: router.caps,

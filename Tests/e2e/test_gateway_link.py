@@ -384,3 +384,21 @@ def test_the_connect_signature_is_made_at_the_challenges_time(make_gateway, node
     conn = gw.wait_for_hello(timeout=30)
     assert conn.challenge_ts is not None
     assert conn.connect_params["device"]["signedAt"] == conn.challenge_ts
+
+
+def test_connect_names_the_device_family_and_the_machines_model(make_gateway, nodes, state_dir):
+    """Issue 17: `client.deviceFamily` "Linux" and `client.modelIdentifier` as upstream reads it."""
+    expected = None
+    for path in ("/sys/devices/virtual/dmi/id/product_name", "/proc/device-tree/model"):
+        try:
+            text = open(path, encoding="utf-8", errors="replace").read().strip().rstrip("\0").strip()
+        except OSError:
+            continue
+        if text:
+            expected = text[:64]
+            break
+    gw = make_gateway(auto_approve=True)
+    nodes(state_dir, gateway_args(gw))
+    client = gw.wait_for_hello(timeout=30).connect_params["client"]
+    assert client["deviceFamily"] == "Linux"
+    assert client.get("modelIdentifier") == expected
