@@ -232,6 +232,10 @@ struct Run: ParsableCommand {
 
     @OptionGroup var workers: WorkerPathOptions
 
+    /// Tests shorten upstream's 60 s `node.host.stats` cadence.
+    @Option(name: .customLong("host-stats-interval-ms"), help: .hidden)
+    var hostStatsIntervalMs: Int = HostStats.intervalMs
+
     /// `doctor`'s authentication check: connect once with the real credentials, print the
     /// gateway's verdict as JSON on stdout, stop.
     @Flag(name: .customLong("check-auth"), help: .hidden)
@@ -295,7 +299,8 @@ struct Run: ParsableCommand {
                 execConfinement: confinement.options(for: .exec),
                 controlSocketPath: checkAuth ? nil : ControlSocket.path(stateDir: setup.paths.stateDir),
                 browser: browserWorker, stateDir: checkAuth ? nil : setup.paths.stateDir,
-                probe: checkAuth ? ProbeSettings() : nil, maxConcurrentRuns: maxConcurrentRuns
+                probe: checkAuth ? ProbeSettings() : nil, maxConcurrentRuns: maxConcurrentRuns,
+                hostStatsIntervalMs: max(100, hostStatsIntervalMs), home: nodeEnvironment["HOME"] ?? "/"
             ),
             logger: logger
         )

@@ -36,12 +36,19 @@ public struct WorkerSettings: Sendable {
     /// Commands run at once, and how many more may wait.
     public var maxConcurrentRuns: Int
     public var maxQueuedRuns: Int
+    /// `node.host.stats` every this many ms while linked (upstream: 60 000).
+    public var hostStatsIntervalMs: Int = HostStats.intervalMs
+    /// The volume `node.host.stats` reports (the node's home).
+    public var home: String = "/"
 
     public init(netWorker: WorkerLaunch = .ownBinary(as: .net), execWorker: WorkerLaunch = .ownBinary(as: .exec),
                 shutdownGrace: TimeAmount = .milliseconds(2500),
                 netConfinement: ConfinementOptions = .init(), execConfinement: ConfinementOptions = .init(),
                 controlSocketPath: String? = nil, browser: BrowserWorkerSettings? = nil, stateDir: String? = nil,
-                probe: ProbeSettings? = nil, maxConcurrentRuns: Int = 8, maxQueuedRuns: Int = 64) {
+                probe: ProbeSettings? = nil, maxConcurrentRuns: Int = 8, maxQueuedRuns: Int = 64,
+                hostStatsIntervalMs: Int = HostStats.intervalMs, home: String = "/") {
+        self.hostStatsIntervalMs = hostStatsIntervalMs
+        self.home = home
         self.netWorker = netWorker
         self.execWorker = execWorker
         self.shutdownGrace = shutdownGrace
@@ -132,7 +139,8 @@ public final class Supervisor {
     /// Supervisor exits; returns the exit status.
     public func run(link: LinkAuthority) -> Int32 {
         let net = NetMonitor(launch: settings.netWorker, confinement: settings.netConfinement,
-                             environment: Self.workerEnvironment(), context: context, link: link, probe: settings.probe != nil)
+                             environment: Self.workerEnvironment(), context: context, link: link, probe: settings.probe != nil,
+                             hostStats: .init(intervalMs: settings.hostStatsIntervalMs, home: settings.home))
         net.onEvent = { [unowned self] event in linkEvent(event) }
         reaper.watch(net.slot)
         netMonitor = net

@@ -1,8 +1,9 @@
 import Glibc
+import OpenClawIPC
 @testable import SupervisorCore
 import XCTest
 
-/// What the node says about its machine: the model identifier in `connect`.
+/// What the node says about its machine: the model identifier in `connect`, `node.host.stats`.
 final class HostFactsTests: XCTestCase {
     func testTheModelIsTrimmedStrippedOfNULsAndCutAt64UTF16Units() {
         XCTAssertEqual(MachineModel.normalize("  Standard PC (Q35 + ICH9, 2009)\n"), "Standard PC (Q35 + ICH9, 2009)")
@@ -26,5 +27,37 @@ final class HostFactsTests: XCTestCase {
         defer { unlink(empty); unlink(model) }
         XCTAssertEqual(MachineModel.identifier(sources: [directory + "/missing", empty, model]), "Board X")
         XCTAssertNil(MachineModel.identifier(sources: [directory + "/missing"]))
+    }
+
+    func payload(_ sample: HostStats.Sample) throws -> [String: JSONValue] {
+        try XCTUnwrap(sample.payload.objectValue)
+    }
+
+    func testTheStatsPayloadFollowsUpstreamsContract() throws {
+        let full = try payload(HostStats.Sample(cpuCount: 8, loadAverage: [1.25, 0, 200_000], memoryTotalBytes: 17_179_869_184,
+                                                memoryFreeBytes: 4_294_967_296, disk: (1_000_000_000_000, 250_000_000_000)))
+        XCTAssertEqual(full, [
+            "cpuCount": .number(8), "loadAverage": .array([.number(1.25), .number(0), .number(100_000)]),
+            "memoryTotalBytes": .number(17_179_869_184), "memoryFreeBytes": .number(4_294_967_296),
+            "diskTotalBytes": .number(1_000_000_000_000), "diskAvailableBytes": .number(250_000_000_000),
+        ])
+        let idle = try payload(HostStats.Sample(cpuCount: 0, loadAverage: [0, 0, 0], memoryTotalBytes: 100, memoryFreeBytes: 500, disk: nil))
+        XCTAssertEqual(idle, ["cpuCount": .number(1), "memoryTotalBytes": .number(100), "memoryFreeBytes": .number(100)],
+                       "no load when all zero, free clamped to total, no disk fields without a disk")
+        let event = HostStats.nodeEvent(HostStats.Sample(cpuCount: 5000, loadAverage: [.nan, 1, 2], memoryTotalBytes: 1,
+                                                         memoryFreeBytes: 1, disk: (10, 20)))
+        XCTAssertEqual(event.event, "node.host.stats")
+        XCTAssertEqual(event.payloadJSON, #"{"cpuCount":4096,"diskAvailableBytes":10,"diskTotalBytes":10,"loadAverage":[0,1,2],"memoryFreeBytes":1,"memoryTotalBytes":1}"#)
+    }
+
+    func testProcFilesAreReadAsTheKernelWritesThem() {
+        let meminfo = "MemTotal:        2048 kB\nMemFree:          512 kB\nMemAvailable:    1024 kB\n"
+        XCTAssertTrue(HostStats.meminfo(meminfo) == (2_097_152, 1_048_576))
+        XCTAssertTrue(HostStats.meminfo("MemTotal: 2048 kB\nMemFree: 512 kB\n") == (2_097_152, 524_288), "MemFree without MemAvailable")
+        XCTAssertEqual(HostStats.loadAverage("0.52 0.58 0.59 1/402 12345\n"), [0.52, 0.58, 0.59])
+        XCTAssertEqual(HostStats.loadAverage(nil), [0, 0, 0])
+        let root = HostStats.disk("/")
+        XCTAssertNotNil(root)
+        XCTAssertTrue(HostStats.disk("/no/such/dir/below/root")! == root!, "the nearest existing ancestor")
     }
 }

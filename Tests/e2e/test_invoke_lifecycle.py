@@ -167,3 +167,32 @@ def test_a_run_timeout_of_null_is_accepted_and_independent_of_the_invoke_deadlin
     short = gw.invoke("system.run", {"command": ["/bin/sleep", "5"], "timeoutMs": 500}, timeout_ms=20_000)
     payload = json.loads(short["payloadJSON"])
     assert short["ok"] is True and payload["timedOut"] is True, short
+
+
+def meminfo_bytes(key):
+    for line in open("/proc/meminfo"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def test_host_stats_arrive_after_hello_and_on_schedule_with_this_machines_values(linked):
+    """Issue 17: `node.host.stats` as upstream's node host sends it (here every 500 ms instead of 60 s)."""
+    gw, node = linked("--host-stats-interval-ms", "500")
+    def stats():
+        return [e for e in gw.node_events if e.get("event") == "node.host.stats"]
+    wait_until(lambda: len(stats()) >= 1, timeout=5, what="the first stats after hello")
+    wait_until(lambda: len(stats()) >= 3, timeout=5, what="stats on schedule")
+    payload = json.loads(stats()[-1]["payloadJSON"])
+    assert set(payload) <= {"cpuCount", "loadAverage", "memoryTotalBytes", "memoryFreeBytes", "diskTotalBytes", "diskAvailableBytes"}
+    assert payload["cpuCount"] == os.sysconf("SC_NPROCESSORS_ONLN")
+    assert payload["memoryTotalBytes"] == meminfo_bytes("MemTotal")
+    assert abs(payload["memoryFreeBytes"] - meminfo_bytes("MemAvailable")) < 512 * 1024 * 1024
+    assert 0 <= payload["memoryFreeBytes"] <= payload["memoryTotalBytes"]
+    home = os.statvfs(os.environ.get("HOME", "/"))
+    assert payload["diskTotalBytes"] == home.f_frsize * home.f_blocks
+    assert 0 <= payload["diskAvailableBytes"] <= payload["diskTotalBytes"]
+    if "loadAverage" in payload:
+        assert len(payload["loadAverage"]) == 3 and all(0 <= value <= 100_000 for value in payload["loadAverage"])
+    for value in ("cpuCount", "memoryTotalBytes", "memoryFreeBytes", "diskTotalBytes", "diskAvailableBytes"):
+        assert isinstance(payload[value], int), value

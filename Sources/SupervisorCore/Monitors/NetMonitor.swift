@@ -48,6 +48,15 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         var deadline: Scheduled<Void>?
     }
 
+    /// `node.host.stats` while linked: right after hello, then every `hostStats.intervalMs`.
+    struct HostStatsSchedule {
+        var intervalMs = HostStats.intervalMs
+        /// The volume whose disk is reported (the node's home).
+        var home = "/"
+    }
+    let hostStats: HostStatsSchedule
+    private var statsTask: RepeatedTask?
+
     /// The invoke's own deadline when the gateway names none (as the gateway's default).
     static let defaultInvokeTimeoutMs = 30_000
 
@@ -55,8 +64,9 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
     private static let perAttempt: [NetToSupervisor.Kind] = [.signRequest, .helloOk, .connectRejected]
 
     init(launch: WorkerLaunch, confinement: ConfinementOptions, environment: [String: String], context: MonitorContext,
-         link: LinkAuthority, probe: Bool) {
+         link: LinkAuthority, probe: Bool, hostStats: HostStatsSchedule = .init()) {
         self.link = link
+        self.hostStats = hostStats
         router = link.router
         self.probe = probe
         super.init(role: .net, launch: launch, confinement: confinement, environment: environment,
@@ -120,8 +130,26 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
 
     private func helloOk(_ hello: HelloSummary) {
         phaseChanged(to: .linked)
-        if !probe { link.accepted(hello) }
+        if !probe {
+            link.accepted(hello)
+            startHostStats()
+        }
         onEvent(.connected)
+    }
+
+    /// Upstream's cadence: one sample at once, then one per interval, while this link lasts.
+    private func startHostStats() {
+        statsTask?.cancel()
+        let interval = TimeAmount.milliseconds(Int64(max(1, hostStats.intervalMs)))
+        statsTask = context.loop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { [weak self] _ in
+            guard let self, phase == .linked else { return }
+            slot.send(.nodeEvent(HostStats.nodeEvent(HostStats.sample(home: hostStats.home))))
+        }
+    }
+
+    private func stopHostStats() {
+        statsTask?.cancel()
+        statsTask = nil
     }
 
     private func rejected(_ rejection: ConnectRejection) {
@@ -130,7 +158,10 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
 
     private func linkState(_ state: LinkState) {
         if state.phase == .connecting { menu.rearm(Self.perAttempt) }
-        if state.phase != .connected, phase == .linked { phaseChanged(to: .linking) }
+        if state.phase != .connected, phase == .linked {
+            phaseChanged(to: .linking)
+            stopHostStats()
+        }
         link.report(state)
         if state.phase == .disconnected, let detail = state.detail { onEvent(.unreachable(detail)) }
     }
@@ -195,11 +226,13 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
     override func workerDown(reason: String) {
         if !context.stopping { phaseChanged(to: .awaitingReady) }
         // A NetWorker crash is a connection loss.
+        stopHostStats()
         cancelAll()
         link.linkLost(reason: reason)
     }
 
     func shutdown() {
+        stopHostStats()
         stop(goodbye: .shutdown(Empty()), stoppingPhase: .stopping)
     }
 }
