@@ -169,7 +169,8 @@ public enum GatewayFrames {
             message: error?["message"]?.stringValue ?? "connect failed",
             detailCode: details?["code"]?.stringValue,
             requestId: details?["requestId"]?.stringValue,
-            retryAfterMs: retryAfter
+            retryAfterMs: retryAfter,
+            reason: details?["reason"]?.stringValue
         )
     }
 

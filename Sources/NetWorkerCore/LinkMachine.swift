@@ -410,8 +410,20 @@ struct LinkMachine {
         for frame in pending { actions.append(.send(frame, attempt: attempt)) }
     }
 
+    /// How soon to ask again while the gateway is starting (upstream's client: its
+    /// `retryAfterMs`, 500 by default, kept within 100–2000 ms).
+    static func startupRetryMs(_ retryAfterMs: Int?) -> Int { min(2_000, max(100, retryAfterMs ?? 500)) }
+
     private mutating func refused(_ error: JSONValue?, _ actions: inout [Action]) {
         let rejection = GatewayFrames.rejection(from: error)
+        if rejection.isGatewayStarting {
+            // Not a refusal of us: the gateway is not ready yet. Close as upstream's client does
+            // and come back shortly, without telling anyone.
+            logger.debug("gateway starting; retrying", metadata: ["retryAfterMs": .typed(Self.startupRetryMs(rejection.retryAfterMs))])
+            signatureVersion = .v3
+            dropConnection(code: 1013, reason: "gateway starting", retryIn: Self.startupRetryMs(rejection.retryAfterMs), &actions)
+            return
+        }
         if rejection.detail == "DEVICE_AUTH_SIGNATURE_INVALID", signatureVersion == .v3 {
             logger.info("gateway rejected the v3 signature; retrying once with v2")
             signatureVersion = .v2

@@ -159,13 +159,20 @@ public struct ConnectRejection: Codable, Equatable, Sendable {
     public var detailCode: String?
     public var requestId: String?
     public var retryAfterMs: Int?
-    public init(code: String, message: String, detailCode: String?, requestId: String?, retryAfterMs: Int?) {
+    /// `error.details.reason` (`startup-sidecars`, `not-paired`, …).
+    public var reason: String?
+    public init(code: String, message: String, detailCode: String?, requestId: String?, retryAfterMs: Int?,
+                reason: String? = nil) {
         self.code = code
         self.message = message
         self.detailCode = detailCode
         self.requestId = requestId
         self.retryAfterMs = retryAfterMs
+        self.reason = reason
     }
+
+    /// The gateway is still starting (`UNAVAILABLE`, `details.reason: "startup-sidecars"`).
+    public var isGatewayStarting: Bool { code == "UNAVAILABLE" && reason == "startup-sidecars" }
 
     /// The code clients branch on: `details.code`, else the top-level code.
     public var detail: String { detailCode ?? code }

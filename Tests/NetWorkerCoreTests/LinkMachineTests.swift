@@ -402,4 +402,16 @@ final class LinkMachineTests: XCTestCase {
         XCTAssertEqual(m.state, .linked(attempt: 1))
         XCTAssertEqual(m.invokesInFlight, 1)
     }
+
+    func testAStartingGatewayIsAskedAgainShortlyAndQuietly() {
+        for (retryAfter, expected) in [(nil, 500), (50, 100), (300, 300), (60_000, 2_000)] as [(Int?, Int)] {
+            var m = machine()
+            let requestId = toSignature(&m)
+            _ = m.handle(.signed(SignReply(requestId: requestId, signature: "s", auth: .init(token: "t", password: nil))))
+            let retry = retryAfter.map { #","retryAfterMs":\#($0)"# } ?? ""
+            let actions = answerConnect(&m, #"{"type":"res","id":"CONNECT","ok":false,"error":{"code":"UNAVAILABLE","message":"gateway starting; retry shortly","details":{"reason":"startup-sidecars"}\#(retry)}}"#)
+            XCTAssertEqual(actions, [.cancelDeadline, .close(attempt: 1, code: 1013, reason: "gateway starting"),
+                                     .scheduleReconnect(afterMs: expected)], "retryAfterMs \(String(describing: retryAfter))")
+        }
+    }
 }

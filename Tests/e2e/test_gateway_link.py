@@ -402,3 +402,20 @@ def test_connect_names_the_device_family_and_the_machines_model(make_gateway, no
     client = gw.wait_for_hello(timeout=30).connect_params["client"]
     assert client["deviceFamily"] == "Linux"
     assert client.get("modelIdentifier") == expected
+
+
+def test_a_starting_gateway_is_asked_again_shortly_and_the_node_closes_1013(make_gateway, nodes, state_dir):
+    """Issue 17: `UNAVAILABLE` with `details.reason: "startup-sidecars"`: close 1013 "gateway
+    starting", come back after `retryAfterMs` (kept within 100-2000 ms), no refusal logged."""
+    gw = make_gateway(auto_approve=True)
+    gw.startup_unavailable(retry_after_ms=300, count=2)
+    started = time.monotonic()
+    node = nodes(state_dir, gateway_args(gw))
+    gw.wait_for_hello(timeout=30)
+    assert time.monotonic() - started < 5
+    starting = [c for c in gw.connections if c.error_code == "UNAVAILABLE"]
+    assert len(starting) == 2
+    for conn in starting:
+        gw.wait_for(lambda: not conn.open, timeout=5)
+        assert (conn.client_close_code, conn.client_close_reason) == (1013, "gateway starting"), conn.summary()
+    assert "gateway refused connect" not in node.log
