@@ -74,6 +74,7 @@ struct Doctor: ParsableCommand {
         if let browserReport { reports["browser"] = browserReport }
         checks += stateChecks(paths)
         checks += configChecks(paths)
+        checks.append(surfaceCheck(paths))
         let gatewayReport = gatewayCheck(paths, netWorker: net)
         checks.append(gatewayReport)
         checks.append(authCheck(paths, program: me, gatewayOK: gatewayReport.status == .ok))
@@ -114,6 +115,22 @@ struct Doctor: ParsableCommand {
     }
 
     // MARK: Checks
+
+    /// What the node advertises in `connect`: the running node's surface, else what this
+    /// configuration gives.
+    func surfaceCheck(_ paths: StatePaths) -> DoctorCheck {
+        if let live = ControlSocket.query(path: ControlSocket.path(stateDir: paths.stateDir)), let surface = live.advertised {
+            return DoctorCheck(name: "surface", status: .ok,
+                               detail: "advertised by the running node (pid \(live.pid)): \(Self.describe(surface))")
+        }
+        let config = (try? OpenClawConfig.load(paths.configPath)) ?? OpenClawConfig(root: .object([:]))
+        let surface = CommandSurface.configured(browserProxy: BrowserProxySettings.from(config).advertised)
+        return DoctorCheck(name: "surface", status: .ok, detail: "advertised on connect: \(Self.describe(surface))")
+    }
+
+    static func describe(_ surface: CommandSurface) -> String {
+        "commands \(surface.commands.joined(separator: ", ")); caps \(surface.caps.joined(separator: ", "))"
+    }
 
     /// `browser.proxy`: disabled, or Chromium found and the BrowserWorker confined as `run` would start it.
     func browserCheck(_ paths: StatePaths) -> ([DoctorCheck], ConfinementReport?) {

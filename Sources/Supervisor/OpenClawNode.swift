@@ -322,6 +322,7 @@ struct Run: ParsableCommand {
             "deviceId": "\(setup.identity.deviceId)", "stateDir": "\(setup.paths.stateDir)",
         ])
         logger.info("node host PATH: \(setup.link.pathEnv)")
+        logger.info("\(router.surface.logLine)", metadata: ["caps": "\(router.caps.joined(separator: ","))"])
         let code = supervisor.run(link: link)
         if checkAuth {
             print((try? JSONText.encode(supervisor.probeOutcome ?? .object(["ok": .bool(false), "result": .string("stopped")]))) ?? "{}")

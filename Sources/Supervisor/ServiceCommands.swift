@@ -161,6 +161,10 @@ struct Status: ParsableCommand {
             }
             live += ", runs in flight \((node["runsInFlight"]?.numberValue ?? 0).saturatingInt)"
             print(live)
+            if let commands = node["advertised"]?["commands"]?.arrayValue?.compactMap(\.stringValue) {
+                let caps = node["advertised"]?["caps"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                print("advertised: \(commands.joined(separator: ", ")) (caps: \(caps.joined(separator: ", ")))")
+            }
         } else if let problem = status["nodeError"]?.stringValue {
             print("node: \(problem); run as root or the node's user")
         } else {

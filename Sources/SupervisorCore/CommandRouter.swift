@@ -46,6 +46,30 @@ public protocol CommandHandler: AnyObject {
     func handle(_ request: InvokeRequest, cancellation: InvokeCancellation, completion: @escaping (InvokeOutput) -> Void)
 }
 
+/// What the node advertises in `connect`: its commands in the order `run` registers their
+/// handlers, and its caps. `status` and `doctor` show it; `run` logs it once at start.
+public struct CommandSurface: Codable, Equatable, Sendable {
+    public var commands: [String]
+    public var caps: [String]
+
+    public init(commands: [String], caps: [String]) {
+        self.commands = commands
+        self.caps = caps
+    }
+
+    /// The surface of a node whose `browser.proxy` is advertised or not (`doctor`, without a
+    /// running node to ask).
+    public static func configured(browserProxy: Bool) -> CommandSurface {
+        CommandSurface(
+            commands: WhichHandler.wireCommands + SystemRunHandler.wireCommands + ExecApprovalsHandler.wireCommands
+                + (browserProxy ? BrowserProxyHandler.wireCommands : []),
+            caps: ["system"] + (browserProxy ? ["browser"] : []))
+    }
+
+    /// Upstream's start-up line.
+    public var logLine: String { "node-host: advertised commands: \(commands.joined(separator: ", "))" }
+}
+
 /// Dispatches invokes to handlers by command name; unknown commands get upstream's answer.
 public final class CommandRouter {
     private var handlers: [String: CommandHandler] = [:]
@@ -69,6 +93,8 @@ public final class CommandRouter {
 
     /// The commands advertised in `connect`, in registration order.
     public var commands: [String] { order }
+
+    public var surface: CommandSurface { CommandSurface(commands: commands, caps: caps) }
 
     public func route(_ request: InvokeRequest, cancellation: InvokeCancellation, completion: @escaping (InvokeOutput) -> Void) {
         guard let handler = handlers[request.command] else {
@@ -119,7 +145,8 @@ enum InvokeParams {
 
 /// `system.which`: where each named program is on the node's PATH (node-host.md §6).
 public final class WhichHandler: CommandHandler {
-    public let commands = ["system.which"]
+    public static let wireCommands = ["system.which"]
+    public var commands: [String] { Self.wireCommands }
     let pathEnv: String
 
     public init(pathEnv: String) {

@@ -18,9 +18,12 @@ public struct NodeLiveStatus: Codable, Equatable, Sendable {
     public var runsInFlight: Int
     public var runsQueued: Int
     public var workerRestarts: [String: Int]
+    /// The commands and caps advertised in `connect`.
+    public var advertised: CommandSurface?
 
     enum CodingKeys: String, CodingKey {
         case pid, version, phase, connected, paired, pendingRequestId, lastError, connects, runsInFlight, runsQueued, workerRestarts
+        case advertised
     }
 
     /// Absent values are written as `null`: scripts reading `status --json` see every field.
@@ -37,6 +40,7 @@ public struct NodeLiveStatus: Codable, Equatable, Sendable {
         try container.encode(runsInFlight, forKey: .runsInFlight)
         try container.encode(runsQueued, forKey: .runsQueued)
         try container.encode(workerRestarts, forKey: .workerRestarts)
+        try container.encode(advertised, forKey: .advertised)
     }
 }
 

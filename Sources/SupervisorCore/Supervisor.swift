@@ -280,7 +280,8 @@ extension Supervisor {
             lastError: status.lastError, connects: status.connects,
             runsInFlight: execMonitor.runs.runningCount, runsQueued: execMonitor.runs.queuedCount,
             workerRestarts: [WorkerRole.net.rawValue: netMonitor?.slot.restarts ?? 0, WorkerRole.exec.rawValue: execMonitor.slot.restarts,
-                             WorkerRole.browser.rawValue: browserMonitor?.slot.restarts ?? 0]
+                             WorkerRole.browser.rawValue: browserMonitor?.slot.restarts ?? 0],
+            advertised: netMonitor?.router.surface
         )
     }
 }

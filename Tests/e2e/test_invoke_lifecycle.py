@@ -196,3 +196,25 @@ def test_host_stats_arrive_after_hello_and_on_schedule_with_this_machines_values
         assert len(payload["loadAverage"]) == 3 and all(0 <= value <= 100_000 for value in payload["loadAverage"])
     for value in ("cpuCount", "memoryTotalBytes", "memoryFreeBytes", "diskTotalBytes", "diskAvailableBytes"):
         assert isinstance(payload[value], int), value
+
+
+def test_the_advertised_surface_is_logged_once_and_shown_by_status_and_doctor(linked, state_dir):
+    """Issue 17: upstream's start-up line, and the same surface in `status --json` and `doctor`."""
+    gw, node = linked()
+    params = gw.last_connection.connect_params
+    commands, caps = params["commands"], params["caps"]
+    assert commands[:5] == ["system.which", "system.run.prepare", "system.run", "system.execApprovals.get", "system.execApprovals.set"]
+    lines = [l for l in node.lines if "node-host: advertised commands:" in l]
+    assert len(lines) == 1, lines
+    assert 'msg="node-host: advertised commands: ' + ", ".join(commands) + '" caps=' + ",".join(caps) in lines[0], lines[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")}
+    env["OPENCLAW_STATE_DIR"] = str(state_dir)
+    from conftest import binary
+    status = json.loads(subprocess.run([binary("openclaw-node"), "status", "--json"], env=env, capture_output=True,
+                                       text=True, timeout=30).stdout)
+    assert status["node"]["advertised"] == {"commands": commands, "caps": caps}, status
+    doctor = json.loads(subprocess.run([binary("openclaw-node"), "doctor", "--json", "--skip-self-test"], env=env,
+                                       capture_output=True, text=True, timeout=60).stdout)
+    surface = next(c for c in doctor["checks"] if c["name"] == "surface")
+    assert surface["detail"] == (f"advertised by the running node (pid {node.pid}): commands " + ", ".join(commands)
+                                 + "; caps " + ", ".join(caps)), surface

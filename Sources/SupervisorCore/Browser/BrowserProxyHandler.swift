@@ -13,7 +13,8 @@ public protocol BrowserRunner: AnyObject {
 /// `browser.proxy` (`browser.md` §1): checks in the Supervisor, the route in the BrowserWorker,
 /// files inlined from the worker's media directory only.
 public final class BrowserProxyHandler: CommandHandler {
-    public let commands = ["browser.proxy"]
+    public static let wireCommands = ["browser.proxy"]
+    public var commands: [String] { Self.wireCommands }
     let settings: BrowserProxySettings
     let media: BrowserMediaStore
     let logger: Logger

@@ -3,7 +3,8 @@ import OpenClawIPC
 /// `system.execApprovals.get` / `.set` (node-host.md §5.2): the approvals file as the
 /// gateway's admin surface sees it, socket token redacted, writes guarded by `baseHash`.
 public final class ExecApprovalsHandler: CommandHandler {
-    public let commands = ["system.execApprovals.get", "system.execApprovals.set"]
+    public static let wireCommands = ["system.execApprovals.get", "system.execApprovals.set"]
+    public var commands: [String] { Self.wireCommands }
     let store: ExecApprovalsStore
 
     public init(store: ExecApprovalsStore) {

@@ -19,7 +19,8 @@ public protocol ExecRunner: AnyObject {
 /// `system.run.prepare` and `system.run`: every policy decision is made here, in the
 /// Supervisor. The ExecWorker receives only a resolved argv, cwd and environment.
 public final class SystemRunHandler: CommandHandler {
-    public let commands = ["system.run.prepare", "system.run"]
+    public static let wireCommands = ["system.run.prepare", "system.run"]
+    public var commands: [String] { Self.wireCommands }
 
     /// Bytes of stdout/stderr kept, per stream and combined (head kept).
     public static let outputCap = 200_000
