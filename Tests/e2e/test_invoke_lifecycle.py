@@ -218,3 +218,31 @@ def test_the_advertised_surface_is_logged_once_and_shown_by_status_and_doctor(li
     surface = next(c for c in doctor["checks"] if c["name"] == "surface")
     assert surface["detail"] == (f"advertised by the running node (pid {node.pid}): commands " + ", ".join(commands)
                                  + "; caps " + ", ".join(caps)), surface
+
+
+def test_a_protocol_3_only_gateway_still_works(make_gateway, nodes, state_dir):
+    """Issue 17: the node announces 3..4; a gateway that speaks only 3 gets a v3 session, and
+    the invoke path works there (frames checked against the v3 schema by the fixture)."""
+    write_approvals(state_dir)
+    gw = make_gateway(auto_approve=True, server_protocols=(3,))
+    node = nodes(state_dir, gateway_args(gw))
+    conn = gw.wait_for_hello(timeout=30)
+    assert conn.protocol == 3
+    node.wait_log('msg="node host gateway connected".*protocol=3', timeout=15)
+    result = gw.invoke("system.run", {"command": ["/bin/echo", "v3"]})
+    assert result["ok"] is True and json.loads(result["payloadJSON"])["stdout"] == "v3\n", result
+
+
+def test_unknown_fields_and_traceparent_on_frames_are_tolerated(linked):
+    gw, node = linked()
+    mark = gw.mark()
+    frame = {"type": "event", "event": "node.invoke.request", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+             "payload": {"id": "inv-extra", "nodeId": gw.last_connection.device_id, "command": "system.which",
+                         "paramsJSON": json.dumps({"bins": ["sh"]}), "timeoutMs": 30000, "sessionKey": "agent:main",
+                         "futureField": {"x": 1}}}
+    gw.send_raw(json.dumps(frame))
+    wait_until(lambda: gw.results_for("inv-extra"), timeout=10, what="the result")
+    assert gw.results_for("inv-extra")[0]["ok"] is True
+    gw.send_event("tick", {"ts": 1, "traceparent": "x", "extra": True})
+    time.sleep(0.3)
+    assert gw.mark() == mark and node.proc.poll() is None
