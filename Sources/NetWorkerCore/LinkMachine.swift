@@ -9,8 +9,8 @@ import OpenClawIPC
 /// A connection is named by its attempt number; the shell maps attempts to channels. What
 /// the machine owns: the handshake (challenge → signature from the Supervisor → connect →
 /// hello), a deadline per phase of an attempt, pairing pauses and backoff, the v3→v2
-/// signature retry, the tick watchdog's verdict, the invoke bound, and the outbox of results
-/// produced while the link is down.
+/// signature retry, the tick watchdog's verdict, and the invokes active on the connection (a
+/// cancel, or the connection's loss, fences their results; nothing is kept for a later one).
 struct LinkMachine {
     /// Where the link is.
     enum State: Equatable {
@@ -130,7 +130,6 @@ struct LinkMachine {
     /// How soon the node asks again while its pairing waits for an operator, so an approval
     /// takes effect within seconds (the gateway's `retryAfterMs` wins when it sends one).
     static let pairingRetryMs = 2000
-    static let outboxLimit = 256
     private static let unreadableLogLimit = 10
 
     private(set) var state: State = .idle
@@ -155,8 +154,6 @@ struct LinkMachine {
     private var unreadableWindowStartMs: Int64 = 0
     private var unreadableLogged = 0
     private var unreadableSuppressed = 0
-    /// Results and events produced while the link was down, sent after the next hello.
-    private(set) var outbox: [JSONValue] = []
 
     private let logger: Logger
     /// Milliseconds on a monotonic clock (silence, log windows).
@@ -230,9 +227,15 @@ struct LinkMachine {
                 logger.debug("result for an invoke that is no longer active; dropped", metadata: ["id": "\(result.id.prefix(64))"])
                 break
             }
-            sendOrQueue(GatewayFrames.invokeResult(id: newId(), result), &actions)
+            send(GatewayFrames.invokeResult(id: newId(), result), &actions)
         case let .nodeEvent(event):
-            sendOrQueue(GatewayFrames.nodeEvent(id: newId(), event), &actions)
+            // Only on a linked connection: an event of a lost one is stale (upstream publishes
+            // only after hello, on the connection it was made for).
+            guard case let .linked(attempt) = state else {
+                logger.debug("node event while the link is down; dropped", metadata: ["event": "\(event.event)"])
+                break
+            }
+            actions.append(.send(GatewayFrames.nodeEvent(id: newId(), event), attempt: attempt))
         case .shutdown:
             let open = state.openAttempt
             if case let .connecting(attempt) = state { actions.append(.abandon(attempt: attempt)) }
@@ -405,9 +408,6 @@ struct LinkMachine {
         actions.append(.toSupervisor(.linkState(LinkState(phase: .connected, detail: configuration?.url))))
         watchdogRunning = true
         actions.append(.startWatchdog(attempt: attempt, intervalMs: max(tickIntervalMs, 1000)))
-        let pending = outbox
-        outbox.removeAll()
-        for frame in pending { actions.append(.send(frame, attempt: attempt)) }
     }
 
     /// How soon to ask again while the gateway is starting (upstream's client: its
@@ -458,10 +458,14 @@ struct LinkMachine {
             if !activeInvokes.contains(request.id), activeInvokes.count >= IPCLimits.maxInFlight {
                 let busy = InvokeResult(id: request.id, nodeId: request.nodeId, ok: false, payloadJSON: nil,
                                         error: WireError(code: "UNAVAILABLE", message: "node is busy: too many invokes in flight"))
-                sendOrQueue(GatewayFrames.invokeResult(id: newId(), busy), &actions)
+                send(GatewayFrames.invokeResult(id: newId(), busy), &actions)
                 return
             }
-            activeInvokes.insert(request.id)
+            // A redelivered id: the original is cancelled first, so the Supervisor frees its
+            // slot before it counts the replacement (an id counts once on both sides).
+            if !activeInvokes.insert(request.id).inserted {
+                actions.append(.toSupervisor(.invokeCancel(InvokeCancel(invokeId: request.id))))
+            }
             actions.append(.toSupervisor(.invoke(request)))
         case "node.invoke.cancel":
             // `{invokeId, nodeId}`; anything else, or an id not active, is ignored (as upstream).
@@ -509,7 +513,7 @@ struct LinkMachine {
         let node = nodeId ?? lastNodeId ?? configuration?.deviceId ?? ""
         let result = InvokeResult(id: id, nodeId: node, ok: false, payloadJSON: nil,
                                   error: WireError(code: "INVALID_REQUEST", message: message))
-        sendOrQueue(GatewayFrames.invokeResult(id: newId(), result), &actions)
+        send(GatewayFrames.invokeResult(id: newId(), result), &actions)
     }
 
     /// Dropped frames reach the Supervisor's metrics in batches (at most one message a second).
@@ -520,14 +524,11 @@ struct LinkMachine {
 
     // MARK: Outbound and teardown
 
-    private mutating func sendOrQueue(_ frame: JSONValue, _ actions: inout [Action]) {
-        if case let .linked(attempt) = state {
-            actions.append(.send(frame, attempt: attempt))
-        } else if outbox.count < Self.outboxLimit {
-            outbox.append(frame)
-        } else {
-            logger.warning("gateway link down and outbox full; dropping a result")
-        }
+    /// Writes `frame` on the linked connection. Every answer the machine writes belongs to an
+    /// invoke of that connection, so there is never one to keep for a later connection.
+    private func send(_ frame: JSONValue, _ actions: inout [Action]) {
+        guard case let .linked(attempt) = state else { return }
+        actions.append(.send(frame, attempt: attempt))
     }
 
     /// Sends a close frame with `code`, closes the socket, and schedules the next attempt.

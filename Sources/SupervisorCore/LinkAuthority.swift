@@ -129,7 +129,8 @@ public final class LinkAuthority {
             logger.warning("refused to sign: malformed nonce")
             return SignReply(requestId: request.requestId, refused: "nonce refused")
         }
-        guard abs(request.signedAt - clock()) <= Self.maxSignSkewMs else {
+        let skew = request.signedAt.subtractingReportingOverflow(clock())
+        guard !skew.overflow, skew.partialValue.magnitude <= UInt64(Self.maxSignSkewMs) else {
             logger.warning("refused to sign: signedAt too far from now", metadata: ["signedAt": .typed(request.signedAt)])
             return SignReply(requestId: request.requestId, refused: "signedAt refused")
         }

@@ -36,6 +36,12 @@ final class GatewayFramesTests: XCTestCase {
                                               timeoutMs: 1500, idempotencyKey: "k"))
     }
 
+    func testAVeryLongInvokeTimeoutIsClampedToATimerSafeValue() throws {
+        let request = try GatewayFrames.invokeRequest(from: payload(#"{"id":"a","nodeId":"n","command":"c","timeoutMs":1e15}"#)).get()
+        XCTAssertEqual(request.timeoutMs, 2_147_483_647, "not the 30 s default of an absent timeout")
+        XCTAssertEqual(try GatewayFrames.invokeRequest(from: payload(#"{"id":"a","nodeId":"n","command":"c","timeoutMs":0}"#)).get().timeoutMs, 0)
+    }
+
     func testTheIdOfAnUnreadableInvokeFrameIsRecovered() {
         let frame = #"{"type":"event","event":"node.invoke.request","payload":{"id" : "inv-1","nodeId":"node-7","paramsJSON":"{}",,}}"#
         let recovered = GatewayFrames.unreadableInvoke(frame)

@@ -192,10 +192,9 @@ final class LinkMachineTests: XCTestCase {
         ])
     }
 
-    func testHelloOkLinksStartsTheWatchdogAndFlushesTheOutbox() {
+    func testHelloOkLinksAndStartsTheWatchdog() {
         var m = machine()
-        _ = m.handle(.nodeEvent(NodeEvent(event: "exec.finished", payloadJSON: "{}")))
-        XCTAssertEqual(m.outbox.count, 1, "produced while down: kept")
+        XCTAssertEqual(m.handle(.nodeEvent(NodeEvent(event: "node.host.stats", payloadJSON: "{}"))), [], "produced while down: dropped")
         let actions = linked(&m, tickIntervalMs: 5_000)
         XCTAssertEqual(m.state, .linked(attempt: 1))
         XCTAssertEqual(Array(actions.prefix(4)), [
@@ -204,8 +203,7 @@ final class LinkMachineTests: XCTestCase {
             .toSupervisor(.linkState(LinkState(phase: .connected, detail: url))),
             .startWatchdog(attempt: 1, intervalMs: 5_000),
         ])
-        guard case .send(_, attempt: 1)? = actions.last else { return XCTFail("outbox not sent: \(actions)") }
-        XCTAssertEqual(m.outbox.count, 0)
+        XCTAssertEqual(actions.count, 4, "nothing of an earlier connection is sent")
     }
 
     func testAHelloAfterTheWatchdogReconnectIsForTheNewAttemptOnly() {
@@ -299,12 +297,13 @@ final class LinkMachineTests: XCTestCase {
         XCTAssertEqual(m.handle(.droppedReportDue), [.toSupervisor(.framesDropped(FramesDropped(count: 1)))])
     }
 
-    func testEventsWhileDownWaitInABoundedOutbox() {
+    func testEventsAndResultsWhileDownAreDropped() {
         var m = machine()
-        for _ in 0..<(LinkMachine.outboxLimit + 5) {
-            _ = m.handle(.nodeEvent(NodeEvent(event: "node.host.stats", payloadJSON: "{}")))
-        }
-        XCTAssertEqual(m.outbox.count, LinkMachine.outboxLimit)
+        _ = linked(&m)
+        _ = m.handle(.text(invokeFrame("i1"), attempt: 1))
+        _ = m.handle(.closed(attempt: 1))
+        XCTAssertEqual(m.handle(.nodeEvent(NodeEvent(event: "node.host.stats", payloadJSON: "{}"))), [])
+        XCTAssertEqual(m.handle(.invokeResult(InvokeResult(id: "i1", nodeId: "n", ok: true, payloadJSON: "{}", error: nil))), [])
     }
 
     func testReconfiguringStartsOverAtOnce() {
@@ -352,23 +351,23 @@ final class LinkMachineTests: XCTestCase {
                        "without nodeId: ignored")
         XCTAssertEqual(m.handle(.invokeResult(InvokeResult(id: "i1", nodeId: "n", ok: true, payloadJSON: "{}", error: nil))), [],
                        "a late result of a cancelled invoke is not published")
-        XCTAssertEqual(m.outbox.count, 0)
     }
 
     func testARedeliveredIdCountsOnceAndLosingTheConnectionCancelsEverything() {
         var m = machine()
         _ = linked(&m)
         _ = m.handle(.text(invokeFrame("i1"), attempt: 1))
-        XCTAssertEqual(m.handle(.text(invokeFrame("i1"), attempt: 1)).last,
-                       .toSupervisor(.invoke(InvokeRequest(id: "i1", nodeId: "n", command: "system.run", paramsJSON: "{}",
-                                                           timeoutMs: nil, idempotencyKey: nil))))
+        XCTAssertEqual(m.handle(.text(invokeFrame("i1"), attempt: 1)), [
+            .toSupervisor(.invokeCancel(InvokeCancel(invokeId: "i1"))),
+            .toSupervisor(.invoke(InvokeRequest(id: "i1", nodeId: "n", command: "system.run", paramsJSON: "{}",
+                                                timeoutMs: nil, idempotencyKey: nil))),
+        ], "the original is cancelled before the replacement is counted")
         _ = m.handle(.text(invokeFrame("i2"), attempt: 1))
         XCTAssertEqual(m.invokesInFlight, 2)
         let actions = m.handle(.closed(attempt: 1))
         XCTAssertEqual(actions.first, .toSupervisor(.invokeCancel(InvokeCancel(invokeId: nil))))
         XCTAssertEqual(m.invokesInFlight, 0)
         XCTAssertEqual(m.handle(.invokeResult(InvokeResult(id: "i2", nodeId: "n", ok: true, payloadJSON: "{}", error: nil))), [])
-        XCTAssertEqual(m.outbox.count, 0, "nothing of the lost connection is replayed")
     }
 
     func testTheSignatureUsesTheChallengesTimeAndAChallengeWithoutOneIsRefused() {

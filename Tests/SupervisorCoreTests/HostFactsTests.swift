@@ -60,4 +60,10 @@ final class HostFactsTests: XCTestCase {
         XCTAssertNotNil(root)
         XCTAssertTrue(HostStats.disk("/no/such/dir/below/root")! == root!, "the nearest existing ancestor")
     }
+
+    func testAbsurdDiskCountsAreClampedNotTrapped() {
+        XCTAssertEqual(HostStats.bytes(UInt.max, 4096), 9_007_199_254_740_991)
+        XCTAssertEqual(HostStats.bytes(1 << 40, 1 << 20), 9_007_199_254_740_991)
+        XCTAssertEqual(HostStats.bytes(1000, 4096), 4_096_000)
+    }
 }

@@ -1864,6 +1864,9 @@ class TestGateway:
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout=wait_s)
         except asyncio.TimeoutError:
+            if self._pending_invokes.get(inv_id) is not pending:
+                return fut.result() if fut.done() else {"id": inv_id, "nodeId": conn.device_id, "ok": False,
+                                                        "error": {"code": "TIMEOUT", "message": "node invoke timed out"}}
             self._resolve_invoke_locally(pending, "TIMEOUT", "node invoke timed out")
             if self.cancel_on_timeout and conn.open:
                 await self._send_event(conn, "node.invoke.cancel", {"invokeId": inv_id, "nodeId": conn.device_id}, seq=False)

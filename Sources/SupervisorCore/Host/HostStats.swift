@@ -72,6 +72,14 @@ public enum HostStats {
         return parts.count == 3 ? parts : [0, 0, 0]
     }
 
+    /// `blocks × unit`, clamped to 2^53 − 1 (upstream clamps to `MAX_SAFE_INTEGER`): a file
+    /// system reporting absurd counts must not trap the Supervisor.
+    static func bytes(_ blocks: UInt, _ unit: UInt) -> Int64 {
+        let limit: UInt64 = 9_007_199_254_740_991
+        let product = UInt64(blocks).multipliedReportingOverflow(by: UInt64(unit))
+        return Int64(product.overflow ? limit : min(limit, product.partialValue))
+    }
+
     /// Total and available bytes of the file system holding `path` (its nearest existing
     /// ancestor), or nil when none can be read.
     static func disk(_ path: String) -> (total: Int64, available: Int64)? {
@@ -79,8 +87,7 @@ public enum HostStats {
         while true {
             var info = statvfs()
             if statvfs(candidate, &info) == 0 {
-                let unit = Int64(info.f_frsize)
-                return (unit * Int64(info.f_blocks), unit * Int64(info.f_bavail))
+                return (bytes(info.f_blocks, info.f_frsize), bytes(info.f_bavail, info.f_frsize))
             }
             guard candidate != "/", let slash = candidate.lastIndex(of: "/") else { return nil }
             candidate = slash == candidate.startIndex ? "/" : String(candidate[..<slash])
