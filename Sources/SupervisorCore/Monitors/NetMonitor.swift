@@ -1,4 +1,5 @@
 import Confinement
+import Dispatch
 import Logging
 import NIOCore
 import OpenClawIPC
@@ -142,8 +143,28 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         statsTask?.cancel()
         let interval = TimeAmount.milliseconds(Int64(max(1, hostStats.intervalMs)))
         statsTask = context.loop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { [weak self] _ in
-            guard let self, phase == .linked else { return }
-            slot.send(.nodeEvent(HostStats.nodeEvent(HostStats.sample(home: hostStats.home))))
+            self?.sampleHostStats()
+        }
+    }
+
+    /// Samples off the event loop: `statvfs` on a home that is a hung network mount must not
+    /// stall the Supervisor. At most one sample is in flight; a tick that finds one still
+    /// running is skipped (a hung mount holds one thread, never more).
+    private var sampling = false
+    private static let sampler = DispatchQueue(label: "openclaw-node.host-stats")
+
+    private func sampleHostStats() {
+        guard phase == .linked, !sampling else { return }
+        sampling = true
+        let home = hostStats.home
+        let loop = context.loop
+        Self.sampler.async { [weak self] in
+            let event = HostStats.nodeEvent(HostStats.sample(home: home))
+            loop.execute {
+                guard let self else { return }
+                self.sampling = false
+                if self.phase == .linked { self.slot.send(.nodeEvent(event)) }
+            }
         }
     }
 
