@@ -1,4 +1,3 @@
-import CSystemShims
 import Glibc
 import Logging
 import NodeSupport
@@ -62,7 +61,7 @@ public enum WorkerStartup {
         let parent = getppid()
         // Executed as /proc/self/exe, the kernel named the process "exe": give it its role's
         // name (truncated to 15 bytes by the kernel) for top, ps -o comm and audit logs.
-        _ = role.processName.withCString { csys_prctl(csys_PR_SET_NAME, UInt(bitPattern: $0), 0, 0, 0) }
+        setProcessName(role.processName)
         let (options, rest) = ConfinementOptions.parse(Array(CommandLine.arguments.dropFirst()))
         let report = WorkerConfinement.apply(role, options)
         if rest.first == "--confinement-report" {

@@ -105,8 +105,7 @@ public enum GatewayFrames {
         switch payload["timeoutMs"] {
         case nil, .null?: break
         case let .number(number)? where number.isFinite && number >= 0:
-            // Timer-safe, as the gateway's own (2^31 - 1 ms at most).
-            timeout = Int(min(number, 2_147_483_647))
+            timeout = Int(min(number, Double(IPCLimits.maxTimerMs)))
         default: return reject("timeoutMs must be a non-negative finite number")
         }
         return .success(InvokeRequest(id: id, nodeId: nodeId, command: command, paramsJSON: paramsJSON,

@@ -20,7 +20,7 @@ public enum GatewayProbe {
         do {
             let context = target.secure ? try GatewayTLS.context(pinned: pin != nil) : nil
             let handshake = group.next().makePromise(of: Void.self)
-            let presented = PresentedLeaf()
+            let presented = AttemptObservations()
             let channel = try ClientBootstrap(group: group)
                 .connectTimeout(timeout)
                 .channelInitializer { channel in
@@ -29,7 +29,7 @@ public enum GatewayProbe {
                             // The link's own TLS check, recording what the peer presented so a
                             // mismatch can be reported with the actual value.
                             try channel.pipeline.syncOperations.addHandler(try GatewayTLS.handler(
-                                context, host: target.host, pin: pin) { presented.fingerprint = $0 })
+                                context, host: target.host, pin: pin) { presented.presented = $0 })
                             try channel.pipeline.syncOperations.addHandler(HandshakeWatcher(done: handshake))
                         } else {
                             handshake.succeed(())
@@ -57,8 +57,8 @@ public enum GatewayProbe {
             } catch {
                 deadline.cancel()
                 report["handshake"] = .bool(false)
-                if let fingerprint = presented.fingerprint { report["leafSha256"] = .string(fingerprint) }
-                if pin != nil { report["pinMatched"] = .bool(presented.fingerprint == pin) }
+                if let fingerprint = presented.presented { report["leafSha256"] = .string(fingerprint) }
+                if pin != nil { report["pinMatched"] = .bool(presented.presented == pin) }
                 report["error"] = .string("TLS handshake failed: \(error)")
             }
         } catch {
@@ -66,11 +66,6 @@ public enum GatewayProbe {
         }
         return .object(report)
     }
-}
-
-/// The leaf certificate fingerprint the peer presented (set on the event loop, read after).
-private final class PresentedLeaf: @unchecked Sendable {
-    var fingerprint: String?
 }
 
 /// Completes when the TLS handshake has finished (or fails with the channel's error).

@@ -140,7 +140,6 @@ struct LinkMachine {
     private var nextRetryAfterMs: Int?
     private var reconnectPending = false
     private var deadlineArmed = false
-    private var watchdogRunning = false
     private(set) var tickIntervalMs = 30_000
     private var lastInboundMs: Int64 = 0
     /// Invokes of this connection forwarded to the Supervisor and not yet answered, by id. A
@@ -406,7 +405,6 @@ struct LinkMachine {
         nextRetryAfterMs = nil
         actions.append(.toSupervisor(.helloOk(summary)))
         actions.append(.toSupervisor(.linkState(LinkState(phase: .connected, detail: configuration?.url))))
-        watchdogRunning = true
         actions.append(.startWatchdog(attempt: attempt, intervalMs: max(tickIntervalMs, 1000)))
     }
 
@@ -549,10 +547,8 @@ struct LinkMachine {
             actions.append(.toSupervisor(.invokeCancel(InvokeCancel(invokeId: nil))))
         }
         disarm(&actions)
-        if watchdogRunning {
-            watchdogRunning = false
-            actions.append(.stopWatchdog)
-        }
+        // The watchdog runs exactly while linked.
+        if case .linked = state { actions.append(.stopWatchdog) }
         if state == .stopped { return }
         state = .waiting
     }

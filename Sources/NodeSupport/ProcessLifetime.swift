@@ -46,3 +46,9 @@ public enum GroupGuard {
 public func becomeChildSubreaper() {
     _ = csys_prctl(csys_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 }
+
+/// Names this process for `top`, `ps -o comm` and audit logs (`PR_SET_NAME`; the kernel keeps
+/// 15 bytes).
+public func setProcessName(_ name: String) {
+    _ = name.withCString { csys_prctl(csys_PR_SET_NAME, UInt(bitPattern: $0), 0, 0, 0) }
+}

@@ -11,6 +11,8 @@ public enum IPCLimits {
     /// Most requests a worker may have outstanding with the Supervisor at once
     /// (invokes and signature requests). A NetWorker answers further invokes itself.
     public static let maxInFlight = 256
+    /// The longest deadline a timer is armed with (2^31 − 1 ms, as the gateway's).
+    public static let maxTimerMs = 2_147_483_647
 }
 
 /// Why a byte stream is not a valid sequence of IPC frames.

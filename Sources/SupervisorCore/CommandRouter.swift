@@ -39,8 +39,9 @@ public final class InvokeCancellation {
 
 /// A command the node implements.
 public protocol CommandHandler: AnyObject {
-    /// The wire names this handler answers (`system.which`, …).
-    var commands: [String] { get }
+    /// The wire names this handler answers (`system.which`, …), known without an instance
+    /// (the surface `doctor` shows).
+    static var wireCommands: [String] { get }
     /// Handles one invoke; calls `completion` exactly once (after a cancellation too: the
     /// caller drops what it says).
     func handle(_ request: InvokeRequest, cancellation: InvokeCancellation, completion: @escaping (InvokeOutput) -> Void)
@@ -68,6 +69,10 @@ public struct CommandSurface: Codable, Equatable, Sendable {
 
     /// Upstream's start-up line.
     public var logLine: String { "node-host: advertised commands: \(commands.joined(separator: ", "))" }
+}
+
+extension CommandHandler {
+    var commands: [String] { Self.wireCommands }
 }
 
 /// Dispatches invokes to handlers by command name; unknown commands get upstream's answer.
@@ -146,7 +151,6 @@ enum InvokeParams {
 /// `system.which`: where each named program is on the node's PATH (node-host.md §6).
 public final class WhichHandler: CommandHandler {
     public static let wireCommands = ["system.which"]
-    public var commands: [String] { Self.wireCommands }
     let pathEnv: String
 
     public init(pathEnv: String) {

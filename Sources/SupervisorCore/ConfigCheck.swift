@@ -59,8 +59,9 @@ public enum ConfigCheck {
         return value.boolValue ?? false
     }
 
-    static let securityChoice = Shape.choice(["deny", "allowlist", "full"], invalidBecomes: "deny")
-    static let askChoice = Shape.choice(["off", "on-miss", "always"], invalidBecomes: "always")
+    /// The choices the readers accept, and the fail-closed value an invalid one becomes.
+    static let securityChoice = Shape.choice(ExecSecurity.allCases.map(\.rawValue), invalidBecomes: ExecSecurity.deny.rawValue)
+    static let askChoice = Shape.choice(ExecAsk.allCases.map(\.rawValue), invalidBecomes: ExecAsk.always.rawValue)
 
     static let toolsExec = Shape.object([
         "host": .any, "security": securityChoice, "ask": askChoice, "mode": .any, "node": .any, "pathPrepend": .any,
@@ -110,7 +111,7 @@ public enum ConfigCheck {
     }()
 
     static let approvalsAgent = Shape.object([
-        "security": securityChoice, "ask": askChoice, "askFallback": .choice(["deny", "allowlist", "full"], invalidBecomes: "deny"),
+        "security": securityChoice, "ask": askChoice, "askFallback": securityChoice,
         "autoAllowSkills": .flag(invalidBecomes: "false"), "allowlist": .list(.allowlistEntry),
     ])
 

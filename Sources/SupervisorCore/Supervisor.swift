@@ -85,6 +85,8 @@ public final class Supervisor {
     public let metrics = NodeMetrics()
     let context: MonitorContext
     let reaper: Reaper
+    /// What every worker starts with (read once).
+    let workerEnvironment: [String: String]
 
     /// The role table's monitors. `exec` and `browser` are what the command handlers call
     /// (`exec.run`, `browser.call`); `net` exists once `run(link:)` starts the node.
@@ -111,15 +113,14 @@ public final class Supervisor {
         let reaper = Reaper(logger: logger)
         self.reaper = reaper
         let context = MonitorContext(loop: loop, logger: logger, metrics: metrics, reaper: reaper,
-                                     shutdownGrace: settings.shutdownGrace, stateDir: settings.stateDir)
+                                     shutdownGrace: settings.shutdownGrace)
         self.context = context
         let environment = Self.workerEnvironment()
+        workerEnvironment = environment
         execMonitor = ExecMonitor(launch: settings.execWorker, confinement: settings.execConfinement, environment: environment,
                                   context: context, maxConcurrent: settings.maxConcurrentRuns, maxQueued: settings.maxQueuedRuns)
         browserMonitor = settings.browser.map { BrowserMonitor(settings: $0, environment: environment, context: context) }
         exitPromise = loop.makePromise()
-        reaper.watch(execMonitor.slot)
-        if let browserMonitor { reaper.watch(browserMonitor.slot) }
         context.stopNode = { [unowned self] reason, code, failure in
             if let failure { fail(failure) }
             shutdown(reason: reason, code: code)
@@ -139,10 +140,9 @@ public final class Supervisor {
     /// Supervisor exits; returns the exit status.
     public func run(link: LinkAuthority) -> Int32 {
         let net = NetMonitor(launch: settings.netWorker, confinement: settings.netConfinement,
-                             environment: Self.workerEnvironment(), context: context, link: link, probe: settings.probe != nil,
+                             environment: workerEnvironment, context: context, link: link, probe: settings.probe != nil,
                              hostStats: .init(intervalMs: settings.hostStatsIntervalMs, home: settings.home))
         net.onEvent = { [unowned self] event in linkEvent(event) }
-        reaper.watch(net.slot)
         netMonitor = net
         loop.execute { self.start(net) }
         let code = (try? exitPromise.futureResult.wait()) ?? .software
@@ -222,8 +222,8 @@ public final class Supervisor {
                 let code = rejection.detail
                 logger.error("node host gateway reconnect paused after close (1008): \(rejection.message) detail=\(code); exiting for supervisor restart",
                              metadata: ["reason": "\(reason)", "code": "\(code)"])
-                fail(LastFailure(exitCode: SupervisorExit.terminalAuth.rawValue, code: code, reason: reason))
-                shutdown(reason: "terminal gateway error", code: .terminalAuth)
+                context.stopNode("terminal gateway error", .terminalAuth,
+                                 LastFailure(exitCode: SupervisorExit.terminalAuth.rawValue, code: code, reason: reason))
             }
         case let .unreachable(detail):
             if settings.probe != nil {

@@ -35,7 +35,7 @@ final class HostFactsTests: XCTestCase {
 
     func testTheStatsPayloadFollowsUpstreamsContract() throws {
         let full = try payload(HostStats.Sample(cpuCount: 8, loadAverage: [1.25, 0, 200_000], memoryTotalBytes: 17_179_869_184,
-                                                memoryFreeBytes: 4_294_967_296, disk: (1_000_000_000_000, 250_000_000_000)))
+                                                memoryFreeBytes: 4_294_967_296, disk: .init(total: 1_000_000_000_000, available: 250_000_000_000)))
         XCTAssertEqual(full, [
             "cpuCount": .number(8), "loadAverage": .array([.number(1.25), .number(0), .number(100_000)]),
             "memoryTotalBytes": .number(17_179_869_184), "memoryFreeBytes": .number(4_294_967_296),
@@ -45,7 +45,7 @@ final class HostFactsTests: XCTestCase {
         XCTAssertEqual(idle, ["cpuCount": .number(1), "memoryTotalBytes": .number(100), "memoryFreeBytes": .number(100)],
                        "no load when all zero, free clamped to total, no disk fields without a disk")
         let event = HostStats.nodeEvent(HostStats.Sample(cpuCount: 5000, loadAverage: [.nan, 1, 2], memoryTotalBytes: 1,
-                                                         memoryFreeBytes: 1, disk: (10, 20)))
+                                                         memoryFreeBytes: 1, disk: .init(total: 10, available: 20)))
         XCTAssertEqual(event.event, "node.host.stats")
         XCTAssertEqual(event.payloadJSON, #"{"cpuCount":4096,"diskAvailableBytes":10,"diskTotalBytes":10,"loadAverage":[0,1,2],"memoryFreeBytes":1,"memoryTotalBytes":1}"#)
     }
@@ -58,7 +58,7 @@ final class HostFactsTests: XCTestCase {
         XCTAssertEqual(HostStats.loadAverage(nil), [0, 0, 0])
         let root = HostStats.disk("/")
         XCTAssertNotNil(root)
-        XCTAssertTrue(HostStats.disk("/no/such/dir/below/root")! == root!, "the nearest existing ancestor")
+        XCTAssertEqual(HostStats.disk("/no/such/dir/below/root"), root, "the nearest existing ancestor")
     }
 
     func testAbsurdDiskCountsAreClampedNotTrapped() {

@@ -13,7 +13,7 @@ final class MonitorTests: XCTestCase {
 
     func context() -> MonitorContext {
         MonitorContext(loop: loop, logger: Logger(label: "test"), metrics: NodeMetrics(), reaper: Reaper(logger: Logger(label: "test")),
-                       shutdownGrace: .milliseconds(10), stateDir: nil)
+                       shutdownGrace: .milliseconds(10))
     }
 
     func netMonitor() throws -> NetMonitor {

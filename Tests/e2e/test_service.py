@@ -35,14 +35,25 @@ def files_under(*roots):
                 yield os.path.join(directory, name)
 
 
+def install_against(m, state, gw, *flags, **kwargs):
+    """`install` of the user service against the test gateway `gw`; (exit code, JSON result)."""
+    return cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port), *flags, **kwargs)
+
+
+def installed_against(m, state, gw, *flags):
+    """`install` that must succeed; its JSON result."""
+    code, installed = install_against(m, state, gw, *flags)
+    assert code == 0 and installed["ok"] is True, installed
+    return installed
+
+
 def test_user_service_lifecycle(systemd_user, make_gateway, tmp_path):
     m = systemd_user
     gw = make_gateway(token=TOKEN)
     state = tmp_path / "state"
     unit = m.unit_dir / "openclaw-node.service"
 
-    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port), "--display-name", "svc-node")
-    assert code == 0 and installed["ok"] is True, installed
+    installed = installed_against(m, state, gw, "--display-name", "svc-node")
     assert installed["action"] == "install" and installed["result"] == "installed"
     assert installed["service"] == {"label": "systemd", "loaded": True, "loadedText": "enabled", "notLoadedText": "disabled"}
     assert any("loginctl enable-linger root" in w for w in installed.get("warnings", []))
@@ -83,7 +94,7 @@ def test_user_service_lifecycle(systemd_user, make_gateway, tmp_path):
     assert status["node"]["runsInFlight"] == 0
 
     # Already installed without --force; --force rewrites and restarts.
-    code, again = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port))
+    code, again = install_against(m, state, gw)
     assert code == 0 and again["result"] == "already-installed" and again["message"] == "Node service already enabled."
     assert again["hints"] == ["openclaw-node install --force"]
     first_pid = m.main_pid("openclaw-node.service")
@@ -245,7 +256,7 @@ def test_install_without_a_token_reports_the_failure_and_rolls_back(systemd_user
     gw = make_gateway(token=TOKEN)
     state = tmp_path / "state"
     unit = m.unit_dir / "openclaw-node.service"
-    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port), token=None)
+    code, installed = install_against(m, state, gw, token=None)
     assert code == 1 and installed["ok"] is False, installed
     assert installed["error"] == ("the node did not start: unauthorized: gateway token missing "
                                   "(provide gateway auth token) (AUTH_TOKEN_MISSING)"), installed
@@ -263,8 +274,7 @@ def test_status_exit_codes_and_ok_for_running_and_failed(systemd_user, make_gate
     m = systemd_user
     gw = make_gateway(token=TOKEN, auto_approve=True)
     state = tmp_path / "state"
-    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port))
-    assert code == 0 and installed["ok"] is True, installed
+    installed = installed_against(m, state, gw)
     # install waited for READY=1 and reports the node's live state.
     assert installed["message"].startswith(f"Node service installed and started ({m.unit_dir / 'openclaw-node.service'}); "), installed
     code, status = cli_json(m, state, "status")
@@ -319,9 +329,7 @@ def test_json_logs_in_the_journal_carry_syslog_priorities(systemd_user, make_gat
     state = tmp_path / "state"
     unit = "openclaw-node.service"
     # With a metrics port the (otherwise quiet) net worker speaks too.
-    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port),
-                               "--log-format", "json", "--metrics-port", str(free_port()))
-    assert code == 0 and installed["ok"] is True, installed
+    installed_against(m, state, gw, "--log-format", "json", "--metrics-port", str(free_port()))
     m.wait_journal(unit, r'"msg":"node host gateway connected"', timeout=30)
     lines = m.wait_for(lambda: (found := node_lines(journal_records(m, unit)))
                        and any(r["proc"] == "net" for _, r in found) and found, timeout=15, what="a net worker line")
@@ -356,7 +364,7 @@ def test_install_refuses_while_a_foreground_node_holds_the_state_dir(systemd_use
     expected = (f"another openclaw-node (pid {foreground.pid}) is running on this state dir ({state}/node.lock is locked); "
                 f"stop it first, or give this one its own OPENCLAW_STATE_DIR")
     unit = m.unit_dir / "openclaw-node.service"
-    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port))
+    code, installed = install_against(m, state, gw)
     assert code == 1 and installed["ok"] is False, installed
     assert installed["error"] == expected
     assert installed["message"] == "Node service not installed: nothing was written."
@@ -366,8 +374,7 @@ def test_install_refuses_while_a_foreground_node_holds_the_state_dir(systemd_use
     # With the foreground node stopped, install works; a foreground node started against the
     # service's state dir exits 75, and start of the stopped service names a new holder.
     foreground.stop(signal.SIGTERM)
-    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port))
-    assert code == 0 and installed["ok"] is True, installed
+    installed = installed_against(m, state, gw)
     code, stopped = cli_json(m, state, "stop")
     assert code == 0, stopped
     second = nodes(state, gateway_args(gw), env={"OPENCLAW_GATEWAY_TOKEN": TOKEN})
@@ -384,8 +391,7 @@ def test_uninstall_that_cannot_remove_everything_says_partial(systemd_user, make
     m = systemd_user
     gw = make_gateway(token=TOKEN, auto_approve=True)
     state = tmp_path / "state"
-    code, installed = cli_json(m, state, "install", "--host", "127.0.0.1", "--port", str(gw.port))
-    assert code == 0 and installed["ok"] is True, installed
+    installed = installed_against(m, state, gw)
     # Something that is not the credentials file sits at its path: it cannot be unlinked.
     env_file = state / "node.systemd.env"
     env_file.unlink()

@@ -40,11 +40,6 @@ public enum ExecutableResolver {
         return String(cString: resolved)
     }
 
-    /// True when `path` is a regular file executable by this process.
-    public static func isExecutableFile(_ path: String) -> Bool {
-        ExecutableSearch.isExecutableFile(path)
-    }
-
     static func join(_ dir: String, _ name: String) -> String {
         dir.hasSuffix("/") ? dir + name : dir + "/" + name
     }

@@ -14,7 +14,6 @@ public protocol BrowserRunner: AnyObject {
 /// files inlined from the worker's media directory only.
 public final class BrowserProxyHandler: CommandHandler {
     public static let wireCommands = ["browser.proxy"]
-    public var commands: [String] { Self.wireCommands }
     let settings: BrowserProxySettings
     let media: BrowserMediaStore
     let logger: Logger

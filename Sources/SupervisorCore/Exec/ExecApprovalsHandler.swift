@@ -4,7 +4,6 @@ import OpenClawIPC
 /// gateway's admin surface sees it, socket token redacted, writes guarded by `baseHash`.
 public final class ExecApprovalsHandler: CommandHandler {
     public static let wireCommands = ["system.execApprovals.get", "system.execApprovals.set"]
-    public var commands: [String] { Self.wireCommands }
     let store: ExecApprovalsStore
 
     public init(store: ExecApprovalsStore) {

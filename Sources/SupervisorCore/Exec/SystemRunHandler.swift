@@ -20,7 +20,6 @@ public protocol ExecRunner: AnyObject {
 /// Supervisor. The ExecWorker receives only a resolved argv, cwd and environment.
 public final class SystemRunHandler: CommandHandler {
     public static let wireCommands = ["system.run.prepare", "system.run"]
-    public var commands: [String] { Self.wireCommands }
 
     /// Bytes of stdout/stderr kept, per stream and combined (head kept).
     public static let outputCap = 200_000
@@ -82,11 +81,12 @@ public final class SystemRunHandler: CommandHandler {
             }
             return
         }
+        // What needs no file is refused before any file is checked or the approvals file read
+        // (`ExecDecision.decide` checks it first too, so it stays a complete function).
+        if let error = ExecDecision.requestError(request) { return fail(error) }
         guard request.approvedByAsk else {
             return decide(request, approved: nil, invoke: invoke, cancellation: cancellation, completion: completion)
         }
-        // What needs no file is checked before the file checks, in `ExecDecision.decide`'s order.
-        if let error = ExecDecision.requestError(request) { return fail(error) }
         FileChecks.run(as: commandUser, { ApprovedRun.verify(request, pathEnv: pathEnv, defaultCwd: defaultCwd) }, timedOut: { .failure(Self.fileChecksTimedOut) }) { [weak self] verified in
             switch verified {
             case let .success(approved):
@@ -133,9 +133,6 @@ public final class SystemRunHandler: CommandHandler {
     /// the allowlist analysis (which looks at the file system). `approved` is what
     /// `ApprovedRun.verify` re-derived for a request with an approval.
     func authorise(_ request: SystemRunRequest, approved: ApprovedRun?) -> Result<ExecDecision.Verdict, WireError> {
-        // What needs no file is refused before the approvals file is read or a file is probed
-        // (the decision checks it again, first, so it stays a complete function).
-        if let error = ExecDecision.requestError(request) { return .failure(error) }
         let settings = ExecConfig.from(config, agentId: request.agentId)
         let resolved = approvals.resolve(agentId: request.agentId)
         let evaluation = AllowlistEvaluation.evaluate(

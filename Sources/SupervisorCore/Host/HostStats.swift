@@ -14,17 +14,18 @@ public enum HostStats {
     public static let event = "node.host.stats"
     public static let intervalMs = 60_000
 
+    /// A volume's size and what is available on it, in bytes.
+    public struct Disk: Equatable {
+        public var total: Int64
+        public var available: Int64
+    }
+
     public struct Sample: Equatable {
         public var cpuCount: Int
         public var loadAverage: [Double]
         public var memoryTotalBytes: Int64
         public var memoryFreeBytes: Int64
-        public var disk: (total: Int64, available: Int64)?
-
-        public static func == (a: Sample, b: Sample) -> Bool {
-            a.cpuCount == b.cpuCount && a.loadAverage == b.loadAverage && a.memoryTotalBytes == b.memoryTotalBytes
-                && a.memoryFreeBytes == b.memoryFreeBytes && a.disk?.total == b.disk?.total && a.disk?.available == b.disk?.available
-        }
+        public var disk: Disk?
 
         /// Upstream's payload (clamped and rounded as its sampler does).
         public var payload: JSONValue {
@@ -82,12 +83,12 @@ public enum HostStats {
 
     /// Total and available bytes of the file system holding `path` (its nearest existing
     /// ancestor), or nil when none can be read.
-    static func disk(_ path: String) -> (total: Int64, available: Int64)? {
+    static func disk(_ path: String) -> Disk? {
         var candidate = path.isEmpty ? "/" : path
         while true {
             var info = statvfs()
             if statvfs(candidate, &info) == 0 {
-                return (bytes(info.f_blocks, info.f_frsize), bytes(info.f_bavail, info.f_frsize))
+                return Disk(total: bytes(info.f_blocks, info.f_frsize), available: bytes(info.f_bavail, info.f_frsize))
             }
             guard candidate != "/", let slash = candidate.lastIndex(of: "/") else { return nil }
             candidate = slash == candidate.startIndex ? "/" : String(candidate[..<slash])

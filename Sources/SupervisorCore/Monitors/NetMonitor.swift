@@ -41,10 +41,8 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
     /// Invokes being served, by gateway id. An id names one invoke: a redelivery replaces (and
     /// cancels) its original, and only the current one's answer is published.
     private var active: [String: ActiveInvoke] = [:]
-    private var serials = 0
 
     private struct ActiveInvoke {
-        let serial: Int
         let cancellation: InvokeCancellation
         var deadline: Scheduled<Void>?
     }
@@ -196,12 +194,10 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         let label = router.serves(request.command) ? request.command : "other"
         // Redelivered: the original is aborted first (upstream), and the id counts once.
         cancel(request.id)
-        serials += 1
-        let serial = serials
         let cancellation = InvokeCancellation()
         let generation = slot.generation
         let publish = { [weak self] (output: InvokeOutput) -> Void in
-            guard let self, let invoke = active[request.id], invoke.serial == serial else { return }
+            guard let self, let invoke = active[request.id], invoke.cancellation === cancellation else { return }
             active[request.id] = nil
             invoke.deadline?.cancel()
             context.metrics.invoke(label, ok: output.result.ok)
@@ -212,11 +208,11 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         // The invoke's own deadline (0: none): past it the work is cancelled and the gateway
         // gets a structured error instead of its own timeout (upstream's node session, #1357).
         let timeoutMs = request.timeoutMs ?? Self.defaultInvokeTimeoutMs
-        let deadline = timeoutMs > 0 ? context.loop.scheduleTask(in: .milliseconds(Int64(min(timeoutMs, Int(Int32.max))))) {
+        let deadline = timeoutMs > 0 ? context.loop.scheduleTask(in: .milliseconds(Int64(min(timeoutMs, IPCLimits.maxTimerMs)))) {
             publish(InvokeOutput(result: .failure(request, code: "UNAVAILABLE", message: "node invoke timed out")))
             cancellation.cancel()
         } : nil
-        active[request.id] = ActiveInvoke(serial: serial, cancellation: cancellation, deadline: deadline)
+        active[request.id] = ActiveInvoke(cancellation: cancellation, deadline: deadline)
         router.route(request, cancellation: cancellation, completion: publish)
     }
 

@@ -14,20 +14,17 @@ final class MonitorContext {
     let metrics: NodeMetrics
     let reaper: Reaper
     let shutdownGrace: TimeAmount
-    /// Where the node records why it stops on its own (nil: nowhere, as in probe mode).
-    let stateDir: String?
     /// Set once the node is shutting down: late worker messages are dropped, not obeyed.
     private(set) var stopping = false
     /// Asks the Supervisor to stop the node with `code` after recording `failure`.
     var stopNode: (_ reason: String, _ code: SupervisorExit, _ failure: LastFailure?) -> Void = { _, _, _ in }
 
-    init(loop: EventLoop, logger: Logger, metrics: NodeMetrics, reaper: Reaper, shutdownGrace: TimeAmount, stateDir: String?) {
+    init(loop: EventLoop, logger: Logger, metrics: NodeMetrics, reaper: Reaper, shutdownGrace: TimeAmount) {
         self.loop = loop
         self.logger = logger
         self.metrics = metrics
         self.reaper = reaper
         self.shutdownGrace = shutdownGrace
-        self.stateDir = stateDir
     }
 
     func beginStopping() { stopping = true }
@@ -65,6 +62,7 @@ class WorkerMonitor<Inbound: IPCMessage, Outbound: IPCMessage, Phase: Hashable &
             workerDown(reason: reason)
         }
         slot.onExited = { [unowned self] in workerExited() }
+        context.reaper.watch(slot)
     }
 
     // MARK: For the roles

@@ -48,8 +48,6 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
         self.logger = logger
     }
 
-    var isUp: Bool { connection != nil }
-
     /// Spawns the worker with only its socketpair end on fd 3 (plus stdio).
     func spawn() {
         loop.preconditionInEventLoop()
@@ -189,6 +187,4 @@ final class WorkerSlot<Inbound: IPCMessage, Outbound: IPCMessage> {
         }
     }
 
-    /// Whether the process is gone (reaped) after `stop`.
-    var isGone: Bool { pid == nil }
 }
