@@ -170,7 +170,8 @@ public enum GatewayFrames {
             detailCode: details?["code"]?.stringValue,
             requestId: details?["requestId"]?.stringValue,
             retryAfterMs: retryAfter,
-            reason: details?["reason"]?.stringValue
+            reason: details?["reason"]?.stringValue,
+            retryable: error?["retryable"]?.boolValue
         )
     }
 

@@ -56,6 +56,10 @@ public final class GatewayLink {
         onLoop { self.feed(.nodeEvent(event)) }
     }
 
+    public func call(_ call: GatewayCall) {
+        onLoop { self.feed(.gatewayCall(call)) }
+    }
+
     /// Says goodbye to the gateway (close 1000) and calls `done` once that is written,
     /// or after a short grace period if the socket does not drain.
     public func shutdown(done: @escaping () -> Void) {

@@ -101,6 +101,7 @@ struct LinkMachine {
         case signed(SignReply)
         case invokeResult(InvokeResult)
         case nodeEvent(NodeEvent)
+        case gatewayCall(GatewayCall)
         case shutdown
     }
 
@@ -130,7 +131,15 @@ struct LinkMachine {
     /// How soon the node asks again while its pairing waits for an operator, so an approval
     /// takes effect within seconds (the gateway's `retryAfterMs` wins when it sends one).
     static let pairingRetryMs = 2000
+    /// After a challenge without a valid `ts`, upstream's client stops for good; a daemon waits
+    /// this long instead (nothing is sent sooner) and then tries again, so a gateway fixed in
+    /// the meantime gets its node back without an operator.
+    static let invalidChallengeRetryMs = 30_000
     private static let unreadableLogLimit = 10
+    /// Supervisor requests waiting for the gateway's response on one connection.
+    static let maxPendingCalls = 16
+    /// Longest identifier or decision read from a pairing event.
+    private static let maxPairingField = 128
 
     private(set) var state: State = .idle
     private(set) var configuration: NetConfiguration?
@@ -147,6 +156,9 @@ struct LinkMachine {
     /// once, on both sides (the NetMonitor kills a worker past `IPCLimits.maxInFlight`).
     private(set) var activeInvokes: Set<String> = []
     var invokesInFlight: Int { activeInvokes.count }
+    /// The Supervisor's requests written on this connection and not yet answered: request
+    /// frame id → the Supervisor's call id. Answered as failed when the connection goes.
+    private(set) var pendingCalls: [String: String] = [:]
     /// The gateway's name for this node, from the last invoke (answers to unreadable ones).
     private var lastNodeId: String?
     private var droppedFrames = 0
@@ -235,6 +247,8 @@ struct LinkMachine {
                 break
             }
             actions.append(.send(GatewayFrames.nodeEvent(id: newId(), event), attempt: attempt))
+        case let .gatewayCall(call):
+            gatewayCall(call, &actions)
         case .shutdown:
             let open = state.openAttempt
             if case let .connecting(attempt) = state { actions.append(.abandon(attempt: attempt)) }
@@ -344,8 +358,9 @@ struct LinkMachine {
             // Signed with the gateway's own time (the challenge `ts`), as today's clients do; a
             // challenge without a non-negative integer `ts` is invalid.
             guard let ts = frame["payload"]?["ts"]?.numberValue, ts >= 0, ts <= 9_007_199_254_740_991, ts.rounded() == ts else {
-                logger.error("node host gateway connect failed: gateway connect challenge timestamp invalid")
-                dropConnection(code: 1008, reason: "connect failed", &actions)
+                logger.error("node host gateway connect failed: gateway connect challenge timestamp invalid",
+                             metadata: ["retryInMs": .typed(Self.invalidChallengeRetryMs)])
+                dropConnection(code: 1008, reason: "connect failed", retryIn: Self.invalidChallengeRetryMs, &actions)
                 return
             }
             let requestId = newId()
@@ -364,8 +379,13 @@ struct LinkMachine {
             }
         case ("event", .linked):
             linkedEvent(frame, &actions)
+        case ("res", .linked):
+            // The answer to a Supervisor request; those to our node.invoke.result and
+            // node.event are best-effort and not read.
+            guard let frameId = frame["id"]?.stringValue, let callId = pendingCalls.removeValue(forKey: frameId) else { return }
+            actions.append(.toSupervisor(.gatewayReply(Self.reply(callId, to: frame))))
         default:
-            break  // responses to our node.invoke.result / node.event are best-effort
+            break
         }
     }
 
@@ -390,14 +410,18 @@ struct LinkMachine {
         let policy = payload?["policy"]
         tickIntervalMs = min(max(1, (policy?["tickIntervalMs"]?.numberValue ?? 30_000).saturatingInt), 3_600_000)
         let auth = payload?["auth"]
-        let summary = HelloSummary(
+        let capabilities = payload?["features"]?["capabilities"]?.arrayValue?.prefix(HelloSummary.maxCapabilities)
+            .compactMap { $0.stringValue.map { String($0.prefix(128)) } }
+        var summary = HelloSummary(
             protocol: payload?["protocol"]?.intValue ?? 3,
             deviceToken: auth?["deviceToken"]?.stringValue,
             role: auth?["role"]?.stringValue,
             scopes: auth?["scopes"]?.arrayValue?.compactMap(\.stringValue),
             tickIntervalMs: tickIntervalMs,
-            serverVersion: payload?["server"]?["version"]?.stringValue
+            serverVersion: payload?["server"]?["version"]?.stringValue.map { String($0.prefix(128)) }
         )
+        // upstream's node host reads only `features.capabilities` (its worker-hosting options).
+        summary.capabilities = capabilities
         disarm(&actions)
         state = .linked(attempt: attempt)
         backoff.reset()
@@ -475,6 +499,12 @@ struct LinkMachine {
             // invoke without an input channel: dropped, as upstream drops those.
             let id = frame["payload"]?["id"]?.stringValue ?? "-"
             logger.debug("node-host: dropped inactive or duplicate input for invoke \(String(id.prefix(64)))")
+        case "node.pair.requested", "node.pair.resolved":
+            // The Supervisor decides what they mean for this node; it gets the few fields it reads.
+            let payload = frame["payload"]
+            let field = { (key: String) in payload?[key]?.stringValue.map { String($0.prefix(Self.maxPairingField)) } }
+            actions.append(.toSupervisor(.pairingEvent(PairingEvent(event: frame["event"]?.stringValue ?? "", requestId: field("requestId"),
+                                                                    nodeId: field("nodeId"), decision: field("decision")))))
         case "shutdown":
             logger.info("gateway is shutting down; will reconnect")
         default:
@@ -520,6 +550,42 @@ struct LinkMachine {
         if droppedFrames == 1 { actions.append(.scheduleDroppedReport(afterMs: 1000)) }
     }
 
+    // MARK: Supervisor requests
+
+    /// Writes the Supervisor's request on the linked connection; without one (or past the
+    /// bound, or with params that are not JSON) it is answered at once.
+    private mutating func gatewayCall(_ call: GatewayCall, _ actions: inout [Action]) {
+        guard case let .linked(attempt) = state else {
+            actions.append(.toSupervisor(.gatewayReply(.unavailable(call.callId, "gateway not connected"))))
+            return
+        }
+        guard pendingCalls.count < Self.maxPendingCalls else {
+            actions.append(.toSupervisor(.gatewayReply(.unavailable(call.callId, "too many gateway requests in flight"))))
+            return
+        }
+        guard let params = try? JSONValue.parse(Array(call.paramsJSON.utf8)) else {
+            actions.append(.toSupervisor(.gatewayReply(GatewayReply(callId: call.callId, ok: false, payloadJSON: nil,
+                                                                    error: WireError(code: "INVALID_REQUEST", message: "params are not JSON")))))
+            return
+        }
+        let frameId = newId()
+        pendingCalls[frameId] = call.callId
+        actions.append(.send(GatewayFrames.request(id: frameId, method: call.method, params: params), attempt: attempt))
+    }
+
+    /// A `res` frame as the Supervisor reads it: ok and the payload, or the error's code and message.
+    static func reply(_ callId: String, to frame: JSONValue) -> GatewayReply {
+        if frame["ok"]?.boolValue == true {
+            let payload = frame["payload"].map(GatewayFrames.encode)
+            return GatewayReply(callId: callId, ok: true,
+                                payloadJSON: payload.flatMap { $0.utf8.count <= GatewayReply.maxPayloadBytes ? $0 : nil }, error: nil)
+        }
+        let error = frame["error"]
+        return GatewayReply(callId: callId, ok: false, payloadJSON: nil,
+                            error: WireError(code: String((error?["code"]?.stringValue ?? "UNAVAILABLE").prefix(64)),
+                                             message: String((error?["message"]?.stringValue ?? "").prefix(1024))))
+    }
+
     // MARK: Outbound and teardown
 
     /// Writes `frame` on the linked connection. Every answer the machine writes belongs to an
@@ -546,6 +612,11 @@ struct LinkMachine {
             activeInvokes.removeAll()
             actions.append(.toSupervisor(.invokeCancel(InvokeCancel(invokeId: nil))))
         }
+        // Requests die with their connection (the gateway answers on the one they came on).
+        for callId in pendingCalls.values.sorted() {
+            actions.append(.toSupervisor(.gatewayReply(.unavailable(callId, "gateway connection closed"))))
+        }
+        pendingCalls.removeAll()
         disarm(&actions)
         // The watchdog runs exactly while linked.
         if case .linked = state { actions.append(.stopWatchdog) }

@@ -33,6 +33,7 @@ public enum NetWorkerMain {
                 case let .invokeResult(result): link.sendInvokeResult(result)
                 case let .nodeEvent(event): link.sendNodeEvent(event)
                 case let .metricsReply(reply): metrics.replied(reply)
+                case let .gatewayCall(call): link.call(call)
                 case .shutdown:
                     link.shutdown { exit(0) }
                 }

@@ -140,6 +140,9 @@ public struct HelloSummary: Codable, Equatable, Sendable {
     public var scopes: [String]?
     public var tickIntervalMs: Int
     public var serverVersion: String?
+    /// `hello-ok.features.capabilities` (at most `maxCapabilities`).
+    public var capabilities: [String]?
+    public static let maxCapabilities = 64
     public init(protocol: Int, deviceToken: String?, role: String?, scopes: [String]?,
                 tickIntervalMs: Int, serverVersion: String?) {
         self.protocol = `protocol`
@@ -161,18 +164,22 @@ public struct ConnectRejection: Codable, Equatable, Sendable {
     public var retryAfterMs: Int?
     /// `error.details.reason` (`startup-sidecars`, `not-paired`, …).
     public var reason: String?
+    /// `error.retryable`.
+    public var retryable: Bool?
     public init(code: String, message: String, detailCode: String?, requestId: String?, retryAfterMs: Int?,
-                reason: String? = nil) {
+                reason: String? = nil, retryable: Bool? = nil) {
         self.code = code
         self.message = message
         self.detailCode = detailCode
         self.requestId = requestId
         self.retryAfterMs = retryAfterMs
         self.reason = reason
+        self.retryable = retryable
     }
 
-    /// The gateway is still starting (`UNAVAILABLE`, `details.reason: "startup-sidecars"`).
-    public var isGatewayStarting: Bool { code == "UNAVAILABLE" && reason == "startup-sidecars" }
+    /// The gateway is still starting (`UNAVAILABLE`, `retryable: true`, `details.reason:
+    /// "startup-sidecars"`: upstream's `resolveGatewayStartupRetryAfterMs` asks all three).
+    public var isGatewayStarting: Bool { code == "UNAVAILABLE" && retryable == true && reason == "startup-sidecars" }
 
     /// The code clients branch on: `details.code`, else the top-level code.
     public var detail: String { detailCode ?? code }
@@ -279,6 +286,59 @@ public struct InvokeCancel: Codable, Equatable, Sendable {
     public init(invokeId: String?) { self.invokeId = invokeId }
 }
 
+/// A request the Supervisor makes of the gateway on the linked connection (for example
+/// `node.runnerInventory.update`). The NetWorker writes it as a `req` frame and answers with
+/// a `GatewayReply` of the same `callId`: the gateway's response, or a failure when the link
+/// is down or the connection closes first. It never outlives its connection.
+public struct GatewayCall: Codable, Equatable, Sendable {
+    public var callId: String
+    public var method: String
+    /// The request's `params`, as JSON text.
+    public var paramsJSON: String
+    public init(callId: String, method: String, paramsJSON: String) {
+        self.callId = callId
+        self.method = method
+        self.paramsJSON = paramsJSON
+    }
+}
+
+/// The gateway's response to a `GatewayCall` (`ok`, its payload, or its error).
+public struct GatewayReply: Codable, Equatable, Sendable {
+    public var callId: String
+    public var ok: Bool
+    /// The response payload as JSON text; nil when absent or larger than `maxPayloadBytes`.
+    public var payloadJSON: String?
+    public var error: WireError?
+    public init(callId: String, ok: Bool, payloadJSON: String?, error: WireError?) {
+        self.callId = callId
+        self.ok = ok
+        self.payloadJSON = payloadJSON
+        self.error = error
+    }
+
+    public static let maxPayloadBytes = 64 * 1024
+    /// The answer to a call the link could not carry (not linked, or its connection closed).
+    public static func unavailable(_ callId: String, _ message: String) -> GatewayReply {
+        GatewayReply(callId: callId, ok: false, payloadJSON: nil, error: WireError(code: "UNAVAILABLE", message: message))
+    }
+}
+
+/// A pairing event the gateway sent on the node's connection (`node.pair.requested`,
+/// `node.pair.resolved`), reduced to the fields the Supervisor reads.
+public struct PairingEvent: Codable, Equatable, Sendable {
+    public var event: String
+    public var requestId: String?
+    public var nodeId: String?
+    /// `approved`, `rejected`, `removed`, … (`node.pair.resolved` only).
+    public var decision: String?
+    public init(event: String, requestId: String?, nodeId: String?, decision: String?) {
+        self.event = event
+        self.requestId = requestId
+        self.nodeId = nodeId
+        self.decision = decision
+    }
+}
+
 /// Messages the NetWorker sends to the Supervisor.
 public enum NetToSupervisor: IPCMessage, Equatable {
     case ready(WorkerHello)
@@ -290,6 +350,8 @@ public enum NetToSupervisor: IPCMessage, Equatable {
     case metricsRequest(MetricsRequest)
     case framesDropped(FramesDropped)
     case invokeCancel(InvokeCancel)
+    case gatewayReply(GatewayReply)
+    case pairingEvent(PairingEvent)
 
     public enum Kind: String, CaseIterable, Sendable {
         case ready
@@ -301,6 +363,8 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case metricsRequest = "metrics.request"
         case framesDropped = "frames.dropped"
         case invokeCancel = "invoke.cancel"
+        case gatewayReply = "gateway.reply"
+        case pairingEvent = "pairing.event"
     }
 
     public var kind: Kind {
@@ -314,6 +378,8 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case .metricsRequest: return .metricsRequest
         case .framesDropped: return .framesDropped
         case .invokeCancel: return .invokeCancel
+        case .gatewayReply: return .gatewayReply
+        case .pairingEvent: return .pairingEvent
         }
     }
 
@@ -328,6 +394,8 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case .metricsRequest: return .metricsRequest(try MetricsRequest(from: decoder))
         case .framesDropped: return .framesDropped(try FramesDropped(from: decoder))
         case .invokeCancel: return .invokeCancel(try InvokeCancel(from: decoder))
+        case .gatewayReply: return .gatewayReply(try GatewayReply(from: decoder))
+        case .pairingEvent: return .pairingEvent(try PairingEvent(from: decoder))
         }
     }
 
@@ -342,6 +410,8 @@ public enum NetToSupervisor: IPCMessage, Equatable {
         case let .metricsRequest(payload): try payload.encode(to: encoder)
         case let .framesDropped(payload): try payload.encode(to: encoder)
         case let .invokeCancel(payload): try payload.encode(to: encoder)
+        case let .gatewayReply(payload): try payload.encode(to: encoder)
+        case let .pairingEvent(payload): try payload.encode(to: encoder)
         }
     }
 }
@@ -353,6 +423,7 @@ public enum SupervisorToNet: IPCMessage, Equatable {
     case invokeResult(InvokeResult)
     case nodeEvent(NodeEvent)
     case metricsReply(MetricsReply)
+    case gatewayCall(GatewayCall)
     case shutdown(Empty)
 
     public enum Kind: String, CaseIterable, Sendable {
@@ -361,6 +432,7 @@ public enum SupervisorToNet: IPCMessage, Equatable {
         case invokeResult = "invoke.result"
         case nodeEvent = "node.event"
         case metricsReply = "metrics.reply"
+        case gatewayCall = "gateway.call"
         case shutdown
     }
 
@@ -371,6 +443,7 @@ public enum SupervisorToNet: IPCMessage, Equatable {
         case .invokeResult: return .invokeResult
         case .nodeEvent: return .nodeEvent
         case .metricsReply: return .metricsReply
+        case .gatewayCall: return .gatewayCall
         case .shutdown: return .shutdown
         }
     }
@@ -382,6 +455,7 @@ public enum SupervisorToNet: IPCMessage, Equatable {
         case .invokeResult: return .invokeResult(try InvokeResult(from: decoder))
         case .nodeEvent: return .nodeEvent(try NodeEvent(from: decoder))
         case .metricsReply: return .metricsReply(try MetricsReply(from: decoder))
+        case .gatewayCall: return .gatewayCall(try GatewayCall(from: decoder))
         case .shutdown: return .shutdown(try Empty(from: decoder))
         }
     }
@@ -393,6 +467,7 @@ public enum SupervisorToNet: IPCMessage, Equatable {
         case let .invokeResult(payload): try payload.encode(to: encoder)
         case let .nodeEvent(payload): try payload.encode(to: encoder)
         case let .metricsReply(payload): try payload.encode(to: encoder)
+        case let .gatewayCall(payload): try payload.encode(to: encoder)
         case let .shutdown(payload): try payload.encode(to: encoder)
         }
     }

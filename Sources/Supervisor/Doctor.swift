@@ -271,6 +271,12 @@ struct Doctor: ParsableCommand {
                 return DoctorCheck(name: "auth", status: .warn, detail: "a node (pid \(holder)) runs on \(paths.stateDir); its state is not readable",
                                    fix: "openclaw-node status")
             }
+            if live.connected, live.pairing?.state == .surfacePending {
+                let request = live.pairing?.surfaceRequestId
+                return DoctorCheck(name: "auth", status: .warn,
+                                   detail: "the running node (pid \(live.pid)) is connected; its command surface waits for approval\(request.map { " (requestId \($0))" } ?? "")",
+                                   fix: "on the gateway: \(request.map(PairingApproval.surfaceCommand) ?? "openclaw nodes pending")")
+            }
             if live.connected { return DoctorCheck(name: "auth", status: .ok, detail: "the running node (pid \(live.pid)) is connected") }
             if let request = live.pendingRequestId {
                 return DoctorCheck(name: "auth", status: .warn, detail: "PAIRING_REQUIRED: the running node waits for approval (requestId \(request))",

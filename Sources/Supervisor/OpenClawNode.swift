@@ -236,6 +236,10 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("host-stats-interval-ms"), help: .hidden)
     var hostStatsIntervalMs: Int = HostStats.intervalMs
 
+    /// Tests shorten the first pause before asking again about a pending command surface.
+    @Option(name: .customLong("pairing-retry-ms"), help: .hidden)
+    var pairingRetryMs: Int?
+
     /// `doctor`'s authentication check: connect once with the real credentials, print the
     /// gateway's verdict as JSON on stdout, stop.
     @Flag(name: .customLong("check-auth"), help: .hidden)
@@ -316,7 +320,9 @@ struct Run: ParsableCommand {
         let browserProxy = BrowserProxyHandler(settings: browserSettings, media: BrowserMediaStore(stateDir: setup.paths.stateDir),
                                                runner: supervisor.browser, logger: logger)
         router.register(browserProxy, advertised: browserSettings.advertised, cap: "browser")
-        let link = LinkAuthority(settings: setup.link, identity: setup.identity, router: router, metrics: supervisor.metrics, logger: logger)
+        var linkSettings = setup.link
+        linkSettings.pairingRetryMs = pairingRetryMs.map { min(max($0, 100), PairingProgress.retryMs) }
+        let link = LinkAuthority(settings: linkSettings, identity: setup.identity, router: router, metrics: supervisor.metrics, logger: logger)
         logger.info("node host starting", metadata: [
             "version": "\(NodeVersion.current)", "gateway": "\(setup.link.url)", "nodeId": "\(setup.link.nodeId)",
             "deviceId": "\(setup.identity.deviceId)", "stateDir": "\(setup.paths.stateDir)",

@@ -158,6 +158,9 @@ struct Status: ParsableCommand {
             live += node["paired"]?.boolValue == true ? ", paired" : ", not paired"
             if let request = node["pendingRequestId"]?.stringValue {
                 live += ", waiting for pairing approval: \(PairingApproval.command(request))"
+            } else if node["pairing"]?["state"]?.stringValue == PairingStage.surfacePending.rawValue {
+                let command = node["pairing"]?["surfaceRequestId"]?.stringValue.map(PairingApproval.surfaceCommand) ?? "openclaw nodes pending"
+                live += ", command surface waiting for approval: \(command)"
             }
             live += ", runs in flight \((node["runsInFlight"]?.numberValue ?? 0).saturatingInt)"
             print(live)

@@ -12,7 +12,12 @@ public struct NodeLiveStatus: Codable, Equatable, Sendable {
     public var phase: String
     public var connected: Bool
     public var paired: Bool
+    /// The device-pairing request waiting (as `pairing.deviceRequestId`; kept for scripts).
     public var pendingRequestId: String?
+    /// Both pairing steps: the stage and each waiting request id.
+    public var pairing: PairingStatus?
+    /// The gateway of the current (or last) session: protocol, version, capabilities.
+    public var gateway: GatewaySession?
     public var lastError: String?
     public var connects: Int
     public var runsInFlight: Int
@@ -22,7 +27,7 @@ public struct NodeLiveStatus: Codable, Equatable, Sendable {
     public var advertised: CommandSurface?
 
     enum CodingKeys: String, CodingKey {
-        case pid, version, phase, connected, paired, pendingRequestId, lastError, connects, runsInFlight, runsQueued, workerRestarts
+        case pid, version, phase, connected, paired, pendingRequestId, pairing, gateway, lastError, connects, runsInFlight, runsQueued, workerRestarts
         case advertised
     }
 
@@ -35,6 +40,8 @@ public struct NodeLiveStatus: Codable, Equatable, Sendable {
         try container.encode(connected, forKey: .connected)
         try container.encode(paired, forKey: .paired)
         try container.encode(pendingRequestId, forKey: .pendingRequestId)
+        try container.encode(pairing, forKey: .pairing)
+        try container.encode(gateway, forKey: .gateway)
         try container.encode(lastError, forKey: .lastError)
         try container.encode(connects, forKey: .connects)
         try container.encode(runsInFlight, forKey: .runsInFlight)

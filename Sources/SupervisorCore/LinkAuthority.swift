@@ -16,6 +16,9 @@ public struct LinkSettings: Sendable {
     public var deviceAuthPath: String
     /// Caps each handshake phase's deadline (OPENCLAW_HANDSHAKE_TIMEOUT_MS); nil: the defaults.
     public var handshakeTimeoutMs: Int?
+    /// The first pause before asking again about a pending command surface (nil: 5 s; the
+    /// backoff's cap is twelve times it). For tests.
+    public var pairingRetryMs: Int?
 
     public init(url: String, tlsFingerprint: String?, nodeId: String, displayName: String, version: String,
                 pathEnv: String, sharedToken: String?, password: String?, deviceAuthPath: String) {
@@ -39,13 +42,25 @@ public enum RejectionVerdict: Equatable {
     case exit(String)
 }
 
+/// The gateway of the current (or last) session, from its hello-ok.
+public struct GatewaySession: Codable, Equatable, Sendable {
+    public var `protocol`: Int
+    public var serverVersion: String?
+    /// `features.capabilities` (what upstream's node host reads of `features`).
+    public var capabilities: [String]
+}
+
 /// The link as `status` reports it.
 public struct LinkStatus: Equatable, Sendable {
     public var phase: LinkState.Phase = .connecting
-    public var paired = false
-    public var pendingRequestId: String?
+    public var pairing = PairingStatus()
+    public var gateway: GatewaySession?
     public var lastError: String?
     public var connects = 0
+    /// The device is paired (its command surface may still wait).
+    public var paired: Bool { pairing.state == .paired || pairing.state == .surfacePending }
+    /// The device-pairing request waiting for `openclaw devices approve`.
+    public var pendingRequestId: String? { pairing.deviceRequestId }
 }
 
 /// The Supervisor's side of the gateway link: it decides what the NetWorker may present
@@ -76,6 +91,11 @@ public final class LinkAuthority {
     public private(set) var status = LinkStatus()
     /// A pairing request was refused as pending since the last hello.
     private var awaitingApproval = false
+    /// Both pairing steps; its logs and metrics are applied here, the rest by `perform`.
+    private var pairing: PairingProgress
+    /// Performs the pairing effects that need the link (ask the gateway, arm or cancel the
+    /// retry timer); set by the NetWorker's monitor.
+    var perform: (PairingProgress.Effect) -> Void = { _ in }
 
     public init(settings: LinkSettings, identity: DeviceIdentity, router: CommandRouter, metrics: NodeMetrics = NodeMetrics(),
                 logger: Logger, clock: @escaping () -> Int64 = currentTimeMillis) {
@@ -85,6 +105,8 @@ public final class LinkAuthority {
         self.logger = logger
         self.clock = clock
         self.metrics = metrics
+        pairing = PairingProgress(deviceId: identity.deviceId, firstRetryMs: settings.pairingRetryMs ?? PairingProgress.retryMs,
+                                  maxRetryMs: settings.pairingRetryMs.map { $0 * 12 } ?? PairingProgress.maxRetryMs)
         metrics.declare(commands: router.commands)
         storedDeviceToken = DeviceAuthFile.token(at: settings.deviceAuthPath, deviceId: identity.deviceId, role: "node")
     }
@@ -154,9 +176,8 @@ public final class LinkAuthority {
         let approvedRequest = awaitingApproval ? status.pendingRequestId ?? "-" : nil
         awaitingApproval = false
         status.phase = .connected
-        status.paired = true
-        status.pendingRequestId = nil
         status.lastError = nil
+        status.gateway = GatewaySession(protocol: hello.protocol, serverVersion: hello.serverVersion, capabilities: hello.capabilities ?? [])
         status.connects += 1
         metrics.linkUp()
         if let token = hello.deviceToken?.trimmingWhitespace(), !token.isEmpty {
@@ -172,6 +193,7 @@ public final class LinkAuthority {
             logger.notice("pairing approved, connected", metadata: ["requestId": "\(approvedRequest)", "url": "\(settings.url)"])
         }
         logger.info("node host gateway connected", metadata: ["url": "\(settings.url)", "protocol": .typed(hello.protocol)])
+        apply(pairing.connected())
     }
 
     public func rejected(_ rejection: ConnectRejection) -> RejectionVerdict {
@@ -182,15 +204,8 @@ public final class LinkAuthority {
         }
         if rejection.isPairingRequired {
             status.phase = .pairingPending
-            status.paired = false
-            metrics.pairing(pending: true)
             awaitingApproval = true
-            if let requestId = rejection.requestId, requestId != status.pendingRequestId {
-                status.pendingRequestId = requestId
-                logger.notice("pairing required: approve this node on the gateway with: \(PairingApproval.command(requestId))",
-                              metadata: ["requestId": "\(requestId)", "deviceId": "\(identity.deviceId)"])
-                Self.announce(requestId: requestId, deviceId: identity.deviceId)
-            }
+            apply(pairing.deviceRequired(requestId: rejection.requestId))
             return .keepRetrying
         }
         if detail == "AUTH_DEVICE_TOKEN_MISMATCH", usesDeviceToken {
@@ -220,24 +235,51 @@ public final class LinkAuthority {
         if status.phase == .connected { status.phase = .disconnected }
     }
 
-}
+    // MARK: Pairing
 
-/// What an operator runs on the gateway host to approve this device's pairing request.
-public enum PairingApproval {
-    public static func command(_ requestId: String) -> String { "openclaw devices approve \(requestId)" }
+    /// The connection went down (the NetWorker's report): no more questions on it.
+    func pairingDisconnected() { apply(pairing.disconnected()) }
+    func pairingRetryDue() { apply(pairing.retryDue()) }
+    func pairingInvokeArrived() { apply(pairing.invokeArrived()) }
+    func pairingEvent(_ event: PairingEvent) { apply(pairing.gatewayEvent(event)) }
+    func surfaceAnswered(_ answer: SurfaceAnswer) { apply(pairing.answered(answer)) }
+
+    /// Logs (with the operator's next command, framed on a terminal too), the status and the
+    /// metrics follow each pairing step; the link's effects go to `perform`.
+    private func apply(_ effects: [PairingProgress.Effect]) {
+        for effect in effects {
+            guard case let .log(level, sentence) = effect else {
+                perform(effect)
+                continue
+            }
+            var metadata: Logger.Metadata = ["deviceId": "\(identity.deviceId)"]
+            if let id = pairing.status.deviceRequestId ?? pairing.status.surfaceRequestId { metadata["requestId"] = "\(id)" }
+            logger.log(level: level, "\(sentence)", metadata: metadata)
+            switch pairing.status.state {
+            case .devicePending:
+                pairing.status.deviceRequestId.map { Self.announce(command: PairingApproval.command($0), deviceId: identity.deviceId) }
+            case .surfacePending:
+                pairing.status.surfaceRequestId.map { Self.announce(command: PairingApproval.surfaceCommand($0), deviceId: identity.deviceId) }
+            case .paired, .unknown:
+                break
+            }
+        }
+        status.pairing = pairing.status
+        metrics.pairing(pairing.status)
+    }
 }
 
 extension LinkAuthority {
     /// The approval command, printed where an operator at the terminal sees it (the log line
     /// carries it too): a framed block on standard error when that is a terminal.
-    static func announce(requestId: String, deviceId: String) {
+    static func announce(command: String, deviceId: String) {
         guard isatty(2) == 1 else { return }
         let text = """
 
         ┌─ Pairing approval needed ─────────────────────────────────────────
         │ On the gateway host, run:
-        │     \(PairingApproval.command(requestId))
-        │ (device \(deviceId); this node connects as soon as it is approved)
+        │     \(command)
+        │ (device \(deviceId); the node picks up the approval by itself)
         └───────────────────────────────────────────────────────────────────
 
         """

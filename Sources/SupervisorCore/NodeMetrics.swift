@@ -28,7 +28,7 @@ public final class NodeMetrics: @unchecked Sendable {
             helpText: "Gateway frames the node could not read or serve (each logged; invokes with a readable id answered INVALID_REQUEST)"))
         pairingPending = registry.makeGauge(descriptor: MetricNameDescriptor(
             namespace: "openclaw_node", metricName: "pairing_pending", unitName: "",
-            helpText: "1 while the gateway waits for an operator to approve this node's pairing"))
+            helpText: "1 while the gateway waits for an operator to approve this node's pairing (its device or its command surface)"))
         lastInvokeOk = registry.makeGauge(descriptor: MetricNameDescriptor(
             namespace: "openclaw_node", metricName: "last_successful_invoke_timestamp", unitName: "seconds",
             helpText: "Unix time of the last invoke answered ok (0: none yet)"))
@@ -38,8 +38,8 @@ public final class NodeMetrics: @unchecked Sendable {
             buckets: [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10),
                       .seconds(60), .seconds(300)])
         connected.set(0.0)
-        pairingPending.set(0.0)
         lastInvokeOk.set(0.0)
+        pairing(PairingStatus())
         for worker in WorkerRole.allCases.map(\.rawValue) { _ = registry.makeCounter(descriptor: Self.restarts, labels: [("worker", worker)]) }
         for reason in ExecPolicy.Reason.all { _ = registry.makeCounter(descriptor: Self.denials, labels: [("reason", reason)]) }
         declare(commands: [])
@@ -58,12 +58,28 @@ public final class NodeMetrics: @unchecked Sendable {
         hellos += 1
         if hellos > 1 { reconnects.increment() }
         connected.set(1.0)
-        pairingPending.set(0.0)
     }
 
     func linkDown() { connected.set(0.0) }
 
-    func pairing(pending: Bool) { pairingPending.set(pending ? 1.0 : 0.0) }
+    /// The pairing stage (one series per stage, 1 for the current one) and the request
+    /// waiting for an operator, by step, as an info series (only the current one exists).
+    func pairing(_ status: PairingStatus) {
+        pairingPending.set(status.state == .devicePending || status.state == .surfacePending ? 1.0 : 0.0)
+        for stage in PairingStage.allCases {
+            registry.makeGauge(descriptor: Self.pairingState, labels: [("state", stage.rawValue)]).set(stage == status.state ? 1.0 : 0.0)
+        }
+        let request = status.deviceRequestId.map { ("device", $0) } ?? status.surfaceRequestId.map { ("surface", $0) }
+        guard request?.0 != pairingRequest?.step || request?.1 != pairingRequest?.id else { return }
+        if let old = pairingRequest { registry.unregisterGauge(old.gauge) }
+        pairingRequest = request.map { step, id in
+            let gauge = registry.makeGauge(descriptor: Self.pairingRequest, labels: [("step", step), ("request_id", id)])
+            gauge.set(1.0)
+            return (step, id, gauge)
+        }
+    }
+
+    private var pairingRequest: (step: String, id: String, gauge: Gauge)?
 
     func invoke(_ command: String, ok: Bool) {
         registry.makeCounter(descriptor: Self.invokes, labels: [("command", command), ("outcome", ok ? "ok" : "error")]).increment()
@@ -90,6 +106,10 @@ public final class NodeMetrics: @unchecked Sendable {
                                               helpText: "Invokes answered, by command and outcome")
     static let denials = MetricNameDescriptor(namespace: "openclaw_node", metricName: "runs_denied", unitName: "total",
                                               helpText: "system.run requests denied by policy, by reason")
+    static let pairingState = MetricNameDescriptor(namespace: "openclaw_node", metricName: "pairing_state", unitName: "",
+                                                   helpText: "1 for the node's pairing stage: unknown, device-pending, surface-pending or paired")
+    static let pairingRequest = MetricNameDescriptor(namespace: "openclaw_node", metricName: "pairing_request", unitName: "",
+                                                     helpText: "The pairing request waiting for an operator, by step (device: openclaw devices approve; surface: openclaw nodes approve)")
     static let restarts = MetricNameDescriptor(namespace: "openclaw_node", metricName: "worker_restarts", unitName: "total",
                                                helpText: "Worker processes re-spawned after they died or were killed")
 

@@ -277,6 +277,7 @@ extension Supervisor {
         return NodeLiveStatus(
             pid: getpid(), version: NodeVersion.current, phase: status.phase.rawValue,
             connected: status.phase == .connected, paired: status.paired, pendingRequestId: status.pendingRequestId,
+            pairing: status.pairing, gateway: status.gateway,
             lastError: status.lastError, connects: status.connects,
             runsInFlight: execMonitor.runs.runningCount, runsQueued: execMonitor.runs.queuedCount,
             workerRestarts: [WorkerRole.net.rawValue: netMonitor?.slot.restarts ?? 0, WorkerRole.exec.rawValue: execMonitor.slot.restarts,

@@ -353,6 +353,61 @@ final class LinkMachineTests: XCTestCase {
                        "a late result of a cancelled invoke is not published")
     }
 
+    // MARK: Supervisor requests and pairing events
+
+    func testASupervisorRequestIsWrittenAndItsResponseComesBackUnderItsCallId() {
+        var m = machine()
+        XCTAssertEqual(m.handle(.gatewayCall(GatewayCall(callId: "c0", method: "node.runnerInventory.update", paramsJSON: "{}"))),
+                       [.toSupervisor(.gatewayReply(.unavailable("c0", "gateway not connected")))], "not linked: answered at once")
+        _ = linked(&m)
+        let actions = m.handle(.gatewayCall(GatewayCall(callId: "c1", method: "node.runnerInventory.update",
+                                                        paramsJSON: #"{"protocolFeatures":[]}"#)))
+        guard case let .send(frame, attempt: 1)? = actions.first, actions.count == 1, let frameId = frame["id"]?.stringValue else {
+            return XCTFail("no request frame: \(actions)")
+        }
+        XCTAssertEqual(frame["method"]?.stringValue, "node.runnerInventory.update")
+        XCTAssertEqual(frame["params"]?["protocolFeatures"], .array([]))
+        XCTAssertEqual(m.handle(.text(#"{"type":"res","id":"\#(frameId)","ok":false,"error":{"code":"UNAVAILABLE","message":"wait","details":{}}}"#,
+                                      attempt: 1)),
+                       [.toSupervisor(.gatewayReply(GatewayReply(callId: "c1", ok: false, payloadJSON: nil,
+                                                                 error: WireError(code: "UNAVAILABLE", message: "wait"))))])
+        XCTAssertEqual(m.handle(.text(#"{"type":"res","id":"\#(frameId)","ok":true,"payload":{}}"#, attempt: 1)), [],
+                       "a second response to the same frame is not a reply")
+        XCTAssertEqual(m.handle(.gatewayCall(GatewayCall(callId: "c2", method: "m", paramsJSON: "{nope"))),
+                       [.toSupervisor(.gatewayReply(GatewayReply(callId: "c2", ok: false, payloadJSON: nil,
+                                                                 error: WireError(code: "INVALID_REQUEST", message: "params are not JSON"))))])
+    }
+
+    func testRequestsAreBoundedAndFailWithTheirConnection() {
+        var m = machine()
+        _ = linked(&m)
+        for n in 0..<LinkMachine.maxPendingCalls {
+            _ = m.handle(.gatewayCall(GatewayCall(callId: "c\(n)", method: "m", paramsJSON: "{}")))
+        }
+        XCTAssertEqual(m.handle(.gatewayCall(GatewayCall(callId: "over", method: "m", paramsJSON: "{}"))),
+                       [.toSupervisor(.gatewayReply(.unavailable("over", "too many gateway requests in flight")))])
+        let replies = m.handle(.closed(attempt: 1)).compactMap { action -> GatewayReply? in
+            if case let .toSupervisor(.gatewayReply(reply)) = action { return reply }
+            return nil
+        }
+        XCTAssertEqual(replies.count, LinkMachine.maxPendingCalls)
+        XCTAssertTrue(replies.allSatisfy { $0.error == WireError(code: "UNAVAILABLE", message: "gateway connection closed") })
+        XCTAssertTrue(m.pendingCalls.isEmpty)
+    }
+
+    func testPairingEventsReachTheSupervisorWithTheirFieldsBounded() {
+        var m = machine()
+        _ = linked(&m)
+        let long = String(repeating: "x", count: 500)
+        let resolved = #"{"type":"event","event":"node.pair.resolved","payload":{"requestId":"\#(long)","nodeId":"dev","decision":"approved","ts":1}}"#
+        XCTAssertEqual(m.handle(.text(resolved, attempt: 1)), [
+            .toSupervisor(.pairingEvent(PairingEvent(event: "node.pair.resolved", requestId: String(repeating: "x", count: 128),
+                                                     nodeId: "dev", decision: "approved"))),
+        ])
+        XCTAssertEqual(m.handle(.text(#"{"type":"event","event":"node.pair.requested","payload":{"requestId":"r2","nodeId":"dev"}}"#, attempt: 1)),
+                       [.toSupervisor(.pairingEvent(PairingEvent(event: "node.pair.requested", requestId: "r2", nodeId: "dev", decision: nil)))])
+    }
+
     func testARedeliveredIdCountsOnceAndLosingTheConnectionCancelsEverything() {
         var m = machine()
         _ = linked(&m)
@@ -383,7 +438,8 @@ final class LinkMachineTests: XCTestCase {
             _ = m.handle(.configure(configuration()))
             _ = m.handle(.upgraded(attempt: 1))
             XCTAssertEqual(m.handle(.text(challenge(ts: bad), attempt: 1)),
-                           [.cancelDeadline, .close(attempt: 1, code: 1008, reason: "connect failed"), .scheduleReconnect(afterMs: 1_000)], bad)
+                           [.cancelDeadline, .close(attempt: 1, code: 1008, reason: "connect failed"),
+                            .scheduleReconnect(afterMs: LinkMachine.invalidChallengeRetryMs)], bad)
         }
         var missing = machine()
         _ = missing.handle(.configure(configuration()))
@@ -408,9 +464,15 @@ final class LinkMachineTests: XCTestCase {
             let requestId = toSignature(&m)
             _ = m.handle(.signed(SignReply(requestId: requestId, signature: "s", auth: .init(token: "t", password: nil))))
             let retry = retryAfter.map { #","retryAfterMs":\#($0)"# } ?? ""
-            let actions = answerConnect(&m, #"{"type":"res","id":"CONNECT","ok":false,"error":{"code":"UNAVAILABLE","message":"gateway starting; retry shortly","details":{"reason":"startup-sidecars"}\#(retry)}}"#)
+            let actions = answerConnect(&m, #"{"type":"res","id":"CONNECT","ok":false,"error":{"code":"UNAVAILABLE","message":"gateway starting; retry shortly","retryable":true,"details":{"reason":"startup-sidecars"}\#(retry)}}"#)
             XCTAssertEqual(actions, [.cancelDeadline, .close(attempt: 1, code: 1013, reason: "gateway starting"),
                                      .scheduleReconnect(afterMs: expected)], "retryAfterMs \(String(describing: retryAfter))")
         }
+        // Not retryable: an ordinary refusal (reported to the Supervisor, closed 1000, the usual backoff).
+        var m = machine()
+        let requestId = toSignature(&m)
+        _ = m.handle(.signed(SignReply(requestId: requestId, signature: "s", auth: .init(token: "t", password: nil))))
+        let actions = answerConnect(&m, #"{"type":"res","id":"CONNECT","ok":false,"error":{"code":"UNAVAILABLE","message":"gateway starting; retry shortly","details":{"reason":"startup-sidecars"}}}"#)
+        XCTAssertTrue(actions.contains(.close(attempt: 1, code: 1000, reason: "connect rejected")), "\(actions)")
     }
 }

@@ -15,6 +15,9 @@ final class FrameCodecTests: XCTestCase {
         .framesDropped(FramesDropped(count: 3)),
         .invokeCancel(InvokeCancel(invokeId: "i")),
         .invokeCancel(InvokeCancel(invokeId: nil)),
+        .gatewayReply(GatewayReply(callId: "c", ok: true, payloadJSON: #"{"nodeId":"d"}"#, error: nil)),
+        .gatewayReply(.unavailable("c", "gateway connection closed")),
+        .pairingEvent(PairingEvent(event: "node.pair.resolved", requestId: "np-1", nodeId: "d", decision: "approved")),
     ]
     static let toNet: [SupervisorToNet] = [
         .configure(NetConfiguration(url: "wss://h:1", tlsFingerprint: "ab", minProtocol: 3, maxProtocol: 4,
@@ -25,6 +28,7 @@ final class FrameCodecTests: XCTestCase {
         .invokeResult(InvokeResult(id: "i", nodeId: "n", ok: false, payloadJSON: nil, error: WireError(code: "UNAVAILABLE", message: "m"))),
         .nodeEvent(NodeEvent(event: "exec.finished", payloadJSON: "{}")),
         .metricsReply(MetricsReply(requestId: "m", text: "openclaw_node_gateway_connected 1\n")),
+        .gatewayCall(GatewayCall(callId: "c", method: "node.runnerInventory.update", paramsJSON: #"{"protocolFeatures":[]}"#)),
         .shutdown(Empty()),
     ]
     static let execMessages: [ExecToSupervisor] = [

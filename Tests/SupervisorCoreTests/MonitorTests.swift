@@ -51,6 +51,8 @@ final class MonitorTests: XCTestCase {
         XCTAssertEqual(table[.linkState]?.phases, [.linking, .linked, .stopping])
         XCTAssertEqual(table[.metricsRequest]?.phases, [.linking, .linked])
         XCTAssertEqual(table[.framesDropped]?.phases, [.linking, .linked])
+        XCTAssertEqual(table[.gatewayReply]?.phases, [.linking, .linked, .stopping], "answers may trail the link's loss")
+        XCTAssertEqual(table[.pairingEvent]?.phases, [.linked], "pairing events only on an accepted link")
         for (kind, row) in table { XCTAssertFalse(row.phases.contains(.awaitingReady) && kind != .ready, "\(kind)") }
     }
 

@@ -138,11 +138,39 @@ V4_CLIENT_IDS = (
 V4_CLIENT_MODES = ("webchat", "cli", "ui", "backend", "node", "worker", "probe", "test")
 
 #: Methods a node may call on this gateway (advertised in hello-ok.features.methods).
+#: ``node.runnerInventory.update`` is served but not listed (upstream: ``advertise: false``).
 GATEWAY_METHODS = ["node.invoke.result", "node.event", "node.invoke.progress", "skills.bins"]
 #: Events this gateway may send (advertised in hello-ok.features.events).
 GATEWAY_EVENTS = [
     "connect.challenge", "tick", "shutdown", "node.invoke.request", "device.pair.resolved",
 ]
+
+#: upstream's current worker-supervisor feature (src/infra/node-runner-inventory.ts) and the
+#: retired ones, which the gateway answers with "requires an update".
+NODE_WORKER_SUPERVISOR_FEATURE = "node-worker-supervisor-v6"
+RETIRED_NODE_WORKER_SUPERVISOR_FEATURES = tuple(f"node-worker-supervisor-v{n}" for n in range(1, 6))
+
+
+def parse_runner_inventory(value: Any) -> dict | None:
+    """upstream's parseNodeRunnerInventoryDeclaration, for the shapes a node that hosts no
+    workers may send: ``{protocolFeatures: []}``, a retired feature alone, or the current
+    feature with ``workerHost: {enabled: false}``. None when invalid."""
+    if not isinstance(value, dict) or not isinstance(value.get("protocolFeatures"), list):
+        return None
+    features, keys = value["protocolFeatures"], set(value)
+    if not features:
+        return {"protocolFeatures": []} if keys == {"protocolFeatures"} else None
+    if len(features) != 1:
+        return None
+    if features[0] in RETIRED_NODE_WORKER_SUPERVISOR_FEATURES:
+        ok = len(keys) <= 2 and keys <= {"protocolFeatures", "workerRuns", "workerHost"}
+        return {"protocolFeatures": [features[0]]} if ok else None
+    if features[0] != NODE_WORKER_SUPERVISOR_FEATURE or keys != {"protocolFeatures", "workerHost"}:
+        return None
+    host = value["workerHost"]
+    if not isinstance(host, dict) or host.get("enabled") is not False or set(host) != {"enabled"}:
+        return None  # worker hosting is out of this gateway's scope
+    return {"protocolFeatures": [features[0]], "workerHost": {"enabled": False}}
 
 # Auth failure reasons -> (details.code, message). Messages are upstream's
 # formatGatewayAuthFailureMessage() for a non-CLI, non-UI client.
@@ -855,6 +883,15 @@ class TestGateway:
     - ``node_event_v4_reply``: answer ``node.event`` on protocol 4 with
       ``{"ok":true,"event":…,"handled":true}`` (default True; v3 always gets ``{"ok":true}``).
     - ``clock_offset_ms``: added to the gateway clock for the signature skew check.
+    - ``surface_approval``: two-step pairing as current gateways do it: a paired device's
+      first hello files a command-surface request (``np-…``); until :meth:`approve_surface`,
+      ``node.runnerInventory.update`` answers ``UNAVAILABLE`` with upstream's "awaiting
+      operator approval" message naming ``openclaw nodes approve <id>`` and invokes are not
+      routed (default False: every surface counts as approved).
+    - ``legacy_surface_message``: answer a pending surface with the older gateways' message
+      ("…publication is not current; retry after pairing completes", no request id).
+    - ``notify_node_pairing``: also send ``node.pair.requested``/``node.pair.resolved`` to the
+      node's own connection (current gateways send them to operators only; default False).
     - ``on_event``: callback receiving every notable event dict (see :attr:`events`).
     """
 
@@ -885,6 +922,9 @@ class TestGateway:
         server_version: str = DEFAULT_SERVER_VERSION,
         skills_bins: Iterable[str] = (),
         clock_offset_ms: int = 0,
+        surface_approval: bool = False,
+        legacy_surface_message: bool = False,
+        notify_node_pairing: bool = False,
         schema_path: str | os.PathLike | None = None,
         tls_key_type: str = "ec",
         tls_session_tickets: bool = False,
@@ -910,11 +950,25 @@ class TestGateway:
         self.ping_timeout_s = ping_timeout_s
         self.node_event_v4_reply = node_event_v4_reply
         self.cancel_on_timeout = cancel_on_timeout
+        #: When set, the ``ts`` every ``connect.challenge`` carries instead of the clock (``OMIT``:
+        #: none), to test a node against a malformed challenge.
+        self.challenge_ts_value: Any = None
+        #: ``hello-ok.features.capabilities`` on protocol 4 (upstream's GATEWAY_SERVER_CAPS).
+        self.server_capabilities: list[str] = []
         #: Added to the ``ts`` of each ``connect.challenge`` (and so to what the node signs).
         self.challenge_ts_offset_ms = 0
         self.server_version = server_version
         self.skills_bins = list(skills_bins)
         self.clock_offset_ms = clock_offset_ms
+        self.surface_approval = surface_approval
+        self.legacy_surface_message = legacy_surface_message
+        self.notify_node_pairing = notify_node_pairing
+        #: Pending command-surface requests: ``requestId -> {requestId, nodeId, commands, caps, ts}``.
+        self.surface_requests: dict[str, dict] = {}
+        #: Devices whose command surface an operator approved.
+        self.approved_surfaces: set[str] = set()
+        #: Every ``node.runnerInventory.update``: ``{connId, deviceId, params, atMs, ok, error}``.
+        self.inventory_calls: list[dict] = []
         self.tls_key_type = tls_key_type
         self.tls_session_tickets = tls_session_tickets
         self.on_event = on_event
@@ -1201,8 +1255,12 @@ class TestGateway:
         # ``challenge_ts_offset_ms`` skews it (a gateway whose clock is off).
         conn.challenge_ts = now_ms() + self.challenge_ts_offset_ms
         if not self.suppress_challenge:
-            await self._send(conn, {"type": "event", "event": "connect.challenge",
-                                    "payload": {"nonce": conn.nonce, "ts": conn.challenge_ts}})
+            payload: dict[str, Any] = {"nonce": conn.nonce, "ts": conn.challenge_ts}
+            if self.challenge_ts_value is not None:
+                payload["ts"] = self.challenge_ts_value
+                if self.challenge_ts_value is OMIT:
+                    del payload["ts"]
+            await self._send(conn, {"type": "event", "event": "connect.challenge", "payload": payload})
         loop = asyncio.get_running_loop()
         hs_timer = loop.call_later(self.handshake_timeout_s,
                                    lambda: self._spawn(conn, self._handshake_timeout(conn)))
@@ -1431,6 +1489,8 @@ class TestGateway:
             log.info("node %s re-registered (old conn %s)", conn.device_id, previous.id)
         await self._send(conn, {"type": "res", "id": frame["id"], "ok": True, "payload": hello})
         self._spawn(conn, self._tick_loop(conn, hello["policy"]["tickIntervalMs"]))
+        if self.surface_approval and conn.device_id not in self.approved_surfaces:
+            await self._file_surface_request(conn)
         client = conn.connect_params.get("client") or {}
         self._emit("hello", connId=conn.id, deviceId=conn.device_id, protocol=conn.protocol,
                    displayName=client.get("displayName"), platform=client.get("platform"),
@@ -1564,7 +1624,7 @@ class TestGateway:
         self.store.update(device_id, displayName=client.get("displayName"), lastSeenAtMs=now_ms())
         features: dict[str, Any] = {"methods": list(GATEWAY_METHODS), "events": list(GATEWAY_EVENTS)}
         if protocol >= 4:
-            features["capabilities"] = []
+            features["capabilities"] = list(self.server_capabilities)
         return {
             "type": "hello-ok",
             "protocol": protocol,
@@ -1724,9 +1784,80 @@ class TestGateway:
         elif method == "node.invoke.progress":
             self.invoke_progress.append(params)
             await self._reply_ok(conn, req_id, {"ok": True})
+        elif method == "node.runnerInventory.update":
+            await self._on_runner_inventory(conn, req_id, params)
         else:
             self.requests.append({"connId": conn.id, "method": method, "params": params})
             await self._reply_error(conn, req_id, "INVALID_REQUEST", f"unknown method: {method}")
+
+    # ------------------------------------------------------------------ command surface
+    async def _file_surface_request(self, conn: Connection) -> None:
+        """upstream's reconcileNodePairingOnConnect: one pending request per device, reused."""
+        req = next((r for r in self.surface_requests.values() if r["nodeId"] == conn.device_id), None)
+        if req is None:
+            req = {"requestId": f"np-{uuid.uuid4().hex[:12]}", "nodeId": conn.device_id,
+                   "commands": list(conn.connect_params.get("commands") or []),
+                   "caps": list(conn.connect_params.get("caps") or []), "ts": now_ms()}
+            self.surface_requests[req["requestId"]] = req
+            self._emit("surface.requested", requestId=req["requestId"], deviceId=conn.device_id)
+        if self.notify_node_pairing:
+            await self._send_event(conn, "node.pair.requested", dict(req), seq=True)
+
+    async def _on_runner_inventory(self, conn: Connection, req_id: str, params: Any) -> None:
+        """upstream's nodes.read.ts handler: the declaration checked, then the surface's state."""
+        call = {"connId": conn.id, "deviceId": conn.device_id, "params": params, "atMs": now_ms(), "ok": False}
+        self.inventory_calls.append(call)
+        if conn.protocol is not None and conn.protocol < 4:
+            code, message = "INVALID_REQUEST", "unauthorized role: node"
+        elif parse_runner_inventory(params) is None:
+            code, message = "INVALID_REQUEST", "invalid node runner inventory"
+        elif params["protocolFeatures"] and params["protocolFeatures"][0] != NODE_WORKER_SUPERVISOR_FEATURE:
+            code, message = "INVALID_REQUEST", (f"device worker node {conn.device_id} requires an update before it can host "
+                                                "sessions; run openclaw update, then reconnect it (for a headless node, run "
+                                                "openclaw node restart)")
+        elif self.surface_approval and conn.device_id not in self.approved_surfaces:
+            req = next((r for r in self.surface_requests.values() if r["nodeId"] == conn.device_id), None)
+            code = "UNAVAILABLE"
+            if req is None or self.legacy_surface_message:
+                message = "node runner inventory publication is not current; retry after pairing completes"
+            else:
+                message = (f"node capability surface is awaiting operator approval; run `openclaw nodes approve "
+                           f"{req['requestId']}` (see `openclaw nodes pending`), then this node retries automatically")
+        else:
+            call["ok"] = True
+            await self._reply_ok(conn, req_id, {"nodeId": conn.device_id})
+            return
+        call["error"] = {"code": code, "message": message}
+        await self._reply_error(conn, req_id, code, message)
+
+    def approve_surface(self, request_id: str, notify: bool | None = None) -> dict:
+        """``openclaw nodes approve <requestId>``: the device's surface is approved in place (no
+        reconnect). With ``notify`` (default :attr:`notify_node_pairing`), the node's connection
+        gets ``node.pair.resolved {requestId, nodeId, decision:"approved", ts}``."""
+        return self._resolve_surface(request_id, "approved", notify)
+
+    def reject_surface(self, request_id: str, notify: bool | None = None) -> dict:
+        """``openclaw nodes reject <requestId>``: the request is dropped (a reconnect files a new one)."""
+        return self._resolve_surface(request_id, "rejected", notify)
+
+    def _resolve_surface(self, request_id: str, decision: str, notify: bool | None) -> dict:
+        async def go():
+            req = self.surface_requests.pop(request_id)
+            if decision == "approved":
+                self.approved_surfaces.add(req["nodeId"])
+            self._emit(f"surface.{decision}", requestId=request_id, deviceId=req["nodeId"])
+            conn = self._nodes.get(req["nodeId"])
+            if (self.notify_node_pairing if notify is None else notify) and conn is not None and conn.open:
+                await self._send_event(conn, "node.pair.resolved", {"requestId": request_id, "nodeId": req["nodeId"],
+                                                                    "decision": decision, "ts": now_ms()}, seq=True)
+            return req
+        return self._call(go)
+
+    def wait_for_surface_request(self, timeout: float = 10.0, device_id: str | None = None) -> str:
+        """The id of a pending command-surface request (of ``device_id``, if given)."""
+        def pred():
+            return next((rid for rid, r in self.surface_requests.items() if device_id in (None, r["nodeId"])), None)
+        return self.wait_for(pred, timeout=timeout, message="no command-surface request")
 
     async def _on_invoke_result(self, conn: Connection, req_id: str, params: Any) -> None:
         errors = self.schema.errors("NodeInvokeResultParams", params)
@@ -1844,6 +1975,9 @@ class TestGateway:
         if conn is None or not conn.open:
             return {"id": inv_id, "nodeId": node_id or "", "ok": False,
                     "error": {"code": "NOT_CONNECTED", "message": "node not connected"}}
+        if self.surface_approval and conn.device_id not in self.approved_surfaces:
+            return {"id": inv_id, "nodeId": conn.device_id, "ok": False,
+                    "error": {"code": "INVALID_REQUEST", "message": f"node command not allowed: {command}"}}
         payload: dict[str, Any] = {"id": inv_id, "nodeId": conn.device_id, "command": command,
                                    "paramsJSON": params_json}
         if timeout_ms is not None:

@@ -56,6 +56,13 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
     let hostStats: HostStatsSchedule
     private var statsTask: RepeatedTask?
 
+    /// The Supervisor's requests to the gateway, waiting for the NetWorker's `gatewayReply`.
+    private lazy var calls = PendingCalls<String, GatewayReply>(loop: context.loop)
+    /// Longest wait for a gateway response (upstream's client request timeout).
+    static let callTimeout = TimeAmount.seconds(30)
+    /// The next question about a pending command surface.
+    private var pairingRetry: Scheduled<Void>?
+
     /// The invoke's own deadline when the gateway names none (as the gateway's default).
     static let defaultInvokeTimeoutMs = 30_000
 
@@ -112,7 +119,16 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
                 guard case let .invokeCancel(cancel) = $0 else { return }
                 if let id = cancel.invokeId { self.cancel(id) } else { cancelAll() }
             },
+            // The gateway's answer to a request of ours; one that nobody waits for is dropped.
+            .init(.gatewayReply, in: [.linking, .linked, .stopping]) { [unowned self] in
+                if case let .gatewayReply(reply) = $0 { calls.complete(reply.callId, with: .success(reply)) }
+            },
+            // A pairing event the gateway sent this node: it can only make the node ask again.
+            .init(.pairingEvent, in: [.linked]) { [unowned self] in
+                if case let .pairingEvent(event) = $0, !probe { link.pairingEvent(event) }
+            },
         ])
+        link.perform = { [unowned self] effect in performPairing(effect) }
     }
 
     override var spawnedPhase: NetPhase { .awaitingReady }
@@ -166,6 +182,43 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         }
     }
 
+    // MARK: Requests to the gateway
+
+    /// Asks the gateway `method` on the linked connection; `completion` gets its response,
+    /// or a failure when the link goes down or no answer comes in time.
+    func callGateway(_ method: String, paramsJSON: String, completion: @escaping (Result<GatewayReply, WireError>) -> Void) {
+        let callId = RandomID.uuid()
+        calls.add(callId, deadline: Self.callTimeout, completion: completion)
+        slot.send(.gatewayCall(GatewayCall(callId: callId, method: method, paramsJSON: paramsJSON)))
+    }
+
+    private func performPairing(_ effect: PairingProgress.Effect) {
+        switch effect {
+        case .askSurface:
+            guard phase == .linked else { return link.surfaceAnswered(.retry("gateway not connected")) }
+            callGateway(SurfaceAnswer.method, paramsJSON: SurfaceAnswer.paramsJSON) { [weak self] reply in
+                self?.link.surfaceAnswered(SurfaceAnswer(reply))
+            }
+        case let .scheduleRetry(afterMs):
+            pairingRetry?.cancel()
+            pairingRetry = context.loop.scheduleTask(in: .milliseconds(Int64(afterMs))) { [weak self] in
+                self?.pairingRetry = nil
+                self?.link.pairingRetryDue()
+            }
+        case .cancelRetry:
+            pairingRetry?.cancel()
+            pairingRetry = nil
+        case .log:
+            break  // applied by the link authority
+        }
+    }
+
+    /// The connection is gone: its requests fail first, then the pairing stops asking.
+    private func linkGone() {
+        calls.failAll(WireError(code: "UNAVAILABLE", message: "gateway connection closed"))
+        link.pairingDisconnected()
+    }
+
     private func stopHostStats() {
         statsTask?.cancel()
         statsTask = nil
@@ -180,6 +233,7 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         if state.phase != .connected, phase == .linked {
             phaseChanged(to: .linking)
             stopHostStats()
+            linkGone()
         }
         link.report(state)
         if state.phase == .disconnected, let detail = state.detail { onEvent(.unreachable(detail)) }
@@ -194,6 +248,7 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         let label = router.serves(request.command) ? request.command : "other"
         // Redelivered: the original is aborted first (upstream), and the id counts once.
         cancel(request.id)
+        if !probe { link.pairingInvokeArrived() }
         let cancellation = InvokeCancellation()
         let generation = slot.generation
         let publish = { [weak self] (output: InvokeOutput) -> Void in
@@ -245,11 +300,13 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         // A NetWorker crash is a connection loss.
         stopHostStats()
         cancelAll()
+        linkGone()
         link.linkLost(reason: reason)
     }
 
     func shutdown() {
         stopHostStats()
+        performPairing(.cancelRetry)
         stop(goodbye: .shutdown(Empty()), stoppingPhase: .stopping)
     }
 }

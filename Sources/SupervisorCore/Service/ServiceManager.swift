@@ -252,6 +252,10 @@ public final class ServiceManager {
     func liveSummary(stateDir: String) -> String {
         switch ControlSocket.probe(path: ControlSocket.path(stateDir: stateDir)) {
         case let .success(live):
+            if live.connected, live.pairing?.state == .surfacePending {
+                let command = live.pairing?.surfaceRequestId.map(PairingApproval.surfaceCommand) ?? "openclaw nodes pending"
+                return "connected; command surface waiting for approval: on the gateway run `\(command)`"
+            }
             if live.connected { return "connected to the gateway" }
             if let request = live.pendingRequestId {
                 return "waiting for pairing approval: on the gateway run `\(PairingApproval.command(request))`"
