@@ -26,7 +26,8 @@ struct OpenClawNode: ParsableCommand {
         `openclaw-node install`. `openclaw-node doctor` shows what this machine enforces.
         """,
         version: NodeVersion.current,
-        subcommands: [Run.self, Install.self, Status.self, Start.self, Stop.self, Restart.self, Uninstall.self, Doctor.self, ConfigCommand.self]
+        subcommands: [Run.self, Install.self, Status.self, Start.self, Stop.self, Restart.self, Uninstall.self, Doctor.self, ConfigCommand.self,
+                      IdentityCommand.self]
     )
 
     /// Started under a worker's name (the Supervisor re-executes this binary with the role's
@@ -58,6 +59,14 @@ struct GatewayOptions: ParsableArguments {
     @Flag(help: "Connect with TLS (wss://). Required for any gateway that is not on loopback.")
     var tls = false
 
+    @Flag(name: .customLong("no-tls"), help: "Disable TLS for the gateway connection (even when the config enables gateway.tls).")
+    var noTls = false
+
+    @Option(name: .customLong("context-path"), help: ArgumentHelp(
+        "Gateway WebSocket context path (e.g. /openclaw-gw), for a gateway behind a reverse proxy. Saved in node.json; an empty value clears it.",
+        valueName: "path"))
+    var contextPath: String?
+
     @Option(name: .customLong("tls-fingerprint"), help: ArgumentHelp(
         "Pin the gateway's leaf certificate by SHA-256 (hex; colons, case and a sha256: prefix are ignored). Implies --tls.",
         valueName: "SHA256"))
@@ -75,10 +84,49 @@ struct GatewayOptions: ParsableArguments {
             throw ValidationError("--tls-fingerprint must be a SHA-256 fingerprint (64 hex digits)")
         }
         if let host, host.trimmingWhitespace().isEmpty { throw ValidationError("--host must not be empty") }
+        if noTls, tlsFingerprint != nil { throw ValidationError("--no-tls cannot be combined with --tls-fingerprint") }
+        if noTls, tls { throw ValidationError("--no-tls cannot be combined with --tls") }
+        if let contextPath, GatewayEndpoint.normalizeContextPath(contextPath) == nil {
+            throw ValidationError("--context-path must be a URL path without spaces, '?' or '#' (e.g. /openclaw-gw)")
+        }
     }
 
     var flags: RunFlags {
-        RunFlags(host: host, port: port, tls: tls, tlsFingerprint: tlsFingerprint, nodeId: nodeId, displayName: displayName)
+        var flags = RunFlags(host: host, port: port, tls: tls, tlsFingerprint: tlsFingerprint, nodeId: nodeId, displayName: displayName)
+        flags.noTls = noTls
+        flags.contextPath = contextPath
+        return flags
+    }
+}
+
+/// `--commands` / `--all-commands`: the exact command surface (upstream-2026 §2).
+struct CommandSurfaceOptions: ParsableArguments {
+    @Option(name: .customLong("commands"), help: ArgumentHelp(
+        "Advertise only these exact command ids (comma-separated; repeatable). Saved in node.json; the node refuses any other command.",
+        valueName: "ids"))
+    var commands: [String] = []
+
+    @Flag(name: .customLong("all-commands"), help: "Advertise the full default command surface and forget any saved --commands allowlist")
+    var allCommands = false
+
+    func validate() throws {
+        if allCommands, !commands.isEmpty { throw ValidationError("--all-commands cannot be combined with --commands") }
+        if allowlist == nil, !commands.isEmpty { throw ValidationError("--commands requires comma-separated non-empty command ids") }
+    }
+
+    /// The ids given (split on commas, trimmed, de-duplicated, sorted); nil when none was
+    /// given or one is empty.
+    var allowlist: [String]? {
+        guard !commands.isEmpty else { return nil }
+        let ids = commands.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingWhitespace() } }
+        guard !ids.contains(where: \.isEmpty) else { return nil }
+        return Array(Set(ids)).sorted()
+    }
+
+    /// These flags as `run` takes them (the unit `install` writes).
+    var runArguments: [String] {
+        if allCommands { return ["--all-commands"] }
+        return allowlist.map { ["--commands", $0.joined(separator: ",")] } ?? []
     }
 }
 
@@ -203,11 +251,12 @@ struct Run: ParsableCommand {
         `openclaw devices approve <requestId>` command to run on the gateway), and serves \
         system.run / system.which. Stops cleanly on SIGTERM or SIGINT.
 
-        Exit status: 0 stopped by a signal, 1 the gateway refused our credentials (fix them, \
+        Exit status (as upstream's): 130 stopped by SIGINT, 143 by SIGTERM (129 SIGHUP), 1 the gateway refused our credentials (fix them, \
         the service manager restarts us), 64 usage error, 71 a worker could not confine \
         itself (the log names the step; see --unconfined), 75 another openclaw-node runs on \
         this state dir (the message names its pid), 78 configuration error (bad config, \
-        unresolvable secret, plaintext ws:// to a non-loopback host). Why the node last \
+        unresolvable secret, plaintext ws:// to a non-loopback host, a --commands allowlist \
+        that keeps no command). Why the node last \
         stopped on its own is kept in <state dir>/node.last-error.json (`status` shows it). \
         Under systemd (Type=notify) it reports READY=1 once connected, waiting for pairing, \
         or retrying an unreachable gateway, and its state as STATUS=. \
@@ -219,6 +268,7 @@ struct Run: ParsableCommand {
 
     @OptionGroup var gateway: GatewayOptions
     @OptionGroup var confinement: ConfinementFlags
+    @OptionGroup var surface: CommandSurfaceOptions
 
     @Option(name: .customLong("log-format"), help: "Log line format: kv (key=value) or json.")
     var logFormat: String = "kv"
@@ -259,7 +309,10 @@ struct Run: ParsableCommand {
         let logger = Logger(label: "openclaw-node")
         let setup: NodeSetup
         do {
-            setup = try NodeSetup.prepare(flags: gateway.flags, version: NodeVersion.current, logger: logger)
+            var flags = gateway.flags
+            flags.commands = surface.allowlist
+            flags.allCommands = surface.allCommands
+            setup = try NodeSetup.prepare(flags: flags, version: NodeVersion.current, logger: logger)
         } catch let error as ConfigError {
             // The lock (if taken) went with the failed setup; nobody else holds it, or the
             // error would have been the lock's.
@@ -285,6 +338,12 @@ struct Run: ParsableCommand {
             logger.info("state dir made searchable for the exec user's home", metadata: ["path": "\(setup.paths.stateDir)"])
         }
         let browserSettings = BrowserProxySettings.from(setup.config)
+        if let allowlist = setup.commands,
+           let refusal = CommandSurface.emptyRestriction(allowlist, available: CommandSurface.configured(browserProxy: browserSettings.advertised).commands) {
+            if !checkAuth { LastFailure(exitCode: ExitStatus.config, reason: refusal).save(stateDir: setup.paths.stateDir) }
+            SystemdNotify.send([("STATUS", "failed: \(refusal)")])
+            throw failure(logger, refusal)
+        }
         var browserWorker: BrowserWorkerSettings?
         if browserSettings.advertised {
             let worker = confinement.browserWorker(launch: workers.launch(.browser), config: setup.config,
@@ -320,6 +379,7 @@ struct Run: ParsableCommand {
         let browserProxy = BrowserProxyHandler(settings: browserSettings, media: BrowserMediaStore(stateDir: setup.paths.stateDir),
                                                runner: supervisor.browser, logger: logger)
         router.register(browserProxy, advertised: browserSettings.advertised, cap: "browser")
+        if let allowlist = setup.commands { router.restrict(to: allowlist) }
         var linkSettings = setup.link
         linkSettings.pairingRetryMs = pairingRetryMs.map { min(max($0, 100), PairingProgress.retryMs) }
         let link = LinkAuthority(settings: linkSettings, identity: setup.identity, router: router, metrics: supervisor.metrics, logger: logger)

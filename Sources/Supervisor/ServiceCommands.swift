@@ -34,12 +34,15 @@ struct Install: ParsableCommand {
         node.json, else 127.0.0.1:18789). OPENCLAW_GATEWAY_TOKEN / OPENCLAW_GATEWAY_PASSWORD from \
         your environment go to <state dir>/node.systemd.env (0600), never into the unit. \
         OPENCLAW_STATE_DIR, OPENCLAW_CONFIG_PATH and OPENCLAW_ALLOW_INSECURE_PRIVATE_WS are kept \
-        when set. An installed service is left alone unless --force.
+        when set. An installed service is left alone unless --force. The service always runs \
+        this native binary: --runtime and --runtime-path are accepted for scripts written for \
+        the official node host, and no JavaScript runtime is needed.
         """
     )
 
     @OptionGroup var gateway: GatewayOptions
     @OptionGroup var confinement: ConfinementFlags
+    @OptionGroup var surface: CommandSurfaceOptions
     @OptionGroup var scope: ServiceScopeOptions
 
     @Flag(help: "Rewrite and restart an already installed service.")
@@ -51,6 +54,16 @@ struct Install: ParsableCommand {
     @Flag(name: .customLong("browser-sandbox"), help: ArgumentHelp(
         "System service only: let browser.proxy run Chromium with its own sandbox: allows user, PID and network namespaces, chroot and CAP_CHOWN (systemd exposure 3.3 instead of 2.5). Without it the system service cannot start Chromium."))
     var browserSandbox = false
+
+    @Option(name: .customLong("runtime"), help: ArgumentHelp(
+        "Accepted for scripts written for the official node host (node or bun); the service always runs this native binary.",
+        valueName: "node|bun"))
+    var runtime: String?
+
+    @Option(name: .customLong("runtime-path"), help: ArgumentHelp(
+        "Accepted for scripts written for the official node host (an absolute path); the service always runs this native binary.",
+        valueName: "path"))
+    var runtimePath: String?
 
     @Option(name: .customLong("program-path"), help: .hidden)
     var programPath: String?
@@ -66,6 +79,8 @@ struct Install: ParsableCommand {
     var metricsPort: Int?
 
     func validate() throws {
+        if let runtime, runtime != "node", runtime != "bun" { throw ValidationError(#"Invalid --runtime (use "node" or "bun")"#) }
+        if let runtimePath, !runtimePath.hasPrefix("/") { throw ValidationError("Invalid runtime pin: --runtime-path must be an absolute path") }
         if let logFormat, LogFormat(rawValue: logFormat) == nil { throw ValidationError("--log-format must be kv or json") }
         if let runs = maxConcurrentRuns, !(1...1024).contains(runs) { throw ValidationError("--max-concurrent-runs must be 1-1024") }
         if let port = metricsPort, !(1...65535).contains(port) { throw ValidationError("--metrics-port must be 1-65535") }
@@ -79,11 +94,13 @@ struct Install: ParsableCommand {
         let endpoint = GatewayEndpoint.resolve(flags: gateway.flags, node: try? NodeConfigFile.load(StatePaths(stateDir: manager.stateDir).nodeFile),
                                                config: nil)
         var arguments = [me, "run", "--host", endpoint.host, "--port", String(endpoint.port)]
-        if gateway.tls || gateway.tlsFingerprint != nil { arguments.append("--tls") }
+        if endpoint.tls { arguments.append("--tls") } else if gateway.noTls { arguments.append("--no-tls") }
+        if let path = endpoint.contextPath { arguments += ["--context-path", path] }
         if let fingerprint = gateway.tlsFingerprint { arguments += ["--tls-fingerprint", fingerprint] }
         if let nodeId = gateway.nodeId { arguments += ["--node-id", nodeId] }
         if let name = gateway.displayName { arguments += ["--display-name", name] }
         arguments += confinement.runArguments
+        arguments += surface.runArguments
         if let logFormat { arguments += ["--log-format", logFormat] }
         if let runs = maxConcurrentRuns { arguments += ["--max-concurrent-runs", String(runs)] }
         if let port = metricsPort { arguments += ["--metrics-port", String(port)] }
@@ -91,7 +108,13 @@ struct Install: ParsableCommand {
             print(manager.unit(programArguments: arguments, version: NodeVersion.current).render(), terminator: "")
             return
         }
-        try scope.emit(manager.install(programArguments: arguments, force: force, version: NodeVersion.current))
+        var outcome = manager.install(programArguments: arguments, force: force, version: NodeVersion.current)
+        if runtime != nil || runtimePath != nil, outcome.ok {
+            let given = [runtime.map { "--runtime \($0)" }, runtimePath.map { "--runtime-path \($0)" }].compactMap { $0 }.joined(separator: ", ")
+            outcome.message = [outcome.message, "The service runs this native binary (\(me)); \(given) is accepted for compatibility and not used."]
+                .compactMap { $0 }.joined(separator: " ")
+        }
+        try scope.emit(outcome)
     }
 }
 

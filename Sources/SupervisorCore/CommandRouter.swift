@@ -67,6 +67,15 @@ public struct CommandSurface: Codable, Equatable, Sendable {
             caps: ["system"] + (browserProxy ? ["browser"] : []))
     }
 
+    /// upstream's refusal of a `--commands` allowlist that keeps none of `available` (nil: it
+    /// keeps some).
+    public static func emptyRestriction(_ ids: [String], available: [String]) -> String? {
+        guard !ids.contains(where: available.contains) else { return nil }
+        let requested = ids.isEmpty ? "(empty allowlist)" : ids.sorted().joined(separator: ", ")
+        return "Node command allowlist retained no available commands. Unknown or unavailable ids: \(requested). "
+            + "Check --commands and enable the plugin that provides each command."
+    }
+
     /// Upstream's start-up line.
     public var logLine: String { "node-host: advertised commands: \(commands.joined(separator: ", "))" }
 }
@@ -80,6 +89,11 @@ public final class CommandRouter {
     private var handlers: [String: CommandHandler] = [:]
     private var order: [String] = []
     public private(set) var caps: [String] = ["system"]
+    /// The advertised commands each cap stands for (a restricted surface keeps a cap only
+    /// with one of them).
+    private var capCommands: [String: [String]] = [:]
+    /// `--commands`: the only commands advertised and served (nil: the full surface).
+    public private(set) var allowlist: Set<String>?
 
     public init() {}
 
@@ -87,10 +101,24 @@ public final class CommandRouter {
     /// `connect` (a disabled `browser.proxy` still answers why). `cap` is announced with it.
     public func register(_ handler: CommandHandler, advertised: Bool = true, cap: String? = nil) {
         for command in handler.commands where handlers[command] == nil {
-            if advertised { order.append(command) }
+            if advertised {
+                order.append(command)
+                capCommands[cap ?? "system", default: []].append(command)
+            }
             handlers[command] = handler
         }
         if advertised, let cap, !caps.contains(cap) { caps.append(cap) }
+    }
+
+    /// Advertises and serves only `ids` (exact ids; unknown ones are dropped, as upstream):
+    /// the commands sorted, each cap kept only with one of its commands. Every other command
+    /// is refused, whoever sends it (`CommandSurface.emptyRestriction` refuses, before any
+    /// worker starts, an allowlist that keeps nothing).
+    public func restrict(to ids: [String]) {
+        let kept = order.filter(ids.contains).sorted()
+        allowlist = Set(kept)
+        order = kept
+        caps = caps.filter { capCommands[$0, default: []].contains(where: kept.contains) }
     }
 
     /// Whether a handler answers `command` (advertised or not).
@@ -102,6 +130,10 @@ public final class CommandRouter {
     public var surface: CommandSurface { CommandSurface(commands: commands, caps: caps) }
 
     public func route(_ request: InvokeRequest, cancellation: InvokeCancellation, completion: @escaping (InvokeOutput) -> Void) {
+        if let allowlist, !allowlist.contains(request.command) {
+            completion(InvokeOutput(result: .failure(request, code: "UNAVAILABLE", message: "command not advertised by this node")))
+            return
+        }
         guard let handler = handlers[request.command] else {
             completion(InvokeOutput(result: .failure(request, code: "UNAVAILABLE", message: "command not supported")))
             return

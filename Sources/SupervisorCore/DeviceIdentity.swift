@@ -93,6 +93,14 @@ public enum IdentityFile {
         }
     }
 
+    /// The identity at `path`, read only: nil when there is none; an error when the file
+    /// cannot be read or parsed (nothing is created, repaired or moved).
+    public static func load(at path: String) throws -> DeviceIdentity? {
+        guard let bytes = try SecureFile.read(path) else { return nil }
+        guard let (identity, _) = parse(bytes) else { throw ConfigError("\(path) is not a device identity file") }
+        return identity
+    }
+
     /// Loads the identity at `path`, creating (and saving) a new one if there is none.
     public static func loadOrCreate(at path: String, now: Int64 = currentTimeMillis()) throws -> LoadResult {
         if let bytes = try SecureFile.read(path) {

@@ -12,6 +12,13 @@ public struct RunFlags: Sendable {
     public var tlsFingerprint: String?
     public var nodeId: String?
     public var displayName: String?
+    /// `--commands` (normalised) replaces the saved allowlist; `--all-commands` forgets it.
+    public var commands: [String]?
+    public var allCommands = false
+    /// `--no-tls`: plaintext even when the config enables `gateway.tls`.
+    public var noTls = false
+    /// `--context-path` as given ("" clears the saved one).
+    public var contextPath: String?
 
     public init(host: String? = nil, port: Int? = nil, tls: Bool = false, tlsFingerprint: String? = nil,
                 nodeId: String? = nil, displayName: String? = nil) {
@@ -56,6 +63,8 @@ public struct NodeSetup {
     public var link: LinkSettings
     /// The state dir's single-instance lock, held for the process's life.
     public var lock: NodeLock
+    /// The saved `--commands` allowlist (nil: the full surface).
+    public var commands: [String]?
 
     public static let defaultPath = ExecutableSearch.defaultPath
 
@@ -106,7 +115,14 @@ public struct NodeSetup {
         }
         let displayName = flags.displayName?.trimmingWhitespace().nonEmpty ?? node.displayName?.nonEmpty ?? Self.hostName()
         node.displayName = displayName
-        node.gateway = .init(host: endpoint.host, port: endpoint.port, tls: endpoint.tls, tlsFingerprint: endpoint.fingerprint)
+        // The command allowlist: `--commands` replaces the saved one, `--all-commands` forgets
+        // it, neither keeps it (upstream's configureNodeHost).
+        if flags.allCommands, node.commands != nil {
+            logger.info("node-host: cleared saved command allowlist; advertising the full default command surface")
+        }
+        node.commands = flags.allCommands ? nil : (flags.commands ?? node.commands)
+        node.gateway = .init(host: endpoint.host, port: endpoint.port, tls: endpoint.tls, tlsFingerprint: endpoint.fingerprint,
+                             contextPath: endpoint.contextPath)
         do {
             try node.save(paths.nodeFile)
         } catch {
@@ -125,7 +141,7 @@ public struct NodeSetup {
         let handshake = environment("OPENCLAW_HANDSHAKE_TIMEOUT_MS").flatMap { Int($0.trimmingWhitespace()) }
             ?? config.value("gateway.handshakeTimeoutMs")?.intValue
         link.handshakeTimeoutMs = handshake.map { min(max($0, 250), 60_000) }
-        return NodeSetup(paths: paths, config: config, identity: identity, link: link, lock: lock)
+        return NodeSetup(paths: paths, config: config, identity: identity, link: link, lock: lock, commands: node.commands)
     }
 
     static func hostName() -> String {
@@ -168,17 +184,43 @@ public struct GatewayEndpoint: Equatable, Sendable {
     public var tls: Bool
     /// Normalised SHA-256 pin, when one was given.
     public var fingerprint: String?
+    /// The path the WebSocket URL ends in (`--context-path`), with its leading `/`.
+    public var contextPath: String?
 
-    public var url: String { "\(tls ? "wss" : "ws")://\(GatewayURL.hostForURL(host)):\(port)" }
+    public init(host: String, port: Int, tls: Bool, fingerprint: String?, contextPath: String? = nil) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.fingerprint = fingerprint
+        self.contextPath = contextPath
+    }
+
+    public var url: String { "\(tls ? "wss" : "ws")://\(GatewayURL.hostForURL(host)):\(port)\(contextPath ?? "")" }
 
     public static func resolve(flags: RunFlags, node: NodeConfigFile?, config: OpenClawConfig?) -> GatewayEndpoint {
         let fingerprint = flags.tlsFingerprint.map(TLSFingerprint.normalize)
+        // The saved context path belongs to the saved host and port.
+        let sameEndpoint = (flags.host == nil || flags.host == node?.gateway?.host) && (flags.port == nil || flags.port == node?.gateway?.port)
+        let contextPath = flags.contextPath.flatMap(normalizeContextPath) ?? (sameEndpoint ? node?.gateway?.contextPath : nil)
         return GatewayEndpoint(
             host: flags.host ?? node?.gateway?.host ?? "127.0.0.1",
             port: flags.port ?? node?.gateway?.port ?? 18789,
-            tls: flags.tls || fingerprint != nil || config?.bool("gateway.tls.enabled") == true,
-            fingerprint: fingerprint
+            tls: !flags.noTls && (flags.tls || fingerprint != nil || config?.bool("gateway.tls.enabled") == true),
+            fingerprint: fingerprint,
+            contextPath: contextPath?.isEmpty == false ? contextPath : nil
         )
+    }
+
+    /// `/openclaw-gw` from `openclaw-gw` or `/openclaw-gw/`; "" for an empty value (it clears
+    /// the saved one); nil when it cannot be a URL path.
+    public static func normalizeContextPath(_ text: String) -> String? {
+        var path = text.trimmingWhitespace()
+        if path.isEmpty || path == "/" { return "" }
+        guard !path.contains(where: { $0 == "?" || $0 == "#" || $0 == " " || $0 == "\\" || $0.isNewline }),
+              path.utf8.count <= 512 else { return nil }
+        if !path.hasPrefix("/") { path = "/" + path }
+        while path.count > 1, path.hasSuffix("/") { path.removeLast() }
+        return path
     }
 }
 

@@ -8,6 +8,8 @@ public struct NodeConfigFile: Codable, Equatable {
         public var port: Int?
         public var tls: Bool?
         public var tlsFingerprint: String?
+        /// A path the WebSocket URL ends in (a gateway behind a reverse proxy), e.g. `/openclaw-gw`.
+        public var contextPath: String?
     }
 
     public var version: Int
@@ -16,18 +18,31 @@ public struct NodeConfigFile: Codable, Equatable {
     public var token: String?
     public var displayName: String?
     public var gateway: Gateway?
+    /// `--commands`: the exact command ids the node advertises and serves (nil: all).
+    public var commands: [String]?
 
     /// Loads `node.json`; a missing or unusable file (or a blank `nodeId`) gives a fresh id.
+    /// A `commands` allowlist that is not a list of non-empty ids fails closed (never the
+    /// full surface in its place, as upstream).
     public static func load(_ path: String) throws -> NodeConfigFile {
-        if let bytes = try SecureFile.read(path),
+        let bytes = try SecureFile.read(path)
+        if let bytes, let raw = try? JSONText.decode(JSONValue.self, from: String(decoding: bytes, as: UTF8.self)),
+           let commands = raw["commands"], commands != .null {
+            guard let ids = commands.arrayValue?.compactMap(\.stringValue).map({ $0.trimmingWhitespace() }),
+                  ids.count == commands.arrayValue?.count, !ids.contains(where: \.isEmpty) else {
+                throw ConfigError("invalid node-host commands in \(path): expected an array of non-empty command ids")
+            }
+        }
+        if let bytes,
            var file = try? JSONDecoder().decode(NodeConfigFile.self, from: Data(bytes)),
            file.version == 1 {
+            file.commands = file.commands.map { Array(Set($0.map { $0.trimmingWhitespace() })).sorted() }
             file.nodeId = file.nodeId.trimmingWhitespace()
             if !file.nodeId.isEmpty { return file }
             file.nodeId = RandomID.uuid()
             return file
         }
-        return NodeConfigFile(version: 1, nodeId: RandomID.uuid(), token: nil, displayName: nil, gateway: nil)
+        return NodeConfigFile(version: 1, nodeId: RandomID.uuid(), token: nil, displayName: nil, gateway: nil, commands: nil)
     }
 
     public func save(_ path: String) throws {

@@ -15,6 +15,19 @@ public enum SupervisorExit: Int32, Sendable {
     case software = 70
     /// A worker could not confine itself (EX_OSERR); see the log line naming the step.
     case confinement = 71
+    /// Stopped by a signal, as upstream's node host exits: 128 + the signal (SIGHUP 129,
+    /// SIGINT 130, SIGTERM 143). The unit counts 130 and 143 as success.
+    case hangup = 129
+    case interrupted = 130
+    case terminated = 143
+
+    static func stopped(by signal: Int32) -> SupervisorExit {
+        switch signal {
+        case SIGINT: return .interrupted
+        case SIGHUP: return .hangup
+        default: return .terminated
+        }
+    }
 }
 
 /// How the workers are started and how long they get to stop.
@@ -180,7 +193,7 @@ public final class Supervisor {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [weak self] in
-                self?.loop.execute { self?.shutdown(reason: "signal \(number)", code: .ok) }
+                self?.loop.execute { self?.shutdown(reason: "signal \(number)", code: .stopped(by: number)) }
             }
             source.resume()
             signalSources.append(source)

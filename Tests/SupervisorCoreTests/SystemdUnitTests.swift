@@ -13,7 +13,7 @@ final class SystemdUnitTests: XCTestCase {
     func testUserUnitHasTheUpstreamServiceSettings() {
         let text = unit().render()
         for line in ["Description=OpenClaw Node Host (v0.1.0)", "ExecStart=/usr/bin/openclaw-node run --host gw.lan --port 18789",
-                     "Restart=always", "RestartSec=5", "TimeoutStopSec=30", "SuccessExitStatus=0 143",
+                     "Restart=always", "RestartSec=5", "TimeoutStopSec=30", "SuccessExitStatus=0 130 143",
                      "Type=notify", "NotifyAccess=main", "TimeoutStartSec=90",
                      "KillMode=mixed", "StartLimitBurst=5", "RestartPreventExitStatus=71 78",
                      "EnvironmentFile=-/srv/state/node.systemd.env", "Environment=\"OPENCLAW_STATE_DIR=/srv/node state\"",

@@ -41,7 +41,7 @@ def test_restart_reconnects_with_stored_token_and_no_new_pairing(gateway, nodes,
     gateway.wait_for_hello(timeout=40)
     # The device token is stored once the Supervisor has processed hello-ok (it logs this).
     first.wait_log('msg="node host gateway connected"', timeout=10)
-    assert first.stop() == 0
+    assert first.stop() == 143
     pending_before = dict(gateway.pending_requests())
     mark = gateway.mark()
     nodes(state_dir, gateway_args(gateway))
@@ -163,7 +163,7 @@ def test_device_token_mismatch_deletes_the_stored_token(make_gateway, nodes, sta
     conn = gw.wait_for_hello(timeout=20)
     # The device token is stored once the Supervisor has processed hello-ok (it logs this).
     first.wait_log('msg="node host gateway connected"', timeout=10)
-    assert first.stop() == 0
+    assert first.stop() == 143
     gw.rotate_device_token(conn.device_id)
     mark = gw.mark()
     node = nodes(state_dir, gateway_args(gw))
@@ -191,7 +191,7 @@ def test_node_id_flag_changes_the_instance_id_and_keeps_the_pairing(gateway, nod
     gateway.wait_for_hello(timeout=40)
     # The device token is stored once the Supervisor has processed hello-ok (it logs this).
     first.wait_log('msg="node host gateway connected"', timeout=10)
-    assert first.stop() == 0
+    assert first.stop() == 143
     assert (state_dir / "identity" / "device-auth.json").exists()
     mark = gateway.mark()
     nodes(state_dir, gateway_args(gateway) + ["--node-id", "lab-box-7"])

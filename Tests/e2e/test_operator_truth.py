@@ -100,7 +100,7 @@ def json_session(make_gateway, nodes, state_dir, args=()):
     result = gw.invoke("system.run", {"command": ["/bin/echo", "hi"]})
     assert result["ok"] is True, result
     assert json.loads(result["payloadJSON"])["stdout"] == "hi\n"
-    assert node.stop(signal.SIGTERM) == 0
+    assert node.stop(signal.SIGTERM) == 143
     lines = [line for line in node.lines if line.strip()]
     records = []
     for line in lines:
@@ -257,7 +257,7 @@ def test_misspelt_config_key_is_a_warning_with_a_suggestion(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_stop_by_signal_logs_no_warning_or_error_after_shutting_down(make_gateway, nodes, state_dir, sig):
     _, node, _ = connected(make_gateway, nodes, state_dir)
-    assert node.stop(sig) == 0
+    assert node.stop(sig) == 128 + sig
     lines = list(node.lines)
     starts = [i for i, line in enumerate(lines) if 'msg="shutting down"' in line and "proc=supervisor" in line]
     assert len(starts) == 1, node.log

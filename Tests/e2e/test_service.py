@@ -137,7 +137,8 @@ def test_stop_of_a_missing_service_is_a_no_op_and_start_fails(systemd_user, tmp_
     for action in ("start", "restart"):
         code, result = cli_json(m, state, action)
         assert code == 1 and result["ok"] is False and result["result"] == "not-loaded"
-        assert result["hints"] == ["openclaw-node install"]
+        assert result["error"] == "Node service disabled."
+        assert result["hints"] == ["openclaw-node install", "openclaw-node start", "systemctl --user start openclaw-node.service"]
 
 
 def test_insecure_private_ws_and_paths_are_persisted(systemd_user, tmp_path):

@@ -155,6 +155,8 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
     /// Upstream's cadence: one sample at once, then one per interval, while this link lasts.
     private func startHostStats() {
         statsTask?.cancel()
+        // A restricted surface (`--commands`) publishes no host stats, as upstream.
+        guard router.allowlist == nil else { return }
         let interval = TimeAmount.milliseconds(Int64(max(1, hostStats.intervalMs)))
         statsTask = context.loop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { [weak self] _ in
             self?.sampleHostStats()

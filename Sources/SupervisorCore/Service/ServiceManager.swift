@@ -305,8 +305,10 @@ public final class ServiceManager {
         var outcome = ServiceActionResult(ok: false, action: verb)
         guard unitExists else {
             outcome.result = "not-loaded"
-            outcome.error = "Node service is not installed."
-            outcome.hints = ["\(cli) install\(scopeFlag)"]
+            // upstream's words (its Linux service is "disabled" when absent), with the ways out.
+            outcome.error = "Node service disabled."
+            outcome.hints = ["\(cli) install\(scopeFlag)", "\(cli) start\(scopeFlag)",
+                             "systemctl\(scope == .user ? " --user" : "") start \(unitName)"]
             outcome.loaded = false
             return outcome
         }
@@ -467,7 +469,8 @@ public final class ServiceManager {
     func lingerWarning() -> String? {
         guard let user = environment["USER"] ?? environment["LOGNAME"] else { return nil }
         if access("/var/lib/systemd/linger/\(user)", F_OK) == 0 { return nil }
-        return "lingering is off for \(user): the node stops when you log out; run: sudo loginctl enable-linger \(user)"
+        return "Systemd lingering is disabled for \(user). The node service will stop when you log out. Run: sudo loginctl enable-linger \(user) "
+            + "(or install the system service instead: \(cli) install --system)"
     }
 }
 

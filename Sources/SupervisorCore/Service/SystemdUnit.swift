@@ -111,7 +111,7 @@ public struct SystemdUnit: Sendable {
             "RestartSec=5",
             "TimeoutStopSec=30",
             "TimeoutStartSec=90",
-            "SuccessExitStatus=0 143",
+            "SuccessExitStatus=0 130 143",
             "RestartPreventExitStatus=\(Self.noRestartStatuses.map(String.init).joined(separator: " "))",
             // SIGTERM to the Supervisor alone, which stops its workers and their commands in
             // order; whatever is left when it exits is killed with the cgroup.
