@@ -60,11 +60,14 @@ let package = Package(
             ],
             swiftSettings: v5
         ),
+        // The system SQLite, to read the official node host's state database once (import).
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         // Supervisor: privileged, owns secrets, state and policy.
         .target(
             name: "SupervisorCore",
             dependencies: [
                 "OpenClawIPC",
+                "CSQLite",
                 "GatewayProtocol",
                 "Confinement",
                 "NodeSupport",
@@ -165,7 +168,7 @@ let package = Package(
         ),
         .testTarget(name: "OpenClawIPCTests", dependencies: ["OpenClawIPC"], swiftSettings: v5),
         .testTarget(name: "GatewayProtocolTests", dependencies: ["GatewayProtocol", "OpenClawIPC"], swiftSettings: v5),
-        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "Confinement", "NodeSupport",
+        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore", "Confinement", "NodeSupport", "CSQLite",
                                                           .product(name: "NIOEmbedded", package: "swift-nio")], swiftSettings: v5),
         .testTarget(name: "NodeSupportTests", dependencies: ["NodeSupport", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: v5),

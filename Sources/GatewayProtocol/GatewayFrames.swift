@@ -38,6 +38,7 @@ public enum GatewayFrames {
         if let pathEnv = c.pathEnv { params["pathEnv"] = .string(pathEnv) }
         var auth: [String: JSONValue] = [:]
         if let token = credentials.token, !token.isEmpty { auth["token"] = .string(token) }
+        if let token = credentials.bootstrapToken, !token.isEmpty { auth["bootstrapToken"] = .string(token) }
         if let password = credentials.password, !password.isEmpty { auth["password"] = .string(password) }
         if !auth.isEmpty { params["auth"] = .object(auth) }
         return request(id: id, method: "connect", params: .object(params))

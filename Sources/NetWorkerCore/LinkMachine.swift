@@ -148,6 +148,11 @@ struct LinkMachine {
     private(set) var signatureVersion: SignatureVersion = .v3
     private var nextRetryAfterMs: Int?
     private var reconnectPending = false
+    /// Which endpoint attempts go to: 0 is `url`, then `fallbacks`, until one reaches hello.
+    private(set) var candidate = 0
+    private var winnerSelected = false
+    /// The current attempt wrote `connect` (after that, no other endpoint is tried).
+    private var connectSent = false
     private var deadlineArmed = false
     private(set) var tickIntervalMs = 30_000
     private var lastInboundMs: Int64 = 0
@@ -184,6 +189,8 @@ struct LinkMachine {
         case let .configure(configuration):
             let first = self.configuration == nil
             self.configuration = configuration
+            candidate = 0
+            winnerSelected = configuration.fallbacks.isEmpty
             if first {
                 connect(&actions)
             } else {
@@ -265,15 +272,23 @@ struct LinkMachine {
     // MARK: Connecting
 
     private mutating func connect(_ actions: inout [Action]) {
-        guard let configuration, let target = GatewayTarget(url: configuration.url) else {
+        guard let configuration, let endpoint = currentEndpoint, let target = GatewayTarget(url: endpoint.url) else {
             logger.error("unusable gateway url")
             return
         }
         attempt += 1
+        connectSent = false
         state = .connecting(attempt: attempt)
-        actions.append(.toSupervisor(.linkState(LinkState(phase: .connecting, detail: configuration.url))))
-        actions.append(.open(attempt: attempt, target: target, pin: configuration.tlsFingerprint,
+        actions.append(.toSupervisor(.linkState(LinkState(phase: .connecting, detail: endpoint.url))))
+        actions.append(.open(attempt: attempt, target: target, pin: endpoint.tlsFingerprint,
                              handshakeTimeoutMs: configuration.handshakeTimeoutMs))
+    }
+
+    /// The endpoint attempts go to now.
+    var currentEndpoint: NetConfiguration.Endpoint? {
+        guard let configuration else { return nil }
+        let all = [NetConfiguration.Endpoint(url: configuration.url, tlsFingerprint: configuration.tlsFingerprint)] + configuration.fallbacks
+        return all[min(candidate, all.count - 1)]
     }
 
     /// Logs a failed attempt as one sentence and tells the Supervisor (status, doctor, install).
@@ -309,7 +324,7 @@ struct LinkMachine {
             logger.info("gateway connect attempt stalled; retrying", metadata: [
                 "phase": "\(phase.rawValue)", "timeoutMs": .typed(timeoutMs),
             ])
-            if let target = configuration.flatMap({ GatewayTarget(url: $0.url) }) {
+            if let target = currentEndpoint.flatMap({ GatewayTarget(url: $0.url) }) {
                 report(.timedOut(phase: phase.rawValue, milliseconds: timeoutMs), target: target, &actions)
             }
             state = .waiting
@@ -401,6 +416,7 @@ struct LinkMachine {
         let frame = GatewayFrames.connect(id: connectId, configuration: configuration, auth: auth, signature: signature,
                                           signedAt: signedAt, nonce: nonce)
         state = .awaitingHello(attempt: attempt, connectId: connectId)
+        connectSent = true
         arm(.handshake(.hello, attempt: attempt, timeoutMs: AttemptPhase.hello.timeoutMs(cap: configuration.handshakeTimeoutMs),
                        code: 1008, reason: "connect failed"), &actions)
         actions.append(.send(frame, attempt: attempt))
@@ -428,7 +444,8 @@ struct LinkMachine {
         signatureVersion = .v3
         nextRetryAfterMs = nil
         actions.append(.toSupervisor(.helloOk(summary)))
-        actions.append(.toSupervisor(.linkState(LinkState(phase: .connected, detail: configuration?.url))))
+        winnerSelected = true
+        actions.append(.toSupervisor(.linkState(LinkState(phase: .connected, detail: currentEndpoint?.url))))
         actions.append(.startWatchdog(attempt: attempt, intervalMs: max(tickIntervalMs, 1000)))
     }
 
@@ -627,6 +644,16 @@ struct LinkMachine {
     private mutating func scheduleReconnect(_ actions: inout [Action]) {
         if case .connecting = state { state = .waiting }
         guard state == .waiting, !reconnectPending else { return }
+        // Upstream's candidate fallback: an attempt that ended before `connect` was written
+        // moves on to the next endpoint at once; the last one keeps the usual backoff.
+        if !winnerSelected, !connectSent, let count = configuration.map({ 1 + $0.fallbacks.count }), candidate + 1 < count {
+            candidate += 1
+            nextRetryAfterMs = nil
+            reconnectPending = true
+            logger.info("gateway endpoint unreachable before connect; trying the next one", metadata: ["url": "\(currentEndpoint?.url ?? "-")"])
+            actions.append(.scheduleReconnect(afterMs: 0))
+            return
+        }
         let delay = backoff.next(retryAfterMs: nextRetryAfterMs)
         nextRetryAfterMs = nil
         reconnectPending = true

@@ -16,6 +16,11 @@ public enum NetWorkerMain {
             print((try? JSONText.encode(GatewayProbe.check(url: url, pin: started.value(of: "--pin")))) ?? "{}")
             exit(0)
         }
+        // `openclaw-node connect <join URL>`: the one GET of the join URL, confined, then exit.
+        if let url = started.value(of: "--fetch-join") {
+            print((try? JSONText.encode(JoinFetch.fetch(url: url))) ?? "{}")
+            exit(0)
+        }
         let logger = started.attachToSupervisor(.net)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -47,11 +47,14 @@ public struct NetConfiguration: Codable, Equatable, Sendable {
     public struct Auth: Codable, Equatable, Sendable {
         public var token: String?
         public var password: String?
-        public init(token: String?, password: String?) {
+        /// A setup code's single-use token (`auth.bootstrapToken`), on the first connect only.
+        public var bootstrapToken: String?
+        public init(token: String?, password: String?, bootstrapToken: String? = nil) {
             self.token = token
             self.password = password
+            self.bootstrapToken = bootstrapToken
         }
-        public var isEmpty: Bool { token == nil && password == nil }
+        public var isEmpty: Bool { token == nil && password == nil && bootstrapToken == nil }
     }
 
     /// `ws://host:port` or `wss://host:port`.
@@ -71,6 +74,19 @@ public struct NetConfiguration: Codable, Equatable, Sendable {
     public var publicKey: String
     /// Caps the deadline of each connection-attempt phase (nil: the link's defaults).
     public var handshakeTimeoutMs: Int?
+    /// A setup code's further URLs, tried in order after `url` while no attempt has sent
+    /// `connect` yet (upstream's candidate fallback); the first that reaches hello is kept.
+    public var fallbacks: [Endpoint] = []
+
+    /// A gateway URL and its pin.
+    public struct Endpoint: Codable, Equatable, Sendable {
+        public var url: String
+        public var tlsFingerprint: String?
+        public init(url: String, tlsFingerprint: String?) {
+            self.url = url
+            self.tlsFingerprint = tlsFingerprint
+        }
+    }
 
     public init(url: String, tlsFingerprint: String?, minProtocol: Int, maxProtocol: Int,
                 client: Client, role: String, scopes: [String], caps: [String], commands: [String],

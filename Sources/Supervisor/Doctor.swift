@@ -247,7 +247,24 @@ struct Doctor: ParsableCommand {
             ? DoctorCheck(name: "state-files", status: .ok, detail: "secret files are owner-only (0600)")
             : DoctorCheck(name: "state-files", status: .warn, detail: "readable by others: \(loose.joined(separator: ", "))",
                           fix: "chmod 600 \(loose.joined(separator: " "))"))
+        if let check = Self.importCheck(paths) { checks.append(check) }
         return checks
+    }
+
+    /// What was taken over from the official node host's database, and what was not.
+    static func importCheck(_ paths: StatePaths) -> DoctorCheck? {
+        guard let report = ImportReport.load(stateDir: paths.stateDir) else {
+            let database = UpstreamStateImport.databasePath(stateDir: paths.stateDir)
+            guard access(database, F_OK) == 0, access(paths.identityFile, F_OK) != 0 else { return nil }
+            return DoctorCheck(name: "import", status: .ok,
+                               detail: "the official node host's state in \(database) is imported at the next `openclaw-node run` (read-only)")
+        }
+        let skipped = report.skipped.map { "\($0.item) (\($0.reason))" }
+        var detail = "imported from \(report.database): \(report.imported.isEmpty ? "nothing" : report.imported.joined(separator: ", "))"
+        if let device = report.deviceId { detail += "; device \(device)" }
+        if !skipped.isEmpty { detail += "; not imported: \(skipped.joined(separator: "; "))" }
+        return DoctorCheck(name: "import", status: report.imported.contains(ImportReport.Item.identity.rawValue) ? .ok : .warn, detail: detail,
+                           fix: skipped.isEmpty ? nil : "the node made its own for what was not imported; pair it if it has no device token")
     }
 
     /// The config check, then one line per problem `config check` finds (errors fail).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Crypto
 import Glibc
 import OpenClawIPC
 import SupervisorCore
@@ -22,11 +23,20 @@ struct IdentityCommand: ParsableCommand {
     @Flag(help: "Print one line of JSON: {\"deviceId\", \"publicKey\"}.")
     var json = false
 
+    static func upstreamIdentity(stateDir: String) -> DeviceIdentity? {
+        let database = UpstreamStateImport.databasePath(stateDir: stateDir)
+        guard access(database, R_OK) == 0, let imported = try? UpstreamStateImport.read(databasePath: database).identity,
+              let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: imported.seed) else { return nil }
+        return DeviceIdentity(privateKey: key, createdAtMs: imported.createdAtMs)
+    }
+
     func run() throws {
         let paths = StatePaths.resolve()
-        let identity: DeviceIdentity?
+        var identity: DeviceIdentity?
         do {
             identity = try IdentityFile.load(at: paths.identityFile)
+            // Not yet imported from the official node host: the identity `run` will take over.
+            if identity == nil { identity = Self.upstreamIdentity(stateDir: paths.stateDir) }
         } catch {
             fputs("cannot read the node device identity: \(error)\n", stderr)
             throw ExitCode(1)

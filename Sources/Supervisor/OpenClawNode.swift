@@ -27,7 +27,7 @@ struct OpenClawNode: ParsableCommand {
         """,
         version: NodeVersion.current,
         subcommands: [Run.self, Install.self, Status.self, Start.self, Stop.self, Restart.self, Uninstall.self, Doctor.self, ConfigCommand.self,
-                      IdentityCommand.self]
+                      IdentityCommand.self, Connect.self]
     )
 
     /// Started under a worker's name (the Supervisor re-executes this binary with the role's
@@ -270,6 +270,15 @@ struct Run: ParsableCommand {
     @OptionGroup var confinement: ConfinementFlags
     @OptionGroup var surface: CommandSurfaceOptions
 
+    @Option(name: .customLong("pair"), help: ArgumentHelp(
+        "Pair with a setup code or oc-pair URL; explicit gateway flags take precedence. Its bootstrap token is sent on the first connect only and never saved.",
+        valueName: "code-or-url"))
+    var pair: String?
+
+    @Option(name: .customLong("pair-if-needed"), help: ArgumentHelp(
+        "Use the saved device token when available; otherwise pair with this setup code", valueName: "code-or-url"))
+    var pairIfNeeded: String?
+
     @Option(name: .customLong("log-format"), help: "Log line format: kv (key=value) or json.")
     var logFormat: String = "kv"
 
@@ -290,12 +299,17 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("pairing-retry-ms"), help: .hidden)
     var pairingRetryMs: Int?
 
+    /// `connect --service`: stop after the first hello (the device token is stored by then).
+    @Flag(name: .customLong("stop-after-first-connect"), help: .hidden)
+    var stopAfterFirstConnect = false
+
     /// `doctor`'s authentication check: connect once with the real credentials, print the
     /// gateway's verdict as JSON on stdout, stop.
     @Flag(name: .customLong("check-auth"), help: .hidden)
     var checkAuth = false
 
     func validate() throws {
+        if pair != nil, pairIfNeeded != nil { throw ValidationError("--pair-if-needed cannot be combined with --pair") }
         if let port = metricsPort, !(1...65535).contains(port) { throw ValidationError("--metrics-port must be 1-65535") }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be kv or json") }
         guard (1...1024).contains(maxConcurrentRuns) else { throw ValidationError("--max-concurrent-runs must be 1-1024") }
@@ -312,6 +326,7 @@ struct Run: ParsableCommand {
             var flags = gateway.flags
             flags.commands = surface.allowlist
             flags.allCommands = surface.allCommands
+            flags.pair = try pairingRequest()
             setup = try NodeSetup.prepare(flags: flags, version: NodeVersion.current, logger: logger)
         } catch let error as ConfigError {
             // The lock (if taken) went with the failed setup; nobody else holds it, or the
@@ -357,13 +372,14 @@ struct Run: ParsableCommand {
         let supervisor = Supervisor(
             settings: WorkerSettings(
                 netWorker: workers.launch(.net), execWorker: workers.launch(.exec),
-                netConfinement: confinement.options(for: .net, connectPorts: GatewayURL.port(of: setup.link.url).map { [$0] } ?? [],
+                netConfinement: confinement.options(for: .net, connectPorts: ([setup.link.url] + setup.link.fallbacks.map(\.url)).compactMap(GatewayURL.port),
                                                    metricsPort: metricsPort.map(UInt16.init)),
                 execConfinement: confinement.options(for: .exec),
                 controlSocketPath: checkAuth ? nil : ControlSocket.path(stateDir: setup.paths.stateDir),
                 browser: browserWorker, stateDir: checkAuth ? nil : setup.paths.stateDir,
                 probe: checkAuth ? ProbeSettings() : nil, maxConcurrentRuns: maxConcurrentRuns,
-                hostStatsIntervalMs: max(100, hostStatsIntervalMs), home: nodeEnvironment["HOME"] ?? "/"
+                hostStatsIntervalMs: max(100, hostStatsIntervalMs), home: nodeEnvironment["HOME"] ?? "/",
+                stopAfterFirstHello: stopAfterFirstConnect
             ),
             logger: logger
         )
@@ -402,6 +418,36 @@ struct Run: ParsableCommand {
     static func commandDirectory(_ user: UserIdentity) -> String {
         var info = stat()
         return stat(user.home, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR ? user.home : "/"
+    }
+
+    /// `--pair` / `--pair-if-needed`, decoded (upstream's messages, exit 1). An expired code
+    /// under `--pair-if-needed` is no error while a device token is stored: it is not needed.
+    func pairingRequest() throws -> PairingRequest? {
+        guard let text = pair ?? pairIfNeeded else { return connectCode }
+        do {
+            return PairingRequest(code: try SetupCode.decode(text, nowMs: currentTimeMillis()), preferBootstrapToken: pair != nil)
+        } catch SetupCode.Failure.expired where pairIfNeeded != nil && Self.hasDeviceToken() {
+            return nil
+        } catch let failure as SetupCode.Failure {
+            fputs("\(failure)\n", stderr)
+            throw ExitCode(1)
+        }
+    }
+
+    /// A setup code `connect` decoded: it runs this command in its own process, so the
+    /// bootstrap token never appears in an argument list.
+    nonisolated(unsafe) static var connectPairing: PairingRequest?
+    var connectCode: PairingRequest? { Self.connectPairing }
+
+    /// A node device token is stored here, or waits in the official node host's database
+    /// for the import `run` makes first.
+    static func hasDeviceToken() -> Bool {
+        let paths = StatePaths.resolve()
+        guard let identity = try? IdentityFile.load(at: paths.identityFile) else {
+            let database = UpstreamStateImport.databasePath(stateDir: paths.stateDir)
+            return access(database, R_OK) == 0 && (try? UpstreamStateImport.read(databasePath: database))?.nodeToken != nil
+        }
+        return DeviceAuthFile.token(at: paths.deviceAuthFile, deviceId: identity.deviceId, role: "node") != nil
     }
 
     private func failure(_ logger: Logger, _ message: String) -> ExitCode {

@@ -16,6 +16,15 @@ public struct LinkSettings: Sendable {
     public var deviceAuthPath: String
     /// Caps each handshake phase's deadline (OPENCLAW_HANDSHAKE_TIMEOUT_MS); nil: the defaults.
     public var handshakeTimeoutMs: Int?
+    /// A setup code's bootstrap token (`run --pair`, `--pair-if-needed`, `connect`): presented
+    /// until the first hello, never stored.
+    public var bootstrapToken: String?
+    /// `--pair`: present it even when a device token is stored (`--pair-if-needed`: only without one).
+    public var preferBootstrapToken = false
+    /// A setup code's further endpoints, tried after `url` until one reaches hello.
+    public var fallbacks: [GatewayEndpoint] = []
+    /// `node.json`, where the endpoint that won among several is saved (nil: not saved).
+    public var nodeFile: String?
     /// The first pause before asking again about a pending command surface (nil: 5 s; the
     /// backoff's cap is twelve times it). For tests.
     public var pairingRetryMs: Int?
@@ -88,6 +97,8 @@ public final class LinkAuthority {
     let clock: () -> Int64
     public let metrics: NodeMetrics
     private(set) var storedDeviceToken: String?
+    /// The setup code's token until the first hello-ok (single use; nothing stores it).
+    private var bootstrapToken: String?
     public private(set) var status = LinkStatus()
     /// A pairing request was refused as pending since the last hello.
     private var awaitingApproval = false
@@ -109,6 +120,19 @@ public final class LinkAuthority {
                                   maxRetryMs: settings.pairingRetryMs.map { $0 * 12 } ?? PairingProgress.maxRetryMs)
         metrics.declare(commands: router.commands)
         storedDeviceToken = DeviceAuthFile.token(at: settings.deviceAuthPath, deviceId: identity.deviceId, role: "node")
+        bootstrapToken = settings.bootstrapToken
+    }
+
+    /// Whether `connect` presents the setup code's bootstrap token: with `--pair` always (until
+    /// the first hello), with `--pair-if-needed` only when no device token is stored.
+    var presentsBootstrapToken: Bool {
+        bootstrapToken != nil && (settings.preferBootstrapToken || storedDeviceToken == nil)
+    }
+
+    /// What `connect.auth` carries, and so what the signature covers.
+    var credentials: NetConfiguration.Auth {
+        if presentsBootstrapToken { return NetConfiguration.Auth(token: nil, password: nil, bootstrapToken: bootstrapToken) }
+        return NetConfiguration.Auth(token: authToken, password: settings.password)
     }
 
     /// The token `connect` carries in `auth.token`: the shared token, else the stored device
@@ -116,7 +140,7 @@ public final class LinkAuthority {
     var authToken: String? { settings.sharedToken ?? (settings.password == nil ? storedDeviceToken : nil) }
 
     /// Whether `connect` presents the stored device token rather than a shared secret.
-    var usesDeviceToken: Bool { settings.sharedToken == nil && authToken != nil }
+    var usesDeviceToken: Bool { !presentsBootstrapToken && settings.sharedToken == nil && authToken != nil }
 
     public func configuration() -> NetConfiguration {
         var configuration = NetConfiguration(
@@ -136,6 +160,7 @@ public final class LinkAuthority {
             publicKey: identity.publicKeyBase64Url
         )
         configuration.handshakeTimeoutMs = settings.handshakeTimeoutMs
+        configuration.fallbacks = settings.fallbacks.map { NetConfiguration.Endpoint(url: $0.url, tlsFingerprint: $0.fingerprint) }
         return configuration
     }
 
@@ -157,11 +182,11 @@ public final class LinkAuthority {
             return SignReply(requestId: request.requestId, refused: "signedAt refused")
         }
         let configuration = configuration()
-        let auth = NetConfiguration.Auth(token: authToken, password: settings.password)
+        let auth = credentials
         let payload = ConnectPayload(
             deviceId: identity.deviceId, clientId: configuration.client.id, clientMode: configuration.client.mode,
             role: configuration.role, scopes: configuration.scopes, signedAtMs: request.signedAt,
-            token: auth.token ?? "", nonce: nonce,
+            token: auth.token ?? auth.bootstrapToken ?? "", nonce: nonce,
             platform: configuration.client.platform, deviceFamily: configuration.client.deviceFamily
         )
         do {
@@ -177,6 +202,8 @@ public final class LinkAuthority {
         awaitingApproval = false
         status.phase = .connected
         status.lastError = nil
+        // Spent: the gateway paired the device and issued its token.
+        bootstrapToken = nil
         status.gateway = GatewaySession(protocol: hello.protocol, serverVersion: hello.serverVersion, capabilities: hello.capabilities ?? [])
         status.connects += 1
         metrics.linkUp()
@@ -220,6 +247,9 @@ public final class LinkAuthority {
     }
 
     public func report(_ state: LinkState) {
+        if state.phase == .connected, let url = state.detail, url != settings.url, let winner = settings.fallbacks.first(where: { $0.url == url }) {
+            saveWinner(winner)
+        }
         if state.phase != .pairingPending || status.phase != .pairingPending {
             status.phase = state.phase == .pairingPending ? status.phase : state.phase
         }
@@ -233,6 +263,21 @@ public final class LinkAuthority {
     public func linkLost(reason: String) {
         metrics.linkDown()
         if status.phase == .connected { status.phase = .disconnected }
+    }
+
+    /// The endpoint that reached hello among a setup code's several is the one kept (upstream's
+    /// persistWinningGateway); the next start uses it.
+    private func saveWinner(_ winner: GatewayEndpoint) {
+        guard let path = settings.nodeFile else { return }
+        do {
+            var node = try NodeConfigFile.load(path)
+            node.gateway = .init(host: winner.host, port: winner.port, tls: winner.tls, tlsFingerprint: winner.fingerprint,
+                                 contextPath: winner.contextPath)
+            try node.save(path)
+            logger.info("saved the gateway endpoint that answered", metadata: ["url": "\(winner.url)"])
+        } catch {
+            logger.warning("node host gateway endpoint persistence failed: \(error)")
+        }
     }
 
     // MARK: Pairing

@@ -19,6 +19,11 @@ public struct RunFlags: Sendable {
     public var noTls = false
     /// `--context-path` as given ("" clears the saved one).
     public var contextPath: String?
+    /// `--pair` / `--pair-if-needed` (and `connect`): a decoded setup code.
+    public var pair: PairingRequest?
+
+    /// Any flag that names the endpoint: with one, a setup code's URLs are only the baseline.
+    var namesEndpoint: Bool { host != nil || port != nil || contextPath != nil || tls || noTls || tlsFingerprint != nil }
 
     public init(host: String? = nil, port: Int? = nil, tls: Bool = false, tlsFingerprint: String? = nil,
                 nodeId: String? = nil, displayName: String? = nil) {
@@ -80,19 +85,31 @@ public struct NodeSetup {
         // Before anything in the state dir is read or written: one node per state dir.
         let lock = try NodeLock.acquire(stateDir: paths.stateDir)
         let config = try OpenClawConfig.load(paths.configPath)
+        // A paired official node host in this state dir: take over its identity, token, node
+        // config and approvals once, before any of our files is read (issue 18).
+        UpstreamStateImport.importIfNeeded(paths: paths, logger: logger, now: currentTimeMillis())
         for problem in ConfigCheck.run(configPath: paths.configPath, approvalsPath: paths.approvalsFile) {
             let line: Logger.Message = "config: \(problem.text)"
             if problem.severity == .error { logger.error(line) } else { logger.warning(line) }
         }
 
         var node = try NodeConfigFile.load(paths.nodeFile)
-        let endpoint = GatewayEndpoint.resolve(flags: flags, node: node, config: config)
+        // A setup code's first URL is the baseline the flags override (upstream's
+        // resolveNodeGatewayOptions); without flags naming the endpoint its URLs are tried in order.
+        var baseline = node
+        if let primary = flags.pair?.code.candidates.first {
+            baseline.gateway = .init(host: primary.host, port: primary.port, tls: primary.tls, tlsFingerprint: primary.fingerprint,
+                                     contextPath: primary.contextPath)
+        }
+        let endpoint = GatewayEndpoint.resolve(flags: flags, node: baseline, config: config)
         if !endpoint.tls {
             try GatewayURL.checkPlaintextAllowed(host: endpoint.host, url: endpoint.url,
                                                  allowPrivate: environment("OPENCLAW_ALLOW_INSECURE_PRIVATE_WS") == "1")
         }
 
-        let credentials = try GatewayCredentials.resolve(config: config, resolver: SecretResolver(config: config, environment: environment))
+        // With a setup code the node presents its bootstrap token, never shared secrets (upstream).
+        let credentials = flags.pair != nil ? GatewayCredentials(token: nil, password: nil)
+            : try GatewayCredentials.resolve(config: config, resolver: SecretResolver(config: config, environment: environment))
 
         let identity: DeviceIdentity
         do {
@@ -141,6 +158,16 @@ public struct NodeSetup {
         let handshake = environment("OPENCLAW_HANDSHAKE_TIMEOUT_MS").flatMap { Int($0.trimmingWhitespace()) }
             ?? config.value("gateway.handshakeTimeoutMs")?.intValue
         link.handshakeTimeoutMs = handshake.map { min(max($0, 250), 60_000) }
+        link.nodeFile = paths.nodeFile
+        if let pair = flags.pair, !flags.namesEndpoint {
+            link.fallbacks = Array(pair.code.candidates.dropFirst())
+            for fallback in link.fallbacks where !fallback.tls {
+                try GatewayURL.checkPlaintextAllowed(host: fallback.host, url: fallback.url,
+                                                     allowPrivate: environment("OPENCLAW_ALLOW_INSECURE_PRIVATE_WS") == "1")
+            }
+        }
+        link.bootstrapToken = flags.pair?.code.bootstrapToken
+        link.preferBootstrapToken = flags.pair?.preferBootstrapToken ?? false
         return NodeSetup(paths: paths, config: config, identity: identity, link: link, lock: lock, commands: node.commands)
     }
 
@@ -199,14 +226,17 @@ public struct GatewayEndpoint: Equatable, Sendable {
 
     public static func resolve(flags: RunFlags, node: NodeConfigFile?, config: OpenClawConfig?) -> GatewayEndpoint {
         let fingerprint = flags.tlsFingerprint.map(TLSFingerprint.normalize)
-        // The saved context path belongs to the saved host and port.
+        // The saved context path, TLS and pin belong to the saved host and port.
         let sameEndpoint = (flags.host == nil || flags.host == node?.gateway?.host) && (flags.port == nil || flags.port == node?.gateway?.port)
         let contextPath = flags.contextPath.flatMap(normalizeContextPath) ?? (sameEndpoint ? node?.gateway?.contextPath : nil)
+        let savedPin = sameEndpoint && !flags.noTls ? node?.gateway?.tlsFingerprint : nil
+        let pin = fingerprint ?? savedPin
+        let savedTLS = sameEndpoint && node?.gateway?.tls == true
         return GatewayEndpoint(
             host: flags.host ?? node?.gateway?.host ?? "127.0.0.1",
             port: flags.port ?? node?.gateway?.port ?? 18789,
-            tls: !flags.noTls && (flags.tls || fingerprint != nil || config?.bool("gateway.tls.enabled") == true),
-            fingerprint: fingerprint,
+            tls: !flags.noTls && (flags.tls || pin != nil || savedTLS || config?.bool("gateway.tls.enabled") == true),
+            fingerprint: pin,
             contextPath: contextPath?.isEmpty == false ? contextPath : nil
         )
     }

@@ -53,13 +53,16 @@ public struct WorkerSettings: Sendable {
     public var hostStatsIntervalMs: Int = HostStats.intervalMs
     /// The volume `node.host.stats` reports (the node's home).
     public var home: String = "/"
+    /// `connect --service`: stop (exit 0) after the first hello, once the device token is stored.
+    public var stopAfterFirstHello = false
 
     public init(netWorker: WorkerLaunch = .ownBinary(as: .net), execWorker: WorkerLaunch = .ownBinary(as: .exec),
                 shutdownGrace: TimeAmount = .milliseconds(2500),
                 netConfinement: ConfinementOptions = .init(), execConfinement: ConfinementOptions = .init(),
                 controlSocketPath: String? = nil, browser: BrowserWorkerSettings? = nil, stateDir: String? = nil,
                 probe: ProbeSettings? = nil, maxConcurrentRuns: Int = 8, maxQueuedRuns: Int = 64,
-                hostStatsIntervalMs: Int = HostStats.intervalMs, home: String = "/") {
+                hostStatsIntervalMs: Int = HostStats.intervalMs, home: String = "/", stopAfterFirstHello: Bool = false) {
+        self.stopAfterFirstHello = stopAfterFirstHello
         self.hostStatsIntervalMs = hostStatsIntervalMs
         self.home = home
         self.netWorker = netWorker
@@ -221,6 +224,7 @@ public final class Supervisor {
             if settings.probe != nil { return finishProbe(["ok": .bool(true), "result": .string("connected")]) }
             if let dir = settings.stateDir { LastFailure.clear(stateDir: dir) }
             readiness.update("connected to \(link.settings.url)", ready: true)
+            if settings.stopAfterFirstHello { shutdown(reason: "connected once", code: .ok) }
         case let .rejected(rejection, verdict):
             switch verdict {
             case nil:

@@ -124,7 +124,7 @@ def test_json_log_format_every_line_is_json_with_typed_fields(make_gateway, node
     stopped = [r for r in records if r.get("msg") == "stopped"]
     assert len(stopped) == 1, stopped
     assert isinstance(stopped[0]["exit"], int) and not isinstance(stopped[0]["exit"], bool)
-    assert stopped[0]["exit"] == 0
+    assert stopped[0]["exit"] == 143
 
 
 def test_json_log_format_net_worker_lines_are_json_too(make_gateway, nodes, state_dir):
@@ -136,7 +136,7 @@ def test_json_log_format_net_worker_lines_are_json_too(make_gateway, nodes, stat
     assert {"msg": f"metrics on http://127.0.0.1:{port}/metrics", "level": "info", "proc": "net"}.items() <= net[0].items(), net
     assert {"supervisor", "net", "exec"} <= {r.get("proc") for r in records}
     stopped = [r for r in records if r.get("msg") == "stopped"]
-    assert len(stopped) == 1 and type(stopped[0]["exit"]) is int and stopped[0]["exit"] == 0, stopped
+    assert len(stopped) == 1 and type(stopped[0]["exit"]) is int and stopped[0]["exit"] == 143, stopped
 
 
 # ---------------------------------------------------------------- 3. connection failures
@@ -264,4 +264,4 @@ def test_stop_by_signal_logs_no_warning_or_error_after_shutting_down(make_gatewa
     after = lines[starts[0]:]
     bad = [line for line in after if "level=warning" in line or "level=error" in line]
     assert bad == [], "\n".join(after)
-    assert kv_fields(after[-1]).get("msg") == "stopped" and kv_fields(after[-1])["exit"] == "0", node.log
+    assert kv_fields(after[-1]).get("msg") == "stopped" and kv_fields(after[-1])["exit"] == str(128 + sig), node.log

@@ -1,5 +1,6 @@
 """Issue 6: the .deb and the units it ships."""
 import json
+import os
 import re
 import stat
 import subprocess
@@ -55,12 +56,29 @@ def test_deb_layout(deb_root):
     assert "ProtectHome=yes\n" in unit and "--exec-user" not in unit
 
 
+def test_the_openclaw_shim_forwards_node_commands(deb_root, tmp_path):
+    """Issue 18: gateways verify a new node over SSH with `openclaw node identity --json`."""
+    shim = deb_root / "usr/bin/openclaw"
+    assert shim.is_symlink() and os.readlink(shim) == "../lib/openclaw-node/openclaw"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OPENCLAW_STATE_DIR": str(tmp_path / "state")}
+    out = subprocess.run([str(shim), "node", "identity", "--json"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and out.stderr.startswith("no node device identity found"), out.stderr
+    (tmp_path / "state").mkdir(mode=0o700)
+    subprocess.run([str(deb_root / "usr/bin/openclaw-node"), "run", "--port", "1", "--commands", "none"], env=env,
+                   capture_output=True, timeout=30)
+    out = subprocess.run([str(shim), "node", "identity", "--json"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and set(json.loads(out.stdout)) == {"deviceId", "publicKey"}, out.stderr
+    out = subprocess.run([str(shim), "agent", "--help"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "only 'openclaw node ...'" in out.stderr
+
+
 def test_one_binary_is_every_worker(deb_root):
     """Issue 16: the .deb ships one executable, as `swift build` makes it; the Supervisor
     re-executes it under a worker's name (argv[0])."""
     executables = sorted(str(p.relative_to(deb_root)) for p in deb_root.rglob("*")
-                         if p.is_file() and p.stat().st_mode & 0o111 and "DEBIAN" not in p.parts)
-    assert executables == ["usr/bin/openclaw-node"], executables
+                         if p.is_file() and not p.is_symlink() and p.stat().st_mode & 0o111 and "DEBIAN" not in p.parts)
+    assert executables == ["usr/bin/openclaw-node", "usr/lib/openclaw-node/openclaw"], executables
+    assert (deb_root / "usr/lib/openclaw-node/openclaw").read_text().startswith("#!/bin/sh\n"), "the shim is a script"
     assert not (deb_root / "usr/libexec").exists()
     # Started under a worker's name, the binary is that worker (it confines itself and reports).
     out = subprocess.run(["openclaw-node-exec", "--confinement-report"], executable=str(deb_root / "usr/bin/openclaw-node"),

@@ -969,6 +969,13 @@ class TestGateway:
         self.approved_surfaces: set[str] = set()
         #: Every ``node.runnerInventory.update``: ``{connId, deviceId, params, atMs, ok, error}``.
         self.inventory_calls: list[dict] = []
+        #: Bootstrap tokens of issued setup codes: ``token -> {expiresAtMs, used}``.
+        self.bootstrap_tokens: dict[str, dict] = {}
+        #: Every ``auth.bootstrapToken`` presented, in order.
+        self.bootstrap_attempts: list[str] = []
+        #: Join codes not yet fetched: ``code -> setup payload``; and every join request.
+        self.join_codes: dict[str, dict] = {}
+        self.join_requests: list[dict] = []
         self.tls_key_type = tls_key_type
         self.tls_session_tickets = tls_session_tickets
         self.on_event = on_event
@@ -1170,6 +1177,7 @@ class TestGateway:
             compression=None,
             close_timeout=2,
             server_header=f"openclaw-test-gateway/{self.server_version}",
+            process_request=self._process_http,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -1607,10 +1615,15 @@ class TestGateway:
         # 5. auth
         paired = self.store.get_paired(device_id)
         paired_same_key = paired if paired and paired.get("publicKey") == public_key else None
-        conn.auth_method = self._authorize(params, paired_same_key)
+        bootstrap = self._redeem_bootstrap(params)
+        conn.auth_method = "bootstrap-token" if bootstrap else self._authorize(params, paired_same_key)
 
-        # 6. pairing
-        if paired_same_key is None:
+        # 6. pairing (a valid bootstrap token pairs the device: that is what a setup code is for)
+        if paired_same_key is None and bootstrap:
+            req, _ = self.store.request(device_id=device_id, public_key=public_key, reason="not-paired",
+                                        client=client, role=role, scopes=scopes)
+            self._approve_now(req["requestId"], auto=True)
+        elif paired_same_key is None:
             self._require_pairing(conn, "not-paired", device_id, public_key, client, role, scopes, None)
         else:
             platform = normalize_device_metadata(client.get("platform"))
@@ -1789,6 +1802,63 @@ class TestGateway:
         else:
             self.requests.append({"connId": conn.id, "method": method, "params": params})
             await self._reply_error(conn, req_id, "INVALID_REQUEST", f"unknown method: {method}")
+
+    # ------------------------------------------------------------------ setup codes
+    def _redeem_bootstrap(self, params: dict) -> bool:
+        """``auth.bootstrapToken`` alone (no token, password or device token): single use,
+        10 minutes. An unknown, used or expired one is upstream's AUTH_BOOTSTRAP_TOKEN_INVALID."""
+        auth = params.get("auth") if isinstance(params.get("auth"), dict) else {}
+        token = auth.get("bootstrapToken")
+        if not token or auth.get("token") or auth.get("password") or auth.get("deviceToken"):
+            return False
+        self.bootstrap_attempts.append(token)
+        entry = self.bootstrap_tokens.get(token)
+        if entry is None or entry["used"] or entry["expiresAtMs"] <= now_ms():
+            message = "unauthorized: bootstrap token invalid or expired (scan a fresh setup code)"
+            raise _ConnectRejected(_error_shape("INVALID_REQUEST", message,
+                                                {"code": "AUTH_BOOTSTRAP_TOKEN_INVALID", "authReason": "bootstrap_token_invalid"}),
+                                   1008, message)
+        entry["used"] = True
+        return True
+
+    def issue_setup_code(self, *, url: str | None = None, urls: list[str] | None = None, ttl_ms: int = 600_000,
+                         tls_fingerprint: str | None = None, prefix: bool = False, token: str | None = None) -> str:
+        """A setup code as upstream's gateway issues it (base64url JSON, no padding), with a fresh
+        single-use bootstrap token; ``prefix`` gives the ``oc-pair://`` form."""
+        token = token or base64url_encode(os.urandom(24))
+        expires = now_ms() + ttl_ms
+        self.bootstrap_tokens[token] = {"expiresAtMs": expires, "used": False}
+        payload: dict[str, Any] = {"url": url or self.url, "bootstrapToken": token, "expiresAtMs": expires}
+        if urls:
+            payload["urls"] = list(urls)
+        if tls_fingerprint:
+            payload["tlsFingerprint"] = tls_fingerprint
+        code = base64url_encode(json.dumps(payload, separators=(",", ":")).encode())
+        return ("oc-pair://" if prefix else "") + code
+
+    def issue_join_url(self, **kwargs: Any) -> str:
+        """A join URL (``http(s)://host:port/j/<22 chars>``) whose single GET returns the setup
+        payload (then 404, as upstream's device_pairing_join_codes)."""
+        code = base64url_encode(os.urandom(16))
+        payload = json.loads(base64url_decode(self.issue_setup_code(**kwargs)) or b"{}")
+        self.join_codes[code] = payload
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/j/{code}"
+
+    def _process_http(self, connection: Any, request: Any) -> Any:
+        """Plain HTTP on the gateway's port: ``GET /j/<code>`` (upstream's join endpoint)."""
+        path = request.path or ""
+        if request.headers.get("Upgrade", "").lower() == "websocket" or not path.startswith("/j/"):
+            return None
+        self.join_requests.append({"path": path, "headers": dict(request.headers.raw_items())})
+        code = path[len("/j/"):]
+        payload = self.join_codes.pop(code, None) if "?" not in code else None
+        status, body = (200, payload) if payload is not None else (404, {"error": "not_found"})
+        from websockets.datastructures import Headers
+        from websockets.http11 import Response
+        data = json.dumps(body).encode()
+        return Response(status, "OK" if status == 200 else "Not Found",
+                        Headers([("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+                                 ("Content-Length", str(len(data)))]), data)
 
     # ------------------------------------------------------------------ command surface
     async def _file_surface_request(self, conn: Connection) -> None:
