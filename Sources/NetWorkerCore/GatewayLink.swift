@@ -253,6 +253,11 @@ public final class GatewayLink {
         )
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: target.hostHeader)
+        // Edge credentials go to the configured endpoint only, and only over TLS (upstream:
+        // candidate 0, wss://).
+        if let configuration = machine.configuration, target.secure, machine.currentEndpoint?.url == configuration.url {
+            for (name, value) in configuration.upgradeHeaders.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
+        }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.path, headers: headers)
         let configuration = NIOTypedHTTPClientUpgradeConfiguration<Void>(
             upgradeRequestHead: head, upgraders: [upgrader],

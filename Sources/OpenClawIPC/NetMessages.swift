@@ -77,6 +77,9 @@ public struct NetConfiguration: Codable, Equatable, Sendable {
     /// A setup code's further URLs, tried in order after `url` while no attempt has sent
     /// `connect` yet (upstream's candidate fallback); the first that reaches hello is kept.
     public var fallbacks: [Endpoint] = []
+    /// Headers of the WebSocket upgrade to `url` (Cloudflare Access: `CF-Access-Client-Id`,
+    /// `CF-Access-Client-Secret`), only over TLS.
+    public var upgradeHeaders: [String: String] = [:]
 
     /// A gateway URL and its pin.
     public struct Endpoint: Codable, Equatable, Sendable {

@@ -56,7 +56,11 @@ struct Connect: ParsableCommand {
         var shared = confinement.runArguments + surface.runArguments
         if let displayName { shared += ["--display-name", displayName] }
         var node = try Run.parse(shared + workers.arguments + (service ? ["--stop-after-first-connect"] : []))
-        try node.run()
+        do {
+            try node.run()
+        } catch let code as ExitCode where code == .success {
+            // The node stopped on its own after its first hello (--service).
+        }
         guard service else { return }
         var install = try Install.parse(["--force"] + shared + (system ? ["--system"] : []))
         try install.run()

@@ -108,6 +108,13 @@ struct Install: ParsableCommand {
             print(manager.unit(programArguments: arguments, version: NodeVersion.current).render(), terminator: "")
             return
         }
+        do {
+            // Kept in the service env file with the gateway token; only for a TLS gateway.
+            _ = try CloudflareAccess.headers(environment: { getenv($0).map { String(cString: $0) } }, tls: endpoint.tls,
+                                             requirement: "Cloudflare Access credentials require --tls for the node Gateway connection")
+        } catch let error as ConfigError {
+            try scope.emit(ServiceActionResult(refused: "install", error: error.message))
+        }
         var outcome = manager.install(programArguments: arguments, force: force, version: NodeVersion.current)
         if runtime != nil || runtimePath != nil, outcome.ok {
             let given = [runtime.map { "--runtime \($0)" }, runtimePath.map { "--runtime-path \($0)" }].compactMap { $0 }.joined(separator: ", ")

@@ -201,3 +201,27 @@ public struct GatewayCredentials: Equatable {
         return GatewayCredentials(token: token, password: password)
     }
 }
+
+/// Cloudflare Access service tokens for a gateway behind Cloudflare (upstream
+/// `gateway-cloudflare-access.ts`): `CF_ACCESS_CLIENT_ID` / `CF_ACCESS_CLIENT_SECRET` from the
+/// environment (the service env file for an installed node, never the unit), sent as
+/// `CF-Access-Client-Id` / `CF-Access-Client-Secret` on the WebSocket upgrade, over TLS only.
+public enum CloudflareAccess {
+    public static let clientIdVariable = "CF_ACCESS_CLIENT_ID"
+    public static let clientSecretVariable = "CF_ACCESS_CLIENT_SECRET"
+
+    /// The headers, or none when neither variable is set; upstream's errors otherwise.
+    public static func headers(environment: (String) -> String?, tls: Bool,
+                               requirement: String = "Cloudflare Access credentials require a TLS Gateway connection") throws -> [String: String] {
+        let id = environment(clientIdVariable)
+        let secret = environment(clientSecretVariable)
+        guard id != nil || secret != nil else { return [:] }
+        guard let id, let secret else {
+            throw ConfigError("\(clientIdVariable) and \(clientSecretVariable) must be configured together")
+        }
+        let trimmedId = id.trimmingWhitespace(), trimmedSecret = secret.trimmingWhitespace()
+        guard !trimmedId.isEmpty, !trimmedSecret.isEmpty else { throw ConfigError("node-host Cloudflare Access credentials resolved empty") }
+        guard tls else { throw ConfigError(requirement) }
+        return ["CF-Access-Client-Id": trimmedId, "CF-Access-Client-Secret": trimmedSecret]
+    }
+}

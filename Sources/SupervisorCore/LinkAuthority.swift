@@ -23,6 +23,8 @@ public struct LinkSettings: Sendable {
     public var preferBootstrapToken = false
     /// A setup code's further endpoints, tried after `url` until one reaches hello.
     public var fallbacks: [GatewayEndpoint] = []
+    /// Cloudflare Access service-token headers for the WebSocket upgrade (wss only).
+    public var accessHeaders: [String: String] = [:]
     /// `node.json`, where the endpoint that won among several is saved (nil: not saved).
     public var nodeFile: String?
     /// The first pause before asking again about a pending command surface (nil: 5 s; the
@@ -160,6 +162,7 @@ public final class LinkAuthority {
             publicKey: identity.publicKeyBase64Url
         )
         configuration.handshakeTimeoutMs = settings.handshakeTimeoutMs
+        configuration.upgradeHeaders = settings.accessHeaders
         configuration.fallbacks = settings.fallbacks.map { NetConfiguration.Endpoint(url: $0.url, tlsFingerprint: $0.fingerprint) }
         return configuration
     }

@@ -159,6 +159,7 @@ public struct NodeSetup {
             ?? config.value("gateway.handshakeTimeoutMs")?.intValue
         link.handshakeTimeoutMs = handshake.map { min(max($0, 250), 60_000) }
         link.nodeFile = paths.nodeFile
+        link.accessHeaders = try CloudflareAccess.headers(environment: environment, tls: endpoint.tls)
         if let pair = flags.pair, !flags.namesEndpoint {
             link.fallbacks = Array(pair.code.candidates.dropFirst())
             for fallback in link.fallbacks where !fallback.tls {

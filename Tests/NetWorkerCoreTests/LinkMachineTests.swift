@@ -353,6 +353,49 @@ final class LinkMachineTests: XCTestCase {
                        "a late result of a cancelled invoke is not published")
     }
 
+    // MARK: A setup code's endpoints
+
+    func testAnEndpointUnreachableBeforeConnectMovesOnAndTheWinnerIsKept() {
+        var m = machine()
+        var configuration = configuration()
+        configuration.fallbacks = [.init(url: "wss://b.example", tlsFingerprint: String(repeating: "b", count: 64)),
+                                   .init(url: "ws://c.example:9", tlsFingerprint: nil)]
+        _ = m.handle(.configure(configuration))
+        XCTAssertEqual(m.currentEndpoint?.url, url)
+        XCTAssertEqual(m.handle(.attemptFailed(attempt: 1)), [.scheduleReconnect(afterMs: 0)], "the next one, at once")
+        let second = m.handle(.reconnectDue)
+        XCTAssertEqual(second.last, .open(attempt: 2, target: GatewayTarget(url: "wss://b.example")!, pin: String(repeating: "b", count: 64),
+                                          handshakeTimeoutMs: nil))
+        // Closed after the upgrade but before `connect`: still the next one.
+        _ = m.handle(.upgraded(attempt: 2))
+        XCTAssertEqual(m.handle(.closed(attempt: 2)).last, .scheduleReconnect(afterMs: 0))
+        _ = m.handle(.reconnectDue)
+        XCTAssertEqual(m.currentEndpoint?.url, "ws://c.example:9")
+        // The last one keeps the usual backoff.
+        XCTAssertEqual(m.handle(.attemptFailed(attempt: 3)), [.scheduleReconnect(afterMs: 1_000)])
+        XCTAssertEqual(m.candidate, 2)
+    }
+
+    func testOnceConnectWasSentOrAHelloCameTheEndpointStays() {
+        var m = machine()
+        var configuration = configuration()
+        configuration.fallbacks = [.init(url: "ws://b.example:1", tlsFingerprint: nil)]
+        _ = m.handle(.configure(configuration))
+        let requestId = toSignatureOnCurrentConfiguration(&m)
+        _ = m.handle(.signed(SignReply(requestId: requestId, signature: "s", auth: .init(token: "t", password: nil))))
+        XCTAssertEqual(m.handle(.closed(attempt: 1)).last, .scheduleReconnect(afterMs: 1_000), "connect was sent: no fallback")
+        XCTAssertEqual(m.candidate, 0)
+    }
+
+    func toSignatureOnCurrentConfiguration(_ m: inout LinkMachine) -> String {
+        _ = m.handle(.upgraded(attempt: 1))
+        guard case let .toSupervisor(.signRequest(request))? = m.handle(.text(challenge(), attempt: 1)).last else {
+            XCTFail("no sign request")
+            return ""
+        }
+        return request.requestId
+    }
+
     // MARK: Supervisor requests and pairing events
 
     func testASupervisorRequestIsWrittenAndItsResponseComesBackUnderItsCallId() {

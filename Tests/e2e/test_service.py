@@ -428,3 +428,31 @@ def test_status_as_a_user_without_access_says_permission_denied(systemd_system, 
     assert "not running" not in text.stdout, text.stdout
     result = m.run([program, "uninstall", "--system", "--json"], timeout=60)
     assert json.loads(result.stdout)["result"] == "uninstalled"
+
+
+def test_connect_service_pairs_once_then_installs_the_service_without_the_token(systemd_user, make_gateway, tmp_path):
+    """Issue 18: `connect --service <code>`: the first connect pairs with the bootstrap token,
+    then the service is installed on the saved endpoint and reconnects with the device token;
+    the bootstrap token is in no file and no argument."""
+    import base64
+    m = systemd_user
+    gw = make_gateway()
+    state = tmp_path / "state"
+    code = gw.issue_setup_code()
+    bootstrap = json.loads(base64.urlsafe_b64decode(code + "=" * (-len(code) % 4)))["bootstrapToken"]
+    result = cli(m, state, "connect", "--service", code, token=None)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = gw.connections[0]
+    assert first.hello and first.connect_params["auth"] == {"bootstrapToken": bootstrap}
+    assert m.wait_for(lambda: m.show("openclaw-node.service", "ActiveState") == "active", what="active")
+    service = gw.wait_for_hello(timeout=30, since=1)
+    assert service.device_id == first.device_id and "bootstrapToken" not in service.connect_params["auth"]
+    assert service.connect_params["auth"]["token"] == gw.paired_devices()[first.device_id]["token"]
+    unit = (m.unit_dir / "openclaw-node.service").read_text()
+    assert f"--host 127.0.0.1 --port {gw.port}" in unit
+    for path in list(files_under(m.unit_dir.parent, m.config_home)) + list(files_under(state)):
+        if not os.path.isfile(path):
+            continue
+        with open(path, "rb") as handle:
+            assert bootstrap.encode() not in handle.read(), path
+    assert cli(m, state, "uninstall", token=None).returncode == 0

@@ -144,3 +144,32 @@ def test_connect_refuses_what_it_cannot_use(state_dir, tmp_path):
     out = cli(state_dir, "connect", "--target-file", str(tmp_path))
     assert out.returncode == 1
     assert out.stderr == f"Could not read --target-file {tmp_path} (max 65536 bytes): path must be a regular file\n"
+
+
+def test_a_codes_urls_are_tried_in_order_and_the_winner_is_saved(make_gateway, nodes, state_dir):
+    gw = make_gateway()
+    dead = free_port()
+    code = gw.issue_setup_code(url=f"ws://127.0.0.1:{dead}", urls=[f"ws://127.0.0.1:{dead}", gw.url])
+    node = nodes(state_dir, ["--pair", code])
+    conn = gw.wait_for_hello(timeout=30)
+    assert conn.connect_params["auth"] == {"bootstrapToken": code_token(code)}
+    node.wait_log("saved the gateway endpoint that answered")
+    assert json.loads((state_dir / "node.json").read_text())["gateway"] == {"host": "127.0.0.1", "port": gw.port, "tls": False}
+
+
+def test_cloudflare_access_headers_go_on_the_tls_upgrade_only(make_gateway, nodes, state_dir, tmp_path):
+    gw = make_gateway(tls=True, auto_approve=True)
+    access = {"CF_ACCESS_CLIENT_ID": "client-id.access", "CF_ACCESS_CLIENT_SECRET": "s3cret"}
+    nodes(state_dir, gateway_args(gw) + ["--tls-fingerprint", gw.cert_fingerprint_sha256], env=access)
+    conn = gw.wait_for_hello(timeout=30)
+    headers = {k.lower(): v for k, v in conn.request_headers.items()}
+    assert headers["cf-access-client-id"] == "client-id.access" and headers["cf-access-client-secret"] == "s3cret"
+    plain = tmp_path / "plain"
+    plain.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")} | access | {"OPENCLAW_STATE_DIR": str(plain)}
+    out = subprocess.run([binary("openclaw-node"), "run", "--port", "1"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 78 and "Cloudflare Access credentials require a TLS Gateway connection" in out.stdout + out.stderr
+    env.pop("CF_ACCESS_CLIENT_SECRET")
+    out = subprocess.run([binary("openclaw-node"), "run", "--port", "1", "--tls"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 78
+    assert "CF_ACCESS_CLIENT_ID and CF_ACCESS_CLIENT_SECRET must be configured together" in out.stdout + out.stderr

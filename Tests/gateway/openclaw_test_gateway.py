@@ -742,6 +742,8 @@ class Connection:
     remote: str | None = None
     path: str | None = None
     user_agent: str | None = None
+    #: The WebSocket upgrade request's headers (name as sent -> value).
+    request_headers: dict = field(default_factory=dict)
     nonce: str | None = None
     connect_received: bool = False
     connect_frame: dict | None = None
@@ -1255,6 +1257,7 @@ class TestGateway:
             conn.remote = None
         conn.path = ws.request.path if ws.request else None
         conn.user_agent = ws.request.headers.get("User-Agent") if ws.request else None
+        conn.request_headers = dict(ws.request.headers.raw_items()) if ws.request else {}
         self.connections.append(conn)
         self._emit("connection.open", connId=conn.id, remote=conn.remote, path=conn.path)
 

@@ -3,7 +3,8 @@
 public enum ServiceEnvironmentFile {
     public static let name = "node.systemd.env"
     /// Variables that are secrets: never written into the unit file.
-    public static let secretKeys = ["OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_GATEWAY_PASSWORD"]
+    public static let secretKeys = ["OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_GATEWAY_PASSWORD",
+                                    CloudflareAccess.clientIdVariable, CloudflareAccess.clientSecretVariable]
 
     public static func path(stateDir: String) -> String { "\(stateDir)/\(name)" }
 

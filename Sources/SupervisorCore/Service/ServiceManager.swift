@@ -479,3 +479,11 @@ struct InstallFailure: Error {
     var message: String
     init(_ message: String) { self.message = message }
 }
+
+extension ServiceActionResult {
+    /// A refusal before anything was touched.
+    public init(refused action: String, error: String) {
+        self.init(ok: false, action: action)
+        self.error = error
+    }
+}
