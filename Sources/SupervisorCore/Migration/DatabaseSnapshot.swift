@@ -48,18 +48,7 @@ struct DatabaseSnapshot {
     }
 
     /// Removes the copy and its directory (SQLite may have added `-shm` or `-journal` there).
-    func remove() {
-        if let handle = opendir(directory) {
-            var names: [String] = []
-            while let entry = readdir(handle) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name != ".", name != ".." { names.append(name) }
-            }
-            closedir(handle)
-            for name in names { unlink("\(directory)/\(name)") }
-        }
-        rmdir(directory)
-    }
+    func remove() { removeTree(directory) }
 
     /// Identity, size and modification time of a file (nil: missing), to see a concurrent write.
     struct FileStamp: Equatable {
