@@ -75,6 +75,7 @@ struct Doctor: ParsableCommand {
         checks += stateChecks(paths)
         checks += configChecks(paths)
         checks.append(surfaceCheck(paths))
+        checks.append(Self.loginShellPathCheck(environment: ProcessEnvironment.current()))
         let gatewayReport = gatewayCheck(paths, netWorker: net)
         checks.append(gatewayReport)
         checks.append(authCheck(paths, program: me, gatewayOK: gatewayReport.status == .ok))
@@ -249,6 +250,28 @@ struct Doctor: ParsableCommand {
                           fix: "chmod 600 \(loose.joined(separator: " "))"))
         if let check = Self.importCheck(paths) { checks.append(check) }
         return checks
+    }
+
+    /// upstream #134354: agents run commands as `/bin/sh -lc …`, and a login shell reads
+    /// /etc/profile, which on Debian and Ubuntu sets PATH anew: the allowlist resolves a name
+    /// with the node's PATH while the shell finds another binary (or none). Compared here.
+    static func loginShellPathCheck(environment: [String: String]) -> DoctorCheck {
+        let nodePath = environment["PATH"].flatMap { $0.isEmpty ? nil : $0 } ?? NodeSetup.defaultPath
+        var shellEnvironment = environment
+        shellEnvironment["PATH"] = nodePath
+        guard let output = ProgramRun.run(["/bin/sh", "-lc", "printf '%s' \"$PATH\""], environment: shellEnvironment, path: "/bin/sh"),
+              output.status == 0 else {
+            return DoctorCheck(name: "login-path", status: .warn, detail: "could not run /bin/sh -lc to compare PATH", fix: nil)
+        }
+        let shellPath = output.stdout.trimmingWhitespace()
+        guard shellPath != nodePath else {
+            return DoctorCheck(name: "login-path", status: .ok, detail: "/bin/sh -lc keeps the node's PATH (\(nodePath))")
+        }
+        return DoctorCheck(name: "login-path", status: .warn,
+                           detail: "/bin/sh -lc (how agents run shell commands) resets PATH to \(shellPath) (from /etc/profile or ~/.profile); "
+                               + "the node resolves commands with \(nodePath), so an allowlisted name can run another binary or none",
+                           fix: "set the PATH commands need in /etc/profile.d/openclaw-node.sh (or the exec user's ~/.profile): "
+                               + "a unit's Environment=PATH does not reach a login shell")
     }
 
     /// What was taken over from the official node host's database, and what was not.

@@ -132,3 +132,26 @@ def test_logs_never_contain_the_token_or_password(make_gateway, nodes, state_dir
         assert token not in log and password not in log
         device_token = json.loads((state_dir / "identity" / "device-auth.json").read_text())["tokens"]["node"]["token"]
         assert device_token not in log
+
+
+def test_doctor_says_when_a_login_shell_resets_path(state_dir):
+    """Issue 19 (upstream #134354): agents run `/bin/sh -lc`, and /etc/profile sets PATH anew."""
+    def login_path(path):
+        return subprocess.run(["/bin/sh", "-lc", 'printf "%s" "$PATH"'], env={"HOME": "/nonexistent", "PATH": path},
+                              capture_output=True, text=True, timeout=30).stdout
+    odd = "/opt/odd-bin:/usr/bin:/bin"
+    expected = login_path(odd)
+    assert expected != odd
+    _, report = doctor(state_dir, "--port", "9", "--skip-self-test", env={"PATH": odd, "HOME": "/nonexistent"})
+    result = check(report, "login-path")
+    assert result["status"] == "warn"
+    assert result["detail"] == (f"/bin/sh -lc (how agents run shell commands) resets PATH to {expected} (from /etc/profile or "
+                                f"~/.profile); the node resolves commands with {odd}, so an allowlisted name can run another "
+                                "binary or none")
+    assert "/etc/profile.d/openclaw-node.sh" in result["fix"]
+    # A PATH the login shell keeps as it is: fine.
+    steady = login_path(expected)
+    _, report = doctor(state_dir, "--port", "9", "--skip-self-test", env={"PATH": steady, "HOME": "/nonexistent"})
+    assert login_path(steady) == steady
+    assert check(report, "login-path")["status"] == "ok"
+    assert check(report, "login-path")["detail"] == f"/bin/sh -lc keeps the node's PATH ({steady})"
