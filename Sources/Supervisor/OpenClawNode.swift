@@ -27,7 +27,7 @@ struct OpenClawNode: ParsableCommand {
         """,
         version: NodeVersion.current,
         subcommands: [Run.self, Install.self, Status.self, Start.self, Stop.self, Restart.self, Uninstall.self, Doctor.self, ConfigCommand.self,
-                      IdentityCommand.self, Connect.self]
+                      IdentityCommand.self, Connect.self, ApprovalsCommand.self]
     )
 
     /// Started under a worker's name (the Supervisor re-executes this binary with the role's
@@ -387,7 +387,8 @@ struct Run: ParsableCommand {
             environment: ExecEnvironment(nodeEnvironment: nodeEnvironment, pathEnv: setup.link.pathEnv, user: commandUser),
             pathEnv: setup.link.pathEnv, home: nodeEnvironment["HOME"], defaultCwd: commandUser.map(Self.commandDirectory),
             commandUser: commandUser.map { ($0.uid, $0.gid) },
-            approvals: approvals, config: setup.config, runner: supervisor.exec, metrics: supervisor.metrics, logger: logger
+            approvals: approvals, config: setup.config, runner: supervisor.exec, metrics: supervisor.metrics,
+            denials: supervisor.denials, nodeName: setup.link.displayName, logger: logger
         )
         router.register(WhichHandler(pathEnv: setup.link.pathEnv))
         router.register(systemRun)

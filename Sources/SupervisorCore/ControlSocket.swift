@@ -18,6 +18,9 @@ public struct NodeLiveStatus: Codable, Equatable, Sendable {
     public var pairing: PairingStatus?
     /// The gateway of the current (or last) session: protocol, version, capabilities.
     public var gateway: GatewaySession?
+    /// The last `system.run` denials, newest first: reason, message, policy, remedy, run id,
+    /// command, time.
+    public var lastDenials: [JSONValue]?
     public var lastError: String?
     public var connects: Int
     public var runsInFlight: Int
@@ -27,7 +30,7 @@ public struct NodeLiveStatus: Codable, Equatable, Sendable {
     public var advertised: CommandSurface?
 
     enum CodingKeys: String, CodingKey {
-        case pid, version, phase, connected, paired, pendingRequestId, pairing, gateway, lastError, connects, runsInFlight, runsQueued, workerRestarts
+        case pid, version, phase, connected, paired, pendingRequestId, pairing, gateway, lastDenials, lastError, connects, runsInFlight, runsQueued, workerRestarts
         case advertised
     }
 
@@ -42,6 +45,7 @@ public struct NodeLiveStatus: Codable, Equatable, Sendable {
         try container.encode(pendingRequestId, forKey: .pendingRequestId)
         try container.encode(pairing, forKey: .pairing)
         try container.encode(gateway, forKey: .gateway)
+        try container.encode(lastDenials ?? [], forKey: .lastDenials)
         try container.encode(lastError, forKey: .lastError)
         try container.encode(connects, forKey: .connects)
         try container.encode(runsInFlight, forKey: .runsInFlight)

@@ -99,6 +99,8 @@ public final class Supervisor {
     let settings: WorkerSettings
     /// Counters and gauges every role reports to; `LinkAuthority` declares the commands.
     public let metrics = NodeMetrics()
+    /// The last `system.run` denials, for `status --json`.
+    public let denials = DenialLog()
     let context: MonitorContext
     let reaper: Reaper
     /// What every worker starts with (read once).
@@ -294,7 +296,7 @@ extension Supervisor {
         return NodeLiveStatus(
             pid: getpid(), version: NodeVersion.current, phase: status.phase.rawValue,
             connected: status.phase == .connected, paired: status.paired, pendingRequestId: status.pendingRequestId,
-            pairing: status.pairing, gateway: status.gateway,
+            pairing: status.pairing, gateway: status.gateway, lastDenials: denials.recent,
             lastError: status.lastError, connects: status.connects,
             runsInFlight: execMonitor.runs.runningCount, runsQueued: execMonitor.runs.queuedCount,
             workerRestarts: [WorkerRole.net.rawValue: netMonitor?.slot.restarts ?? 0, WorkerRole.exec.rawValue: execMonitor.slot.restarts,

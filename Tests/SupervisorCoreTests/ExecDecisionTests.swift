@@ -40,7 +40,7 @@ final class ExecDecisionTests: TempDirTestCase {
     let defaultCwd = "/srv/work"
     let now: Int64 = 1_700_000_000_000
     /// `/opt/bin/deploy` is a symlink to `/opt/tools/deploy`.
-    let probe = TableFileProbe(executables: ["/opt/bin/deploy", "/opt/tools/deploy", "/opt/tools/report"],
+    let probe = TableFileProbe(executables: ["/opt/bin/deploy", "/opt/tools/deploy", "/opt/tools/report", "/bin/sh"],
                                links: ["/opt/bin/deploy": "/opt/tools/deploy"])
     var environment: ExecEnvironment {
         ExecEnvironment(nodeEnvironment: ["HOME": "/home/node", "SECRET": "kept out"], pathEnv: pathEnv)
@@ -68,18 +68,32 @@ final class ExecDecisionTests: TempDirTestCase {
     }
 
     func decide(_ request: SystemRunRequest, approved: ApprovedRun? = nil, security: ExecSecurity = .allowlist,
-                ask: ExecAsk = .off, allowlist: [String] = [], settings: ExecConfig = ExecConfig()) -> Result<ExecDecision.Verdict, WireError> {
+                ask: ExecAsk = .off, allowlist: [String] = [], grants: [String] = [],
+                settings: ExecConfig = ExecConfig()) -> Result<ExecDecision.Verdict, WireError> {
         let entries = allowlist.enumerated().map {
             ResolvedAllowlistEntry(agentKey: "main", entry: AllowlistEntry(id: "entry-\($0.offset + 1)", pattern: $0.element))
+        } + grants.map {
+            ResolvedAllowlistEntry(agentKey: "main", entry: AllowlistEntry(id: "grant", pattern: $0, source: AllowlistEntry.allowAlwaysSource))
         }
         let approvals = ResolvedExecApprovals(agentKey: "main", security: security, ask: ask, askFallback: .deny,
                                               autoAllowSkills: false, allowlist: entries)
         let evaluation = AllowlistEvaluation.evaluate(
             argv: request.command, cwd: request.cwd ?? defaultCwd, pathEnv: pathEnv, home: "/home/node",
-            allowlist: allowlist, safeBins: settings.safeBinPolicy, skillBins: [], probe: probe)
+            allowlist: allowlist + grants, safeBins: settings.safeBinPolicy, skillBins: [], probe: probe)
         return ExecDecision.decide(ExecDecision.Input(
             request: request, approved: approved, settings: settings, approvals: approvals, evaluation: evaluation,
-            defaultCwd: defaultCwd, environment: environment, now: now, newId: "n-1"))
+            defaultCwd: defaultCwd, environment: environment, now: now, newId: "n-1", nodeName: "nas"))
+    }
+
+    /// The reason and upstream's message of a denial (nil: not a denial).
+    func denied(_ verdict: Result<ExecDecision.Verdict, WireError>) -> [String]? {
+        guard case let .success(.denied(denial)) = verdict else { return nil }
+        return [denial.reason, denial.message]
+    }
+
+    func denial(_ verdict: Result<ExecDecision.Verdict, WireError>) -> ExecDenial? {
+        guard case let .success(.denied(denial)) = verdict else { return nil }
+        return denial
     }
 
     func order(_ argv: [String], cwd: String? = nil, expectCwd: FileIdentity? = nil) -> RunOrder {
@@ -90,23 +104,78 @@ final class ExecDecisionTests: TempDirTestCase {
     // MARK: Denials
 
     func testSecurityDenyIsDeniedWithItsReasonAndMessage() throws {
-        XCTAssertEqual(decide(try request(["deploy"]), security: .deny, allowlist: ["/opt/bin/deploy"]),
-                       .success(.denied(reason: "security=deny", message: "SYSTEM_RUN_DISABLED: security=deny")))
+        XCTAssertEqual(denied(decide(try request(["deploy"]), security: .deny, allowlist: ["/opt/bin/deploy"])),
+                       ["security=deny", "SYSTEM_RUN_DISABLED: security=deny"])
     }
 
     func testTheStricterOfConfigAndApprovalsFileApplies() throws {
-        XCTAssertEqual(decide(try request(["deploy"]), security: .full, settings: ExecConfig(security: .deny)),
-                       .success(.denied(reason: "security=deny", message: "SYSTEM_RUN_DISABLED: security=deny")))
+        XCTAssertEqual(denied(decide(try request(["deploy"]), security: .full, settings: ExecConfig(security: .deny))),
+                       ["security=deny", "SYSTEM_RUN_DISABLED: security=deny"])
     }
 
     func testAllowlistMissIsDenied() throws {
-        XCTAssertEqual(decide(try request(["deploy"]), allowlist: ["/opt/tools/report"]),
-                       .success(.denied(reason: "allowlist-miss", message: "SYSTEM_RUN_DENIED: allowlist miss")))
+        XCTAssertEqual(denied(decide(try request(["deploy"]), allowlist: ["/opt/tools/report"])),
+                       ["allowlist-miss", "SYSTEM_RUN_DENIED: allowlist miss"])
     }
 
     func testAMissUnderOnMissAsksForApproval() throws {
-        XCTAssertEqual(decide(try request(["deploy"]), ask: .onMiss),
-                       .success(.denied(reason: "approval-required", message: "SYSTEM_RUN_DENIED: approval required")))
+        XCTAssertEqual(denied(decide(try request(["deploy"]), ask: .onMiss)),
+                       ["approval-required", "SYSTEM_RUN_DENIED: approval required"])
+    }
+
+    // MARK: Every denial explains itself (issue 19)
+
+    func testAMissNamesThePolicyTheAgentEntryAndTheEntryToAdd() throws {
+        let explained = try XCTUnwrap(denial(decide(try request(["deploy"]), allowlist: ["/opt/tools/report"])))
+        XCTAssertEqual(explained.policy, ExecDenial.Policy(security: .allowlist, ask: .off, askFallback: .deny, agent: "main",
+                                                           askFallbackApplied: false))
+        XCTAssertEqual(explained.remedy, #"add an allowlist entry for /opt/bin/deploy: openclaw approvals allowlist add --node nas "/opt/bin/deploy""#)
+        let deny = try XCTUnwrap(denial(decide(try request(["deploy"]), security: .deny)))
+        XCTAssertTrue(deny.remedy.hasPrefix("security=deny applies to agent main:"), deny.remedy)
+        let fallback = try XCTUnwrap(denial(decide(try request(["deploy"], ["approvalSource": .string("ask-fallback")]), ask: .always)))
+        XCTAssertEqual(fallback.reason, "security=deny", "askFallback=deny caps the security")
+        XCTAssertTrue(fallback.policy.askFallbackApplied)
+        XCTAssertTrue(fallback.remedy.hasPrefix("askFallback=deny applied: no operator approval was reachable"), fallback.remedy)
+    }
+
+    func testShellSyntaxTheAnalysisCannotFollowIsItsOwnReason() throws {
+        let sent = try request(["/bin/sh", "-c", "deploy $(cat target)"])
+        XCTAssertEqual(denied(decide(sent, allowlist: ["/opt/bin/deploy"])),
+                       ["unsupported-shell-syntax", "SYSTEM_RUN_DENIED: unsupported shell syntax"])
+        XCTAssertEqual(denied(decide(sent, ask: .onMiss, allowlist: ["/opt/bin/deploy"])),
+                       ["approval-required", "SYSTEM_RUN_DENIED: approval required"], "on-miss asks first")
+    }
+
+    func testAShellWrapperMissSaysApprovalIsTheWay() throws {
+        XCTAssertEqual(denied(decide(try request(["/bin/sh", "-c", "deploy now"]), allowlist: ["/opt/tools/report"])),
+                       ["allowlist-miss", "SYSTEM_RUN_DENIED: allowlist miss (shell wrappers like sh/bash/zsh -c require approval; "
+                        + "approve once/always or run with --ask on-miss|always)"])
+    }
+
+    func testADurableAllowAlwaysGrantSatisfiesAMissButNotAskAlways() throws {
+        let sent = try request(["/bin/sh", "-c", "deploy $(cat target)"])
+        let grant = ExecDecision.exactCommandPattern(sent.commandText)
+        XCTAssertTrue(grant.hasPrefix("=command:") && grant.count == 25, grant)
+        guard case let .success(.run(order, _)) = decide(sent, ask: .onMiss, grants: [grant]) else {
+            return XCTFail("the exact-command grant runs the command")
+        }
+        XCTAssertEqual(order.argv, sent.command)
+        XCTAssertEqual(denied(decide(sent, ask: .always, grants: [grant])), ["approval-required", "SYSTEM_RUN_DENIED: approval required"])
+        // An allow-always entry behind every segment is a grant too; a plain entry is not.
+        guard case .success(.run) = decide(try request(["deploy"]), ask: .onMiss, grants: ["/opt/bin/deploy"]) else {
+            return XCTFail("a segment grant satisfies on-miss")
+        }
+        XCTAssertEqual(denied(decide(try request(["deploy"]), ask: .onMiss, allowlist: ["/opt/tools/report"])),
+                       ["approval-required", "SYSTEM_RUN_DENIED: approval required"])
+    }
+
+    func testAllowAlwaysOfACommandWithoutPatternsRemembersTheExactCommand() throws {
+        let sent = try request(["/bin/sh", "-c", "deploy $(cat target)"], approval(["/bin/sh", "-c", "deploy $(cat target)"], decision: "allow-always"))
+        let approved = ApprovedRun(cwd: defaultCwd, cwdIdentity: nil, operand: nil)
+        guard case let .success(.run(_, effects)) = decide(sent, approved: approved, allowlist: ["/opt/bin/deploy"]) else {
+            return XCTFail("approved")
+        }
+        XCTAssertEqual(effects, [.allowAlways(agentId: "main", patterns: [ExecDecision.exactCommandPattern(sent.commandText)], now: now)])
     }
 
     // MARK: Validation, before any policy

@@ -70,7 +70,8 @@ def test_carriers_do_not_satisfy_an_allowlist(linked, tmp_path):
     gw, _ = linked(approvals_file("allowlist", "off", allowlist=["/usr/bin/touch", "/bin/sh", "/usr/bin/sh"]))
     marker = tmp_path / "carried"
     result = gw.invoke("system.run", {"command": ["/bin/sh", "-lc", '$0 "$1"', "/usr/bin/touch", str(marker)]})
-    assert error_of(result) == ("UNAVAILABLE", "SYSTEM_RUN_DENIED: allowlist miss")
+    assert error_of(result) == ("UNAVAILABLE", "SYSTEM_RUN_DENIED: allowlist miss (shell wrappers like sh/bash/zsh -c require "
+                                "approval; approve once/always or run with --ask on-miss|always)")
     assert not marker.exists()
 
 

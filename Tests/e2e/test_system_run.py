@@ -290,12 +290,24 @@ def test_shell_wrapper_runs_keep_only_terminal_and_locale_overrides(linked):
 
 # ---------------------------------------------------------------- policy
 
+#: upstream's allowlist-miss text for a POSIX shell wrapper (upstream-2026 §1.5).
+SHELL_WRAPPER_MISS = ("SYSTEM_RUN_DENIED: allowlist miss (shell wrappers like sh/bash/zsh -c require approval; "
+                      "approve once/always or run with --ask on-miss|always)")
+
 def test_security_deny_emits_denied_then_unavailable(linked):
     gw, _ = linked(approvals_file("deny"))
     result = gw.invoke("system.run", {"command": ["/bin/true"], "runId": "r-deny"})
     assert error_of(result) == ("UNAVAILABLE", "SYSTEM_RUN_DISABLED: security=deny")
-    assert events_for(gw, "r-deny", "exec.denied") == [
-        {"sessionKey": "node", "runId": "r-deny", "host": "node", "command": "/bin/true", "reason": "security=deny"}]
+    # upstream's exec.denied (suppressNotifyOnExit always a boolean), with the policy that
+    # produced the denial and its remedy (issue 19).
+    [denied] = events_for(gw, "r-deny", "exec.denied")
+    assert denied == {"sessionKey": "node", "runId": "r-deny", "host": "node", "command": "/bin/true", "reason": "security=deny",
+                      "suppressNotifyOnExit": False,
+                      "policy": {"security": "deny", "ask": "off", "askFallback": "deny", "agent": "main", "askFallbackApplied": False},
+                      "remedy": denied["remedy"]}
+    assert denied["remedy"].startswith("security=deny applies to agent main: allow commands by setting security to allowlist")
+    assert json.loads(result["payloadJSON"]) == {"reason": "security=deny", "message": "SYSTEM_RUN_DISABLED: security=deny",
+                                                 "policy": denied["policy"], "remedy": denied["remedy"]}
 
 
 def test_defaults_without_a_file_are_allowlist_on_miss(linked):
@@ -310,11 +322,12 @@ def test_allowlist_miss_and_shell_segments(linked, tmp_path):
     result, payload = run(gw, {"command": ["/bin/sh", "-lc", "/usr/bin/true && /usr/bin/id -u"]})
     assert result["ok"] is True and payload["stdout"].strip().isdigit()
     out = tmp_path / "out.txt"
+    # Syntax the analysis cannot follow is its own reason (upstream-2026 §1.5).
     assert error_of(gw.invoke("system.run", {"command": ["/bin/sh", "-lc", f"/usr/bin/id > {out}"]})) == (
-        "UNAVAILABLE", "SYSTEM_RUN_DENIED: allowlist miss")
+        "UNAVAILABLE", "SYSTEM_RUN_DENIED: unsupported shell syntax")
     assert not out.exists()
     assert error_of(gw.invoke("system.run", {"command": ["/bin/sh", "-lc", "/usr/bin/true $(/bin/id)"]}))[1] == \
-        "SYSTEM_RUN_DENIED: allowlist miss"
+        "SYSTEM_RUN_DENIED: unsupported shell syntax"
     assert error_of(gw.invoke("system.run", {"command": ["/sbin/ldconfig", "-p"]}))[1] == "SYSTEM_RUN_DENIED: allowlist miss"
 
 
@@ -336,13 +349,13 @@ def test_attack_safe_bin_globs_and_vars_are_not_expanded(linked):
     assert payload["stdout"] == "$HO"
     for payload_text in ("head -n 1 *", "tail -n 1 $HOME/.profile", "head -n 1 /etc/passwd", "wc --files0-from=/etc/passwd"):
         assert error_of(gw.invoke("system.run", {"command": ["/bin/sh", "-lc", payload_text]})) == (
-            "UNAVAILABLE", "SYSTEM_RUN_DENIED: allowlist miss"), payload_text
+            "UNAVAILABLE", SHELL_WRAPPER_MISS), payload_text
 
 
 def test_attack_env_split_string_fails_closed(linked):
     gw, _ = linked(approvals_file("allowlist", "off", ["/usr/bin/*"]))
     assert error_of(gw.invoke("system.run", {"command": ["/usr/bin/env", "-S", "sh -c id"]})) == (
-        "UNAVAILABLE", "SYSTEM_RUN_DENIED: allowlist miss")
+        "UNAVAILABLE", "SYSTEM_RUN_DENIED: unsupported shell syntax")
 
 
 def test_attack_inline_eval_behind_an_allowlisted_interpreter(linked):

@@ -1,4 +1,5 @@
 import OpenClawIPC
+import NodeSupport
 
 /// The decision for one `system.run` (node-host.md §3.5), as a pure function of what the
 /// handler has already resolved: validation (`INVALID_REQUEST`), then policy (a denial), then
@@ -33,14 +34,16 @@ enum ExecDecision {
         var now: Int64
         /// A fresh id: the order's id is `runId/newId`.
         var newId: String
+        /// This node's name on the gateway, for the remedy of a denial.
+        var nodeName: String = "<node>"
     }
 
     enum Verdict: Equatable {
         /// Run `order` once `effects` are written, in their order.
         case run(RunOrder, effects: [ApprovalsEffect])
-        /// `reason` goes into `exec.denied` and the denial metric; `message` is the
-        /// `UNAVAILABLE` error text.
-        case denied(reason: String, message: String)
+        /// Denied: `denial.reason` goes into `exec.denied` and the denial metric,
+        /// `denial.message` is the `UNAVAILABLE` error text; the policy and remedy go with them.
+        case denied(ExecDenial)
     }
 
     /// The verdict, or the `INVALID_REQUEST` error of a request that cannot be decided.
@@ -69,28 +72,45 @@ enum ExecDecision {
         let cwd = input.approved?.cwd ?? request.cwd ?? input.defaultCwd
 
         let inlineEval = InlineEval.detect(request.command)
+        let durable = durableApproval(evaluation, allowlist: resolved.allowlist, commandText: request.commandText)
         let decision = ExecPolicy.decide(ExecPolicy.Input(
             security: security, ask: ask, approvedByAsk: request.approvedByAsk,
             analysisOk: evaluation.analysisOk, allowlistSatisfied: evaluation.allowlistSatisfied,
             needsScreenRecording: request.needsScreenRecording, inlineEval: inlineEval,
-            strictInlineEval: settings.strictInlineEval
+            strictInlineEval: settings.strictInlineEval, durableApprovalSatisfied: durable,
+            shellWrapper: ShellWrapper.detect(request.command) != nil
         ))
-        if case let .deny(reason, message) = decision { return .success(.denied(reason: reason, message: message)) }
+        let policy = ExecDenial.Policy(security: security, ask: ask, askFallback: resolved.askFallback, agent: resolved.agentKey,
+                                       askFallbackApplied: request.askFallback)
+        func denial(_ reason: String, _ message: String) -> Result<Verdict, WireError> {
+            let missed = evaluation.segments.first { !$0.satisfied }
+            // The program the allowlist missed, when it was found (never a word the shell would expand).
+            let subject = missed?.resolvedPath
+            return .success(.denied(ExecDenial(reason: reason, message: message, policy: policy,
+                                               remedy: ExecDenial.remedy(reason: reason, policy: policy, subject: subject,
+                                                                         blocked: evaluation.blockedReason, node: input.nodeName))))
+        }
+        if case let .deny(reason, message) = decision { return denial(reason, message) }
 
-        // What exactly runs: the approved plan, the planned argv the allowlist matched, or the
-        // request as sent under `full`.
+        // What exactly runs: the approved plan, the planned argv the allowlist matched, the
+        // request under a durable grant, or the request as sent under `full`.
         var argv = request.command
-        if security == .allowlist, !request.approvedByAsk {
+        if security == .allowlist, !request.approvedByAsk, !(durable && evaluation.executionArgv == nil) {
             guard let planned = evaluation.executionArgv else {
-                return .success(.denied(reason: ExecPolicy.Reason.executionPlanMiss, message: "SYSTEM_RUN_DENIED: execution plan mismatch"))
+                return denial(ExecPolicy.Reason.executionPlanMiss, "SYSTEM_RUN_DENIED: execution plan mismatch")
             }
             argv = planned
         }
 
         var effects: [ApprovalsEffect] = []
-        if request.approvalDecision == .allowAlways, security == .allowlist, evaluation.analysisOk,
-           let patterns = evaluation.allowAlwaysPatterns, !(settings.strictInlineEval && inlineEval != nil) {
-            effects.append(.allowAlways(agentId: request.agentId ?? "main", patterns: patterns, now: input.now))
+        if request.approvalDecision == .allowAlways, security == .allowlist, !(settings.strictInlineEval && inlineEval != nil) {
+            if evaluation.analysisOk, let patterns = evaluation.allowAlwaysPatterns, !patterns.isEmpty {
+                effects.append(.allowAlways(agentId: request.agentId ?? "main", patterns: patterns, now: input.now))
+            } else {
+                // Nothing a pattern can say (the analysis failed): the exact command is remembered.
+                effects.append(.allowAlways(agentId: request.agentId ?? "main", patterns: [exactCommandPattern(request.commandText)],
+                                            now: input.now))
+            }
         }
         if security == .allowlist {
             for segment in evaluation.segments {
@@ -107,6 +127,25 @@ enum ExecDecision {
             maxOutputBytes: SystemRunHandler.outputCap, expectCwd: input.approved?.cwdIdentity, expectOperand: input.approved?.operand
         )
         return .success(.run(order, effects: effects))
+    }
+
+    /// upstream's durable allow-always grant for an exact command: `=command:` and the first 16
+    /// hex digits of the SHA-256 of the trimmed command text.
+    static func exactCommandPattern(_ commandText: String) -> String {
+        "=command:" + FileDigest.sha256Hex(bytes: Array(commandText.trimmingWhitespace().utf8)).prefix(16)
+    }
+
+    /// upstream's `hasDurableExecApproval`: an allow-always grant of the exact command, or
+    /// allow-always entries behind every segment of an analysed command.
+    static func durableApproval(_ evaluation: AllowlistEvaluation, allowlist: [ResolvedAllowlistEntry], commandText: String) -> Bool {
+        let exact = exactCommandPattern(commandText)
+        let grants = allowlist.filter { $0.entry.source == AllowlistEntry.allowAlwaysSource }
+        if grants.contains(where: { $0.entry.pattern == exact }) { return true }
+        guard evaluation.analysisOk, !evaluation.segments.isEmpty else { return false }
+        return evaluation.segments.allSatisfy { segment in
+            guard let pattern = segment.matchedPattern else { return false }
+            return grants.contains { $0.entry.pattern == pattern }
+        }
     }
 
     /// What is wrong with a request before any file is looked at: an approval that does not

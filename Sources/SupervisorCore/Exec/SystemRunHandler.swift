@@ -41,14 +41,20 @@ public final class SystemRunHandler: CommandHandler {
     /// The ExecWorker's monitor: the only way a command starts.
     let runner: ExecRunner
     let metrics: NodeMetrics?
+    /// Where denials are kept for `status --json`.
+    let denials: DenialLog?
+    /// This node's name on the gateway (for the remedy of a denial).
+    let nodeName: String
 
     public init(environment: ExecEnvironment, pathEnv: String, home: String?, defaultCwd: String? = nil,
                 commandUser: (uid: uid_t, gid: gid_t)? = nil,
                 approvals: ExecApprovalsStore, config: OpenClawConfig, runner: ExecRunner, metrics: NodeMetrics? = nil,
-                logger: Logger,
+                denials: DenialLog? = nil, nodeName: String = "<node>", logger: Logger,
                 clock: @escaping () -> Int64 = currentTimeMillis, newId: @escaping () -> String = { RandomID.uuid() }) {
         self.runner = runner
         self.metrics = metrics
+        self.denials = denials
+        self.nodeName = nodeName
         self.defaultCwd = defaultCwd ?? ExecutableResolver.currentDirectory() ?? "/"
         self.commandUser = commandUser
         self.environment = environment
@@ -114,15 +120,18 @@ public final class SystemRunHandler: CommandHandler {
         switch authorise(request, approved: approved) {
         case let .failure(error):
             reject(invoke, error, completion: completion)
-        case let .success(.denied(reason, message)):
-            deny(request, reason: reason, message: message, invoke: invoke, completion: completion)
+        case let .success(.denied(denial)):
+            deny(request, denial, invoke: invoke, completion: completion)
         case let .success(.run(order, effects)):
             if let refused = runner.refusal() {
                 return refuse(refused, for: request, invoke: invoke, completion: completion)
             }
             guard persist(effects) else {
-                return deny(request, reason: ExecPolicy.Reason.approvalStateWriteFailed,
-                            message: "SYSTEM_RUN_DENIED: approval state could not be persisted",
+                let policy = policy(for: request)
+                let reason = ExecPolicy.Reason.approvalStateWriteFailed
+                return deny(request, ExecDenial(reason: reason, message: "SYSTEM_RUN_DENIED: approval state could not be persisted",
+                                                policy: policy, remedy: ExecDenial.remedy(reason: reason, policy: policy, subject: nil,
+                                                                                          blocked: nil, node: nodeName)),
                             invoke: invoke, completion: completion)
             }
             start(order, for: request, invoke: invoke, cancellation: cancellation, completion: completion)
@@ -141,8 +150,48 @@ public final class SystemRunHandler: CommandHandler {
         )
         return ExecDecision.decide(ExecDecision.Input(
             request: request, approved: approved, settings: settings, approvals: resolved, evaluation: evaluation,
-            defaultCwd: defaultCwd, environment: environment, now: clock(), newId: newId()
+            defaultCwd: defaultCwd, environment: environment, now: clock(), newId: newId(), nodeName: nodeName
         ))
+    }
+
+    /// `openclaw-node approvals explain`: the decision this node would make for `argv`, through
+    /// the same code as a `system.run`, without running anything or writing the approvals file.
+    /// `decision` is `allow`, `ask` (an operator's approval is needed first), `deny` or
+    /// `invalid`.
+    public func explain(argv: [String], agentId: String?, cwd: String?, askFallback: Bool) -> JSONValue {
+        var params: [String: JSONValue] = ["command": .array(argv.map(JSONValue.string))]
+        if let agentId { params["agentId"] = .string(agentId) }
+        if let cwd { params["cwd"] = .string(cwd) }
+        if askFallback { params["approvalSource"] = .string("ask-fallback") }
+        let request: SystemRunRequest
+        switch SystemRunRequest.parse(params, newRunId: newId) {
+        case let .success(parsed): request = parsed
+        case let .failure(error): return .object(["decision": .string("invalid"), "code": .string(error.code), "message": .string(error.message)])
+        }
+        let policy = policy(for: request).json
+        switch authorise(request, approved: nil) {
+        case let .failure(error):
+            return .object(["decision": .string("invalid"), "code": .string(error.code), "message": .string(error.message), "policy": policy])
+        case let .success(.denied(denial)):
+            let asks = denial.reason == ExecPolicy.Reason.approvalRequired && !denial.policy.askFallbackApplied
+            guard case var .object(object) = denial.json else { return denial.json }
+            object["decision"] = .string(asks ? "ask" : "deny")
+            return .object(object)
+        case let .success(.run(order, effects)):
+            let matched = effects.compactMap { effect -> JSONValue? in
+                guard case let .recordUse(_, _, pattern, _, resolvedPath, _) = effect else { return nil }
+                return .object(["pattern": .string(pattern), "resolvedPath": resolvedPath.map(JSONValue.string) ?? .null])
+            }
+            return .object(["decision": .string("allow"), "argv": .array(order.argv.map(JSONValue.string)), "cwd": order.cwd.map(JSONValue.string) ?? .null,
+                            "policy": policy, "matched": .array(matched)])
+        }
+    }
+
+    /// The approvals policy of `request`'s agent, as a denial names it.
+    func policy(for request: SystemRunRequest) -> ExecDenial.Policy {
+        let resolved = approvals.resolve(agentId: request.agentId)
+        return ExecDenial.Policy(security: resolved.security, ask: resolved.ask, askFallback: resolved.askFallback,
+                                 agent: resolved.agentKey, askFallbackApplied: request.askFallback)
     }
 
     /// Writes the approvals effects in order. False when allow-always could not be persisted:
@@ -164,12 +213,17 @@ public final class SystemRunHandler: CommandHandler {
         return true
     }
 
-    func deny(_ request: SystemRunRequest, reason: String, message: String, invoke: InvokeRequest,
-              completion: (InvokeOutput) -> Void) {
-        logger.notice("system.run denied", metadata: ["runId": "\(request.runId)", "reason": "\(reason)"])
-        metrics?.denied(reason)
-        completion(InvokeOutput(events: [deniedEvent(request, reason: reason)],
-                                result: .failure(invoke, code: "UNAVAILABLE", message: message)))
+    /// A denial, explained everywhere: the log line, `exec.denied`, the result's `payloadJSON`
+    /// beside upstream's error text, and `status --json`.
+    func deny(_ request: SystemRunRequest, _ denial: ExecDenial, invoke: InvokeRequest, completion: (InvokeOutput) -> Void) {
+        var metadata: Logger.Metadata = ["runId": "\(request.runId)"]
+        for (key, value) in denial.metadata { metadata[key] = "\(value)" }
+        logger.notice("system.run denied", metadata: metadata)
+        metrics?.denied(denial.reason)
+        denials?.record(denial, runId: request.runId, command: request.commandText, at: clock())
+        var result = InvokeResult.failure(invoke, code: "UNAVAILABLE", message: denial.message)
+        result.payloadJSON = try? JSONText.encode(denial.json)
+        completion(InvokeOutput(events: [deniedEvent(request, denial)], result: result))
     }
 
     /// The run queue does not take the run (the node is busy or shutting down).
@@ -256,8 +310,12 @@ public final class SystemRunHandler: CommandHandler {
         return InvokeOutput(events: [event("exec.finished", request, fields)], result: .success(invoke, payloadJSON: text))
     }
 
-    func deniedEvent(_ request: SystemRunRequest, reason: String) -> NodeEvent {
-        event("exec.denied", request, ["reason": .string(reason)])
+    /// upstream's `exec.denied` (`command` is the canonical command text,
+    /// `suppressNotifyOnExit` always a boolean), with the policy and the remedy added.
+    func deniedEvent(_ request: SystemRunRequest, _ denial: ExecDenial) -> NodeEvent {
+        event("exec.denied", request, ["reason": .string(denial.reason), "command": .string(request.commandText),
+                                       "suppressNotifyOnExit": .bool(request.suppressNotifyOnExit == true),
+                                       "policy": denial.policy.json, "remedy": .string(denial.remedy)])
     }
 
     func event(_ name: String, _ request: SystemRunRequest, _ fields: [String: JSONValue]) -> NodeEvent {
@@ -265,8 +323,8 @@ public final class SystemRunHandler: CommandHandler {
         payload["sessionKey"] = .string(request.sessionKey)
         payload["runId"] = .string(request.runId)
         payload["host"] = .string("node")
-        payload["command"] = .string(request.displayText)
-        if let suppress = request.suppressNotifyOnExit { payload["suppressNotifyOnExit"] = .bool(suppress) }
+        if payload["command"] == nil { payload["command"] = .string(request.displayText) }
+        if payload["suppressNotifyOnExit"] == nil, let suppress = request.suppressNotifyOnExit { payload["suppressNotifyOnExit"] = .bool(suppress) }
         return NodeEvent(event: name, payloadJSON: (try? JSONText.encode(JSONValue.object(payload))) ?? "{}")
     }
 }
