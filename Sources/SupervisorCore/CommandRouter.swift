@@ -42,6 +42,9 @@ public protocol CommandHandler: AnyObject {
     /// The wire names this handler answers (`system.which`, …), known without an instance
     /// (the surface `doctor` shows).
     static var wireCommands: [String] { get }
+    /// Caps the handler adds beyond its role's, each with the command that carries it
+    /// (`system.run.execution-context.v1` with `system.run`).
+    static var commandCaps: [(cap: String, command: String)] { get }
     /// Handles one invoke; calls `completion` exactly once (after a cancellation too: the
     /// caller drops what it says).
     func handle(_ request: InvokeRequest, cancellation: InvokeCancellation, completion: @escaping (InvokeOutput) -> Void)
@@ -64,7 +67,7 @@ public struct CommandSurface: Codable, Equatable, Sendable {
         CommandSurface(
             commands: WhichHandler.wireCommands + SystemRunHandler.wireCommands + ExecApprovalsHandler.wireCommands
                 + (browserProxy ? BrowserProxyHandler.wireCommands : []),
-            caps: ["system"] + (browserProxy ? ["browser"] : []))
+            caps: ["system"] + SystemRunHandler.commandCaps.map(\.cap) + (browserProxy ? ["browser"] : []))
     }
 
     /// upstream's refusal of a `--commands` allowlist that keeps none of `available` (nil: it
@@ -82,6 +85,7 @@ public struct CommandSurface: Codable, Equatable, Sendable {
 
 extension CommandHandler {
     var commands: [String] { Self.wireCommands }
+    public static var commandCaps: [(cap: String, command: String)] { [] }
 }
 
 /// Dispatches invokes to handlers by command name; unknown commands get upstream's answer.
@@ -108,6 +112,10 @@ public final class CommandRouter {
             handlers[command] = handler
         }
         if advertised, let cap, !caps.contains(cap) { caps.append(cap) }
+        for (cap, command) in type(of: handler).commandCaps where advertised && !caps.contains(cap) {
+            caps.append(cap)
+            capCommands[cap, default: []].append(command)
+        }
     }
 
     /// Advertises and serves only `ids` (exact ids; unknown ones are dropped, as upstream):

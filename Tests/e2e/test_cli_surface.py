@@ -35,7 +35,7 @@ def test_commands_advertises_exactly_the_list_and_refuses_everything_else(make_g
     conn = gw.wait_for_hello(timeout=30)
     params = conn.connect_params
     assert params["commands"] == ["system.run", "system.which"]
-    assert params["caps"] == ["system"]
+    assert params["caps"] == ["system", "system.run.execution-context.v1"]
     node.wait_log(re.escape('msg="node-host: advertised commands: system.run, system.which"'))
     assert node_json(state_dir)["commands"] == ["no.such", "system.run", "system.which"]
     assert gw.invoke("system.which", {"bins": ["sh"]})["ok"] is True

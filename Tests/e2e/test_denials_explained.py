@@ -99,3 +99,23 @@ def test_allow_always_of_an_unanalysable_command_is_remembered_for_that_exact_co
     # Another command is still asked about.
     assert error_of(gw.invoke("system.run", {"command": ["/bin/sh", "-lc", f"/usr/bin/id -g > {out}"]})) == (
         "UNAVAILABLE", "SYSTEM_RUN_DENIED: approval required")
+
+
+def test_execution_context_is_a_closed_routing_hint_for_the_child(linked):
+    """upstream-2026 §1.5: `executionContext` (cap `system.run.execution-context.v1`) only sets the
+    child's OPENCLAW_CHANNEL_CONTEXT / OPENCLAW_SUBAGENT_EXEC; anything else in it is refused."""
+    gw, _ = linked(approvals_file("full"))
+    assert "system.run.execution-context.v1" in gw.last_connection.connect_params["caps"]
+    show = ["/bin/sh", "-c", 'printf "%s|%s" "$OPENCLAW_CHANNEL_CONTEXT" "$OPENCLAW_SUBAGENT_EXEC"']
+    result, payload = run(gw, {"command": show, "executionContext": {"senderId": "sender-1", "chatId": "chat-1", "subagent": True},
+                               "env": {"OPENCLAW_CHANNEL_CONTEXT": "forged"}})
+    assert result["ok"] is True
+    assert payload["stdout"] == '{"sender":{"id":"sender-1"},"chat":{"id":"chat-1"}}|1'
+    result, payload = run(gw, {"command": show, "executionContext": {}})
+    assert payload["stdout"] == "|"
+    for context in (None, {"senderId": 7}, {"chatId": ""}, {"subagent": False}, {"env": {"PATH": "/tmp"}},
+                    {"sessionKey": "agent:main:main"}):
+        assert error_of(gw.invoke("system.run", {"command": ["/bin/true"], "executionContext": context})) == (
+            "INVALID_REQUEST", "executionContext invalid or unsupported"), context
+        assert error_of(gw.invoke("system.run.prepare", {"command": ["/bin/true"], "executionContext": context})) == (
+            "INVALID_REQUEST", "Error: executionContext invalid or unsupported"), context

@@ -121,7 +121,13 @@ enum ExecDecision {
             }
         }
 
-        let env = input.environment.childEnvironment(overrides: request.env, shellWrapper: ShellWrapper.detect(request.command) != nil)
+        var env = input.environment.childEnvironment(overrides: request.env, shellWrapper: ShellWrapper.detect(request.command) != nil)
+        if let context = request.executionContext {
+            // The routing variables come from the context alone: inherited or sent copies go.
+            env["OPENCLAW_CHANNEL_CONTEXT"] = nil
+            env["OPENCLAW_SUBAGENT_EXEC"] = nil
+            env.merge(context.environment) { $1 }
+        }
         let order = RunOrder(
             id: request.runId + "/" + input.newId, argv: argv, cwd: cwd, env: env, timeoutMs: request.timeoutMs,
             maxOutputBytes: SystemRunHandler.outputCap, expectCwd: input.approved?.cwdIdentity, expectOperand: input.approved?.operand

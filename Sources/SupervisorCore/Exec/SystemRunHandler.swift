@@ -20,6 +20,9 @@ public protocol ExecRunner: AnyObject {
 /// Supervisor. The ExecWorker receives only a resolved argv, cwd and environment.
 public final class SystemRunHandler: CommandHandler {
     public static let wireCommands = ["system.run.prepare", "system.run"]
+    public static var commandCaps: [(cap: String, command: String)] {
+        [(SystemRunRequest.ExecutionContext.capability, "system.run")]
+    }
 
     /// Bytes of stdout/stderr kept, per stream and combined (head kept).
     public static let outputCap = 200_000
@@ -72,7 +75,12 @@ public final class SystemRunHandler: CommandHandler {
         let request: SystemRunRequest
         switch InvokeParams.object(invoke).flatMap({ SystemRunRequest.parse($0, newRunId: newId) }) {
         case let .success(parsed): request = parsed
-        case let .failure(error): return fail(error)
+        case var .failure(error):
+            // upstream's prepare throws this one as an Error (its text gets the `Error: ` prefix).
+            if invoke.command == "system.run.prepare", error.message == SystemRunRequest.ExecutionContext.invalidMessage {
+                error.message = "Error: " + error.message
+            }
+            return fail(error)
         }
         let (pathEnv, defaultCwd) = (self.pathEnv, self.defaultCwd)
         if invoke.command == "system.run.prepare" {

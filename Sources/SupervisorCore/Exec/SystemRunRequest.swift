@@ -33,6 +33,8 @@ public struct SystemRunRequest: Equatable, Sendable {
     /// Present but not a usable plan.
     public var planInvalid: Bool
     public var suppressNotifyOnExit: Bool?
+    /// Routing hints (`system.run.execution-context.v1`); no authority.
+    public var executionContext: ExecutionContext? = nil
 
     /// "A human or the fallback approved this" (`approvedByAsk`).
     public var approvedByAsk: Bool { approved || approvalDecision != nil }
@@ -95,6 +97,11 @@ public struct SystemRunRequest: Equatable, Sendable {
         if askFallback, approved || decision != nil {
             return invalid("INVALID_REQUEST: approvalSource cannot be combined with approved or approvalDecision")
         }
+        var executionContext: ExecutionContext?
+        if let raw = params["executionContext"] {
+            guard let context = ExecutionContext(raw) else { return invalid(ExecutionContext.invalidMessage) }
+            executionContext = context
+        }
         var plan: SystemRunPlan?
         var planInvalid = false
         if let raw = params["systemRunPlan"], raw != .null {
@@ -110,8 +117,48 @@ public struct SystemRunRequest: Equatable, Sendable {
             runId: params["runId"]?.trimmedNonEmpty ?? newRunId(),
             approved: approved, approvalDecision: decision, askFallback: askFallback,
             plan: plan, planInvalid: planInvalid,
-            suppressNotifyOnExit: params["suppressNotifyOnExit"]?.boolValue
+            suppressNotifyOnExit: params["suppressNotifyOnExit"]?.boolValue,
+            executionContext: executionContext
         ))
+    }
+
+    /// `executionContext` (`system.run.execution-context.v1`): routing hints of the gateway's
+    /// channel (who asked, in which chat, whether a subagent runs it). A closed object with no
+    /// authority: it only sets `OPENCLAW_CHANNEL_CONTEXT` / `OPENCLAW_SUBAGENT_EXEC` for the child.
+    public struct ExecutionContext: Equatable, Sendable {
+        public static let capability = "system.run.execution-context.v1"
+        public static let invalidMessage = "executionContext invalid or unsupported"
+
+        public var senderId: String?
+        public var chatId: String?
+        public var subagent: Bool
+
+        /// upstream's schema: only `senderId`, `chatId` (non-empty strings) and `subagent: true`.
+        init?(_ value: JSONValue) {
+            guard case let .object(object) = value, Set(object.keys).isSubset(of: ["senderId", "chatId", "subagent"]) else { return nil }
+            func text(_ key: String) -> String?? {
+                guard let field = object[key] else { return .some(nil) }
+                guard let string = field.stringValue, !string.isEmpty else { return nil }
+                return .some(string)
+            }
+            guard let sender = text("senderId"), let chat = text("chatId") else { return nil }
+            if let flag = object["subagent"], flag != .bool(true) { return nil }
+            senderId = sender
+            chatId = chat
+            subagent = object["subagent"] != nil
+        }
+
+        /// What the child gets (upstream's `buildExecRoutingEnv`); inherited copies are dropped.
+        var environment: [String: String] {
+            var env: [String: String] = [:]
+            var parts: [String] = []
+            func quoted(_ text: String) -> String { (try? JSONText.encode(JSONValue.string(text))) ?? "\"\"" }
+            if let senderId { parts.append(#""sender":{"id":\#(quoted(senderId))}"#) }
+            if let chatId { parts.append(#""chat":{"id":\#(quoted(chatId))}"#) }
+            if !parts.isEmpty { env["OPENCLAW_CHANNEL_CONTEXT"] = "{" + parts.joined(separator: ",") + "}" }
+            if subagent { env["OPENCLAW_SUBAGENT_EXEC"] = "1" }
+            return env
+        }
     }
 
     /// An explicit approval must carry the plan it approved, and the request must be that plan
