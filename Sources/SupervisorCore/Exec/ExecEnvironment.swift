@@ -8,7 +8,7 @@ import Glibc
 /// rejected as a whole request, never silently dropped.
 public struct ExecEnvironment: Sendable {
     /// Variables taken from the node's environment (plus every `LC_*`).
-    static let inheritedKeys: Set<String> = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TERM", "TZ", "TMPDIR"]
+    static let inheritedKeys: Set<String> = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "TERM", "TZ", "TMPDIR"]
     /// What a shell-wrapper run (`sh -lc …`) may override: terminal and locale only.
     static let shellWrapperOverrideKeys: Set<String> = [
         "TERM", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "COLORTERM", "NO_COLOR", "FORCE_COLOR",
@@ -21,7 +21,9 @@ public struct ExecEnvironment: Sendable {
     /// name replace the node's (`HOME=/root` is no place for a command running as `openclaw`).
     public init(nodeEnvironment: [String: String], pathEnv: String, user: UserIdentity? = nil) {
         var base: [String: String] = [:]
-        for (key, value) in nodeEnvironment where Self.inheritedKeys.contains(key) || key.hasPrefix("LC_") {
+        // Our allow list, then upstream's inherited strip (which removes `SHELL`, for one).
+        for (key, value) in nodeEnvironment where (Self.inheritedKeys.contains(key) || key.hasPrefix("LC_"))
+            && !HostEnvPolicy.upstream.stripsInherited(key.uppercased()) {
             base[key] = value
         }
         base["PATH"] = pathEnv
@@ -103,50 +105,14 @@ public struct ExecEnvironment: Sendable {
         (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
     }
 
+    /// upstream's override rules (`HostEnvPolicy`), `PATH`, and our additions.
     static func isBlockedOverride(_ upper: String) -> Bool {
-        upper == "PATH"
-            || blockedKeys.contains(upper) || blockedOverrideKeys.contains(upper) || beyondUpstream.contains(upper)
-            || blockedPrefixes.contains { upper.hasPrefix($0) }
-            || blockedOverridePrefixes.contains { upper.hasPrefix($0) }
+        upper == "PATH" || HostEnvPolicy.upstream.refusesOverride(upper) || beyondUpstream.contains(upper) || upper.hasPrefix("LUA_")
     }
-
-    // Policy lists of upstream `host-env-security-policy.json` (@04aade7) plus later additions
-    // (BASHOPTS, FPATH, KSH_ENV, TCLLIBPATH, NODE_REPL_EXTERNAL_MODULE), plus `beyondUpstream`.
-    static let blockedPrefixes = ["DYLD_", "LD_", "BASH_FUNC_", "LUA_"]
-    static let blockedOverridePrefixes = ["GIT_CONFIG_", "NPM_CONFIG_", "CARGO_REGISTRIES_"]
-    static let blockedKeys: Set<String> = [
-        "NODE_OPTIONS", "NODE_PATH", "PYTHONHOME", "PYTHONPATH", "PERL5LIB", "PERL5OPT", "RUBYLIB", "RUBYOPT",
-        "BASH_ENV", "ENV", "SHELL", "SHELLOPTS", "PS4", "IFS", "BASHOPTS", "FPATH", "KSH_ENV", "TCLLIBPATH",
-        "NODE_REPL_EXTERNAL_MODULE", "BROWSER",
-        "GIT_EDITOR", "GIT_EXTERNAL_DIFF", "GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_EXEC_PATH",
-        "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE",
-        "GIT_SEQUENCE_EDITOR", "GIT_TEMPLATE_DIR", "GIT_SSL_NO_VERIFY", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
-        "KUBECONFIG", "GOOGLE_APPLICATION_CREDENTIALS", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AZURE_AUTH_LOCATION", "CC", "CXX", "CARGO_BUILD_RUSTC", "CARGO_BUILD_RUSTC_WRAPPER", "RUSTC_WRAPPER",
-        "CARGO_HOME", "CMAKE_C_COMPILER", "CMAKE_CXX_COMPILER", "HELM_HOME", "DOCKER_HOST", "GCONV_PATH",
-        "SSLKEYLOGFILE", "JAVA_OPTS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "PYTHONBREAKPOINT",
-        "DOTNET_STARTUP_HOOKS", "DOTNET_ADDITIONAL_DEPS", "GLIBC_TUNABLES", "MAVEN_OPTS", "MAKEFLAGS", "MFLAGS",
-        "SBT_OPTS", "GRADLE_OPTS", "ANT_OPTS", "HGRCPATH",
-    ]
-    static let blockedOverrideKeys: Set<String> = [
-        "HOME", "GRADLE_USER_HOME", "ZDOTDIR", "GIT_SSH_COMMAND", "GIT_SSH", "GIT_PROXY_COMMAND", "GIT_ASKPASS",
-        "SSH_ASKPASS", "LESSOPEN", "LESSCLOSE", "PAGER", "MANPAGER", "GIT_PAGER", "EDITOR", "VISUAL", "FCEDIT",
-        "SUDO_EDITOR", "PROMPT_COMMAND", "HISTFILE", "PERL5DB", "PERL5DBCMD", "OPENSSL_CONF", "OPENSSL_ENGINES",
-        "PYTHONSTARTUP", "WGETRC", "CURL_HOME", "CLASSPATH", "CGO_CFLAGS", "CGO_LDFLAGS", "GOFLAGS",
-        "CORECLR_PROFILER_PATH", "PHPRC", "PHP_INI_SCAN_DIR", "DENO_DIR", "BUN_CONFIG_REGISTRY", "YARN_RC_FILENAME",
-        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "NODE_TLS_REJECT_UNAUTHORIZED", "NODE_EXTRA_CA_CERTS",
-        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "DOCKER_TLS_VERIFY",
-        "DOCKER_CERT_PATH", "DOCKER_CONTEXT", "PIP_INDEX_URL", "PIP_PYPI_URL", "PIP_EXTRA_INDEX_URL",
-        "PIP_CONFIG_FILE", "PIP_FIND_LINKS", "PIP_TRUSTED_HOST", "UV_INDEX", "UV_INDEX_URL", "UV_PYTHON",
-        "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "LIBRARY_PATH", "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH",
-        "OBJC_INCLUDE_PATH", "GOPROXY", "GONOSUMCHECK", "GONOSUMDB", "GONOPROXY", "GOPRIVATE", "GOENV", "GOPATH",
-        "PYTHONUSERBASE", "RUSTFLAGS", "VIRTUAL_ENV", "LUA_PATH", "LUA_CPATH", "GEM_HOME", "GEM_PATH",
-        "BUNDLE_GEMFILE", "COMPOSER_HOME", "XDG_CONFIG_HOME", "AWS_CONFIG_FILE",
-    ]
 
     /// Variables upstream's lists lack that make a program load code, options or a file named
     /// by the caller (issue 14 finding 10; docs/security.md): module and library search paths
-    /// (`PERLLIB`, `PYTHONPLATLIBDIR`, `AWKPATH`, Lua's `LUA_*` via the prefix above, R, Julia,
+    /// (`PERLLIB`, `PYTHONPLATLIBDIR`, `AWKPATH`, Lua's `LUA_*` by prefix, R, Julia,
     /// Guile, Erlang, Emacs), startup files (`VIMINIT`, `EXINIT`, `INPUTRC`, `PSQLRC`, R's
     /// profiles), option variables a tool reads as command-line flags (`TAR_OPTIONS`,
     /// `GZIP`, `XZ_OPT`, `ZIPOPT`, `LESS`, `MANOPT`, `GREP_OPTIONS`, `PERL_MM_OPT`), remote-shell
