@@ -344,9 +344,11 @@ def test_allowlist_use_is_recorded(linked, state_dir):
 
 def test_attack_safe_bin_globs_and_vars_are_not_expanded(linked):
     gw, _ = linked(approvals_file("allowlist", "off", ["/usr/bin/printf"]))
-    result, payload = run(gw, {"command": ["/bin/sh", "-lc", "printf abc | tr abc $HOME"]})
-    assert result["ok"] is True
-    assert payload["stdout"] == "$HO"
+    result, payload = run(gw, {"command": ["/bin/sh", "-lc", "printf abc | tr abc xyz"]})
+    assert result["ok"] is True and payload["stdout"] == "xyz"
+    # A word the shell would expand is no safe-bin usage (upstream's safe-bins table: `tr ${IFS} _`).
+    assert error_of(gw.invoke("system.run", {"command": ["/bin/sh", "-lc", "printf abc | tr abc $HOME"]})) == (
+        "UNAVAILABLE", SHELL_WRAPPER_MISS)
     for payload_text in ("head -n 1 *", "tail -n 1 $HOME/.profile", "head -n 1 /etc/passwd", "wc --files0-from=/etc/passwd"):
         assert error_of(gw.invoke("system.run", {"command": ["/bin/sh", "-lc", payload_text]})) == (
             "UNAVAILABLE", SHELL_WRAPPER_MISS), payload_text

@@ -4,6 +4,7 @@
 /// options also as an unambiguous GNU-style prefix of a listed name), no refused option occurs,
 /// every value-taking option has its value, and the operands fit `operands` (none for a
 /// stdin-only filter). `--` turns everything after it into operands, which are checked too.
+/// No word may contain `$` or a backtick.
 public struct SafeBinProfile: Sendable {
     /// How an option is treated; anything absent from a profile is refused.
     public enum Option: Sendable, Equatable {
@@ -34,6 +35,9 @@ public struct SafeBinProfile: Sendable {
     }
 
     public func validate(_ args: [String]) -> Bool {
+        // A word a shell would still expand (`-c${IFS}16`, `$HOME`, a backtick) is not what
+        // the bin will see: upstream refuses such safe-bin usage outright.
+        guard !args.contains(where: { $0.contains("$") || $0.contains("`") }) else { return false }
         var operandList: [String] = []
         var index = 0
         while index < args.count {

@@ -1,0 +1,133 @@
+import XCTest
+@testable import SupervisorCore
+
+/// upstream's table-driven tests, replayed as data through our decision code (issue 19;
+/// upstream-2026 §5). Each row names its source; a row count is in each test's name, and a
+/// failing row names itself.
+final class UpstreamTablesTests: XCTestCase {
+    // MARK: src/node-host/exec-policy.test.ts (@4e64cf5 rows 1–10; D1–D4 derived from its code)
+
+    struct PolicyRow {
+        var name: String
+        var input: ExecPolicy.Input
+        /// nil: allowed.
+        var expected: (reason: String, message: String)?
+    }
+
+    /// upstream's `buildPolicyParams` base: allowlist, ask off, analysis ok, satisfied.
+    static func policy(security: ExecSecurity = .allowlist, ask: ExecAsk = .off, analysisOk: Bool = true,
+                       allowlistSatisfied: Bool = true, approved: Bool = false, durable: Bool = false,
+                       shellWrapper: Bool = false) -> ExecPolicy.Input {
+        ExecPolicy.Input(security: security, ask: ask, approvedByAsk: approved, analysisOk: analysisOk,
+                         allowlistSatisfied: allowlistSatisfied, durableApprovalSatisfied: durable, shellWrapper: shellWrapper)
+    }
+
+    static let approvalRequired = ("approval-required", "SYSTEM_RUN_DENIED: approval required")
+
+    static let policyRows: [PolicyRow] = [
+        PolicyRow(name: "1 security deny", input: policy(security: .deny), expected: ("security=deny", "SYSTEM_RUN_DISABLED: security=deny")),
+        PolicyRow(name: "2 ask always", input: policy(ask: .always), expected: approvalRequired),
+        PolicyRow(name: "3 ask always beats a durable grant", input: policy(security: .full, ask: .always, durable: true), expected: approvalRequired),
+        PolicyRow(name: "4 allow-once satisfies on-miss", input: policy(ask: .onMiss, analysisOk: false, allowlistSatisfied: false, approved: true),
+                  expected: nil),
+        PolicyRow(name: "5 allowlist miss", input: policy(allowlistSatisfied: false), expected: ("allowlist-miss", "SYSTEM_RUN_DENIED: allowlist miss")),
+        PolicyRow(name: "6 analysis failed", input: policy(analysisOk: false, allowlistSatisfied: false),
+                  expected: ("unsupported-shell-syntax", "SYSTEM_RUN_DENIED: unsupported shell syntax")),
+        PolicyRow(name: "7 a satisfied shell wrapper runs", input: policy(shellWrapper: true), expected: nil),
+        PolicyRow(name: "8 a shell wrapper miss carries the hint", input: policy(allowlistSatisfied: false, shellWrapper: true),
+                  expected: ("allowlist-miss", ExecPolicy.shellWrapperMissMessage)),
+        PolicyRow(name: "9 full runs", input: policy(security: .full, allowlistSatisfied: false), expected: nil),
+        PolicyRow(name: "10 on-miss with a match runs", input: policy(ask: .onMiss), expected: nil),
+        PolicyRow(name: "D1 on-miss miss asks", input: policy(ask: .onMiss, allowlistSatisfied: false), expected: approvalRequired),
+        PolicyRow(name: "D2 a durable grant satisfies a miss", input: policy(allowlistSatisfied: false, durable: true), expected: nil),
+        PolicyRow(name: "D3 a durable grant satisfies on-miss and a failed analysis",
+                  input: policy(ask: .onMiss, analysisOk: false, allowlistSatisfied: false, durable: true), expected: nil),
+        PolicyRow(name: "D4 full on-miss never asks", input: policy(security: .full, ask: .onMiss, allowlistSatisfied: false), expected: nil),
+    ]
+
+    func testExecPolicyTable14Rows() {
+        XCTAssertEqual(Self.policyRows.count, 14)
+        for row in Self.policyRows {
+            let decision = ExecPolicy.decide(row.input)
+            switch (decision, row.expected) {
+            case (.allow, nil): break
+            case let (.deny(reason, message), expected?):
+                XCTAssertEqual([reason, message], [expected.reason, expected.message], row.name)
+            default:
+                XCTFail("\(row.name): \(decision)")
+            }
+        }
+    }
+
+    // MARK: src/infra/exec-approvals-safe-bins.test.ts (@20752b0)
+
+    struct SafeBinRow {
+        var argv: [String]
+        var resolvedPath: String
+        var expected: Bool
+    }
+
+    /// The hand-written rows, verbatim (safeBins is the row's executable; trusted /bin, /usr/bin).
+    static let safeBinRows: [SafeBinRow] = [
+        SafeBinRow(argv: ["jq", ".foo"], resolvedPath: "/usr/bin/jq", expected: false),
+        SafeBinRow(argv: ["jq", "env"], resolvedPath: "/usr/bin/jq", expected: false),
+        SafeBinRow(argv: ["jq", "($ENV).OPENAI_API_KEY"], resolvedPath: "/usr/bin/jq", expected: false),
+        SafeBinRow(argv: ["awk", #"BEGIN { system("id") }"#], resolvedPath: "/usr/bin/awk", expected: false),
+        SafeBinRow(argv: ["sed", "e"], resolvedPath: "/usr/bin/sed", expected: false),
+        SafeBinRow(argv: ["jq", ".foo", "secret.json"], resolvedPath: "/usr/bin/jq", expected: false),
+        SafeBinRow(argv: ["head", "-c${IFS}16${IFS}${OPENCLAW_CONFIG_PATH}"], resolvedPath: "/usr/bin/head", expected: false),
+        SafeBinRow(argv: ["head", "--bytes=${IFS}16"], resolvedPath: "/usr/bin/head", expected: false),
+        SafeBinRow(argv: ["tr", "${IFS}", "_"], resolvedPath: "/usr/bin/tr", expected: false),
+        SafeBinRow(argv: ["jq", ".foo"], resolvedPath: "/tmp/evil-bin/jq", expected: false),
+        SafeBinRow(argv: ["grep", "-e", "needle", ".env"], resolvedPath: "/usr/bin/grep", expected: false),
+        SafeBinRow(argv: ["grep", "-e", "needle", "--", ".env"], resolvedPath: "/usr/bin/grep", expected: false),
+        SafeBinRow(argv: ["sort", "--totally-unknown=1"], resolvedPath: "/usr/bin/sort", expected: false),
+        SafeBinRow(argv: ["sort", "--f=1"], resolvedPath: "/usr/bin/sort", expected: false),
+        SafeBinRow(argv: ["tr", "-S", "a", "b"], resolvedPath: "/usr/bin/tr", expected: false),
+        SafeBinRow(argv: ["tail", "-fn", "1"], resolvedPath: "/usr/bin/tail", expected: false),
+        SafeBinRow(argv: ["cut", "-s", "-f", "1"], resolvedPath: "/usr/bin/cut", expected: true),
+        SafeBinRow(argv: ["head", "-q"], resolvedPath: "/usr/bin/head", expected: true),
+        SafeBinRow(argv: ["wc", "-l"], resolvedPath: "/usr/bin/wc", expected: true),
+        SafeBinRow(argv: ["wc", "--words"], resolvedPath: "/usr/bin/wc", expected: true),
+        SafeBinRow(argv: ["uniq", "-c"], resolvedPath: "/usr/bin/uniq", expected: true),
+        SafeBinRow(argv: ["tr", "-d", "abc"], resolvedPath: "/usr/bin/tr", expected: true),
+    ]
+
+    /// upstream's `buildDeniedFlagVariantCases`: every form of each denied flag is refused.
+    static var deniedFlagRows: [SafeBinRow] {
+        let valued: [(String, [String])] = [
+            ("sort", ["-o", "--output", "--compress-program", "--compress-prog", "--files0-fro", "--random-source",
+                      "--temporary-directory", "-T"]),
+            ("grep", ["--file"]), ("jq", ["-f", "--from-file"]), ("wc", ["--files0-from", "--files0-fro"]),
+        ]
+        var rows: [SafeBinRow] = []
+        for (exe, flags) in valued {
+            for flag in flags {
+                let forms = flag.hasPrefix("--") ? [[exe, "\(flag)=blocked"], [exe, flag, "blocked"]]
+                    : [[exe, "\(flag)blocked"], [exe, flag, "blocked"]]
+                rows += forms.map { SafeBinRow(argv: $0, resolvedPath: "/usr/bin/\(exe)", expected: false) }
+            }
+        }
+        rows += [["grep", "-R"], ["grep", "--recursive"]].map { SafeBinRow(argv: $0, resolvedPath: "/usr/bin/grep", expected: false) }
+        return rows
+    }
+
+    func testSafeBinsTable22HandWrittenAnd28GeneratedRows() {
+        XCTAssertEqual(Self.safeBinRows.count, 22)
+        XCTAssertEqual(Self.deniedFlagRows.count, 28)
+        for row in Self.safeBinRows + Self.deniedFlagRows {
+            // upstream's fixture opts the row's executable in; awk, sed and jq stay refused anyway.
+            var policy = SafeBinPolicy.default
+            policy.bins = [row.argv[0]]
+            XCTAssertEqual(policy.permits(argv: row.argv, resolvedPath: row.resolvedPath), row.expected, "\(row.argv) at \(row.resolvedPath)")
+        }
+    }
+
+    func testAwkSedAndJqAreNeverSafeBinsEvenWhenConfigured() {
+        for name in ["awk", "sed", "jq", "gawk", "mawk"] {
+            var policy = SafeBinPolicy.default
+            policy.bins.insert(name)
+            XCTAssertFalse(policy.permits(argv: [name], resolvedPath: "/usr/bin/\(name)"), name)
+        }
+    }
+}
