@@ -229,9 +229,9 @@ struct Doctor: ParsableCommand {
         } else if info.st_uid != geteuid() {
             checks.append(DoctorCheck(name: "state-dir", status: .fail, detail: "\(paths.stateDir) belongs to uid \(info.st_uid)",
                                       fix: "chown -R \(geteuid()) \(paths.stateDir)"))
-        } else if info.st_mode & 0o777 == 0o711, (try? OpenClawConfig.load(paths.configPath)).map(BrowserProxySettings.from)?.advertised ?? true {
+        } else if info.st_mode & 0o777 == 0o711 {
             checks.append(DoctorCheck(name: "state-dir", status: .ok,
-                                      detail: "\(paths.stateDir) (0711: searchable, not readable, for the browser worker's user)"))
+                                      detail: "\(paths.stateDir) (0711: searchable, not readable, for the exec and browser workers' users)"))
         } else if info.st_mode & 0o077 != 0 {
             checks.append(DoctorCheck(name: "state-dir", status: .warn,
                                       detail: "\(paths.stateDir) is mode \(String(info.st_mode & 0o777, radix: 8))",

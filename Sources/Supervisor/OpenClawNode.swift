@@ -388,7 +388,9 @@ struct Run: ParsableCommand {
             pathEnv: setup.link.pathEnv, home: nodeEnvironment["HOME"], defaultCwd: commandUser.map(Self.commandDirectory),
             commandUser: commandUser.map { ($0.uid, $0.gid) },
             approvals: approvals, config: setup.config, runner: supervisor.exec, metrics: supervisor.metrics,
-            denials: supervisor.denials, nodeName: setup.link.displayName, logger: logger
+            denials: supervisor.denials, nodeName: setup.link.displayName,
+            inlineEvalDirectory: InlineEvalScript.prepareDirectory(stateDir: setup.paths.stateDir, owner: commandUser.map { ($0.uid, $0.gid) }),
+            logger: logger
         )
         router.register(WhichHandler(pathEnv: setup.link.pathEnv))
         router.register(systemRun)

@@ -107,9 +107,11 @@ final class AllowlistEvaluationTests: ScratchTestCase {
     }
 
     func testSafeBinPayloadIsRebuiltSingleQuoted() {
-        let result = evaluate(["/bin/sh", "-lc", "echo x | head -n $N"], allowlist: ["/usr/bin/echo"])
+        let result = evaluate(["/bin/sh", "-lc", "echo x | head -n 1"], allowlist: ["/usr/bin/echo"])
         XCTAssertTrue(result.allowlistSatisfied)
-        XCTAssertEqual(result.executionArgv, ["/bin/sh", "-lc", "echo x | '/usr/bin/head' '-n' '$N'"])
+        XCTAssertEqual(result.executionArgv, ["/bin/sh", "-lc", "echo x | '/usr/bin/head' '-n' '1'"])
+        // A word the shell would expand is no safe-bin usage at all (upstream's safe-bins table).
+        XCTAssertFalse(evaluate(["/bin/sh", "-lc", "echo x | head -n $N"], allowlist: ["/usr/bin/echo"]).allowlistSatisfied)
     }
 
     func testAllowlistedSafeBinIsNotRequoted() {

@@ -5,6 +5,7 @@ allowlist cannot analyse satisfies its next run."""
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 
 from conftest import binary
@@ -119,3 +120,40 @@ def test_execution_context_is_a_closed_routing_hint_for_the_child(linked):
             "INVALID_REQUEST", "executionContext invalid or unsupported"), context
         assert error_of(gw.invoke("system.run.prepare", {"command": ["/bin/true"], "executionContext": context})) == (
             "INVALID_REQUEST", "Error: executionContext invalid or unsupported"), context
+
+
+def test_an_approved_python_one_liner_runs_exactly_the_approved_code(linked, state_dir):
+    """upstream-2026 §1.5: `python3 -c CODE` is materialised at prepare to a 0600 script under
+    <state>/tmp/inline-eval/<sha256>.py, bound by hash; the approved run executes that code, and
+    a script changed after the approval is refused."""
+    gw, _ = linked(approvals_file("allowlist", "on-miss"))
+    code = "import sys; print(6 * 7, sys.argv[0])"
+    command = ["python3", "-c", code]
+    assert error_of(gw.invoke("system.run", {"command": command})) == (
+        "UNAVAILABLE", "SYSTEM_RUN_DENIED: approval required (python3 -c requires explicit approval in strictInlineEval mode)")
+    _, prepared = run(gw, {"command": command}, command="system.run.prepare")
+    plan = prepared["plan"]
+    python = os.path.realpath(shutil.which("python3"))
+    found = shutil.which("python3")
+    digest = hashlib.sha256(json.dumps(
+        {"version": 1, "interpreter": "python3", "flag": "-c", "extension": ".py", "code": code,
+         "interpreterSnapshot": {"resolvedPath": found, "resolvedRealPath": python}, "runtimeWrapper": "cwd-eval-v1"},
+        separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+    script = state_dir / "tmp" / "inline-eval" / f"{digest}.py"
+    assert plan["argv"] == [python, str(script)]
+    assert plan["commandPreview"] == f'python3 -c "{code}"'
+    assert plan["mutableFileOperand"] == {"argvIndex": 1, "path": str(script),
+                                          "sha256": hashlib.sha256(script.read_bytes()).hexdigest()}
+    assert oct(script.stat().st_mode & 0o777) == "0o600" and oct(script.parent.stat().st_mode & 0o777) == "0o700"
+    result, payload = run(gw, {"command": plan["argv"], "approved": True, "systemRunPlan": plan})
+    assert result["ok"] is True and payload["stdout"] == "42 -c\n", payload
+    # Edited after the approval: refused, and the edit never runs.
+    script.write_text('print("edited")\n')
+    script.chmod(0o600)
+    refused = gw.invoke("system.run", {"command": plan["argv"], "approved": True, "systemRunPlan": plan})
+    assert refused["ok"] is False and "edited" not in json.dumps(refused)
+    assert refused["error"]["message"].startswith("SYSTEM_RUN_DENIED"), refused
+    # Forms upstream does not materialise still fail closed.
+    for other in (["python3", "-B", "-c", "print(1)"], ["python3", "-c", "print(1)", "arg"]):
+        assert error_of(gw.invoke("system.run.prepare", {"command": other})) == (
+            "INVALID_REQUEST", "SYSTEM_RUN_DENIED: approval cannot safely bind this interpreter/runtime command"), other

@@ -48,16 +48,19 @@ public final class SystemRunHandler: CommandHandler {
     let denials: DenialLog?
     /// This node's name on the gateway (for the remedy of a denial).
     let nodeName: String
+    /// Where `system.run.prepare` materialises inline eval (nil: it refuses it).
+    let inlineEvalDirectory: String?
 
     public init(environment: ExecEnvironment, pathEnv: String, home: String?, defaultCwd: String? = nil,
                 commandUser: (uid: uid_t, gid: gid_t)? = nil,
                 approvals: ExecApprovalsStore, config: OpenClawConfig, runner: ExecRunner, metrics: NodeMetrics? = nil,
-                denials: DenialLog? = nil, nodeName: String = "<node>", logger: Logger,
+                denials: DenialLog? = nil, nodeName: String = "<node>", inlineEvalDirectory: String? = nil, logger: Logger,
                 clock: @escaping () -> Int64 = currentTimeMillis, newId: @escaping () -> String = { RandomID.uuid() }) {
         self.runner = runner
         self.metrics = metrics
         self.denials = denials
         self.nodeName = nodeName
+        self.inlineEvalDirectory = inlineEvalDirectory
         self.defaultCwd = defaultCwd ?? ExecutableResolver.currentDirectory() ?? "/"
         self.commandUser = commandUser
         self.environment = environment
@@ -82,9 +85,10 @@ public final class SystemRunHandler: CommandHandler {
             }
             return fail(error)
         }
-        let (pathEnv, defaultCwd) = (self.pathEnv, self.defaultCwd)
+        let (pathEnv, defaultCwd, inlineEvalDirectory) = (self.pathEnv, self.defaultCwd, self.inlineEvalDirectory)
         if invoke.command == "system.run.prepare" {
-            FileChecks.run(as: commandUser, { SystemRunPlan.prepare(request, pathEnv: pathEnv, defaultCwd: defaultCwd) }, timedOut: { .failure(Self.fileChecksTimedOut) }) { prepared in
+            FileChecks.run(as: commandUser, { SystemRunPlan.prepare(request, pathEnv: pathEnv, defaultCwd: defaultCwd,
+                                                                    inlineEvalDirectory: inlineEvalDirectory) }, timedOut: { .failure(Self.fileChecksTimedOut) }) { prepared in
                 switch prepared {
                 case let .success(prepared):
                     let payload = (try? JSONText.encode(JSONValue.object(["plan": prepared.plan.json]))) ?? "{}"
