@@ -7,7 +7,7 @@ final class AllowlistEvaluationTests: ScratchTestCase {
         safeBins: SafeBinPolicy = .default, skillBins: [(name: String, resolvedPath: String)] = []
     ) -> AllowlistEvaluation {
         AllowlistEvaluation.evaluate(
-            argv: argv, cwd: cwd, pathEnv: pathEnv, home: "/home/u", allowlist: allowlist,
+            argv: argv, cwd: cwd, pathEnv: pathEnv, home: "/home/u", allowlist: allowlist.map(AllowlistRule.init(stringLiteral:)),
             safeBins: safeBins, skillBins: skillBins)
     }
 

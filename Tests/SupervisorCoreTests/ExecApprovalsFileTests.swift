@@ -75,7 +75,8 @@ final class ExecApprovalsFileTests: XCTestCase {
         }
     }
 
-    func testEntryFieldsKeptAndArgPatternCommandTextStripped() throws {
+    /// Today's upstream keeps `argPattern` (regex or argv-bound hash); `commandText` is dropped.
+    func testEntryFieldsAndArgPatternKeptCommandTextStripped() throws {
         let file = try normalize(#"""
         {"version":1,"agents":{"main":{"allowlist":[{"id":"x","pattern":"/usr/bin/jq","lastUsedAt":1737150000000,
           "lastUsedCommand":"jq .","lastResolvedPath":"/usr/bin/jq","source":"allow-always",
@@ -83,9 +84,9 @@ final class ExecApprovalsFileTests: XCTestCase {
         """#)
         let entry = try XCTUnwrap(file.agents?["main"]?.allowlist?.first)
         XCTAssertEqual(entry, AllowlistEntry(id: "x", pattern: "/usr/bin/jq", lastUsedAt: 1_737_150_000_000, lastUsedCommand: "jq .",
-                                             lastResolvedPath: "/usr/bin/jq", source: "allow-always"))
+                                             lastResolvedPath: "/usr/bin/jq", source: "allow-always", argPattern: "-n"))
         XCTAssertEqual(entry.jsonValue.objectValue?.keys.sorted(),
-                       ["id", "lastResolvedPath", "lastUsedAt", "lastUsedCommand", "pattern", "source"])
+                       ["argPattern", "id", "lastResolvedPath", "lastUsedAt", "lastUsedCommand", "pattern", "source"])
     }
 
     func testLegacyDefaultAgentIsMergedIntoMain() throws {

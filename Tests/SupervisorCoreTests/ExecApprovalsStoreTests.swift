@@ -101,7 +101,7 @@ final class ExecApprovalsStoreTests: TempDirTestCase {
         try writeRaw(sample)
         let store = makeStore()
         let stale = try store.getPayload()
-        try store.addAllowAlways(agentId: "main", patterns: ["/usr/bin/make"], now: 5)
+        try store.addAllowAlways(agentId: "main", grants: ["/usr/bin/make"], now: 5)
         let current = try readRaw()
         var file = try XCTUnwrap(stale["file"]?.objectValue)
         file["agents"] = .object([:])
@@ -183,7 +183,7 @@ final class ExecApprovalsStoreTests: TempDirTestCase {
         let message = "Refusing to use exec approvals via symlink: \(filePath)"
         XCTAssertThrowsApprovalsError(try store.ensure(), message)
         XCTAssertThrowsApprovalsError(try store.getPayload(), message)
-        XCTAssertThrowsApprovalsError(try store.addAllowAlways(agentId: nil, patterns: ["/bin/x"], now: 1), message)
+        XCTAssertThrowsApprovalsError(try store.addAllowAlways(agentId: nil, grants: ["/bin/x"], now: 1), message)
         XCTAssertEqual(try readRaw(root + "/elsewhere.json"), sample)
         var info = stat()
         XCTAssertEqual(lstat(filePath, &info), 0)
@@ -221,7 +221,7 @@ final class ExecApprovalsStoreTests: TempDirTestCase {
         XCTAssertThrowsApprovalsError(try store.ensure(), message)
         XCTAssertThrowsApprovalsError(try store.getPayload(), message)
         XCTAssertThrowsApprovalsError(try store.set(params: .object(["file": .object([:]), "baseHash": .string(FileDigest.sha256Hex(bytes: Array(garbage.utf8)))])), message)
-        XCTAssertThrowsApprovalsError(try store.addAllowAlways(agentId: nil, patterns: ["/bin/x"], now: 1), message)
+        XCTAssertThrowsApprovalsError(try store.addAllowAlways(agentId: nil, grants: ["/bin/x"], now: 1), message)
         XCTAssertEqual(try readRaw(), garbage)
         let resolved = store.resolve(agentId: "ops")
         XCTAssertEqual(resolved, ResolvedExecApprovals(agentKey: "ops", security: .deny, ask: .always, askFallback: .deny,
@@ -302,7 +302,7 @@ final class ExecApprovalsStoreTests: TempDirTestCase {
     func testAddAllowAlwaysAppendsPersistsAndDedupes() throws {
         try writeRaw(sample)
         let store = makeStore()
-        try store.addAllowAlways(agentId: nil, patterns: ["/usr/bin/rg", " /usr/bin/make ", "/usr/bin/make", "", "/opt/bin/tool"], now: 42)
+        try store.addAllowAlways(agentId: nil, grants: ["/usr/bin/rg", " /usr/bin/make ", "/usr/bin/make", "", "/opt/bin/tool"], now: 42)
         let main = try store.readSnapshot().file.agents?["main"]?.allowlist
         XCTAssertEqual(main, [
             AllowlistEntry(id: "e1", pattern: "/usr/bin/rg"),
@@ -311,13 +311,13 @@ final class ExecApprovalsStoreTests: TempDirTestCase {
             AllowlistEntry(id: "id-2", pattern: "/opt/bin/tool", lastUsedAt: 42, source: "allow-always"),
         ])
         let written = try readRaw()
-        try store.addAllowAlways(agentId: "main", patterns: ["/usr/bin/make", "/opt/bin/tool"], now: 43)
+        try store.addAllowAlways(agentId: "main", grants: ["/usr/bin/make", "/opt/bin/tool"], now: 43)
         XCTAssertEqual(try readRaw(), written, "nothing new, nothing written")
     }
 
     func testAddAllowAlwaysCreatesTheFileAndAgent() throws {
         let store = makeStore()
-        try store.addAllowAlways(agentId: "ops", patterns: ["/usr/bin/jq"], now: 7)
+        try store.addAllowAlways(agentId: "ops", grants: ["/usr/bin/jq"], now: 7)
         XCTAssertEqual(mode(filePath), 0o600)
         XCTAssertEqual(mode(stateDir), 0o700)
         XCTAssertEqual(try onDisk()["agents"], try json(#"{"ops":{"allowlist":[{"id":"id-1","lastUsedAt":7,"pattern":"/usr/bin/jq","source":"allow-always"}]}}"#))

@@ -79,7 +79,9 @@ final class ExecDecisionTests: TempDirTestCase {
                                               autoAllowSkills: false, allowlist: entries)
         let evaluation = AllowlistEvaluation.evaluate(
             argv: request.command, cwd: request.cwd ?? defaultCwd, pathEnv: pathEnv, home: "/home/node",
-            allowlist: allowlist + grants, safeBins: settings.safeBinPolicy, skillBins: [], probe: probe)
+            allowlist: allowlist.map(AllowlistRule.init(stringLiteral:))
+                + grants.map { AllowlistRule(pattern: $0, generated: !$0.hasPrefix("/")) },
+            safeBins: settings.safeBinPolicy, skillBins: [], probe: probe)
         return ExecDecision.decide(ExecDecision.Input(
             request: request, approved: approved, settings: settings, approvals: approvals, evaluation: evaluation,
             defaultCwd: defaultCwd, environment: environment, now: now, newId: "n-1", nodeName: "nas"))
@@ -175,7 +177,8 @@ final class ExecDecisionTests: TempDirTestCase {
         guard case let .success(.run(_, effects)) = decide(sent, approved: approved, allowlist: ["/opt/bin/deploy"]) else {
             return XCTFail("approved")
         }
-        XCTAssertEqual(effects, [.allowAlways(agentId: "main", patterns: [ExecDecision.exactCommandPattern(sent.commandText)], now: now)])
+        XCTAssertEqual(effects, [.allowAlways(agentId: "main", grants: [AllowlistRule(pattern: ExecDecision.exactCommandPattern(sent.commandText),
+                                                                                      generated: true)], now: now)])
     }
 
     // MARK: Validation, before any policy
@@ -231,7 +234,10 @@ final class ExecDecisionTests: TempDirTestCase {
     func testAllowAlwaysIsAnEffectWrittenOnlyWhenApplied() throws {
         let approved = try request(["/opt/tools/deploy"], approval(["/opt/tools/deploy"], decision: "allow-always"))
         let verdict = decide(approved, approved: ApprovedRun(cwd: nil, cwdIdentity: nil, operand: nil), ask: .onMiss)
-        let effect = ApprovalsEffect.allowAlways(agentId: "main", patterns: ["/opt/tools/deploy"], now: now)
+        // Bound to the exact arguments it was approved with (upstream-2026 §1.5).
+        let effect = ApprovalsEffect.allowAlways(agentId: "main", grants: [AllowlistRule(pattern: "/opt/tools/deploy",
+                                                                                           argPattern: ArgPattern.argvHash(["/opt/tools/deploy"]),
+                                                                                           generated: true)], now: now)
         XCTAssertEqual(verdict, .success(.run(order(["/opt/tools/deploy"]), effects: [effect])))
 
         let store = makeStore()

@@ -157,3 +157,34 @@ def test_an_approved_python_one_liner_runs_exactly_the_approved_code(linked, sta
     for other in (["python3", "-B", "-c", "print(1)"], ["python3", "-c", "print(1)", "arg"]):
         assert error_of(gw.invoke("system.run.prepare", {"command": other})) == (
             "INVALID_REQUEST", "SYSTEM_RUN_DENIED: approval cannot safely bind this interpreter/runtime command"), other
+
+
+def test_arg_pattern_entries_and_argv_bound_allow_always(linked, state_dir):
+    """upstream-2026 §1.5: an entry's `argPattern` (a regex over the arguments joined by spaces)
+    restricts it; allow-always writes the executable bound to its exact arguments
+    (`sha256:argv:…`); an old generated path-only entry no longer matches anything."""
+    approvals = approvals_file("allowlist", "on-miss")
+    approvals["agents"] = {"main": {"allowlist": [
+        {"pattern": "/usr/bin/uname", "argPattern": "^-[sr]$"},
+        {"pattern": "/usr/bin/id", "source": "allow-always"},
+        {"pattern": "/usr/bin/printf", "argPattern": "(a+)+$"},
+    ]}}
+    gw, _ = linked(approvals)
+    assert run(gw, {"command": ["/usr/bin/uname", "-s"]})[0]["ok"] is True
+    assert error_of(gw.invoke("system.run", {"command": ["/usr/bin/uname", "-a"]})) == (
+        "UNAVAILABLE", "SYSTEM_RUN_DENIED: approval required")
+    assert error_of(gw.invoke("system.run", {"command": ["/usr/bin/id"]})) == ("UNAVAILABLE", "SYSTEM_RUN_DENIED: approval required")
+    # A pattern backtracking engines explode on is refused: the entry matches nothing, at once.
+    assert error_of(gw.invoke("system.run", {"command": ["/usr/bin/printf", "a" * 5000 + "!"]}, timeout_ms=5000)) == (
+        "UNAVAILABLE", "SYSTEM_RUN_DENIED: approval required")
+    _, prepared = run(gw, {"command": ["/usr/bin/uname", "-n"]}, command="system.run.prepare")
+    plan = prepared["plan"]
+    result, _ = run(gw, {"command": plan["argv"], "approvalDecision": "allow-always", "systemRunPlan": plan})
+    assert result["ok"] is True
+    entries = json.loads((state_dir / "exec-approvals.json").read_text())["agents"]["main"]["allowlist"]
+    grant = "sha256:argv:" + hashlib.sha256(b"1\x002\x00-n\x00").hexdigest()
+    assert {"pattern": "/usr/bin/uname", "argPattern": grant, "source": "allow-always"}.items() <= entries[-1].items(), entries[-1]
+    assert entries[0]["argPattern"] == "^-[sr]$", "the operator's entry keeps its argPattern"
+    assert run(gw, {"command": ["/usr/bin/uname", "-n"]})[0]["ok"] is True, "the grant covers the same arguments"
+    assert error_of(gw.invoke("system.run", {"command": ["/usr/bin/uname", "-m"]})) == (
+        "UNAVAILABLE", "SYSTEM_RUN_DENIED: approval required"), "and no others"

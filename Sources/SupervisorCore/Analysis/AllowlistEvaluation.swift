@@ -41,6 +41,8 @@ public struct AllowlistEvaluation: Equatable, Sendable {
         public var envAssignments: [EnvAssignment]
         public var resolvedPath: String?
         public var matchedPattern: String?
+        /// The matched entry's `argPattern` (nil: a path-only entry).
+        public var matchedArgPattern: String?
         public var satisfiedBySafeBin: Bool
         public var satisfiedBySkill: Bool
         public var satisfied: Bool
@@ -57,11 +59,13 @@ public struct AllowlistEvaluation: Equatable, Sendable {
     public var blockedReason: String?
     public var executionArgv: [String]?
     public var allowAlwaysPatterns: [String]?
+    /// What allow-always writes: each segment's path bound to its exact arguments.
+    public var allowAlwaysGrants: [AllowlistRule]? = nil
 
     /// `probe` answers every file-system question the analysis asks (where a word is found,
     /// whether it may run, its realpath); by default the real file system.
     public static func evaluate(
-        argv: [String], cwd: String?, pathEnv: String, home: String?, allowlist: [String],
+        argv: [String], cwd: String?, pathEnv: String, home: String?, allowlist: [AllowlistRule],
         safeBins: SafeBinPolicy, skillBins: [(name: String, resolvedPath: String)],
         probe: any FileProbe = SystemFileProbe()
     ) -> AllowlistEvaluation {
@@ -87,7 +91,7 @@ private struct Context {
     var cwd: String?
     var pathEnv: String
     var home: String?
-    var allowlist: [String]
+    var allowlist: [AllowlistRule]
     var safeBins: SafeBinPolicy
     var skillBins: [SkillBin]
     var probe: any FileProbe
@@ -109,7 +113,8 @@ private struct Context {
         }
         return AllowlistEvaluation(
             analysisOk: true, allowlistSatisfied: segment.satisfied, segments: [segment], shell: nil,
-            blockedReason: nil, executionArgv: executionArgv, allowAlwaysPatterns: persistablePatterns([segment]))
+            blockedReason: nil, executionArgv: executionArgv, allowAlwaysPatterns: persistablePatterns([segment]),
+            allowAlwaysGrants: persistableGrants([segment]))
     }
 
     func evaluateShell(_ argv: [String], _ shell: ShellInvocation) -> AllowlistEvaluation {
@@ -162,7 +167,8 @@ private struct Context {
         }
         return AllowlistEvaluation(
             analysisOk: true, allowlistSatisfied: satisfied, segments: segments, shell: shell, blockedReason: nil,
-            executionArgv: executionArgv, allowAlwaysPatterns: persistablePatterns(segments))
+            executionArgv: executionArgv, allowAlwaysPatterns: persistablePatterns(segments),
+            allowAlwaysGrants: persistableGrants(segments))
     }
 
     /// Resolves and judges one command. `trustedExecutableText` is false when the shell could
@@ -173,41 +179,63 @@ private struct Context {
         let resolved = trustedExecutableText
             ? inner.first.flatMap { ExecutableResolver.resolve($0, cwd: cwd, pathEnv: pathEnv, probe: probe) }
             : nil
-        let pattern = matchingPattern(resolved)
+        let rule = matchingRule(resolved, argv: trustedExecutableText ? inner : nil)
+        let pattern = rule?.pattern
         let bySafeBin = safeBins.permits(argv: inner, resolvedPath: resolved)
         let bySkill = resolved.map { path in
             skillBins.contains { $0.resolvedPath == path && $0.name == ExecutableResolver.basename(path) }
         } ?? false
         return AllowlistEvaluation.Segment(
             argv: argv, effectiveArgv: inner, wrappers: wrappers, envAssignments: env, resolvedPath: resolved,
-            matchedPattern: pattern, satisfiedBySafeBin: bySafeBin, satisfiedBySkill: bySkill,
+            matchedPattern: pattern, matchedArgPattern: rule?.argPattern, satisfiedBySafeBin: bySafeBin, satisfiedBySkill: bySkill,
             satisfied: pattern != nil || bySafeBin || bySkill, inlineEval: InlineEval.detect(argv))
     }
 
-    /// The first usable pattern that matches; a bare `*` matches even an unresolved command.
-    func matchingPattern(_ resolved: String?) -> String? {
-        allowlist.first { pattern in
-            guard AllowlistGlob.isUsable(pattern) else { return false }
-            if pattern.trimmingWhitespace() == "*" { return true }
-            return resolved.map { AllowlistGlob.matches(pattern: pattern, path: $0, home: home) } ?? false
+    /// upstream's `matchAllowlist`: a bare manual `*` matches even an unresolved command; then
+    /// the first entry whose path pattern matches and whose `argPattern` admits `argv` wins over
+    /// a path-only manual entry (the fallback). Generated (allow-always) entries count only
+    /// with an argv-bound hash: old path-only grants are ignored, as upstream ignores them.
+    func matchingRule(_ resolved: String?, argv: [String]?) -> AllowlistRule? {
+        if let star = allowlist.first(where: { $0.pattern.trimmingWhitespace() == "*" && $0.argPattern == nil && !$0.generated }) {
+            return star
         }
+        guard let resolved else { return nil }
+        var pathOnly: AllowlistRule?
+        for rule in allowlist where AllowlistGlob.isUsable(rule.pattern) && rule.pattern.trimmingWhitespace() != "*" {
+            guard AllowlistGlob.matches(pattern: rule.pattern, path: resolved, home: home) else { continue }
+            guard let argPattern = rule.argPattern else {
+                if !rule.generated, pathOnly == nil { pathOnly = rule }
+                continue
+            }
+            if rule.generated, !argPattern.hasPrefix(ArgPattern.argvPrefix), !argPattern.hasPrefix(ArgPattern.cwdArgvPrefix) { continue }
+            if let argv, ArgPattern.matches(argPattern, argv: argv, cwd: cwd) { return rule }
+        }
+        return pathOnly
     }
 
     /// A binary that will execute other code for us (the shell, a wrapper inside a payload) must
     /// live in a trusted directory or be allowlisted itself.
     func isTrustedLauncher(_ path: String) -> Bool {
-        safeBins.isTrusted(path) || matchingPattern(path) != nil
+        safeBins.isTrusted(path) || matchingRule(path, argv: nil) != nil
     }
 
     func persistablePatterns(_ segments: [AllowlistEvaluation.Segment]) -> [String]? {
-        var patterns: [String] = []
+        persistableGrants(segments).map { grants in grants.reduce(into: []) { if !$0.contains($1.pattern) { $0.append($1.pattern) } } }
+    }
+
+    /// What allow-always writes for each segment: its executable's path, bound to the exact
+    /// arguments it ran with (`sha256:argv:…`, upstream-2026 §1.5). Nil for shells and
+    /// multiplexers, which no pattern can bind.
+    func persistableGrants(_ segments: [AllowlistEvaluation.Segment]) -> [AllowlistRule]? {
+        var grants: [AllowlistRule] = []
         for segment in segments {
             guard let path = segment.resolvedPath else { continue }
             let name = ExecutableResolver.basename(path)
             if ShellWrapper.shells.contains(name) || ShellWrapper.multiplexers.contains(name) { return nil }
-            if !patterns.contains(path) { patterns.append(path) }
+            let grant = AllowlistRule(pattern: path, argPattern: ArgPattern.argvHash(segment.effectiveArgv), generated: true)
+            if !grants.contains(grant) { grants.append(grant) }
         }
-        return patterns
+        return grants
     }
 }
 

@@ -67,11 +67,14 @@ public struct AllowlistEntry: Equatable, Sendable {
     public var lastResolvedPath: String?
     /// `"allow-always"` for entries persisted from an operator decision.
     public var source: String?
+    /// Restricts the entry to arguments: a regex over them, or an argv-bound hash (allow-always).
+    public var argPattern: String?
 
     public static let allowAlwaysSource = "allow-always"
 
     public init(id: String? = nil, pattern: String, lastUsedAt: Int64? = nil, lastUsedCommand: String? = nil,
-                lastResolvedPath: String? = nil, source: String? = nil) {
+                lastResolvedPath: String? = nil, source: String? = nil, argPattern: String? = nil) {
+        self.argPattern = argPattern
         self.id = id
         self.pattern = pattern
         self.lastUsedAt = lastUsedAt
@@ -96,7 +99,7 @@ public struct AllowlistEntry: Equatable, Sendable {
                       lastUsedAt: fields["lastUsedAt"]?.numberValue.flatMap { Int64(exactly: $0.rounded(.down)) },
                       lastUsedCommand: fields["lastUsedCommand"]?.stringValue,
                       lastResolvedPath: fields["lastResolvedPath"]?.stringValue,
-                      source: fields["source"]?.stringValue)
+                      source: fields["source"]?.stringValue, argPattern: fields["argPattern"]?.stringValue)
         default:
             return nil
         }
@@ -109,6 +112,7 @@ public struct AllowlistEntry: Equatable, Sendable {
         object["lastUsedCommand"] = lastUsedCommand.map(JSONValue.string)
         object["lastResolvedPath"] = lastResolvedPath.map(JSONValue.string)
         object["source"] = source.map(JSONValue.string)
+        object["argPattern"] = argPattern.map(JSONValue.string)
         return .object(object)
     }
 }

@@ -163,16 +163,19 @@ public final class ExecApprovalsStore: @unchecked Sendable {
     /// `allow-always`: append `{id, pattern, source: "allow-always", lastUsedAt: now}` to
     /// `agents.<agentId or main>.allowlist` for each trimmed, non-empty pattern not already in
     /// that list (exact match). An existing entry is left as it is. Writes only if something was added.
-    public func addAllowAlways(agentId: String?, patterns: [String], now: Int64) throws(ApprovalsError) {
+    public func addAllowAlways(agentId: String?, grants: [AllowlistRule], now: Int64) throws(ApprovalsError) {
         let key = ResolvedExecApprovals.agentKey(for: agentId)
         try locked { () throws(ApprovalsError) in
             var file = ExecApprovalsFile.empty
             if case let .present(_, loaded) = try load() { file = loaded }
             var agent = file.agents?[key] ?? AgentApprovals()
             var list = agent.allowlist ?? []
-            var known = Set(list.map(\.pattern))
-            for pattern in patterns.map({ $0.trimmingWhitespace() }) where !pattern.isEmpty && known.insert(pattern).inserted {
-                list.append(AllowlistEntry(id: makeID(), pattern: pattern, lastUsedAt: now, source: AllowlistEntry.allowAlwaysSource))
+            var known = Set(list.map { "\($0.pattern)\u{0}\($0.argPattern ?? "")" })
+            for grant in grants {
+                let pattern = grant.pattern.trimmingWhitespace()
+                guard !pattern.isEmpty, known.insert("\(pattern)\u{0}\(grant.argPattern ?? "")").inserted else { continue }
+                list.append(AllowlistEntry(id: makeID(), pattern: pattern, lastUsedAt: now, source: AllowlistEntry.allowAlwaysSource,
+                                           argPattern: grant.argPattern))
             }
             guard list.count != (agent.allowlist ?? []).count else { return }
             agent.allowlist = list

@@ -104,18 +104,19 @@ enum ExecDecision {
 
         var effects: [ApprovalsEffect] = []
         if request.approvalDecision == .allowAlways, security == .allowlist, !(settings.strictInlineEval && inlineEval != nil) {
-            if evaluation.analysisOk, let patterns = evaluation.allowAlwaysPatterns, !patterns.isEmpty {
-                effects.append(.allowAlways(agentId: request.agentId ?? "main", patterns: patterns, now: input.now))
+            if evaluation.analysisOk, let grants = evaluation.allowAlwaysGrants, !grants.isEmpty {
+                effects.append(.allowAlways(agentId: request.agentId ?? "main", grants: grants, now: input.now))
             } else {
                 // Nothing a pattern can say (the analysis failed): the exact command is remembered.
-                effects.append(.allowAlways(agentId: request.agentId ?? "main", patterns: [exactCommandPattern(request.commandText)],
-                                            now: input.now))
+                let exact = AllowlistRule(pattern: exactCommandPattern(request.commandText), generated: true)
+                effects.append(.allowAlways(agentId: request.agentId ?? "main", grants: [exact], now: input.now))
             }
         }
         if security == .allowlist {
             for segment in evaluation.segments {
                 guard let pattern = segment.matchedPattern,
-                      let owner = resolved.allowlist.first(where: { $0.entry.pattern == pattern }) else { continue }
+                      let owner = resolved.allowlist.first(where: { $0.entry.pattern == pattern && $0.entry.argPattern == segment.matchedArgPattern })
+                else { continue }
                 effects.append(.recordUse(agentKey: owner.agentKey, id: owner.entry.id, pattern: pattern,
                                           command: request.commandText, resolvedPath: segment.resolvedPath, now: input.now))
             }
@@ -150,7 +151,7 @@ enum ExecDecision {
         guard evaluation.analysisOk, !evaluation.segments.isEmpty else { return false }
         return evaluation.segments.allSatisfy { segment in
             guard let pattern = segment.matchedPattern else { return false }
-            return grants.contains { $0.entry.pattern == pattern }
+            return grants.contains { $0.entry.pattern == pattern && $0.entry.argPattern == segment.matchedArgPattern }
         }
     }
 

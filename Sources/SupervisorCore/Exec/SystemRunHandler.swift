@@ -158,7 +158,7 @@ public final class SystemRunHandler: CommandHandler {
         let resolved = approvals.resolve(agentId: request.agentId)
         let evaluation = AllowlistEvaluation.evaluate(
             argv: request.command, cwd: request.cwd ?? defaultCwd, pathEnv: pathEnv, home: home,
-            allowlist: resolved.allowlist.map(\.entry.pattern), safeBins: settings.safeBinPolicy, skillBins: []
+            allowlist: resolved.allowlist.map { AllowlistRule($0.entry) }, safeBins: settings.safeBinPolicy, skillBins: []
         )
         return ExecDecision.decide(ExecDecision.Input(
             request: request, approved: approved, settings: settings, approvals: resolved, evaluation: evaluation,
