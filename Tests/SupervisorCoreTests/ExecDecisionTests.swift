@@ -255,3 +255,27 @@ final class ExecDecisionTests: TempDirTestCase {
                        .success(.run(order(["/opt/tools/deploy"]), effects: [])))
     }
 }
+
+/// Every denial reason carries its code, the policy and a remedy of its own (issue 19).
+final class ExecDenialTests: XCTestCase {
+    func testEveryReasonHasItsOwnRemedyAndTheJSONCarriesCodePolicyAndRemedy() {
+        let policy = ExecDenial.Policy(security: .allowlist, ask: .onMiss, askFallback: .deny, agent: "ops", askFallbackApplied: false)
+        let fallback = "see the node's log and openclaw-node approvals explain -- <argv>"
+        var remedies: Set<String> = []
+        for reason in ExecPolicy.Reason.all {
+            let remedy = ExecDenial.remedy(reason: reason, policy: policy, subject: "/usr/bin/x", blocked: "a here-document", node: "nas")
+            XCTAssertNotEqual(remedy, fallback, reason)
+            remedies.insert(remedy)
+            let denial = ExecDenial(reason: reason, message: "SYSTEM_RUN_DENIED: x", policy: policy, remedy: remedy)
+            XCTAssertEqual(denial.json["reason"]?.stringValue, reason)
+            XCTAssertEqual(denial.json["policy"]?["agent"]?.stringValue, "ops")
+            XCTAssertEqual(denial.json["policy"]?["ask"]?.stringValue, "on-miss")
+            XCTAssertEqual(denial.json["remedy"]?.stringValue, remedy)
+        }
+        XCTAssertEqual(remedies.count, ExecPolicy.Reason.all.count, "one remedy per reason")
+        XCTAssertEqual(ExecDenial.remedy(reason: ExecPolicy.Reason.allowlistMiss, policy: policy, subject: "/usr/bin/x", blocked: nil, node: "nas"),
+                       #"add an allowlist entry for /usr/bin/x: openclaw approvals allowlist add --node nas --agent ops "/usr/bin/x""#)
+        XCTAssertTrue(ExecDenial.remedy(reason: ExecPolicy.Reason.unsupportedShellSyntax, policy: policy, subject: nil,
+                                        blocked: "a here-document", node: "nas").contains("(a here-document)"))
+    }
+}

@@ -1,3 +1,4 @@
+import OpenClawIPC
 import XCTest
 @testable import SupervisorCore
 
@@ -185,5 +186,49 @@ final class UpstreamAnalysisTablesTests: XCTestCase {
 
     func testInertSubstitution2Rows() {
         for command in Self.inert { XCTAssertTrue(analysed(command), command) }
+    }
+}
+
+/// src/node-host/invoke-system-run-plan.test.ts (@014998a): the forms `system.run.prepare` must
+/// refuse to bind (`approval cannot safely bind this interpreter/runtime command`): the 6
+/// ambiguous inline-eval forms and the unsafe-runtime table, with stand-in runtimes on PATH.
+final class UpstreamPlanTablesTests: ScratchTestCase {
+    static let cannotBind = "SYSTEM_RUN_DENIED: approval cannot safely bind this interpreter/runtime command"
+
+    static let ambiguousInlineEval: [[String]] = [
+        ["python3", "-B", "-c", "print(1)"], ["python3", "-c", "print(1)", "arg"], ["node", "-p", "1 + 1"],
+        ["node", "--input-type=module", "--eval", "import 'node:fs'"], ["node", "--eval", "console.log(process.argv)", "arg"],
+        ["/bin/sh", "-lc", #"python3 -c "print(1)""#],
+    ]
+
+    static let unsafeRuntime: [[String]] = [
+        ["bun", "run", "dev"], ["deno", "eval", "console.log(1)"], ["tsx", "--eval", "console.log(1)"],
+        ["busybox", "awk", #"BEGIN{system("id")}"#], ["toybox", "awk", #"BEGIN{system("id")}"#],
+        ["node", "--import=./preload.mjs", "./main.mjs"], ["node", "--import=./pre=load.mjs", "./main.mjs"],
+        ["ruby", "-r", "attacker", "./safe.rb"], ["perl", "-MPreload", "./safe.pl"], ["perl", "-Ilib", "./safe.pl"],
+        ["/bin/sh", "-lc", "node ./run.js"], ["pnpm", "dlx", "--future-flag", "tsx", "./run.ts"],
+        ["pnpm", "--future-flag", "value", "dlx", "tsx", "./run.ts"],
+    ]
+
+    func testAmbiguousInlineEval6AndUnsafeRuntime13RowsCannotBeBound() throws {
+        Scratch.makeSubdirectory(dir + "/bin")
+        for runtime in ["bun", "deno", "tsx", "busybox", "toybox", "node", "ruby", "perl", "pnpm", "python3"] {
+            Scratch.writeFile("\(dir)/bin/\(runtime)", mode: 0o755)
+        }
+        for script in ["main.mjs", "preload.mjs", "pre=load.mjs", "safe.rb", "safe.pl", "run.js", "run.ts", "awk"] {
+            Scratch.writeFile("\(dir)/\(script)", mode: 0o644, contents: "1\n")
+        }
+        let pathEnv = "\(dir)/bin:/usr/bin:/bin"
+        XCTAssertEqual(Self.ambiguousInlineEval.count, 6)
+        XCTAssertEqual(Self.unsafeRuntime.count, 13)
+        for command in Self.ambiguousInlineEval + Self.unsafeRuntime {
+            var params: [String: JSONValue] = ["command": .array(command.map(JSONValue.string)), "cwd": .string(dir)]
+            params["agentId"] = .string("main")
+            let request = try SystemRunRequest.parse(params, newRunId: { "r" }).get()
+            // With inline eval materialisation on: these forms are still refused.
+            let prepared = SystemRunPlan.prepare(request, pathEnv: pathEnv, inlineEvalDirectory: dir)
+            guard case let .failure(error) = prepared else { XCTFail("\(command) was bound: \(prepared)"); continue }
+            XCTAssertEqual(error.message, Self.cannotBind, "\(command)")
+        }
     }
 }

@@ -27,8 +27,8 @@ enum ScriptOperand {
     enum Program: Equatable {
         /// From the argv itself (`awk '{…}'`), or nowhere.
         case inline
-        /// Interpreter inline eval (`python3 -c …`, `perl -e …`): refused as a command of its
-        /// own (until it is materialised to a bound file), shown as text inside a payload.
+        /// Interpreter inline eval (`python3 -c …`, `perl -e …`): refused unless it is one of
+        /// the exact forms `InlineEvalScript` materialises to a bound file.
         case eval
         /// From the file named by `argv[index]`.
         case file(index: Int)
@@ -172,7 +172,10 @@ enum ScriptOperand {
             if command.hasExpansion || [".", "source", "eval", "builtin"].contains(command.text) { return false }
             guard case let .plain(inner, _, _) = DispatchWrappers.unwrap(tokens.map(\.text)) else { return false }
             switch program(of: inner, cwd: cwd, pathEnv: pathEnv) {
-            case .inline, .eval: continue
+            case .inline: continue
+            // upstream: an interpreter's inline eval inside a payload cannot be bound
+            // (`sh -lc 'python3 -c …'` is in its ambiguous-forms table).
+            case .eval: return false
             case .file(0) where !inner[0].contains("/"): continue
             case .file, .unbindable: return false
             }
