@@ -67,8 +67,6 @@ final class ShellPayloadParserTests: XCTestCase {
             ("id )", ")"),
             ("a\nb", "newline"),
             ("a\rb", "newline"),
-            ("echo a\\\nb", "newline"),
-            ("echo \"a\\\nb\"", "newline"),
             ("sleep 1 &", "&"),
             ("a & b", "&"),
             ("a |& b", "|&"),
@@ -120,5 +118,16 @@ final class ShellPayloadParserTests: XCTestCase {
         }
         XCTAssertEqual(ShellPayloadParser.parse("echo a\\ ")?.first?.source, "echo a\\ ")
         XCTAssertEqual(ShellPayloadParser.parse("echo a\\\\ ")?.first?.source, "echo a\\\\")
+    }
+}
+
+extension ShellPayloadParserTests {
+    /// A backslash-newline joins lines as the shell does (upstream's joinShellLineContinuations),
+    /// outside single quotes and comments.
+    func testLineContinuationsAreJoinedAsTheShellJoinsThem() {
+        XCTAssertEqual(ShellPayloadParser.parse("echo a\\\nb")?.first?.argv, ["echo", "ab"])
+        XCTAssertEqual(ShellPayloadParser.parse("echo \"a\\\nb\"")?.first?.argv, ["echo", "ab"])
+        XCTAssertEqual(ShellPayloadParser.parse("echo 'a\\\nb'")?.first?.argv, ["echo", "a\\\nb"], "single quotes keep both")
+        XCTAssertNil(ShellPayloadParser.parse("echo \"ok $\\\n(id -u)\""), "a continuation cannot hide a substitution")
     }
 }

@@ -232,3 +232,41 @@ final class UpstreamPlanTablesTests: ScratchTestCase {
         }
     }
 }
+
+/// src/infra/exec-approvals-allowlist.test.ts (@4e64cf5): POSIX line continuations (its 3
+/// `evaluateShellAllowlist` scenarios, and the `joinShellLineContinuations` rows that show in the
+/// parsed words).
+final class UpstreamAllowlistLineContinuationTests: ScratchTestCase {
+    func evaluate(_ payload: String, allowlist: [AllowlistRule]) -> AllowlistEvaluation {
+        AllowlistEvaluation.evaluate(argv: ["/bin/sh", "-c", payload], cwd: dir, pathEnv: "\(dir)/bin:/usr/bin:/bin", home: nil,
+                                     allowlist: allowlist, safeBins: SafeBinPolicy(bins: []), skillBins: [])
+    }
+
+    func testMultiLineCurlIsTheSingleLineCommand3Scenarios() {
+        Scratch.makeSubdirectory(dir + "/bin")
+        for name in ["curl", "wget"] { Scratch.writeFile("\(dir)/bin/\(name)", mode: 0o755) }
+        let curl = AllowlistRule(pattern: "\(dir)/bin/curl")
+        let multi = evaluate("curl -sS \\\n  -H \"X-One: a\" \\\n  -H \"X-Two: b\" \\\n  \"http://example.invalid/path\"", allowlist: [curl])
+        let single = evaluate(#"curl -sS -H "X-One: a" -H "X-Two: b" "http://example.invalid/path""#, allowlist: [curl])
+        XCTAssertTrue(multi.analysisOk && multi.allowlistSatisfied)
+        XCTAssertEqual(multi.segments.first?.argv, single.segments.first?.argv)
+        let crlf = evaluate("curl -sS \\\r\n  \"http://example.invalid/path\"", allowlist: [curl])
+        XCTAssertTrue(crlf.analysisOk && crlf.allowlistSatisfied)
+        XCTAssertEqual(crlf.segments.first?.argv, ["curl", "-sS", "http://example.invalid/path"])
+        let wget = evaluate("wget \\\n  \"http://example.invalid/\"", allowlist: [curl])
+        XCTAssertTrue(wget.analysisOk)
+        XCTAssertFalse(wget.allowlistSatisfied)
+    }
+
+    func testContinuationsSplicedOutsideSingleQuotes() {
+        func words(_ payload: String) -> [String]? {
+            guard case let .success(segments) = ShellPayloadParser.analyze(payload) else { return nil }
+            return segments.flatMap(\.argv)
+        }
+        XCTAssertEqual(words("echo one \\\ntwo"), ["echo", "one", "two"])
+        XCTAssertEqual(words("echo one \\\r\ntwo"), ["echo", "one", "two"])
+        XCTAssertEqual(words("echo 'a\\\nb'"), ["echo", "a\\\nb"])
+        XCTAssertEqual(words("echo \"one\\\ntwo\""), ["echo", "onetwo"])
+        XCTAssertEqual(words(#"curl -sS "http://example.invalid/""#), ["curl", "-sS", "http://example.invalid/"])
+    }
+}

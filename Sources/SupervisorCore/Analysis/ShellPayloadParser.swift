@@ -66,6 +66,51 @@ public struct ShellPayloadError: Error, Equatable, Sendable {
 /// Comments are refused rather than stripped: text after `#` runs nothing, but it would show
 /// in the approval prompt as if it did (or hide what does).
 public enum ShellPayloadParser {
+    /// upstream's `joinShellLineContinuations`, as the shell itself does it: a backslash before
+    /// LF (or CR LF) is removed with it outside single quotes and comments, so a multi-line
+    /// `curl \` reads as its single-line form. In single quotes and comments it stays (the
+    /// newline is then refused as usual); with an unterminated quote nothing is changed.
+    static func joiningLineContinuations(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        guard text.contains("\\") else { return text }
+        var out: [Unicode.Scalar] = []
+        out.reserveCapacity(text.count)
+        var index = 0
+        var single = false, double = false, comment = false
+        while index < text.count {
+            let scalar = text[index]
+            if comment {
+                if scalar == "\n" { comment = false }
+                out.append(scalar)
+                index += 1
+                continue
+            }
+            if single {
+                if scalar == "'" { single = false }
+                out.append(scalar)
+                index += 1
+                continue
+            }
+            if scalar == "\\" {
+                if index + 1 < text.count, text[index + 1] == "\n" { index += 2; continue }
+                if index + 2 < text.count, text[index + 1] == "\r", text[index + 2] == "\n" { index += 3; continue }
+                out.append(scalar)
+                if index + 1 < text.count { out.append(text[index + 1]) }
+                index += 2
+                continue
+            }
+            switch scalar {
+            case "'" where !double: single = true
+            case "\"": double.toggle()
+            case "#" where !double && (out.last.map { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == ";" || $0 == "|" || $0 == "&" } ?? true):
+                comment = true
+            default: break
+            }
+            out.append(scalar)
+            index += 1
+        }
+        return single || double ? text : out
+    }
+
     public static func parse(_ payload: String) -> [ShellSegment]? {
         try? analyze(payload).get()
     }
@@ -84,7 +129,7 @@ public enum ShellPayloadParser {
     }
 
     static func scan(_ payload: String, lenient: Bool) -> Result<[ShellSegment], ShellPayloadError> {
-        var scanner = Scanner(Array(payload.unicodeScalars), lenient: lenient)
+        var scanner = Scanner(joiningLineContinuations(Array(payload.unicodeScalars)), lenient: lenient)
         do {
             return .success(try scanner.run())
         } catch {
