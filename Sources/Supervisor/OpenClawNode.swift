@@ -295,6 +295,10 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("host-stats-interval-ms"), help: .hidden)
     var hostStatsIntervalMs: Int = HostStats.intervalMs
 
+    /// How often the skills folder is looked at for changes (tests shorten it).
+    @Option(name: .customLong("skills-poll-ms"), help: .hidden)
+    var skillsPollMs: Int = 5_000
+
     /// Tests shorten the first pause before asking again about a pending command surface.
     @Option(name: .customLong("pairing-retry-ms"), help: .hidden)
     var pairingRetryMs: Int?
@@ -379,7 +383,9 @@ struct Run: ParsableCommand {
                 browser: browserWorker, stateDir: checkAuth ? nil : setup.paths.stateDir,
                 probe: checkAuth ? ProbeSettings() : nil, maxConcurrentRuns: maxConcurrentRuns,
                 hostStatsIntervalMs: max(100, hostStatsIntervalMs), home: nodeEnvironment["HOME"] ?? "/",
-                stopAfterFirstHello: stopAfterFirstConnect
+                stopAfterFirstHello: stopAfterFirstConnect,
+                skillsDirectory: NodeSkills.enabled(setup.config) ? NodeSkills.directory(stateDir: setup.paths.stateDir) : nil,
+                skillsPollMs: skillsPollMs
             ),
             logger: logger
         )

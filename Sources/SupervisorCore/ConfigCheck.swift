@@ -94,7 +94,7 @@ public enum ConfigCheck {
         top["nodeHost"] = .object([
             "browserProxy": .object(["enabled": .flag(invalidBecomes: "false (browser.proxy disabled)"),
                                      "allowProfiles": .list(.text(invalidBecomes: "browser.proxy disabled"))]),
-            "mcp": .any, "skills": .any, "agentRuns": .any, "workerRuns": .any, "autoUpdate": .any,
+            "mcp": .any, "skills": .object(["enabled": .flag(invalidBecomes: "false (skills not published)")]), "agentRuns": .any, "workerRuns": .any, "autoUpdate": .any,
         ])
         var browser: [String: Shape] = [:]
         for key in ["cdpUrl", "remoteCdpTimeoutMs", "remoteCdpHandshakeTimeoutMs", "localLaunchTimeoutMs", "localCdpReadyTimeoutMs",

@@ -55,14 +55,21 @@ public struct WorkerSettings: Sendable {
     public var home: String = "/"
     /// `connect --service`: stop (exit 0) after the first hello, once the device token is stored.
     public var stopAfterFirstHello = false
+    /// Where node-hosted skills are read (nil: `nodeHost.skills.enabled: false`), and how often
+    /// the folder is looked at for changes while linked.
+    public var skillsDirectory: String?
+    public var skillsPollMs = 5_000
 
     public init(netWorker: WorkerLaunch = .ownBinary(as: .net), execWorker: WorkerLaunch = .ownBinary(as: .exec),
                 shutdownGrace: TimeAmount = .milliseconds(2500),
                 netConfinement: ConfinementOptions = .init(), execConfinement: ConfinementOptions = .init(),
                 controlSocketPath: String? = nil, browser: BrowserWorkerSettings? = nil, stateDir: String? = nil,
                 probe: ProbeSettings? = nil, maxConcurrentRuns: Int = 8, maxQueuedRuns: Int = 64,
-                hostStatsIntervalMs: Int = HostStats.intervalMs, home: String = "/", stopAfterFirstHello: Bool = false) {
+                hostStatsIntervalMs: Int = HostStats.intervalMs, home: String = "/", stopAfterFirstHello: Bool = false,
+                skillsDirectory: String? = nil, skillsPollMs: Int = 5_000) {
         self.stopAfterFirstHello = stopAfterFirstHello
+        self.skillsDirectory = skillsDirectory
+        self.skillsPollMs = skillsPollMs
         self.hostStatsIntervalMs = hostStatsIntervalMs
         self.home = home
         self.netWorker = netWorker
@@ -159,7 +166,8 @@ public final class Supervisor {
     public func run(link: LinkAuthority) -> Int32 {
         let net = NetMonitor(launch: settings.netWorker, confinement: settings.netConfinement,
                              environment: workerEnvironment, context: context, link: link, probe: settings.probe != nil,
-                             hostStats: .init(intervalMs: settings.hostStatsIntervalMs, home: settings.home))
+                             hostStats: .init(intervalMs: settings.hostStatsIntervalMs, home: settings.home),
+                             skills: .init(directory: settings.skillsDirectory, pollMs: settings.skillsPollMs))
         net.onEvent = { [unowned self] event in linkEvent(event) }
         netMonitor = net
         loop.execute { self.start(net) }

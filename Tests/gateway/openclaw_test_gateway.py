@@ -68,6 +68,7 @@ import http.server
 import ipaddress
 import json
 import logging
+import re
 import os
 import secrets
 import shutil
@@ -149,6 +150,29 @@ GATEWAY_EVENTS = [
 #: retired ones, which the gateway answers with "requires an update".
 NODE_WORKER_SUPERVISOR_FEATURE = "node-worker-supervisor-v6"
 RETIRED_NODE_WORKER_SUPERVISOR_FEATURES = tuple(f"node-worker-supervisor-v{n}" for n in range(1, 6))
+
+
+NODE_SKILL_NAME_RE = re.compile(r"^(?!.*--)[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+
+
+def node_skills_problem(params: Any) -> str | None:
+    """upstream's NodeSkillsUpdateParamsSchema: ``{skills: [{name, description, content}] (≤64)}``,
+    closed objects, a name matching NODE_SKILL_NAME_RE, description 1–1024, content 1–65536."""
+    if not isinstance(params, dict) or set(params) != {"skills"} or not isinstance(params["skills"], list):
+        return "expected {skills: [...]}"
+    if len(params["skills"]) > 64:
+        return "more than 64 skills"
+    for skill in params["skills"]:
+        if not isinstance(skill, dict) or set(skill) != {"name", "description", "content"}:
+            return "a skill must be exactly {name, description, content}"
+        name, description, content = skill["name"], skill["description"], skill["content"]
+        if not isinstance(name, str) or not NODE_SKILL_NAME_RE.match(name) or len(name) > 64:
+            return f"invalid skill name {name!r}"
+        if not isinstance(description, str) or not 1 <= len(description.encode("utf-16-le")) // 2 <= 1024:
+            return f"invalid description of {name}"
+        if not isinstance(content, str) or not 1 <= len(content) <= 64 * 1024:
+            return f"invalid content of {name}"
+    return None
 
 
 def parse_runner_inventory(value: Any) -> dict | None:
@@ -971,6 +995,8 @@ class TestGateway:
         self.approved_surfaces: set[str] = set()
         #: Every ``node.runnerInventory.update``: ``{connId, deviceId, params, atMs, ok, error}``.
         self.inventory_calls: list[dict] = []
+        #: Every accepted ``node.skills.update``: ``{connId, deviceId, skills, atMs}``.
+        self.skills_updates: list[dict] = []
         #: Bootstrap tokens of issued setup codes: ``token -> {expiresAtMs, used}``.
         self.bootstrap_tokens: dict[str, dict] = {}
         #: Every ``auth.bootstrapToken`` presented, in order.
@@ -1802,6 +1828,15 @@ class TestGateway:
             await self._reply_ok(conn, req_id, {"ok": True})
         elif method == "node.runnerInventory.update":
             await self._on_runner_inventory(conn, req_id, params)
+        elif method == "node.skills.update":
+            self.requests.append({"connId": conn.id, "method": method, "params": params})
+            problem = node_skills_problem(params)
+            if problem:
+                self._violation(conn, "NodeSkillsUpdateParams", method, [problem], params)
+                await self._reply_error(conn, req_id, "INVALID_REQUEST", f"invalid node.skills.update params: {problem}")
+                return
+            self.skills_updates.append({"connId": conn.id, "deviceId": conn.device_id, "skills": params["skills"], "atMs": now_ms()})
+            await self._reply_ok(conn, req_id, {"nodeId": conn.device_id, "skills": params["skills"]})
         else:
             self.requests.append({"connId": conn.id, "method": method, "params": params})
             await self._reply_error(conn, req_id, "INVALID_REQUEST", f"unknown method: {method}")

@@ -56,6 +56,18 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
     let hostStats: HostStatsSchedule
     private var statsTask: RepeatedTask?
 
+    /// `node.skills.update` while linked: after hello, then whenever the folder changes.
+    struct SkillsSchedule {
+        var directory: String?
+        var pollMs = 5_000
+    }
+    let skills: SkillsSchedule
+    private var skillsTask: RepeatedTask?
+    /// The folder as last published on this link (nil: not yet).
+    private var skillsPublished: [String]?
+    private var skillsLooking = false
+    private var lastSkillsProblem: String?
+
     /// The Supervisor's requests to the gateway, waiting for the NetWorker's `gatewayReply`.
     private lazy var calls = PendingCalls<String, GatewayReply>(loop: context.loop)
     /// Longest wait for a gateway response (upstream's client request timeout).
@@ -70,9 +82,10 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
     private static let perAttempt: [NetToSupervisor.Kind] = [.signRequest, .helloOk, .connectRejected]
 
     init(launch: WorkerLaunch, confinement: ConfinementOptions, environment: [String: String], context: MonitorContext,
-         link: LinkAuthority, probe: Bool, hostStats: HostStatsSchedule = .init()) {
+         link: LinkAuthority, probe: Bool, hostStats: HostStatsSchedule = .init(), skills: SkillsSchedule = .init()) {
         self.link = link
         self.hostStats = hostStats
+        self.skills = skills
         router = link.router
         self.probe = probe
         super.init(role: .net, launch: launch, confinement: confinement, environment: environment,
@@ -148,6 +161,7 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
         if !probe {
             link.accepted(hello)
             startHostStats()
+            startSkills()
         }
         onEvent(.connected)
     }
@@ -224,6 +238,58 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
     private func stopHostStats() {
         statsTask?.cancel()
         statsTask = nil
+        skillsTask?.cancel()
+        skillsTask = nil
+    }
+
+    /// Publishes the skills at once, then again each time the folder's signature changes. A
+    /// restricted surface (`--commands`) publishes none, as upstream.
+    private func startSkills() {
+        skillsTask?.cancel()
+        skillsPublished = nil
+        guard let directory = skills.directory, router.allowlist == nil else { return }
+        let interval = TimeAmount.milliseconds(Int64(max(100, skills.pollMs)))
+        skillsTask = context.loop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { [weak self] _ in
+            self?.lookAtSkills(directory)
+        }
+    }
+
+    /// Off the event loop, like the host stats: the folder is read only when it changed.
+    private func lookAtSkills(_ directory: String) {
+        guard phase == .linked, !skillsLooking else { return }
+        skillsLooking = true
+        let published = skillsPublished
+        let loop = context.loop
+        let logger = context.logger
+        Self.sampler.async { [weak self] in
+            let signature = NodeSkills.signature(directory)
+            let scanned = signature == published ? nil : NodeSkills.scan(directory) { logger.warning("\($0)") }
+            loop.execute {
+                guard let self else { return }
+                self.skillsLooking = false
+                guard let scanned, self.phase == .linked else { return }
+                self.skillsPublished = signature
+                self.callGateway(NodeSkills.method, paramsJSON: NodeSkills.paramsJSON(scanned)) { [weak self] reply in
+                    guard let self else { return }
+                    switch reply {
+                    case let .success(answer) where answer.ok:
+                        self.lastSkillsProblem = nil
+                        self.context.logger.info("node host skills published", metadata: ["count": .typed(scanned.count)])
+                    case let .success(answer):
+                        self.skillsNotPublished(answer.error.map { "\($0.code): \($0.message)" } ?? "refused")
+                    case let .failure(error):
+                        self.skillsNotPublished("\(error.code): \(error.message)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Logged once per distinct problem; the next change of the folder (or the next hello) tries again.
+    private func skillsNotPublished(_ problem: String) {
+        guard problem != lastSkillsProblem else { return }
+        lastSkillsProblem = problem
+        context.logger.info("node host skills not published", metadata: ["reason": "\(problem)"])
     }
 
     private func rejected(_ rejection: ConnectRejection) {
