@@ -159,7 +159,9 @@ struct LinkMachine {
     /// Invokes of this connection forwarded to the Supervisor and not yet answered, by id. A
     /// redelivered id replaces its original (the Supervisor aborts that one), so an id counts
     /// once, on both sides (the NetMonitor kills a worker past `IPCLimits.maxInFlight`).
-    private(set) var activeInvokes: Set<String> = []
+    /// Each active id with the serial of its current delivery.
+    private(set) var activeInvokes: [String: Int] = [:]
+    private var deliveries = 0
     var invokesInFlight: Int { activeInvokes.count }
     /// The Supervisor's requests written on this connection and not yet answered: request
     /// frame id → the Supervisor's call id. Answered as failed when the connection goes.
@@ -241,7 +243,12 @@ struct LinkMachine {
         case let .invokeResult(result):
             // Only for an invoke still active: one cancelled, or of a connection that is gone,
             // publishes nothing (upstream fences late results the same way).
-            guard activeInvokes.remove(result.id) != nil else {
+            // …and only the current delivery's: a replaced one's late result is not the replacement's.
+            guard let serial = activeInvokes[result.id], result.serial == nil || result.serial == serial else {
+                logger.debug("result of a replaced delivery; dropped", metadata: ["id": "\(result.id.prefix(64))"])
+                break
+            }
+            guard activeInvokes.removeValue(forKey: result.id) != nil else {
                 logger.debug("result for an invoke that is no longer active; dropped", metadata: ["id": "\(result.id.prefix(64))"])
                 break
             }
@@ -494,7 +501,7 @@ struct LinkMachine {
                 return
             }
             lastNodeId = request.nodeId
-            if !activeInvokes.contains(request.id), activeInvokes.count >= IPCLimits.maxInFlight {
+            if activeInvokes[request.id] == nil, activeInvokes.count >= IPCLimits.maxInFlight {
                 let busy = InvokeResult(id: request.id, nodeId: request.nodeId, ok: false, payloadJSON: nil,
                                         error: WireError(code: "UNAVAILABLE", message: "node is busy: too many invokes in flight"))
                 send(GatewayFrames.invokeResult(id: newId(), busy), &actions)
@@ -502,14 +509,17 @@ struct LinkMachine {
             }
             // A redelivered id: the original is cancelled first, so the Supervisor frees its
             // slot before it counts the replacement (an id counts once on both sides).
-            if !activeInvokes.insert(request.id).inserted {
+            deliveries += 1
+            if activeInvokes.updateValue(deliveries, forKey: request.id) != nil {
                 actions.append(.toSupervisor(.invokeCancel(InvokeCancel(invokeId: request.id))))
             }
-            actions.append(.toSupervisor(.invoke(request)))
+            var forwarded = request
+            forwarded.serial = deliveries
+            actions.append(.toSupervisor(.invoke(forwarded)))
         case "node.invoke.cancel":
             // `{invokeId, nodeId}`; anything else, or an id not active, is ignored (as upstream).
             guard let invokeId = frame["payload"]?["invokeId"]?.stringValue, frame["payload"]?["nodeId"]?.stringValue != nil,
-                  activeInvokes.remove(invokeId) != nil else { return }
+                  activeInvokes.removeValue(forKey: invokeId) != nil else { return }
             actions.append(.toSupervisor(.invokeCancel(InvokeCancel(invokeId: invokeId))))
         case "node.invoke.input":
             // Input is for duplex commands; none of ours is one, so every frame is for an

@@ -16,12 +16,15 @@ public struct EndpointURL: Equatable, Sendable {
     }
 
     /// Parses `url` if its scheme is one of `schemes` (without `://`). A port, when given,
-    /// must be 1–65535; the host must not be empty.
+    /// must be 1–65535; the host must not be empty; the authority carries no user info, query,
+    /// fragment or space.
     public init?(_ url: String, schemes: [String]) {
         guard let scheme = schemes.first(where: { url.hasPrefix($0 + "://") }) else { return nil }
         self.scheme = scheme
         let rest = url.dropFirst(scheme.count + 3)
         let authority = rest.prefix { $0 != "/" }
+        // No user info, query or fragment where the host is: `wss://h?x` must not read as host `h?x`.
+        guard !authority.contains(where: { $0 == "?" || $0 == "#" || $0 == "@" || $0 == " " }) else { return nil }
         path = rest.count > authority.count ? String(rest.dropFirst(authority.count)) : "/"
         let portText: Substring?
         if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {

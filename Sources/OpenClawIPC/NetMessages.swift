@@ -228,6 +228,10 @@ public struct InvokeRequest: Codable, Equatable, Sendable {
     public var paramsJSON: String?
     public var timeoutMs: Int?
     public var idempotencyKey: String?
+    /// The NetWorker's number for this delivery of `id` (a redelivery gets a new one); the
+    /// result echoes it, so a late result of a replaced delivery is never published for the
+    /// replacement. Not on the wire.
+    public var serial: Int?
     public init(id: String, nodeId: String, command: String, paramsJSON: String?, timeoutMs: Int?, idempotencyKey: String?) {
         self.id = id
         self.nodeId = nodeId
@@ -255,6 +259,8 @@ public struct InvokeResult: Codable, Equatable, Sendable {
     public var ok: Bool
     public var payloadJSON: String?
     public var error: WireError?
+    /// The delivery this answers (`InvokeRequest.serial`); not on the wire.
+    public var serial: Int?
     public init(id: String, nodeId: String, ok: Bool, payloadJSON: String?, error: WireError?) {
         self.id = id
         self.nodeId = nodeId

@@ -152,12 +152,16 @@ public final class CommandRouter {
 
 extension InvokeResult {
     public static func success(_ request: InvokeRequest, payloadJSON: String) -> InvokeResult {
-        InvokeResult(id: request.id, nodeId: request.nodeId, ok: true, payloadJSON: payloadJSON, error: nil)
+        var result = InvokeResult(id: request.id, nodeId: request.nodeId, ok: true, payloadJSON: payloadJSON, error: nil)
+        result.serial = request.serial
+        return result
     }
 
     public static func failure(_ request: InvokeRequest, code: String, message: String) -> InvokeResult {
-        InvokeResult(id: request.id, nodeId: request.nodeId, ok: false, payloadJSON: nil,
-                     error: WireError(code: code, message: message))
+        var result = InvokeResult(id: request.id, nodeId: request.nodeId, ok: false, payloadJSON: nil,
+                                  error: WireError(code: code, message: message))
+        result.serial = request.serial
+        return result
     }
 }
 

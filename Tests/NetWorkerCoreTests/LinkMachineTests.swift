@@ -455,11 +455,22 @@ final class LinkMachineTests: XCTestCase {
         var m = machine()
         _ = linked(&m)
         _ = m.handle(.text(invokeFrame("i1"), attempt: 1))
+        var replacement = InvokeRequest(id: "i1", nodeId: "n", command: "system.run", paramsJSON: "{}", timeoutMs: nil, idempotencyKey: nil)
+        replacement.serial = 2
         XCTAssertEqual(m.handle(.text(invokeFrame("i1"), attempt: 1)), [
             .toSupervisor(.invokeCancel(InvokeCancel(invokeId: "i1"))),
-            .toSupervisor(.invoke(InvokeRequest(id: "i1", nodeId: "n", command: "system.run", paramsJSON: "{}",
-                                                timeoutMs: nil, idempotencyKey: nil))),
+            .toSupervisor(.invoke(replacement)),
         ], "the original is cancelled before the replacement is counted")
+        // The original's result, already on its way when the cancel went out, is not the replacement's.
+        var late = InvokeResult(id: "i1", nodeId: "n", ok: true, payloadJSON: "{}", error: nil)
+        late.serial = 1
+        XCTAssertEqual(m.handle(.invokeResult(late)), [])
+        XCTAssertEqual(m.invokesInFlight, 1, "the replacement is still active")
+        var current = late
+        current.serial = 2
+        XCTAssertEqual(m.handle(.invokeResult(current)).count, 1, "the replacement's result is published")
+        XCTAssertEqual(m.invokesInFlight, 0)
+        _ = m.handle(.text(invokeFrame("i1"), attempt: 1))
         _ = m.handle(.text(invokeFrame("i2"), attempt: 1))
         XCTAssertEqual(m.invokesInFlight, 2)
         let actions = m.handle(.closed(attempt: 1))

@@ -90,6 +90,10 @@ final class NodeSupportTests: XCTestCase {
             ("ws://:1", ["ws"], nil),
             ("ws://[::1]x", ["ws"], nil),
             ("https://h:1", ["ws", "http"], nil),
+            ("wss://h?x=1", ["wss"], nil),
+            ("wss://h#frag", ["wss"], nil),
+            ("wss://user@h", ["wss"], nil),
+            ("wss://h:443?x", ["wss"], nil),
         ]
         for (url, schemes, expected) in cases {
             XCTAssertEqual(EndpointURL(url, schemes: schemes), expected, url)
