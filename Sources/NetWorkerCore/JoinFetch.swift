@@ -55,6 +55,8 @@ public enum JoinFetch {
             }
             return try done.promise.futureResult.wait()
         } catch {
+            // The promise is completed whatever failed (NIO reports a leaked one), on its loop.
+            try? done.promise.futureResult.eventLoop.submit { done.finish(.failure(error)) }.wait()
             return .object(["error": .string("\(error)")])
         }
     }

@@ -655,14 +655,18 @@ struct LinkMachine {
         if case .connecting = state { state = .waiting }
         guard state == .waiting, !reconnectPending else { return }
         // Upstream's candidate fallback: an attempt that ended before `connect` was written
-        // moves on to the next endpoint at once; the last one keeps the usual backoff.
-        if !winnerSelected, !connectSent, let count = configuration.map({ 1 + $0.fallbacks.count }), candidate + 1 < count {
-            candidate += 1
-            nextRetryAfterMs = nil
-            reconnectPending = true
-            logger.info("gateway endpoint unreachable before connect; trying the next one", metadata: ["url": "\(currentEndpoint?.url ?? "-")"])
-            actions.append(.scheduleReconnect(afterMs: 0))
-            return
+        // moves on to the next endpoint at once; after the last one the round starts again at
+        // the first, after the usual backoff (the first may only have been down for a moment).
+        if !winnerSelected, !connectSent, let count = configuration.map({ 1 + $0.fallbacks.count }), count > 1 {
+            if candidate + 1 < count {
+                candidate += 1
+                nextRetryAfterMs = nil
+                reconnectPending = true
+                logger.info("gateway endpoint unreachable before connect; trying the next one", metadata: ["url": "\(currentEndpoint?.url ?? "-")"])
+                actions.append(.scheduleReconnect(afterMs: 0))
+                return
+            }
+            candidate = 0
         }
         let delay = backoff.next(retryAfterMs: nextRetryAfterMs)
         nextRetryAfterMs = nil

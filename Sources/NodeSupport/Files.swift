@@ -25,6 +25,27 @@ public func readWholeFile(_ path: String) throws(SystemError) -> [UInt8] {
     }
 }
 
+/// At most `limit` + 1 bytes of a regular file that is not a symlink (nil: it is a symlink, not
+/// a regular file, or cannot be read). Opened without blocking, so a FIFO swapped in after a
+/// `stat` cannot stall the caller; a result longer than `limit` means the file is too large.
+public func readRegularFile(_ path: String, limit: Int) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while bytes.count <= limit {
+        let count = read(fd, &chunk, min(chunk.count, limit + 1 - bytes.count))
+        if count < 0, errno == EINTR { continue }
+        if count < 0 { return nil }
+        if count == 0 { break }
+        bytes.append(contentsOf: chunk[0..<count])
+    }
+    return bytes
+}
+
 /// The absolute path of the running executable (`/proc/self/exe`).
 public func currentExecutablePath() -> String? {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)

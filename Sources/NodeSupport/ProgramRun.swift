@@ -12,23 +12,41 @@ public enum ProgramRun {
         public var stderr: String
     }
 
+    /// `input` is written to the program's stdin, which is then closed (nil: no stdin at all).
+    /// It must fit a pipe (at most 64 KiB), since it is written before the output is read.
     public static func run(_ argv: [String], environment: [String: String] = ProcessEnvironment.current(),
-                           path: String? = nil) -> Output? {
+                           path: String? = nil, input: [UInt8]? = nil) -> Output? {
+        precondition((input?.count ?? 0) <= 65_536, "ProgramRun input must fit a pipe")
         guard let executable = path ?? (argv[0].contains("/") ? argv[0]
             : ExecutableSearch.inPath(argv[0], path: environment["PATH"] ?? ExecutableSearch.defaultPath)) else { return nil }
         var out: [CInt] = [-1, -1]
         var err: [CInt] = [-1, -1]
         guard csys_pipe_cloexec(&out) == 0 else { return nil }
         guard csys_pipe_cloexec(&err) == 0 else { close(out[0]); close(out[1]); return nil }
+        var stdin: [CInt] = [-1, -1]
+        if input != nil, csys_pipe_cloexec(&stdin) != 0 { for fd in out + err { close(fd) }; return nil }
+        var fdMap = [(out[1], CInt(1)), (err[1], CInt(2))]
+        if input != nil { fdMap.append((stdin[0], 0)) }
         let pid: pid_t
         do {
-            pid = try Spawner.spawn(SpawnSpec(path: executable, argv: argv, env: environment, fdMap: [(out[1], 1), (err[1], 2)]))
+            pid = try Spawner.spawn(SpawnSpec(path: executable, argv: argv, env: environment, fdMap: fdMap))
         } catch {
-            for fd in out + err { close(fd) }
+            for fd in out + err + stdin where fd >= 0 { close(fd) }
             return nil
         }
         close(out[1])
         close(err[1])
+        if let input {
+            close(stdin[0])
+            var written = 0
+            while written < input.count {
+                let count = input.withUnsafeBytes { write(stdin[1], $0.baseAddress! + written, input.count - written) }
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { break }
+                written += count
+            }
+            close(stdin[1])
+        }
         // Two pipes read in turn with poll, so a chatty stderr cannot block stdout.
         var buffers: [[UInt8]] = [[], []]
         var fds = [pollfd(fd: out[0], events: Int16(POLLIN), revents: 0), pollfd(fd: err[0], events: Int16(POLLIN), revents: 0)]

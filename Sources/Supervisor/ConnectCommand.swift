@@ -134,8 +134,10 @@ struct Connect: ParsableCommand {
         let launch = workers.launch(.net)
         let options = confinement.options(for: .net, connectPorts: [UInt16(clamping: port)])
         let securely = ConnectFailure(message: "Could not fetch the Gateway join payload securely.")
-        guard let output = ProgramRun.run([launch.argv0] + options.arguments + ["--fetch-join", text],
-                                          environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], path: launch.path),
+        // The URL goes on stdin: its shortcode is a credential, and argv is world-readable in /proc.
+        guard let output = ProgramRun.run([launch.argv0] + options.arguments + ["--fetch-join", "-"],
+                                          environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], path: launch.path,
+                                          input: Array(text.utf8.prefix(16_384))),
               let report = try? JSONText.decode(JSONValue.self, from: output.stdout) else { throw securely }
         if report["error"] != nil { throw securely }
         let status = (report["status"]?.numberValue ?? 0).saturatingInt

@@ -13,8 +13,10 @@ struct IdentityCommand: ParsableCommand {
         abstract: "Print this node's device id and public key (read-only).",
         discussion: """
         Prints the device id (hex SHA-256 of the public key) and the raw Ed25519 public key \
-        (base64url, no padding) from <state dir>/identity/device.json. It never creates an \
-        identity: with none, it exits 1 and says how to make one. Gateways that verify a new \
+        (base64url, no padding) from <state dir>/identity/device.json or, before the first \
+        run took over the official node host's state, from <state dir>/state/openclaw.sqlite \
+        (read through a private copy that is removed at once). It never creates an identity: \
+        with none, it exits 1 and says how to make one. Gateways that verify a new \
         node over SSH run `openclaw node identity --json`; the `openclaw` shim this package \
         installs forwards that to this command (docs/operations.md).
         """

@@ -104,6 +104,9 @@ public final class LinkAuthority {
     public private(set) var status = LinkStatus()
     /// A pairing request was refused as pending since the last hello.
     private var awaitingApproval = false
+    /// The fallback endpoint already written to node.json this run (each reconnect to it would
+    /// otherwise rewrite the file).
+    private var savedWinnerURL: String?
     /// Both pairing steps; its logs and metrics are applied here, the rest by `perform`.
     private var pairing: PairingProgress
     /// Performs the pairing effects that need the link (ask the gateway, arm or cancel the
@@ -250,7 +253,9 @@ public final class LinkAuthority {
     }
 
     public func report(_ state: LinkState) {
-        if state.phase == .connected, let url = state.detail, url != settings.url, let winner = settings.fallbacks.first(where: { $0.url == url }) {
+        if state.phase == .connected, let url = state.detail, url != settings.url, url != savedWinnerURL,
+           let winner = settings.fallbacks.first(where: { $0.url == url }) {
+            savedWinnerURL = url
             saveWinner(winner)
         }
         if state.phase != .pairingPending || status.phase != .pairingPending {

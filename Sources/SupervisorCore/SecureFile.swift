@@ -74,11 +74,22 @@ public enum SecureFile {
     /// Makes a directory of ours searchable (not readable) by other users: 0700 → 0711, so
     /// another user reaches a directory of its own inside (the exec user's home, the browser
     /// user's data). Everything secret inside stays 0600 / 0700. True when it changed.
+    ///
+    /// `privateSubdirectories` (names inside `path`) are made 0700 whenever `path` is searchable,
+    /// changed now or before: a folder another program made there (the official node host's
+    /// `state/`, with its database and key) must not become reachable by name.
     @discardableResult
-    public static func allowSearch(_ path: String) -> Bool {
+    public static func allowSearch(_ path: String, privateSubdirectories: [String] = ["state"]) -> Bool {
         var info = stat()
-        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == geteuid(),
-              info.st_mode & 0o011 != 0o011 else { return false }
+        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == geteuid() else { return false }
+        for name in privateSubdirectories {
+            var inner = stat()
+            let child = "\(path)/\(name)"
+            if lstat(child, &inner) == 0, inner.st_mode & S_IFMT == S_IFDIR, inner.st_uid == geteuid(), inner.st_mode & 0o077 != 0 {
+                chmod(child, 0o700)
+            }
+        }
+        guard info.st_mode & 0o011 != 0o011 else { return false }
         return chmod(path, (info.st_mode & 0o7777) | 0o011) == 0
     }
 

@@ -371,9 +371,12 @@ final class LinkMachineTests: XCTestCase {
         XCTAssertEqual(m.handle(.closed(attempt: 2)).last, .scheduleReconnect(afterMs: 0))
         _ = m.handle(.reconnectDue)
         XCTAssertEqual(m.currentEndpoint?.url, "ws://c.example:9")
-        // The last one keeps the usual backoff.
+        // After the last one: the usual backoff, then the first again (not the last forever).
         XCTAssertEqual(m.handle(.attemptFailed(attempt: 3)), [.scheduleReconnect(afterMs: 1_000)])
-        XCTAssertEqual(m.candidate, 2)
+        XCTAssertEqual(m.candidate, 0)
+        XCTAssertEqual(m.handle(.reconnectDue).last, .open(attempt: 4, target: GatewayTarget(url: url)!, pin: nil, handshakeTimeoutMs: nil))
+        XCTAssertEqual(m.handle(.attemptFailed(attempt: 4)), [.scheduleReconnect(afterMs: 0)], "and round again")
+        XCTAssertEqual(m.candidate, 1)
     }
 
     func testOnceConnectWasSentOrAHelloCameTheEndpointStays() {

@@ -67,6 +67,26 @@ final class ArgPatternTests: XCTestCase {
         XCTAssertFalse(ArgPattern.matches(#"(?=a)a"#, argv: ["x", "a"], cwd: nil), "lookaround is not supported: no match")
     }
 
+    /// What JavaScript refuses is refused whole, never read as the pattern without the bad part.
+    func testAQuantifierJavaScriptRefusesMakesThePatternInvalid() {
+        for bad in ["^a{5,2}$", "^a{1001}$", "^*a", "a$+", #"\b+x"#, "a{2}{3}", String(repeating: "(", count: 65) + "a"
+                    + String(repeating: ")", count: 65), String(repeating: "a", count: 1_025), "^\u{1F600}$"] {
+            XCTAssertEqual(ArgRegex.refusal(bad), .invalidRegex, bad)
+        }
+        XCTAssertFalse(ArgPattern.matches("^a{5,2}$", argv: ["x", "a"], cwd: nil))
+        XCTAssertNil(ArgRegex.refusal(String(repeating: "(", count: 60) + "a" + String(repeating: ")", count: 60)))
+        XCTAssertNil(ArgRegex.refusal("^a{,5}$"), "a brace that is no quantifier is a literal, as in JS")
+        XCTAssertTrue(ArgPattern.matches("^a{,5}$", argv: ["x", "a{,5}"], cwd: nil))
+    }
+
+    /// JavaScript without `u` reads UTF-16 code units: an emoji is two `.`s.
+    func testTheSubjectIsReadAsUTF16CodeUnits() {
+        XCTAssertFalse(ArgPattern.matches("^.$", argv: ["x", "\u{1F600}"], cwd: nil))
+        XCTAssertTrue(ArgPattern.matches("^..$", argv: ["x", "\u{1F600}"], cwd: nil))
+        XCTAssertTrue(ArgPattern.matches("^.$", argv: ["x", "é"], cwd: nil))
+        XCTAssertTrue(ArgPattern.matches(#"^\uD83D\uDE00$"#, argv: ["x", "\u{1F600}"], cwd: nil))
+    }
+
     /// A pattern a backtracking engine takes exponential time on is refused or runs in linear
     /// time: either way the answer comes at once.
     func testNoPatternMakesTheSupervisorBacktrack() {

@@ -131,7 +131,7 @@ final class ExecDecisionTests: TempDirTestCase {
         let explained = try XCTUnwrap(denial(decide(try request(["deploy"]), allowlist: ["/opt/tools/report"])))
         XCTAssertEqual(explained.policy, ExecDenial.Policy(security: .allowlist, ask: .off, askFallback: .deny, agent: "main",
                                                            askFallbackApplied: false))
-        XCTAssertEqual(explained.remedy, #"add an allowlist entry for /opt/bin/deploy: openclaw approvals allowlist add --node nas "/opt/bin/deploy""#)
+        XCTAssertEqual(explained.remedy, #"add an allowlist entry for /opt/bin/deploy: openclaw approvals allowlist add --node nas /opt/bin/deploy"#)
         let deny = try XCTUnwrap(denial(decide(try request(["deploy"]), security: .deny)))
         XCTAssertTrue(deny.remedy.hasPrefix("security=deny applies to agent main:"), deny.remedy)
         let fallback = try XCTUnwrap(denial(decide(try request(["deploy"], ["approvalSource": .string("ask-fallback")]), ask: .always)))
@@ -157,7 +157,11 @@ final class ExecDecisionTests: TempDirTestCase {
     func testADurableAllowAlwaysGrantSatisfiesAMissButNotAskAlways() throws {
         let sent = try request(["/bin/sh", "-c", "deploy $(cat target)"])
         let grant = ExecDecision.exactCommandPattern(sent.commandText)
-        XCTAssertTrue(grant.hasPrefix("=command:") && grant.count == 25, grant)
+        XCTAssertTrue(grant.hasPrefix("=command:") && grant.count == 9 + 64, grant)
+        // upstream's 16-digit form of the same digest is no grant here.
+        guard case .success(.denied) = decide(sent, ask: .onMiss, grants: [String(grant.prefix(9 + 16))]) else {
+            return XCTFail("a truncated exact-command grant must not run the command")
+        }
         guard case let .success(.run(order, _)) = decide(sent, ask: .onMiss, grants: [grant]) else {
             return XCTFail("the exact-command grant runs the command")
         }
@@ -179,6 +183,27 @@ final class ExecDecisionTests: TempDirTestCase {
         }
         XCTAssertEqual(effects, [.allowAlways(agentId: "main", grants: [AllowlistRule(pattern: ExecDecision.exactCommandPattern(sent.commandText),
                                                                                       generated: true)], now: now)])
+    }
+
+    /// A script materialised for `python3 -c` sits where the command's user can write: approving
+    /// it always would admit whatever is written there later, so it is approved once only.
+    func testAllowAlwaysOfAMaterialisedInlineEvalScriptIsNotPersisted() throws {
+        let script = "/var/lib/openclaw-node/tmp/inline-eval/" + String(repeating: "a", count: 64) + ".py"
+        var params = approval(["/opt/tools/report", script], decision: "allow-always")
+        guard case var .object(plan)? = params["systemRunPlan"] else { return XCTFail("plan") }
+        plan["mutableFileOperand"] = .object(["argvIndex": .number(1), "path": .string(script), "sha256": .string(String(repeating: "b", count: 64))])
+        params["systemRunPlan"] = .object(plan)
+        let sent = try request(["/opt/tools/report", script], params)
+        let approved = ApprovedRun(cwd: defaultCwd, cwdIdentity: nil, operand: nil)
+        guard case let .success(.run(order, effects)) = decide(sent, approved: approved, allowlist: ["/opt/bin/deploy"]) else {
+            return XCTFail("approved")
+        }
+        XCTAssertEqual(order.argv, ["/opt/tools/report", script])
+        XCTAssertFalse(effects.contains { if case .allowAlways = $0 { return true } else { return false } }, "\(effects)")
+        XCTAssertTrue(InlineEvalScript.isMaterialized(script))
+        XCTAssertFalse(InlineEvalScript.isMaterialized("/home/u/tmp/inline-eval-x/a.py"))
+        XCTAssertNil(InlineEvalScript.form(["python3", " -c", "print(1)"]), "the flag exactly as python reads it")
+        XCTAssertNotNil(InlineEvalScript.form(["python3", "-c", "print(1)"]))
     }
 
     // MARK: Validation, before any policy
@@ -274,7 +299,10 @@ final class ExecDenialTests: XCTestCase {
         }
         XCTAssertEqual(remedies.count, ExecPolicy.Reason.all.count, "one remedy per reason")
         XCTAssertEqual(ExecDenial.remedy(reason: ExecPolicy.Reason.allowlistMiss, policy: policy, subject: "/usr/bin/x", blocked: nil, node: "nas"),
-                       #"add an allowlist entry for /usr/bin/x: openclaw approvals allowlist add --node nas --agent ops "/usr/bin/x""#)
+                       #"add an allowlist entry for /usr/bin/x: openclaw approvals allowlist add --node nas --agent ops /usr/bin/x"#)
+        XCTAssertEqual(ExecDenial.remedy(reason: ExecPolicy.Reason.allowlistMiss, policy: policy, subject: "/opt/it's $(id)/x", blocked: nil,
+                                         node: "my nas"),
+                       #"add an allowlist entry for /opt/it's $(id)/x: openclaw approvals allowlist add --node 'my nas' --agent ops '/opt/it'\''s $(id)/x'"#)
         XCTAssertTrue(ExecDenial.remedy(reason: ExecPolicy.Reason.unsupportedShellSyntax, policy: policy, subject: nil,
                                         blocked: "a here-document", node: "nas").contains("(a here-document)"))
     }

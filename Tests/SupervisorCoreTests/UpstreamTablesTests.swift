@@ -242,6 +242,22 @@ final class UpstreamAllowlistLineContinuationTests: ScratchTestCase {
                                      allowlist: allowlist, safeBins: SafeBinPolicy(bins: []), skillBins: [])
     }
 
+    /// An argPattern reads the words as written; words the shell still expands (`$1`, `*`) are
+    /// not what runs, so only a path-only entry admits them, and allow-always binds no argv.
+    func testAnArgPatternNeverAdmitsWordsTheShellExpands() {
+        Scratch.makeSubdirectory(dir + "/bin")
+        Scratch.writeFile("\(dir)/bin/git", mode: 0o755)
+        let status = AllowlistRule(pattern: "\(dir)/bin/git", argPattern: "^status")
+        XCTAssertTrue(evaluate("git status", allowlist: [status]).allowlistSatisfied)
+        for payload in ["git status$1", "git status*", "git status ${IFS}push"] {
+            let expanded = evaluate(payload, allowlist: [status])
+            XCTAssertTrue(expanded.analysisOk, payload)
+            XCTAssertFalse(expanded.allowlistSatisfied, payload)
+            XCTAssertEqual(expanded.allowAlwaysGrants, [], payload)
+        }
+        XCTAssertTrue(evaluate("git status*", allowlist: [AllowlistRule(pattern: "\(dir)/bin/git")]).allowlistSatisfied)
+    }
+
     func testMultiLineCurlIsTheSingleLineCommand3Scenarios() {
         Scratch.makeSubdirectory(dir + "/bin")
         for name in ["curl", "wget"] { Scratch.writeFile("\(dir)/bin/\(name)", mode: 0o755) }
@@ -250,9 +266,10 @@ final class UpstreamAllowlistLineContinuationTests: ScratchTestCase {
         let single = evaluate(#"curl -sS -H "X-One: a" -H "X-Two: b" "http://example.invalid/path""#, allowlist: [curl])
         XCTAssertTrue(multi.analysisOk && multi.allowlistSatisfied)
         XCTAssertEqual(multi.segments.first?.argv, single.segments.first?.argv)
+        // upstream splices backslash-CRLF too; the shell does not (the LF ends the command), so
+        // here it stays a newline and is refused: `git status \<CR><LF>rm -rf ~` must not read as one command.
         let crlf = evaluate("curl -sS \\\r\n  \"http://example.invalid/path\"", allowlist: [curl])
-        XCTAssertTrue(crlf.analysisOk && crlf.allowlistSatisfied)
-        XCTAssertEqual(crlf.segments.first?.argv, ["curl", "-sS", "http://example.invalid/path"])
+        XCTAssertFalse(crlf.analysisOk)
         let wget = evaluate("wget \\\n  \"http://example.invalid/\"", allowlist: [curl])
         XCTAssertTrue(wget.analysisOk)
         XCTAssertFalse(wget.allowlistSatisfied)
@@ -264,7 +281,8 @@ final class UpstreamAllowlistLineContinuationTests: ScratchTestCase {
             return segments.flatMap(\.argv)
         }
         XCTAssertEqual(words("echo one \\\ntwo"), ["echo", "one", "two"])
-        XCTAssertEqual(words("echo one \\\r\ntwo"), ["echo", "one", "two"])
+        XCTAssertNil(words("echo one \\\r\ntwo"), "backslash-CR-LF is no continuation to the shell")
+        XCTAssertNil(words("git status \\\r\nrm -rf ~"))
         XCTAssertEqual(words("echo 'a\\\nb'"), ["echo", "a\\\nb"])
         XCTAssertEqual(words("echo \"one\\\ntwo\""), ["echo", "onetwo"])
         XCTAssertEqual(words(#"curl -sS "http://example.invalid/""#), ["curl", "-sS", "http://example.invalid/"])

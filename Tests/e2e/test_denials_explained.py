@@ -31,7 +31,7 @@ def test_a_miss_is_explained_in_the_event_the_result_the_log_and_status(linked, 
     [event] = events_for(gw, "r-miss", "exec.denied")
     policy = {"security": "allowlist", "ask": "off", "askFallback": "deny", "agent": "main", "askFallbackApplied": False}
     name = json.loads((state_dir / "node.json").read_text())["displayName"]
-    remedy = f'add an allowlist entry for /usr/bin/uname: openclaw approvals allowlist add --node {name} "/usr/bin/uname"'
+    remedy = f'add an allowlist entry for /usr/bin/uname: openclaw approvals allowlist add --node {name} /usr/bin/uname'
     assert (event["reason"], event["policy"], event["remedy"]) == ("allowlist-miss", policy, remedy)
     assert json.loads(result["payloadJSON"]) == {"reason": "allowlist-miss", "message": "SYSTEM_RUN_DENIED: allowlist miss",
                                                  "policy": policy, "remedy": remedy}
@@ -90,7 +90,7 @@ def test_allow_always_of_an_unanalysable_command_is_remembered_for_that_exact_co
     plan = prepared["plan"]
     result, _ = run(gw, {"command": plan["argv"], "approvalDecision": "allow-always", "systemRunPlan": plan})
     assert result["ok"] is True and out.read_text().strip().isdigit()
-    grant = "=command:" + hashlib.sha256(plan["commandText"].strip().encode()).hexdigest()[:16]
+    grant = "=command:" + hashlib.sha256(plan["commandText"].strip().encode()).hexdigest()
     entries = json.loads((state_dir / "exec-approvals.json").read_text())["agents"]["main"]["allowlist"]
     assert [(e["pattern"], e["source"]) for e in entries] == [(grant, "allow-always")]
     out.unlink()
@@ -114,6 +114,9 @@ def test_execution_context_is_a_closed_routing_hint_for_the_child(linked):
     assert payload["stdout"] == '{"sender":{"id":"sender-1"},"chat":{"id":"chat-1"}}|1'
     result, payload = run(gw, {"command": show, "executionContext": {}})
     assert payload["stdout"] == "|"
+    # Without a context, sent copies go too: an agent cannot pose as another channel or a sub-agent.
+    result, payload = run(gw, {"command": show, "env": {"OPENCLAW_CHANNEL_CONTEXT": "forged", "OPENCLAW_SUBAGENT_EXEC": "1"}})
+    assert result["ok"] is True and payload["stdout"] == "|"
     for context in (None, {"senderId": 7}, {"chatId": ""}, {"subagent": False}, {"env": {"PATH": "/tmp"}},
                     {"sessionKey": "agent:main:main"}):
         assert error_of(gw.invoke("system.run", {"command": ["/bin/true"], "executionContext": context})) == (

@@ -43,6 +43,9 @@ public struct AllowlistEvaluation: Equatable, Sendable {
         public var matchedPattern: String?
         /// The matched entry's `argPattern` (nil: a path-only entry).
         public var matchedArgPattern: String?
+        /// The arguments are exactly these words (no shell expansion left): only then can an
+        /// argPattern admit them or an allow-always bind them.
+        public var argumentsExact: Bool = true
         public var satisfiedBySafeBin: Bool
         public var satisfiedBySkill: Bool
         public var satisfied: Bool
@@ -143,7 +146,12 @@ private struct Context {
             // The shell itself may run the command word (no wrapper in front, or only `time`).
             if let reason = ShellBuiltins.refusal(shellSegment, commandIndex: commandIndex) { return .failed(reason, shell: shell) }
             let literal = !shellSegment.tokens[...commandIndex].contains(where: \.hasExpansion)
-            var segment = analyse(argv: words, inner: inner, wrappers: wrappers, env: env, trustedExecutableText: literal)
+            // Arguments the shell still expands (`$1`, `${IFS}`, `*`) are not what an argPattern or
+            // an argv-bound grant read: such a segment meets only path-only entries. (Positional
+            // words after the payload reach the command only through such an expansion.)
+            let argumentsExpand = shellSegment.tokens.contains(where: \.hasExpansion)
+            var segment = analyse(argv: words, inner: inner, wrappers: wrappers, env: env, trustedExecutableText: literal,
+                                  argumentsExact: !argumentsExpand)
             // Wrappers inside a payload really run (found on the shell's PATH), so vet them too.
             let wrappersTrusted = wrappers.allSatisfy { wrapper in
                 ExecutableResolver.resolve(words[wrapper.index], cwd: cwd, pathEnv: pathEnv, probe: probe).map(isTrustedLauncher) ?? false
@@ -174,12 +182,12 @@ private struct Context {
     /// Resolves and judges one command. `trustedExecutableText` is false when the shell could
     /// rewrite the executable or wrapper words; then only the bare `*` pattern can satisfy it.
     func analyse(argv: [String], inner: [String], wrappers: [DispatchWrapper], env: [EnvAssignment],
-                 trustedExecutableText: Bool) -> AllowlistEvaluation.Segment
+                 trustedExecutableText: Bool, argumentsExact: Bool = true) -> AllowlistEvaluation.Segment
     {
         let resolved = trustedExecutableText
             ? inner.first.flatMap { ExecutableResolver.resolve($0, cwd: cwd, pathEnv: pathEnv, probe: probe) }
             : nil
-        let rule = matchingRule(resolved, argv: trustedExecutableText ? inner : nil)
+        let rule = matchingRule(resolved, argv: trustedExecutableText && argumentsExact ? inner : nil)
         let pattern = rule?.pattern
         let bySafeBin = safeBins.permits(argv: inner, resolvedPath: resolved)
         let bySkill = resolved.map { path in
@@ -187,7 +195,8 @@ private struct Context {
         } ?? false
         return AllowlistEvaluation.Segment(
             argv: argv, effectiveArgv: inner, wrappers: wrappers, envAssignments: env, resolvedPath: resolved,
-            matchedPattern: pattern, matchedArgPattern: rule?.argPattern, satisfiedBySafeBin: bySafeBin, satisfiedBySkill: bySkill,
+            matchedPattern: pattern, matchedArgPattern: rule?.argPattern, argumentsExact: trustedExecutableText && argumentsExact,
+            satisfiedBySafeBin: bySafeBin, satisfiedBySkill: bySkill,
             satisfied: pattern != nil || bySafeBin || bySkill, inlineEval: InlineEval.detect(argv))
     }
 
@@ -229,6 +238,9 @@ private struct Context {
     func persistableGrants(_ segments: [AllowlistEvaluation.Segment]) -> [AllowlistRule]? {
         var grants: [AllowlistRule] = []
         for segment in segments {
+            // Arguments the shell expands cannot be bound: no grant (allow-always then remembers
+            // the exact command text instead).
+            guard segment.argumentsExact else { return [] }
             guard let path = segment.resolvedPath else { continue }
             let name = ExecutableResolver.basename(path)
             if ShellWrapper.shells.contains(name) || ShellWrapper.multiplexers.contains(name) { return nil }

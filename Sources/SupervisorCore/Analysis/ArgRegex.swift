@@ -5,8 +5,14 @@
 /// something that already repeats, an unbounded repeat of overlapping alternatives, adjacent
 /// unbounded repeats of the same atom) is applied, so an entry behaves as upstream's would.
 ///
-/// Not supported, and so never matching (fail closed): backreferences, lookaround, and
-/// programs larger than `maxProgram` instructions (`a{1000}{1000}`).
+/// As JavaScript without the `u` flag, the subject is read as UTF-16 code units (`.` is one
+/// unit, so an emoji is two), never as Unicode scalars.
+///
+/// Not supported, and so refused as `invalid-regex` (fail closed): backreferences, lookaround,
+/// scalars outside the BMP in the pattern, patterns longer than `maxSource` scalars or nested
+/// deeper than `maxDepth` groups, and programs larger than `maxProgram` instructions
+/// (`a{1000}{1000}`). A quantifier JavaScript refuses (`a{5,2}`, `^*`, `\b+`) or one past
+/// `maxCount` makes the whole pattern invalid, never a pattern without it.
 public struct ArgRegex: Sendable {
     /// Why a pattern is refused (upstream's `SafeRegexRejectReason` for exec).
     public enum Refusal: String, Error, Sendable, Equatable {
@@ -16,6 +22,8 @@ public struct ArgRegex: Sendable {
 
     static let maxProgram = 4_000
     static let maxCount = 1_000
+    static let maxSource = 1_024
+    static let maxDepth = 64
     /// Instructions times subject scalars one search may visit: past it the entry does not
     /// match (fail closed), so a match's time has a fixed bound whatever the argv.
     static let maxWork = 8_000_000
@@ -35,8 +43,10 @@ public struct ArgRegex: Sendable {
     }
 
     static func compile(_ source: String) -> Result<[Instruction], Refusal> {
-        var parser = Parser(Array(source.unicodeScalars))
-        guard let node = parser.parseAlternation(), parser.atEnd else { return .failure(.invalidRegex) }
+        let scalars = Array(source.unicodeScalars)
+        guard scalars.count <= maxSource, !scalars.contains(where: { $0.value > 0xFFFF }) else { return .failure(.invalidRegex) }
+        var parser = Parser(scalars)
+        guard let node = parser.parseAlternation(), parser.atEnd, !parser.failed else { return .failure(.invalidRegex) }
         if node.isDangerous { return .failure(.unsafeNestedRepetition) }
         var emitter = Emitter()
         guard emitter.emit(node), emitter.program.count < maxProgram else { return .failure(.invalidRegex) }
@@ -46,7 +56,7 @@ public struct ArgRegex: Sendable {
 
     /// `RegExp.prototype.test`: whether the pattern matches anywhere in `subject`.
     public func search(_ subject: String) -> Bool {
-        let input = Array(subject.unicodeScalars)
+        let input = subject.utf16.map(UInt32.init)
         guard program.count * (input.count + 1) <= Self.maxWork else { return false }
         var current = ThreadSet(count: program.count)
         var next = ThreadSet(count: program.count)
@@ -69,7 +79,7 @@ public struct ArgRegex: Sendable {
     }
 
     /// Follows the epsilon edges from `pc` at `position`; true when a match is reached.
-    private func add(_ pc: Int, at position: Int, _ input: [Unicode.Scalar], to set: inout ThreadSet, stack: inout [Int]) -> Bool {
+    private func add(_ pc: Int, at position: Int, _ input: [UInt32], to set: inout ThreadSet, stack: inout [Int]) -> Bool {
         stack.removeAll(keepingCapacity: true)
         stack.append(pc)
         while let pc = stack.popLast() {
@@ -122,13 +132,13 @@ struct ThreadSet {
     }
 }
 
-/// A set of scalars: ranges, classes, negation.
+/// A set of UTF-16 code units: ranges, classes, negation.
 struct CharSet: Sendable {
     var ranges: [ClosedRange<UInt32>] = []
     var negated = false
 
-    func contains(_ scalar: Unicode.Scalar) -> Bool {
-        ranges.contains { $0.contains(scalar.value) } != negated
+    func contains(_ unit: UInt32) -> Bool {
+        ranges.contains { $0.contains(unit) } != negated
     }
 
     static let digit = CharSet(ranges: [48...57])
@@ -245,7 +255,7 @@ indirect enum Node {
     static func mayShare(_ first: CharSet, _ second: CharSet) -> Bool {
         if first.negated || second.negated { return true }
         let probes = (0...127).compactMap(Unicode.Scalar.init) + ["\u{A0}", "é", "中"].compactMap { $0.unicodeScalars.first }
-        return probes.contains { first.contains($0) && second.contains($0) }
+        return probes.contains { first.contains($0.value) && second.contains($0.value) }
     }
 
     /// Whether the node can match the empty string.
@@ -280,6 +290,10 @@ indirect enum Node {
 struct Parser {
     let source: [Unicode.Scalar]
     var index = 0
+    /// Set where JavaScript raises a SyntaxError the recursive descent cannot report by nil alone
+    /// (a quantifier that is not a literal brace): the whole pattern is then invalid.
+    var failed = false
+    var depth = 0
 
     init(_ source: [Unicode.Scalar]) { self.source = source }
 
@@ -293,6 +307,9 @@ struct Parser {
     }
 
     mutating func parseAlternation() -> Node? {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= ArgRegex.maxDepth else { return nil }
         var branches: [Node] = []
         repeat {
             guard let branch = parseConcat() else { return nil }
@@ -306,11 +323,11 @@ struct Parser {
         while let scalar = peek, scalar != "|", scalar != ")" {
             guard var atom = parseAtom() else { return nil }
             while let quantified = parseQuantifier(atom) {
-                guard case .repeated = quantified else { break }
                 // A second quantifier directly on a quantifier (`a**`) is a syntax error in JS.
                 if case .repeated = atom { return nil }
                 atom = quantified
             }
+            if failed { return nil }
             nodes.append(atom)
         }
         return nodes.count == 1 ? nodes[0] : (nodes.isEmpty ? .empty : .concat(nodes))
@@ -330,14 +347,16 @@ struct Parser {
             var high: Int? = low
             if take(",") { high = number() }
             guard take("}") else { index = save; return nil }
-            if let high, high < low { return nil }
-            guard low <= ArgRegex.maxCount, (high ?? 0) <= ArgRegex.maxCount else { return nil }
+            // `{5,2}` is a SyntaxError in JS; past maxCount it is not supported. Either way the
+            // braces were a quantifier, so the pattern is invalid (never `a` without it).
+            if let high, high < low { failed = true; return nil }
+            guard low <= ArgRegex.maxCount, (high ?? 0) <= ArgRegex.maxCount else { failed = true; return nil }
             bounds = (low, high)
         default: return nil
         }
         _ = take("?")  // lazy: the same language, so the same search result
         switch atom {
-        case .lineStart, .lineEnd, .wordBoundary: return nil
+        case .lineStart, .lineEnd, .wordBoundary: failed = true; return nil  // "Nothing to repeat"
         default: return .repeated(atom, min: bounds.0, max: bounds.1)
         }
     }

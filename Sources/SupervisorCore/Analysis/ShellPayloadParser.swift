@@ -67,7 +67,7 @@ public struct ShellPayloadError: Error, Equatable, Sendable {
 /// in the approval prompt as if it did (or hide what does).
 public enum ShellPayloadParser {
     /// upstream's `joinShellLineContinuations`, as the shell itself does it: a backslash before
-    /// LF (or CR LF) is removed with it outside single quotes and comments, so a multi-line
+    /// LF is removed with it outside single quotes and comments, so a multi-line
     /// `curl \` reads as its single-line form. In single quotes and comments it stays (the
     /// newline is then refused as usual); with an unterminated quote nothing is changed.
     static func joiningLineContinuations(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
@@ -91,8 +91,9 @@ public enum ShellPayloadParser {
                 continue
             }
             if scalar == "\\" {
+                // Only backslash-LF: to dash and bash, backslash-CR is an escaped CR and the LF
+                // then ends the command (upstream also splices CRLF; a second command would hide).
                 if index + 1 < text.count, text[index + 1] == "\n" { index += 2; continue }
-                if index + 2 < text.count, text[index + 1] == "\r", text[index + 2] == "\n" { index += 3; continue }
                 out.append(scalar)
                 if index + 1 < text.count { out.append(text[index + 1]) }
                 index += 2

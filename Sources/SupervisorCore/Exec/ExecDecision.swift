@@ -73,6 +73,7 @@ enum ExecDecision {
 
         let inlineEval = InlineEval.detect(request.command)
         let durable = durableApproval(evaluation, allowlist: resolved.allowlist, commandText: request.commandText)
+        let exactGrant = hasExactCommandGrant(resolved.allowlist, commandText: request.commandText)
         let decision = ExecPolicy.decide(ExecPolicy.Input(
             security: security, ask: ask, approvedByAsk: request.approvedByAsk,
             analysisOk: evaluation.analysisOk, allowlistSatisfied: evaluation.allowlistSatisfied,
@@ -93,9 +94,10 @@ enum ExecDecision {
         if case let .deny(reason, message) = decision { return denial(reason, message) }
 
         // What exactly runs: the approved plan, the planned argv the allowlist matched, the
-        // request under a durable grant, or the request as sent under `full`.
+        // request under a grant of its exact text, or the request as sent under `full`. (Segment
+        // grants bind the planned argv only: without one the request is not run as sent.)
         var argv = request.command
-        if security == .allowlist, !request.approvedByAsk, !(durable && evaluation.executionArgv == nil) {
+        if security == .allowlist, !request.approvedByAsk, !(exactGrant && evaluation.executionArgv == nil) {
             guard let planned = evaluation.executionArgv else {
                 return denial(ExecPolicy.Reason.executionPlanMiss, "SYSTEM_RUN_DENIED: execution plan mismatch")
             }
@@ -103,7 +105,11 @@ enum ExecDecision {
         }
 
         var effects: [ApprovalsEffect] = []
-        if request.approvalDecision == .allowAlways, security == .allowlist, !(settings.strictInlineEval && inlineEval != nil) {
+        // A materialised inline-eval script lives in a folder the command's user can write: a
+        // grant naming it would admit whatever is written there later, so it is approved once.
+        let inlineEvalScript = request.plan?.mutableFileOperand.map { InlineEvalScript.isMaterialized($0.path) } ?? false
+        if request.approvalDecision == .allowAlways, security == .allowlist, !(settings.strictInlineEval && inlineEval != nil),
+           !inlineEvalScript {
             if evaluation.analysisOk, let grants = evaluation.allowAlwaysGrants, !grants.isEmpty {
                 effects.append(.allowAlways(agentId: request.agentId ?? "main", grants: grants, now: input.now))
             } else {
@@ -123,12 +129,11 @@ enum ExecDecision {
         }
 
         var env = input.environment.childEnvironment(overrides: request.env, shellWrapper: ShellWrapper.detect(request.command) != nil)
-        if let context = request.executionContext {
-            // The routing variables come from the context alone: inherited or sent copies go.
-            env["OPENCLAW_CHANNEL_CONTEXT"] = nil
-            env["OPENCLAW_SUBAGENT_EXEC"] = nil
-            env.merge(context.environment) { $1 }
-        }
+        // The routing variables come from an execution context alone: inherited or sent copies
+        // go, with or without one (an agent cannot pose as another channel or a sub-agent).
+        env["OPENCLAW_CHANNEL_CONTEXT"] = nil
+        env["OPENCLAW_SUBAGENT_EXEC"] = nil
+        if let context = request.executionContext { env.merge(context.environment) { $1 } }
         let order = RunOrder(
             id: request.runId + "/" + input.newId, argv: argv, cwd: cwd, env: env, timeoutMs: request.timeoutMs,
             maxOutputBytes: SystemRunHandler.outputCap, expectCwd: input.approved?.cwdIdentity, expectOperand: input.approved?.operand
@@ -136,18 +141,26 @@ enum ExecDecision {
         return .success(.run(order, effects: effects))
     }
 
-    /// upstream's durable allow-always grant for an exact command: `=command:` and the first 16
-    /// hex digits of the SHA-256 of the trimmed command text.
+    /// The durable allow-always grant for an exact command: `=command:` and the SHA-256 of the
+    /// trimmed command text. upstream keeps only its first 16 hex digits; 64 bits let an agent
+    /// find two commands sharing them (about 2^32 tries) and have the harmless one approved, so
+    /// the whole digest is written and only the whole digest matches (an upstream short grant
+    /// is a miss here: the operator is asked again).
     static func exactCommandPattern(_ commandText: String) -> String {
-        "=command:" + FileDigest.sha256Hex(bytes: Array(commandText.trimmingWhitespace().utf8)).prefix(16)
+        "=command:" + FileDigest.sha256Hex(bytes: Array(commandText.trimmingWhitespace().utf8))
+    }
+
+    /// An allow-always grant of exactly this command text.
+    static func hasExactCommandGrant(_ allowlist: [ResolvedAllowlistEntry], commandText: String) -> Bool {
+        let exact = exactCommandPattern(commandText)
+        return allowlist.contains { $0.entry.source == AllowlistEntry.allowAlwaysSource && $0.entry.pattern == exact }
     }
 
     /// upstream's `hasDurableExecApproval`: an allow-always grant of the exact command, or
     /// allow-always entries behind every segment of an analysed command.
     static func durableApproval(_ evaluation: AllowlistEvaluation, allowlist: [ResolvedAllowlistEntry], commandText: String) -> Bool {
-        let exact = exactCommandPattern(commandText)
+        if hasExactCommandGrant(allowlist, commandText: commandText) { return true }
         let grants = allowlist.filter { $0.entry.source == AllowlistEntry.allowAlwaysSource }
-        if grants.contains(where: { $0.entry.pattern == exact }) { return true }
         guard evaluation.analysisOk, !evaluation.segments.isEmpty else { return false }
         return evaluation.segments.allSatisfy { segment in
             guard let pattern = segment.matchedPattern else { return false }

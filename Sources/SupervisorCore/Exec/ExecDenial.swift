@@ -44,8 +44,20 @@ public struct ExecDenial: Equatable, Sendable {
 
     /// What the operator runs (or changes) for each reason. `subject` is the program the
     /// allowlist missed (its resolved path when known); `node` names this node on the gateway.
+    /// `word` as one POSIX shell word: bare when it holds only characters no shell treats
+    /// specially, else in single quotes (a `'` inside written `'\''`).
+    static func shellWord(_ word: String) -> String {
+        let plain = !word.isEmpty && word.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || "_./:@%+=,-".utf8.contains(byte)
+        }
+        return plain ? word : "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: #"'\''"#) + "'"
+    }
+
     static func remedy(reason: String, policy: Policy, subject: String?, blocked: String?, node: String) -> String {
-        let agentFlag = policy.agent == "main" ? "" : " --agent \(policy.agent)"
+        // Every word an operator may paste into a shell is quoted for it (a program's path or a
+        // node's name can hold `$(…)`, a space or a quote).
+        let agentFlag = policy.agent == "main" ? "" : " --agent \(shellWord(policy.agent))"
+        let node = shellWord(node)
         switch reason {
         case ExecPolicy.Reason.securityDeny where policy.askFallbackApplied, ExecPolicy.Reason.approvalRequired where policy.askFallbackApplied:
             return "askFallback=\(policy.askFallback.rawValue) applied: no operator approval was reachable; approve the command on the "
@@ -55,9 +67,9 @@ public struct ExecDenial: Equatable, Sendable {
                 + "(openclaw approvals set --node \(node)\(agentFlag) …, or exec-approvals.json on the node)"
         case ExecPolicy.Reason.approvalRequired:
             return "ask=\(policy.ask.rawValue) needs an operator's approval for this command: approve it on the gateway (allow-once or "
-                + "allow-always)" + (subject.map { ", or add an allowlist entry: openclaw approvals allowlist add --node \(node)\(agentFlag) \"\($0)\"" } ?? "")
+                + "allow-always)" + (subject.map { ", or add an allowlist entry: openclaw approvals allowlist add --node \(node)\(agentFlag) \(shellWord($0))" } ?? "")
         case ExecPolicy.Reason.allowlistMiss:
-            return subject.map { "add an allowlist entry for \($0): openclaw approvals allowlist add --node \(node)\(agentFlag) \"\($0)\"" }
+            return subject.map { "add an allowlist entry for \($0): openclaw approvals allowlist add --node \(node)\(agentFlag) \(shellWord($0))" }
                 ?? "add an allowlist entry for the program (openclaw approvals allowlist add --node \(node)\(agentFlag) \"<path>\"), or approve the command"
         case ExecPolicy.Reason.unsupportedShellSyntax:
             return "the allowlist cannot analyse this shell command\(blocked.map { " (\($0))" } ?? ""): run the program directly "

@@ -31,7 +31,8 @@ public enum InlineEvalScript {
     static func form(_ argv: [String]) -> Form? {
         guard argv.count == 3 else { return nil }
         let name = ExecutableResolver.basename(argv[0])
-        let flag = argv[1].trimmingWhitespace()
+        // The flag exactly as the interpreter reads it (` -c` is a script name to python).
+        let flag = argv[1]
         if isPython(name), flag == "-c" { return Form(runtime: .python, interpreter: argv[0], normalizedExecutable: name, flag: flag, code: argv[2]) }
         if name == "node" || name == "nodejs", flag == "-e" || flag == "--eval" {
             return Form(runtime: .node, interpreter: argv[0], normalizedExecutable: name, flag: flag, code: argv[2])
@@ -50,6 +51,17 @@ public enum InlineEvalScript {
 
     static func denied(_ text: String) -> ApprovalDenial { ApprovalDenial("SYSTEM_RUN_DENIED: \(text)") }
 
+    /// The largest code materialised (an argv word is at most 128 KiB on Linux; a request can be larger).
+    static let maxCodeBytes = 1 << 20
+    /// Scripts kept at once: past it the oldest day is pruned first, then prepare refuses.
+    static let maxScripts = 1_024
+
+    /// Whether `path` is a script this node materialised (`…/tmp/inline-eval/<name>`).
+    static func isMaterialized(_ path: String) -> Bool {
+        let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return parent.hasSuffix("/tmp/inline-eval")
+    }
+
     /// Writes the script for `form` into `directory` and returns its path (the same code,
     /// interpreter and flag always give the same file). Runs as the command's user.
     static func materialize(_ form: Form, resolvedPath: String, realPath: String, directory: String) -> Result<String, ApprovalDenial> {
@@ -57,6 +69,10 @@ public enum InlineEvalScript {
         guard lstat(directory, &info) == 0 else { return .failure(denied("unable to prepare inline-eval temp dir")) }
         guard info.st_mode & S_IFMT == S_IFDIR else { return .failure(denied("inline-eval temp dir is unsafe")) }
         guard info.st_mode & 0o077 == 0 else { return .failure(denied("inline-eval temp dir is unsafe")) }
+        guard form.code.utf8.count <= maxCodeBytes else { return .failure(denied("inline-eval code is too large to materialize")) }
+        guard prune(directory, olderThan: time(nil) - 86_400) < maxScripts else {
+            return .failure(denied("inline-eval temp dir is full"))
+        }
         let digest = FileDigest.sha256Hex(bytes: Array(hashInput(form, resolvedPath: resolvedPath, realPath: realPath).utf8))
         let path = "\(directory)/\(digest)\(form.runtime.fileExtension)"
         let body = Array(script(form, resolvedPath: resolvedPath, realPath: realPath).utf8)
@@ -142,15 +158,19 @@ public enum InlineEvalScript {
         return lstat(path, &info) == 0 && info.st_mode & 0o011 == 0o011
     }
 
-    static func prune(_ directory: String, olderThan cutoff: time_t) {
-        guard let handle = opendir(directory) else { return }
+    /// Removes what is not a regular file or is older than `cutoff`; returns how many are kept.
+    @discardableResult
+    static func prune(_ directory: String, olderThan cutoff: time_t) -> Int {
+        guard let handle = opendir(directory) else { return 0 }
         defer { closedir(handle) }
+        var kept = 0
         while let entry = readdir(handle) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             guard name != ".", name != ".." else { continue }
             var info = stat()
             let path = "\(directory)/\(name)"
-            if lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG || info.st_mtim.tv_sec < cutoff { unlink(path) }
+            if lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG || info.st_mtim.tv_sec < cutoff { unlink(path) } else { kept += 1 }
         }
+        return kept
     }
 }

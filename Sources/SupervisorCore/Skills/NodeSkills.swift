@@ -57,7 +57,8 @@ public enum NodeSkills {
             guard info.st_mode & S_IFMT == S_IFDIR else { continue }
             let file = "\(path)/SKILL.md"
             guard lstat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
-            guard info.st_size <= maxContentBytes, let bytes = try? readWholeFile(file), bytes.count <= maxContentBytes else {
+            guard let bytes = readRegularFile(file, limit: maxContentBytes) else { continue }
+            guard info.st_size <= maxContentBytes, bytes.count <= maxContentBytes else {
                 warn("node host skill skipped (\(file)): exceeds \(maxContentBytes) bytes")
                 continue
             }
