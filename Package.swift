@@ -71,6 +71,7 @@ let package = Package(
                 "GatewayProtocol",
                 "Confinement",
                 "NodeSupport",
+                "CSystemShims",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -89,6 +90,7 @@ let package = Package(
                 "NetWorkerCore",
                 "ExecWorkerCore",
                 "BrowserWorkerCore",
+                "FilesWorkerCore",
                 // doctor's loopback self-test gateway
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -148,6 +150,12 @@ let package = Package(
             ],
             swiftSettings: v5
         ),
+        // Files worker: one fs.listDir, terminal.upload or uploads' clean-up per process.
+        .target(
+            name: "FilesWorkerCore",
+            dependencies: ["OpenClawIPC", "Confinement", "NodeSupport", "CSystemShims"],
+            swiftSettings: v5
+        ),
 
         // Test-only: a worker that forges IPC (garbage, oversize frames, out-of-state messages).
         .executableTarget(
@@ -177,5 +185,6 @@ let package = Package(
         .testTarget(name: "NetWorkerCoreTests", dependencies: ["NetWorkerCore", "GatewayProtocol", "OpenClawIPC",
                                                          .product(name: "Logging", package: "swift-log")], swiftSettings: v5),
         .testTarget(name: "BrowserWorkerCoreTests", dependencies: ["BrowserWorkerCore", "OpenClawIPC"], swiftSettings: v5),
+        .testTarget(name: "FilesWorkerCoreTests", dependencies: ["FilesWorkerCore", "OpenClawIPC", "NodeSupport"], swiftSettings: v5),
     ]
 )

@@ -1,4 +1,5 @@
 import Glibc
+import OpenClawIPC
 
 /// What each worker may do, as tables (design §4). The mechanisms are in the other files of
 /// this module; changing a policy means changing a line here.
@@ -77,6 +78,26 @@ public enum ConfinementPolicy {
     /// Calls of the kernel-attack-surface list that Chromium's own sandbox is made of
     /// (user/PID/network namespaces and a chroot); the BrowserWorker leaves them allowed.
     public static let browserSandboxCalls: [String] = ["unshare", "chroot"]
+
+    /// What the files worker may do beneath its one path, per request (design §4; issue 20):
+    /// a listing reads directories anywhere the exec user may (never a file's content);
+    /// staging creates one folder in the uploads' root (and, after a second layer, files in
+    /// that folder only); the clean-up reads and removes beneath the root.
+    public static func filesAccess(_ mode: FilesMode) -> Landlock.FileAccess {
+        switch mode {
+        case .list: return [.readDir]
+        case .stage: return [.readDir, .readFile, .makeDir, .makeReg, .writeFile]
+        case .sweep: return [.readDir, .readFile, .removeDir, .removeFile]
+        }
+    }
+
+    static func filesAccessText(_ mode: FilesMode) -> String {
+        switch mode {
+        case .list: return "read directories"
+        case .stage: return "make one folder, then files in it"
+        case .sweep: return "read and remove"
+        }
+    }
 
     /// The user the NetWorker and the BrowserWorker drop to when started as root and none is configured.
     public static let defaultNetUser = "nobody"

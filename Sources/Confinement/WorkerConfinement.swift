@@ -16,9 +16,16 @@ public struct ConfinementOptions: Equatable, Sendable {
     public var writablePaths: [String]
     /// Files or directories the BrowserWorker may execute (the Chromium binary's directory).
     public var executablePaths: [String]
+    /// The files worker's one request, which sets its Landlock rules (nil: none, so nothing
+    /// beneath any path is allowed), and the folder those rules are about (the uploads' root).
+    public var filesMode: FilesMode?
+    public var filesRoot: String?
 
     public init(user: String? = nil, optedOut: Set<ConfinementStep> = [], connectPorts: [UInt16] = [],
-                metricsPort: UInt16? = nil, writablePaths: [String] = [], executablePaths: [String] = []) {
+                metricsPort: UInt16? = nil, writablePaths: [String] = [], executablePaths: [String] = [],
+                filesMode: FilesMode? = nil, filesRoot: String? = nil) {
+        self.filesMode = filesMode
+        self.filesRoot = filesRoot
         self.user = user
         self.optedOut = optedOut
         self.connectPorts = connectPorts
@@ -36,6 +43,8 @@ public struct ConfinementOptions: Equatable, Sendable {
         if let metricsPort { arguments += ["--metrics-port", String(metricsPort)] }
         for path in writablePaths { arguments += ["--write-path", path] }
         for path in executablePaths { arguments += ["--exec-path", path] }
+        if let filesMode { arguments += ["--files-mode", filesMode.rawValue] }
+        if let filesRoot { arguments += ["--files-root", filesRoot] }
         return arguments
     }
 
@@ -60,6 +69,8 @@ public struct ConfinementOptions: Equatable, Sendable {
                 index += 2
             case let ("--write-path", value?): options.writablePaths.append(value); index += 2
             case let ("--exec-path", value?): options.executablePaths.append(value); index += 2
+            case let ("--files-mode", value?): options.filesMode = FilesMode(rawValue: value); index += 2
+            case let ("--files-root", value?): options.filesRoot = value; index += 2
             default: rest.append(word); index += 1
             }
         }
@@ -111,6 +122,7 @@ public enum WorkerConfinement {
                 case .net: return (.active, "no exec, no processes, kernel attack surface denied")
                 case .exec: return (.active, "kernel attack surface denied (EPERM)")
                 case .browser: return (.active, "kernel attack surface denied except the namespaces Chromium's sandbox needs")
+                case .files: return (.active, "no exec, no processes, kernel attack surface denied")
                 }
             }
         _ = proceed
@@ -128,7 +140,11 @@ public enum WorkerConfinement {
         // without one still never keeps root by default.
         let name = options.user ?? ConfinementPolicy.defaultNetUser
         guard let user = UserIdentity.lookup(name) else { throw ConfinementFailure(.user, "no such user: \(name)") }
-        if role != .exec, user.uid == 0 { throw ConfinementFailure(.user, "the \(role.rawValue) worker may not run as root (\(name))") }
+        // The files worker is the exec user's hands (a listing or an upload as commands would
+        // see them): it is root only where commands are.
+        if role != .exec, role != .files, user.uid == 0 {
+            throw ConfinementFailure(.user, "the \(role.rawValue) worker may not run as root (\(name))")
+        }
         // The bounding set can only shrink while we still hold CAP_SETPCAP, i.e. before the
         // uid change empties the permitted set.
         try Capabilities.dropBoundingSet()
@@ -142,6 +158,7 @@ public enum WorkerConfinement {
             throw ConfinementFailure(.landlock, "Landlock is not available on this kernel", errno: errno)
         }
         if role == .browser { return try browserLandlock(abi: abi, options) }
+        if role == .files { return try filesLandlock(abi: abi, options) }
         let restrictPorts = !options.connectPorts.isEmpty
         let ruleset = try Landlock.Ruleset(abi: abi, handledFiles: .all(abi: abi),
                                            handledNet: restrictPorts ? [.bindTCP, .connectTCP] : [.bindTCP],
@@ -178,6 +195,32 @@ public enum WorkerConfinement {
         return (.active, "ABI \(abi): executes \(executables) only; writes \(options.writablePaths.joined(separator: ",")) and /dev/shm only")
     }
 
+    /// The files worker's one request: read directories (a listing), or create, read or remove
+    /// beneath the uploads' root (staging, clean-up); no TCP at all, nothing executed.
+    static func filesLandlock(abi: Int, _ options: ConfinementOptions) throws(ConfinementFailure) -> (ConfinementReport.State, String?) {
+        let ruleset = try Landlock.Ruleset(abi: abi, handledFiles: .all(abi: abi), handledNet: [.bindTCP, .connectTCP],
+                                           scoped: [.abstractUnixSocket, .signal])
+        guard let mode = options.filesMode else {
+            try ruleset.restrictSelf()
+            return (.active, "ABI \(abi): no file access (no request named)")
+        }
+        let root = mode == .list ? "/" : (options.filesRoot ?? "/nonexistent")
+        guard try ruleset.allow(root, ConfinementPolicy.filesAccess(mode)) else {
+            throw ConfinementFailure(.landlock, "\(root) does not exist")
+        }
+        try ruleset.restrictSelf()
+        return (.active, "ABI \(abi): \(ConfinementPolicy.filesAccessText(mode)) beneath \(root) only, no TCP")
+    }
+
+    /// A second Landlock layer a staging files worker adds once its folder exists: only new
+    /// files in that folder (layers intersect, so the first layer's wider rights are gone).
+    public static func restrictToStaging(_ directory: String) throws(ConfinementFailure) {
+        guard let abi = Landlock.abi() else { throw ConfinementFailure(.landlock, "Landlock is not available on this kernel", errno: errno) }
+        let ruleset = try Landlock.Ruleset(abi: abi, handledFiles: .all(abi: abi), handledNet: [], scoped: [])
+        guard try ruleset.allow(directory, [.makeReg, .writeFile]) else { throw ConfinementFailure(.landlock, "\(directory) does not exist") }
+        try ruleset.restrictSelf()
+    }
+
     static func seccomp(_ role: WorkerRole) throws(ConfinementFailure) -> SeccompFilter {
         let filter = try SeccompFilter()
         // Chromium's own sandbox is built from user, PID and network namespaces and a chroot.
@@ -191,7 +234,7 @@ public enum WorkerConfinement {
         // clone3 passes its flags in memory a filter cannot read: report "not implemented" so
         // libc falls back to clone, whose flags the rules above can see.
         try filter.deny("clone3", .errno(ENOSYS))
-        if role == .net {
+        if role == .net || role == .files {
             for name in ConfinementPolicy.netNoProcesses { try filter.deny(name, .errno(EPERM)) }
             try filter.deny("clone", errno: EPERM, whenArgument: 0, masked: ConfinementPolicy.cloneThread, equals: 0)
         }

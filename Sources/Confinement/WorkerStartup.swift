@@ -58,6 +58,26 @@ public enum WorkerStartup {
     }
 
     public static func confine<M: IPCMessage>(_ role: WorkerRole, ready: (WorkerHello) -> M) -> Started {
+        confine(role) { report in
+            // The Supervisor logs which step failed and stops instead of re-spawning a worker
+            // that cannot be confined.
+            if let frame = try? IPCCodec.encodeFrame(ready(WorkerHello(pid: getpid(), role: role, confinement: report))) {
+                let bytes = Array(frame.readableBytesView)
+                _ = bytes.withUnsafeBytes { write(workerIPCDescriptor, $0.baseAddress, $0.count) }
+            }
+        }
+    }
+
+    /// A one-shot worker's start: as `confine`, but a failed step is answered on stdout (its
+    /// one reply, with the report) instead of over an IPC socket it does not have.
+    public static func confineOneShot(_ role: WorkerRole) -> Started {
+        confine(role) { report in
+            print((try? JSONText.encode(FilesReply(confinement: report, ok: false,
+                                                   error: WireError(code: "UNAVAILABLE", message: "\(role.processName) could not confine itself")))) ?? "{}")
+        }
+    }
+
+    static func confine(_ role: WorkerRole, reportFailure: (ConfinementReport) -> Void) -> Started {
         let parent = getppid()
         // Executed as /proc/self/exe, the kernel named the process "exe": give it its role's
         // name (truncated to 15 bytes by the kernel) for top, ps -o comm and audit logs.
@@ -80,12 +100,7 @@ public enum WorkerStartup {
         }
         if let failure = report.failure {
             fputs("\(role.processName): confinement step \(failure.step.rawValue) failed: \(failure.detail ?? "")\n", stderr)
-            // The Supervisor logs which step failed and stops instead of re-spawning a worker
-            // that cannot be confined.
-            if let frame = try? IPCCodec.encodeFrame(ready(WorkerHello(pid: getpid(), role: role, confinement: report))) {
-                let bytes = Array(frame.readableBytesView)
-                _ = bytes.withUnsafeBytes { write(workerIPCDescriptor, $0.baseAddress, $0.count) }
-            }
+            reportFailure(report)
             exit(71)
         }
         return Started(report: report, options: options, parent: parent, rest: rest)
@@ -99,7 +114,8 @@ func usage(_ role: WorkerRole) -> String {
     (`openclaw-node run`) starts it with its IPC socket on fd \(workerIPCDescriptor) and the confinement \
     options below; it is not meant to be run by hand.
       --confinement-report   confine as asked, print what was applied as JSON, exit
-      --user U, --unconfined STEP, --connect-port P, --metrics-port P, --write-path D, --exec-path D
+      --user U, --unconfined STEP, --connect-port P, --metrics-port P, --write-path D, --exec-path D,
+      --files-mode list|stage|sweep, --files-root D
     """
 }
 

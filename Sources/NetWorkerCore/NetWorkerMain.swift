@@ -19,7 +19,10 @@ public enum NetWorkerMain {
         // `openclaw-node connect <join URL>`: the one GET of the join URL, confined, then exit.
         // `--fetch-join -` reads the URL from stdin (its shortcode is a credential: not in argv).
         if var url = started.value(of: "--fetch-join") {
-            if url == "-" { url = readStandardInput(limit: 16_384) }
+            if url == "-" {
+                url = String(decoding: readStandardInput(limit: 16_384), as: UTF8.self)
+                while url.hasSuffix("\n") { url.removeLast() }
+            }
             print((try? JSONText.encode(JoinFetch.fetch(url: url))) ?? "{}")
             exit(0)
         }
@@ -66,17 +69,3 @@ public enum NetWorkerMain {
     }
 }
 
-/// Up to `limit` bytes of stdin, to its end, as text (trailing newline dropped).
-private func readStandardInput(limit: Int) -> String {
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4_096)
-    while bytes.count < limit {
-        let count = read(0, &chunk, chunk.count)
-        if count < 0, errno == EINTR { continue }
-        guard count > 0 else { break }
-        bytes += chunk[0..<count]
-    }
-    var text = String(decoding: bytes.prefix(limit), as: UTF8.self)
-    while text.hasSuffix("\n") { text.removeLast() }
-    return text
-}

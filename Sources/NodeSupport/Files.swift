@@ -46,6 +46,19 @@ public func readRegularFile(_ path: String, limit: Int) -> [UInt8]? {
     return bytes
 }
 
+/// Up to `limit` bytes of stdin, to its end (a one-shot worker's request).
+public func readStandardInput(limit: Int) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while bytes.count < limit {
+        let count = read(0, &chunk, min(chunk.count, limit - bytes.count))
+        if count < 0, errno == EINTR { continue }
+        guard count > 0 else { break }
+        bytes += chunk[0..<count]
+    }
+    return bytes
+}
+
 /// The absolute path of the running executable (`/proc/self/exe`).
 public func currentExecutablePath() -> String? {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)

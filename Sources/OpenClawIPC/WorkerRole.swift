@@ -16,6 +16,9 @@ public enum WorkerRole: String, Codable, Sendable, CaseIterable {
     case exec
     /// Chromium over the DevTools protocol, for `browser.proxy`. May execute Chromium only.
     case browser
+    /// One request per process (`fs.listDir`, `terminal.upload`, the uploads' clean-up), as
+    /// the exec user, with Landlock rules for exactly that request. Executes nothing.
+    case files
 
     /// The name the role's process runs under (`argv[0]`, shown by `ps`; also what the
     /// `--unconfined net:landlock` style flags and log lines call it by `rawValue`).
@@ -27,11 +30,15 @@ public enum WorkerRole: String, Codable, Sendable, CaseIterable {
         case .net: return "the gateway link"
         case .exec: return "runs authorised commands"
         case .browser: return "drives Chromium for browser.proxy"
+        case .files: return "lists a folder or stages an upload, one request per process"
         }
     }
 
-    /// Whether the Supervisor starts the role with the node (else on first use).
-    public var startsWithNode: Bool { self != .browser }
+    /// Whether the Supervisor starts the role with the node (else on first use, or per request).
+    public var startsWithNode: Bool { self == .net || self == .exec }
+
+    /// Whether each process serves one request on stdin/stdout and exits (no IPC socket).
+    public var isOneShot: Bool { self == .files }
 
     /// The role a process started as `argv0` plays (its last path component), if any.
     public static func invoked(as argv0: String) -> WorkerRole? {

@@ -66,6 +66,12 @@ struct Doctor: ParsableCommand {
             checks.append(check)
             reports[role.rawValue] = report
         }
+        // The files role as a listing starts it (each request sets its own Landlock rules).
+        var files = confinement.options(for: .files)
+        files.filesMode = .list
+        let (filesCheck, filesReport) = confinementCheck(.files, launch: workers.launch(.files), options: files)
+        checks.append(filesCheck)
+        reports[WorkerRole.files.rawValue] = filesReport
         checks.append(userCheck())
         checks.append(execUserCheck())
         let paths = StatePaths.resolve()

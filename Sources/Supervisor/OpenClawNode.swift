@@ -2,6 +2,7 @@ import ArgumentParser
 import BrowserWorkerCore
 import Confinement
 import ExecWorkerCore
+import FilesWorkerCore
 import NetWorkerCore
 import Glibc
 import Logging
@@ -38,6 +39,7 @@ struct OpenClawNode: ParsableCommand {
         case .net: NetWorkerMain.run()
         case .exec: ExecWorkerMain.run()
         case .browser: BrowserWorkerMain.run()
+        case .files: FilesWorkerMain.run()
         case nil: main(nil)
         }
     }
@@ -196,6 +198,8 @@ struct ConfinementFlags: ParsableArguments {
         case .net: return netUser
         case .exec: return execChoice.name
         case .browser: return browserUser
+        // A listing or an upload is what a command of the exec user could do: as that user.
+        case .files: return execChoice.name
         }
     }
 
@@ -226,11 +230,15 @@ struct WorkerPathOptions: ParsableArguments {
     @Option(name: .customLong("browser-worker-path"), help: .hidden)
     var browser: String?
 
+    @Option(name: .customLong("files-worker-path"), help: .hidden)
+    var files: String?
+
     func path(_ role: WorkerRole) -> String? {
         switch role {
         case .net: return net
         case .exec: return exec
         case .browser: return browser
+        case .files: return files
         }
     }
 
@@ -298,6 +306,13 @@ struct Run: ParsableCommand {
     /// How often the skills folder is looked at for changes (tests shorten it).
     @Option(name: .customLong("skills-poll-ms"), help: .hidden)
     var skillsPollMs: Int = 5_000
+
+    // Tests: where `terminal.upload` stages (default `$TMPDIR`, else /tmp) and for how long.
+    @Option(name: .customLong("terminal-upload-root"), help: .hidden)
+    var terminalUploadRoot: String?
+
+    @Option(name: .customLong("terminal-upload-retention-ms"), help: .hidden)
+    var terminalUploadRetentionMs: Int64 = TerminalUploadLimits.retentionMs
 
     /// Tests shorten the first pause before asking again about a pending command surface.
     @Option(name: .customLong("pairing-retry-ms"), help: .hidden)
@@ -385,7 +400,8 @@ struct Run: ParsableCommand {
                 hostStatsIntervalMs: max(100, hostStatsIntervalMs), home: nodeEnvironment["HOME"] ?? "/",
                 stopAfterFirstHello: stopAfterFirstConnect,
                 skillsDirectory: NodeSkills.enabled(setup.config) ? NodeSkills.directory(stateDir: setup.paths.stateDir) : nil,
-                skillsPollMs: skillsPollMs
+                skillsPollMs: skillsPollMs,
+                filesWorker: workers.launch(.files), filesConfinement: confinement.options(for: .files)
             ),
             logger: logger
         )
@@ -404,6 +420,13 @@ struct Run: ParsableCommand {
         let browserProxy = BrowserProxyHandler(settings: browserSettings, media: BrowserMediaStore(stateDir: setup.paths.stateDir),
                                                runner: supervisor.browser, logger: logger)
         router.register(browserProxy, advertised: browserSettings.advertised, cap: "browser")
+        let filesHandler = FilesHandler(
+            runner: supervisor.files, home: commandUser.map(Self.commandDirectory) ?? nodeEnvironment["HOME"] ?? "/",
+            uploads: .init(root: terminalUploadRoot.map(PathNormalization.resolve) ?? FilesHandler.Uploads.defaultRoot(environment: nodeEnvironment),
+                           retentionMs: max(0, terminalUploadRetentionMs)),
+            loop: supervisor.loop, logger: logger)
+        router.register(filesHandler)
+        if !checkAuth { supervisor.loop.execute { filesHandler.start() } }
         if let allowlist = setup.commands { router.restrict(to: allowlist) }
         var linkSettings = setup.link
         linkSettings.pairingRetryMs = pairingRetryMs.map { min(max($0, 100), PairingProgress.retryMs) }

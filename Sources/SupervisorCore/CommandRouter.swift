@@ -66,7 +66,7 @@ public struct CommandSurface: Codable, Equatable, Sendable {
     public static func configured(browserProxy: Bool) -> CommandSurface {
         CommandSurface(
             commands: WhichHandler.wireCommands + SystemRunHandler.wireCommands + ExecApprovalsHandler.wireCommands
-                + (browserProxy ? BrowserProxyHandler.wireCommands : []),
+                + (browserProxy ? BrowserProxyHandler.wireCommands : []) + FilesHandler.wireCommands,
             caps: ["system"] + SystemRunHandler.commandCaps.map(\.cap) + (browserProxy ? ["browser"] : []))
     }
 

@@ -59,6 +59,10 @@ public struct WorkerSettings: Sendable {
     /// the folder is looked at for changes while linked.
     public var skillsDirectory: String?
     public var skillsPollMs = 5_000
+    /// The files role (one process per `fs.listDir`, `terminal.upload`, clean-up) and the
+    /// confinement its processes start with (the mode is added per request).
+    public var filesWorker: WorkerLaunch = .ownBinary(as: .files)
+    public var filesConfinement = ConfinementOptions()
 
     public init(netWorker: WorkerLaunch = .ownBinary(as: .net), execWorker: WorkerLaunch = .ownBinary(as: .exec),
                 shutdownGrace: TimeAmount = .milliseconds(2500),
@@ -66,7 +70,10 @@ public struct WorkerSettings: Sendable {
                 controlSocketPath: String? = nil, browser: BrowserWorkerSettings? = nil, stateDir: String? = nil,
                 probe: ProbeSettings? = nil, maxConcurrentRuns: Int = 8, maxQueuedRuns: Int = 64,
                 hostStatsIntervalMs: Int = HostStats.intervalMs, home: String = "/", stopAfterFirstHello: Bool = false,
-                skillsDirectory: String? = nil, skillsPollMs: Int = 5_000) {
+                skillsDirectory: String? = nil, skillsPollMs: Int = 5_000,
+                filesWorker: WorkerLaunch = .ownBinary(as: .files), filesConfinement: ConfinementOptions = .init()) {
+        self.filesWorker = filesWorker
+        self.filesConfinement = filesConfinement
         self.stopAfterFirstHello = stopAfterFirstHello
         self.skillsDirectory = skillsDirectory
         self.skillsPollMs = skillsPollMs
@@ -117,6 +124,8 @@ public final class Supervisor {
     /// (`exec.run`, `browser.call`); `net` exists once `run(link:)` starts the node.
     public var exec: ExecRunner { execMonitor }
     public var browser: BrowserRunner? { browserMonitor }
+    public var files: FilesRunning { filesRunner }
+    let filesRunner: FilesRunner
     let execMonitor: ExecMonitor
     let browserMonitor: BrowserMonitor?
     private(set) var netMonitor: NetMonitor?
@@ -145,6 +154,8 @@ public final class Supervisor {
         execMonitor = ExecMonitor(launch: settings.execWorker, confinement: settings.execConfinement, environment: environment,
                                   context: context, maxConcurrent: settings.maxConcurrentRuns, maxQueued: settings.maxQueuedRuns)
         browserMonitor = settings.browser.map { BrowserMonitor(settings: $0, environment: environment, context: context) }
+        filesRunner = FilesRunner(launch: settings.filesWorker, confinement: settings.filesConfinement, environment: environment,
+                                  context: context)
         exitPromise = loop.makePromise()
         context.stopNode = { [unowned self] reason, code, failure in
             if let failure { fail(failure) }
@@ -274,6 +285,7 @@ public final class Supervisor {
         execMonitor.shutdown()
         netMonitor?.shutdown()
         browserMonitor?.shutdown()
+        filesRunner.shutdown()
         // Hard deadline: whatever is left is killed and we exit anyway.
         loop.scheduleTask(in: settings.shutdownGrace + .milliseconds(500)) { [weak self] in
             self?.finishShutdown()

@@ -4,8 +4,13 @@ import NodeSupport
 
 /// A process the reaper reports to when one of our children ends.
 protocol ReapedWorker: AnyObject {
-    var pid: pid_t? { get }
+    /// Its live processes (a slot has at most one; the files runner one per request).
+    var pids: [pid_t] { get }
     func reaped(pid: pid_t, status: String)
+}
+
+extension WorkerSlot {
+    var pids: [pid_t] { pid.map { [$0] } ?? [] }
 }
 
 extension WorkerSlot: ReapedWorker {}
@@ -50,7 +55,7 @@ final class Reaper {
     /// Kills each of our children that is not a live worker and that `matches` (with its
     /// process group): what a dead worker left re-parented to us.
     func sweepOrphans(log message: Logger.Message, matches: (pid_t) -> Bool) {
-        let live = Set(workers.compactMap(\.pid))
+        let live = Set(workers.flatMap(\.pids))
         for pid in Self.childPids() where !live.contains(pid) && matches(pid) {
             kill(-pid, SIGKILL)
             kill(pid, SIGKILL)
@@ -65,7 +70,7 @@ final class Reaper {
     }
 
     /// Whether every watched worker's process is gone.
-    var allGone: Bool { workers.allSatisfy { $0.pid == nil } }
+    var allGone: Bool { workers.allSatisfy(\.pids.isEmpty) }
 
     /// Our direct children (listed per thread: they were spawned from different threads).
     static func childPids() -> [pid_t] {
