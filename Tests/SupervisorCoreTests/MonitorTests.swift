@@ -231,7 +231,10 @@ final class MonitorTests: XCTestCase {
     // MARK: The role table
 
     func testEveryRoleIsOneRow() {
-        XCTAssertEqual(WorkerRole.allCases.map(\.processName), ["openclaw-node-net", "openclaw-node-exec", "openclaw-node-browser"])
+        XCTAssertEqual(WorkerRole.allCases.map(\.processName),
+                       ["openclaw-node-net", "openclaw-node-exec", "openclaw-node-browser", "openclaw-node-files"])
+        XCTAssertEqual(WorkerRole.allCases.filter(\.startsWithNode), [.net, .exec])
+        XCTAssertEqual(WorkerRole.allCases.filter(\.isOneShot), [.files])
         XCTAssertEqual(WorkerRole.invoked(as: "/proc/self/exe"), nil)
         XCTAssertEqual(WorkerRole.invoked(as: "openclaw-node-exec"), .exec)
         XCTAssertEqual(WorkerRole.invoked(as: "/usr/libexec/openclaw-node/openclaw-node-net"), .net)
