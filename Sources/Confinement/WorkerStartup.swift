@@ -146,6 +146,10 @@ enum Probe {
             let fd = open(argument, O_RDONLY | O_CLOEXEC)
             defer { if fd >= 0 { close(fd) } }
             return "probe read: " + outcome(fd)
+        case "mkdir":
+            return "probe mkdir: " + outcome(mkdir(argument, 0o700))
+        case "unlink":
+            return "probe unlink: " + outcome(unlink(argument))
         case "connect":
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(fd) }

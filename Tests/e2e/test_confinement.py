@@ -64,6 +64,91 @@ def test_probes_are_allowed_without_the_protection(tmp_path):
     assert probe("net", "fork", options=unconfined) == "probe fork: allowed"
 
 
+# ------------------------------------------------------------------ death tests (files worker, issue 20)
+
+@pytest.fixture
+def public_dir():
+    """A folder every user can reach (pytest's tmp_path is root's 0700): the probes run as nobody."""
+    import shutil
+    import tempfile
+    path = tempfile.mkdtemp(prefix="openclaw-files-probe-", dir="/tmp")
+    os.chmod(path, 0o777)
+    yield __import__("pathlib").Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def files_probe(mode, *words, root=None):
+    options = ("--files-mode", mode) + (("--files-root", str(root)) if root else ())
+    return probe("files", *words, options=options)
+
+
+def test_a_listing_files_worker_reads_directories_and_nothing_else(public_dir):
+    tmp_path = public_dir
+    assert files_probe("list", "read", "/etc") == "probe read: allowed"
+    assert files_probe("list", "read", "/etc/hosts") == "probe read: refused Permission denied"
+    for target in (tmp_path / "x", "/tmp/openclaw-files-probe"):
+        assert files_probe("list", "write", str(target)) == "probe write: refused Permission denied"
+        assert not os.path.exists(target)
+    assert files_probe("list", "mkdir", str(tmp_path / "d")) == "probe mkdir: refused Permission denied"
+    assert files_probe("list", "execve") == "probe execve: refused Operation not permitted"
+    assert files_probe("list", "fork") == "probe fork: refused Operation not permitted"
+    assert files_probe("list", "connect", "22") == "probe connect: refused Permission denied"
+
+
+def test_a_staging_files_worker_writes_only_beneath_the_uploads_root(public_dir):
+    tmp_path = public_dir
+    root = tmp_path / "uploads"
+    root.mkdir(mode=0o1777)
+    root.chmod(0o1777)
+    assert files_probe("stage", "mkdir", str(root / "openclaw-terminal-upload-probe"), root=root) == "probe mkdir: allowed"
+    assert files_probe("stage", "write", str(tmp_path / "outside"), root=root) == "probe write: refused Permission denied"
+    assert not (tmp_path / "outside").exists()
+    assert files_probe("stage", "read", "/etc/hosts", root=root) == "probe read: refused Permission denied"
+    (root / "kept").write_text("x")
+    assert files_probe("stage", "unlink", str(root / "kept"), root=root) == "probe unlink: refused Permission denied"
+    assert files_probe("stage", "execve", root=root) == "probe execve: refused Operation not permitted"
+
+
+def test_a_clean_up_files_worker_removes_only_beneath_the_uploads_root(public_dir):
+    tmp_path = public_dir
+    root = tmp_path / "uploads"
+    root.mkdir()
+    root.chmod(0o777)  # no sticky bit: only Landlock decides
+    (root / "old").write_text("x")
+    (root / "old").chmod(0o666)
+    (tmp_path / "outside").write_text("x")
+    (tmp_path / "outside").chmod(0o666)
+    assert files_probe("sweep", "unlink", str(tmp_path / "outside"), root=root) == "probe unlink: refused Permission denied"
+    assert (tmp_path / "outside").exists()
+    assert files_probe("sweep", "write", str(root / "new"), root=root) == "probe write: refused Permission denied"
+    assert files_probe("sweep", "unlink", str(root / "old"), root=root) == "probe unlink: allowed"
+    assert not (root / "old").exists()
+
+
+def test_a_files_worker_whose_confinement_the_kernel_denies_never_gets_the_request(make_gateway, nodes, state_dir, tmp_path):
+    """The Supervisor checks the files worker's report against /proc before it writes the
+    request: a stand-in that claims every step but has no seccomp filter gets nothing."""
+    received = tmp_path / "received"
+    report = {"entries": [{"step": step, "state": "active"} for step in
+                          ("user", "capabilities", "no-new-privs", "landlock", "seccomp")]}
+    script = tmp_path / "fake-files"
+    script.write_text("#!/bin/sh\n"
+                      f"printf '%s\\n' '{json.dumps({'confinement': report, 'ok': True})}'\n"
+                      f"cat > '{received}'\n"
+                      "printf '%s\\n' '{\"ok\":true,\"payloadJSON\":\"{}\"}'\n")
+    script.chmod(0o755)
+    tmp_path.chmod(0o755)
+    gw = make_gateway(auto_approve=True)
+    node = nodes(state_dir, gateway_args(gw) + ["--files-worker-path", str(script)])
+    gw.wait_for_hello(timeout=30)
+    result = gw.invoke("fs.listDir", {"path": "/"})
+    assert result["ok"] is False
+    assert result["error"] == {"code": "UNAVAILABLE",
+                               "message": "files worker claims a seccomp filter but the kernel shows Seccomp: 0"}
+    assert not received.exists() or received.read_text() == ""
+    node.wait_log(re.escape("files worker claims a seccomp filter but the kernel shows Seccomp: 0; its request is refused"))
+
+
 # ------------------------------------------------------------------ what the kernel shows
 
 def test_running_workers_are_confined_as_the_kernel_reports(running):
@@ -171,7 +256,7 @@ def test_a_failed_step_stops_the_node_with_71_naming_it(nodes, state_dir):
 def test_unknown_unconfined_step_is_a_usage_error(nodes, state_dir):
     node = nodes(state_dir, ["--port", "9", "--unconfined", "net:everything"])
     assert node.wait_exit(timeout=10) == 64
-    assert "--unconfined net:everything: expected [net:|exec:|browser:]<step>" in node.log
+    assert "--unconfined net:everything: expected [net:|exec:|browser:|files:]<step>" in node.log
 
 
 def test_doctor_reports_each_worker():
@@ -184,6 +269,11 @@ def test_doctor_reports_each_worker():
     assert net == {"user": "active" if IS_ROOT else "not-needed", "capabilities": "active", "no-new-privs": "active",
                    "landlock": "active", "seccomp": "active"}
     assert execw["seccomp"] == "active" and execw["no-new-privs"] == "active" and execw["landlock"] == "not-needed"
+    files = {e["step"]: e["state"] for e in report["workers"]["files"]}
+    assert files == {"user": "active" if IS_ROOT else "not-needed", "capabilities": "active", "no-new-privs": "active",
+                     "landlock": "active", "seccomp": "active"}
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["confinement.files"]["status"] == "ok"
 
 
 # ------------------------------------------------------------------ a compromised NetWorker
