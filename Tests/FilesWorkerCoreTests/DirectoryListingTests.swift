@@ -3,7 +3,8 @@ import OpenClawIPC
 import XCTest
 @testable import FilesWorkerCore
 
-final class DirectoryListingTests: XCTestCase {
+/// Each test gets a fresh folder in /tmp (`root`), removed afterwards.
+class ScratchRootTestCase: XCTestCase {
     var root = ""
 
     override func setUp() {
@@ -14,6 +15,9 @@ final class DirectoryListingTests: XCTestCase {
     override func tearDown() {
         _ = ProcessLauncherForTests.removeTree(root)
     }
+}
+
+final class DirectoryListingTests: ScratchRootTestCase {
 
     func mkdirs(_ names: String...) { for name in names { XCTAssertEqual(mkdir(root + "/" + name, 0o755), 0, name) } }
 
@@ -49,17 +53,7 @@ final class DirectoryListingTests: XCTestCase {
 }
 
 /// The uploads' clean-up, without confinement (the sweep itself is plain file work).
-final class UploadSweepTests: XCTestCase {
-    var root = ""
-
-    override func setUp() {
-        var template = Array("/tmp/upload-sweep-test-XXXXXX".utf8CString)
-        root = String(cString: mkdtemp(&template)!)
-    }
-
-    override func tearDown() {
-        _ = ProcessLauncherForTests.removeTree(root)
-    }
+final class UploadSweepTests: ScratchRootTestCase {
 
     /// A staged folder as the worker leaves it, with its mtime `ageMs` in the past.
     @discardableResult
