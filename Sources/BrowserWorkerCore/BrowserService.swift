@@ -64,6 +64,15 @@ final class BrowserService {
         var untilMs: UInt64
     }
 
+    /// The files for a tab's next file chooser (`POST /hooks/file-chooser` without an input),
+    /// until `untilMs` (monotonic); Chromium asks through `Page.fileChooserOpened`.
+    let fileChooserArms = Mutex<[String: FileChooserArm]>([:])
+
+    struct FileChooserArm: Sendable {
+        var files: [String]
+        var untilMs: UInt64
+    }
+
     /// Uncaught page errors per tab (`GET /errors`), newest last.
     let pageErrors = Mutex<[String: [JSONValue]]>([:])
     /// Network requests per tab (`GET /requests`), by CDP request id, in the order first seen.
@@ -433,6 +442,13 @@ final class BrowserService {
             var params: Object = ["accept": .bool(answer?.accept ?? false)]
             if let text = answer?.promptText { params["promptText"] = .string(text) }
             connection.post("Page.handleJavaScriptDialog", params, session: session)
+        case "Page.fileChooserOpened":
+            guard let session, let connection, let node = params["backendNodeId"]?.intValue else { return }
+            let target = sessionTargets.withLock { $0[session] } ?? ""
+            let armed = fileChooserArms.withLock { arms in arms.removeValue(forKey: target) }
+            guard let arm = armed, arm.untilMs >= Clock.monotonicMs() else { return }
+            connection.post("DOM.setFileInputFiles", ["files": .array(arm.files.map(JSONValue.string)), "backendNodeId": .number(Double(node))],
+                            session: session)
         case "Target.detachedFromTarget":
             if let session = params["sessionId"]?.stringValue { _ = sessionTargets.withLock { $0.removeValue(forKey: session) } }
         default:

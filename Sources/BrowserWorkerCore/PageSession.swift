@@ -64,6 +64,18 @@ struct PageSession {
         }
     }
 
+    /// The first element matching a CSS `selector` (a file chooser's `element`), as a node id.
+    func backendNode(selector: String, deadline: Deadline) throws(BrowserError) -> Int {
+        let expression = "document.querySelector(\((try? JSONText.encode(JSONValue.string(selector))) ?? "\"\""))"
+        let found = try call("Runtime.evaluate", ["expression": .string(expression)], timeoutMs: deadline.remaining)
+        guard let object = found["result"]?["objectId"]?.stringValue else {
+            throw BrowserError("element not found: \(selector)", status: 404)
+        }
+        let described = try call("DOM.describeNode", ["objectId": .string(object)], timeoutMs: deadline.remaining)
+        guard let node = described["node"]?["backendNodeId"]?.intValue else { throw BrowserError("element not found: \(selector)", status: 404) }
+        return node
+    }
+
     /// The DOM node's remote object id (for `Runtime.callFunctionOn`).
     func objectId(node: Int, deadline: Deadline) throws(BrowserError) -> String {
         let resolved: Object

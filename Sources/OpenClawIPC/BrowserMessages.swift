@@ -68,8 +68,13 @@ public struct BrowserRequest: Codable, Equatable, Sendable {
     public var body: JSONValue?
     /// The proxy deadline; the worker stops waiting on Chromium after it.
     public var timeoutMs: Int
+    /// `browser.proxy.upload.v1`: files the worker stages in its uploads folder and names in
+    /// the route body's `paths` (the Supervisor has checked them and sanitised their names).
+    public var upload: [BrowserUploadFile]?
 
-    public init(id: String, method: String, path: String, query: [String: String], body: JSONValue?, timeoutMs: Int) {
+    public init(id: String, method: String, path: String, query: [String: String], body: JSONValue?, timeoutMs: Int,
+                upload: [BrowserUploadFile]? = nil) {
+        self.upload = upload
         self.id = id
         self.method = method
         self.path = path
@@ -79,16 +84,31 @@ public struct BrowserRequest: Codable, Equatable, Sendable {
     }
 }
 
+/// One file of a `browser.proxy.upload.v1` envelope.
+public struct BrowserUploadFile: Codable, Equatable, Sendable {
+    public var name: String
+    public var contentBase64: String
+
+    public init(name: String, contentBase64: String) {
+        self.name = name
+        self.contentBase64 = contentBase64
+    }
+}
+
 /// A route's answer: an HTTP-like status and the JSON body.
 public struct BrowserResponse: Codable, Equatable, Sendable {
     public var id: String
     public var status: Int
     public var body: JSONValue
+    /// The command failed before the route ran (an upload that could not be staged): the
+    /// error's text, answered as the invoke's error rather than a route answer.
+    public var commandError: String?
 
-    public init(id: String, status: Int, body: JSONValue) {
+    public init(id: String, status: Int, body: JSONValue, commandError: String? = nil) {
         self.id = id
         self.status = status
         self.body = body
+        self.commandError = commandError
     }
 }
 

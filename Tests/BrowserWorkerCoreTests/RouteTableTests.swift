@@ -99,7 +99,7 @@ final class RouteTableTests: XCTestCase {
         ("POST", "/tabs/action", .tabs), ("POST", "/navigate", .tabs),
         ("GET", "/snapshot", .snapshot), ("POST", "/screenshot", .capture), ("POST", "/pdf", .capture),
         ("GET", "/console", .diagnostics), ("GET", "/errors", .diagnostics), ("GET", "/requests", .diagnostics),
-        ("POST", "/highlight", .act), ("POST", "/hooks/dialog", .act), ("POST", "/act", .act),
+        ("POST", "/highlight", .act), ("POST", "/hooks/dialog", .act), ("POST", "/hooks/file-chooser", .act), ("POST", "/act", .act),
         ("GET", "/cookies", .state), ("POST", "/cookies/set", .state), ("POST", "/cookies/clear", .state),
         ("GET", "/storage/:kind", .state), ("POST", "/storage/:kind/set", .state), ("POST", "/storage/:kind/clear", .state),
         ("POST", "/set/offline", .state), ("POST", "/set/headers", .state), ("POST", "/set/geolocation", .state),
@@ -107,7 +107,7 @@ final class RouteTableTests: XCTestCase {
         ("POST", "/trace/start", .unsupported("trace")), ("POST", "/trace/stop", .unsupported("trace")),
         ("POST", "/response/body", .unsupported("response body")), ("POST", "/download", .unsupported("download")),
         ("POST", "/wait/download", .unsupported("wait for download")), ("POST", "/set/device", .unsupported("device emulation")),
-        ("POST", "/hooks/file-chooser", .unsupported("file chooser")), ("POST", "/set/credentials", .unsupported("http credentials")),
+        ("POST", "/set/credentials", .unsupported("http credentials")),
         ("POST", "/permissions/grant", .unsupported("permissions")),
     ]
 
@@ -136,7 +136,7 @@ final class RouteTableTests: XCTestCase {
             ("POST", "/set/offline", .state, [:]),
             ("POST", "/set/device", .unsupported("device emulation"), [:]),
             ("POST", "/hooks/dialog", .act, [:]),
-            ("POST", "/hooks/file-chooser", .unsupported("file chooser"), [:]),
+            ("POST", "/hooks/file-chooser", .act, [:]),
         ] as [(String, String, RouteFamily, [String: String])] {
             let resolved = try BrowserRoutes.resolve(method: method, path: path)
             XCTAssertEqual(resolved?.entry.family, family, "\(method) \(path)")
@@ -148,7 +148,7 @@ final class RouteTableTests: XCTestCase {
         let table = routes()
         for (path, feature) in [
             ("/trace/start", "trace"), ("/trace/stop", "trace"), ("/response/body", "response body"), ("/download", "download"),
-            ("/wait/download", "wait for download"), ("/set/device", "device emulation"), ("/hooks/file-chooser", "file chooser"),
+            ("/wait/download", "wait for download"), ("/set/device", "device emulation"),
             ("/set/credentials", "http credentials"), ("/permissions/grant", "permissions"),
         ] {
             let (status, body) = table.dispatch(method: "POST", path: path, query: [:], body: nil, timeoutMs: 1000)

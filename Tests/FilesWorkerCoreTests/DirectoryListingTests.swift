@@ -1,4 +1,5 @@
 import Glibc
+import NodeSupport
 import OpenClawIPC
 import XCTest
 @testable import FilesWorkerCore
@@ -60,8 +61,8 @@ final class UploadSweepTests: ScratchRootTestCase {
     func staged(_ suffix: String, bytes: Int = 4, ageMs: Int64, marked: Bool = true) -> String {
         let folder = root + "/" + TerminalUploadLimits.folderPrefix + suffix
         XCTAssertEqual(mkdir(folder, 0o700), 0)
-        if marked { XCTAssertNil(UploadStaging.writeNew(folder + "/" + TerminalUploadLimits.markerName, Array(TerminalUploadLimits.markerContent.utf8))) }
-        if bytes > 0 { XCTAssertNil(UploadStaging.writeNew(folder + "/f", [UInt8](repeating: 1, count: bytes))) }
+        if marked { XCTAssertNil(MarkedFolders.writeNew(folder + "/" + TerminalUploadLimits.markerName, Array(TerminalUploadLimits.markerContent.utf8))) }
+        if bytes > 0 { XCTAssertNil(MarkedFolders.writeNew(folder + "/f", [UInt8](repeating: 1, count: bytes))) }
         let seconds = (Int64(time(nil)) * 1000 - ageMs) / 1000
         var times = [timespec(tv_sec: Int(seconds), tv_nsec: 0), timespec(tv_sec: Int(seconds), tv_nsec: 0)]
         XCTAssertEqual(utimensat(AT_FDCWD, folder, &times, 0), 0)
@@ -91,7 +92,7 @@ final class UploadSweepTests: ScratchRootTestCase {
         for index in 0..<66 { folders.append(staged(String(format: "%06d", index), ageMs: Int64(100_000 - index * 1_000))) }
         let reply = UploadSweep.sweep(root: root, request: FilesRequest(retentionMs: 10_000_000))
         XCTAssertEqual(reply.removed, Array(folders.prefix(2)))
-        XCTAssertEqual(StagedFolder.scan(root).count, 64)
+        XCTAssertEqual(terminalUploadFolders.scan(root).count, 64)
     }
 }
 

@@ -218,3 +218,57 @@ final class BrowserProxyReplyTests: ScratchTestCase {
         XCTAssertEqual(value["files"]?.arrayValue?.compactMap { $0["mimeType"]?.stringValue }, ["application/pdf", "image/jpeg"])
     }
 }
+
+/// `browser.proxy.upload.v1`'s envelope, as upstream checks it (browser-proxy-upload.ts).
+final class BrowserProxyUploadTests: XCTestCase {
+    let open = BrowserProxySettings(enabled: true)
+
+    func upload(_ params: [String: JSONValue]) -> Result<[BrowserUploadFile], WireError> {
+        switch BrowserProxyRequest.parse(params, settings: open, command: BrowserProxyUpload.command) {
+        case let .failure(failure): return .failure(failure.wireError)
+        case let .success(call):
+            return BrowserProxyUpload.files(params["upload"], call: call).mapError(\.wireError)
+        }
+    }
+
+    func message(_ params: [String: JSONValue]) -> String? {
+        if case let .failure(error) = upload(params) { return error.message }
+        return nil
+    }
+
+    func chooser(_ files: [JSONValue], body: JSONValue = .object([:])) -> [String: JSONValue] {
+        ["method": .string("post"), "path": .string("hooks/file-chooser"), "body": body,
+         "upload": .object(["envelope": .string("browser-upload-v1"), "files": .array(files)])]
+    }
+
+    func file(_ name: String, _ content: String) -> JSONValue { .object(["name": .string(name), "contentBase64": .string(content)]) }
+
+    func testTheEnvelopeIsCheckedInUpstreamsOrder() {
+        for falsy: JSONValue? in [nil, .null, .bool(false), .number(0), .string("")] {
+            var params: [String: JSONValue] = ["path": .string("/hooks/file-chooser")]
+            params["upload"] = falsy
+            XCTAssertEqual(message(params), "Error: INVALID_REQUEST: browser.proxy.upload.v1 requires an upload envelope")
+        }
+        var wrongRoute = chooser([file("a", "YQ==")])
+        wrongRoute["path"] = .string("/snapshot")
+        XCTAssertEqual(message(wrongRoute), "Error: INVALID_REQUEST: browser proxy upload requires the file chooser route")
+        XCTAssertEqual(message(chooser([file("a", "YQ==")], body: .object(["paths": .array([])]))),
+                       "Error: INVALID_REQUEST: browser proxy upload body must omit paths")
+        XCTAssertEqual(message(chooser([file("a", "YQ==")], body: .null)), "Error: INVALID_REQUEST: browser proxy upload body must omit paths")
+        XCTAssertEqual(message(chooser([])), "Error: INVALID_REQUEST: invalid browser proxy upload envelope")
+        XCTAssertEqual(message(chooser(Array(repeating: file("a", "YQ=="), count: 257))), "Error: browser proxy request exceeds 256 file limit")
+        XCTAssertEqual(message(chooser([file(" ", "YQ==")])), "Error: INVALID_REQUEST: invalid browser proxy upload file")
+        XCTAssertEqual(message(chooser([file("a", "YQ=")])), "Error: INVALID_REQUEST: invalid browser proxy upload encoding")
+        XCTAssertEqual(message(chooser([file("a", "YR==")])), "Error: INVALID_REQUEST: invalid browser proxy upload encoding")
+        let nineMiB = String(repeating: "A", count: 9 * 1024 * 1024 / 3 * 4)
+        XCTAssertEqual(message(chooser([file("a", nineMiB), file("b", nineMiB)])), "Error: browser proxy files exceed 16 MiB aggregate limit")
+        XCTAssertEqual(message(chooser([file("a", String(repeating: "A", count: 13_981_020))])),
+                       "Error: INVALID_REQUEST: invalid browser proxy upload file")
+        guard case let .success(files) = upload(chooser([file("../r?.txt", "YWI=")])) else { return XCTFail("a valid envelope") }
+        XCTAssertEqual(files, [BrowserUploadFile(name: "r_.txt", contentBase64: "YWI=")])
+        var plain = chooser([file("a", "YQ==")])
+        plain["upload"] = .null
+        guard case let .failure(error) = BrowserProxyRequest.parse(plain, settings: open) else { return XCTFail("null is an envelope too") }
+        XCTAssertEqual(error.wireError.message, "Error: INVALID_REQUEST: browser.proxy does not accept upload envelopes")
+    }
+}

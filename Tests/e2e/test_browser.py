@@ -49,6 +49,16 @@ FRAMES = b"""<!doctype html><html><head><title>Frames</title></head><body>
 """
 
 
+UPLOAD = b"""<!doctype html><html><head><title>Upload</title></head><body>
+<input id="f" type="file" multiple aria-label="Attach" onchange="
+  const out = document.getElementById('out');
+  Promise.all([...this.files].map(async f => f.name + ':' + f.size + ':' + (await f.text()))).then(v => out.textContent = v.join(','));">
+<button onclick="document.getElementById('f').click()">Choose files</button>
+<div id="out">none</div>
+</body></html>
+"""
+
+
 TALL = b"""<!doctype html><html><head><title>Tall</title></head>
 <body style="margin:0"><div style="height:6000px;background:linear-gradient(red, blue)">tall</div></body></html>
 """
@@ -75,7 +85,8 @@ def site():
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             SEEN_HEADERS[self.path] = dict(self.headers)
-            body = TALL if self.path.startswith("/tall") else FRAMES if self.path.startswith("/frames") else PAGE
+            body = TALL if self.path.startswith("/tall") else FRAMES if self.path.startswith("/frames") else \
+                UPLOAD if self.path.startswith("/upload") else PAGE
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body)))
@@ -417,6 +428,96 @@ def test_a_tall_full_page_screenshot_is_normalised_like_upstream(browser_node, s
     width, height = jpeg_size(data)
     assert max(width, height) <= 2000 and height > width  # the whole 6000 px page, scaled down
     assert len(data) <= 5 * 1024 * 1024
+
+
+def upload_call(gw, body, files, command="browser.proxy.upload.v1", **params):
+    envelope = {"envelope": "browser-upload-v1",
+                "files": [{"name": name, "contentBase64": base64.b64encode(data).decode()} for name, data in files]}
+    return gw.invoke(command, {"method": "POST", "path": "/hooks/file-chooser", "body": body, "upload": envelope, **params},
+                     timeout_ms=30_000)
+
+
+def page_text(gw, target, element="out", want=None, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        text = ok(gw, "POST", "/act", body={"kind": "evaluate", "targetId": target,
+                                             "fn": f"document.getElementById('{element}').textContent"})["result"]["result"]
+        if want is None or text == want or time.monotonic() > deadline:
+            return text
+        time.sleep(0.1)
+
+
+def staged_folders(state):
+    root = state / "browser" / "uploads" / ".proxy-uploads"
+    return sorted(p for p in root.iterdir() if p.name.startswith("upload-")) if root.exists() else []
+
+
+def test_upload_envelope_is_staged_and_set_on_the_input_directly_or_through_the_chooser(browser_node, site):
+    """browser.proxy.upload.v1 (upstream's browser-proxy-upload.ts): the gateway's files become
+    private copies in the worker's uploads folder, named in `paths`; `element`/`inputRef` set
+    them at once, `ref` opens the page's file chooser, which gets them."""
+    gw, node, state = browser_node()
+    hello = gw.wait_for_hello()
+    assert {"browser.proxy", "browser.proxy.upload.v1"} <= set(hello.connect_params["commands"])
+    target = ok(gw, "POST", "/tabs/open", body={"url": f"{site}/upload"})["result"]["targetId"]
+    ok(gw, "POST", "/navigate", body={"url": f"{site}/upload", "targetId": target})
+
+    result = upload_call(gw, {"element": "#f", "targetId": target}, [("re?port.txt", b"hello")])
+    assert result["ok"] is True, result
+    assert json.loads(result["payloadJSON"]) == {"result": {"ok": True}}
+    assert page_text(gw, target, want="re_port.txt:5:hello") == "re_port.txt:5:hello"
+    [folder] = staged_folders(state)
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert (folder / ".openclaw-browser-proxy-upload-v1").read_text() == "openclaw-browser-proxy-upload-v1\n"
+    staged = folder / "0" / "re_port.txt"
+    assert staged.read_bytes() == b"hello" and oct(staged.stat().st_mode & 0o777) == "0o600"
+
+    snap = ok(gw, "GET", "/snapshot", query={"format": "ai", "targetId": target})["result"]
+    chooser = ref_of(snap["snapshot"], "button", "Choose files")
+    result = upload_call(gw, {"ref": chooser, "targetId": target}, [("a.txt", b"abc"), ("b.bin", b"xy")])
+    assert result["ok"] is True, result
+    assert page_text(gw, target, want="a.txt:3:abc,b.bin:2:xy") == "a.txt:3:abc,b.bin:2:xy"
+    assert len(staged_folders(state)) == 2
+
+    # A route that fails discards its staged copy.
+    failed = upload_call(gw, {"element": "#missing", "targetId": target}, [("c.txt", b"c")], errorEnvelope="browser-v1")
+    assert failed["ok"] is True, failed
+    assert json.loads(failed["payloadJSON"])["error"]["status"] == 404
+    assert len(staged_folders(state)) == 2
+
+
+def test_upload_envelope_refusals_are_upstreams(browser_node, site):
+    gw, node, state = browser_node()
+    files = [("a.txt", b"a")]
+    assert error_of(upload_call(gw, {}, files, command="browser.proxy")) == (
+        "INVALID_REQUEST", "Error: INVALID_REQUEST: browser.proxy does not accept upload envelopes")
+    for upload in (None, False, 0, ""):
+        result = gw.invoke("browser.proxy.upload.v1", {"method": "POST", "path": "/hooks/file-chooser", "body": {}, "upload": upload})
+        assert error_of(result) == ("INVALID_REQUEST", "Error: INVALID_REQUEST: browser.proxy.upload.v1 requires an upload envelope")
+    result = gw.invoke("browser.proxy.upload.v1", {"method": "GET", "path": "/snapshot",
+                                                    "upload": {"envelope": "browser-upload-v1", "files": []}})
+    assert error_of(result) == ("INVALID_REQUEST", "Error: INVALID_REQUEST: browser proxy upload requires the file chooser route")
+    assert error_of(upload_call(gw, {"paths": ["/etc/passwd"]}, files)) == (
+        "INVALID_REQUEST", "Error: INVALID_REQUEST: browser proxy upload body must omit paths")
+    assert error_of(gw.invoke("browser.proxy.upload.v1", {"method": "POST", "path": "/hooks/file-chooser", "body": {},
+                                                          "upload": {"envelope": "browser-upload-v2", "files": [{}]}})) == (
+        "INVALID_REQUEST", "Error: INVALID_REQUEST: invalid browser proxy upload envelope")
+    assert error_of(upload_call(gw, {}, [("  ", b"a")])) == ("INVALID_REQUEST", "Error: INVALID_REQUEST: invalid browser proxy upload file")
+    bad = gw.invoke("browser.proxy.upload.v1", {"method": "POST", "path": "/hooks/file-chooser", "body": {},
+                                                "upload": {"envelope": "browser-upload-v1", "files": [{"name": "a", "contentBase64": "YR=="}]}})
+    assert error_of(bad) == ("INVALID_REQUEST", "Error: INVALID_REQUEST: invalid browser proxy upload encoding")
+    big = upload_call(gw, {}, [("big", b"\0" * (10 * 1024 * 1024 + 1))])
+    assert error_of(big) == ("INVALID_REQUEST", "Error: browser proxy file exceeds 10 MiB limit")
+    assert staged_folders(state) == []
+    # Plain browser.proxy takes paths from the uploads folder only.
+    target = ok(gw, "POST", "/tabs/open", body={"url": f"{site}/upload"})["result"]["targetId"]
+    outside = proxy(gw, "POST", "/hooks/file-chooser", body={"paths": ["/etc/hostname"], "element": "#f", "targetId": target})[0]
+    uploads = state / "browser" / "uploads"
+    assert error_of(outside) == ("INVALID_REQUEST", f"Error: 400: Invalid path: must stay within uploads directory ({uploads})")
+    assert error_of(proxy(gw, "POST", "/hooks/file-chooser", body={"element": "#f"})[0]) == (
+        "INVALID_REQUEST", "Error: 400: paths are required")
+    both = proxy(gw, "POST", "/hooks/file-chooser", body={"paths": ["x"], "element": "#f", "ref": "e1", "targetId": target})[0]
+    assert error_of(both) == ("INVALID_REQUEST", "Error: 400: ref cannot be combined with inputRef/element")
 
 
 def test_status_start_stop_and_aria_snapshot(browser_node, site):

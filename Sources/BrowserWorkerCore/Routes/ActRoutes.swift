@@ -266,6 +266,43 @@ extension BrowserRoutes {
         return .object(["ok": .bool(true)])
     }
 
+    /// `POST /hooks/file-chooser` (`browser.md` §5.6): `paths` from the uploads folder only.
+    /// With `inputRef` or `element` the files are set on that `<input type=file>` at once;
+    /// otherwise the tab's next file chooser (within `timeoutMs`, default 2 minutes) is
+    /// answered with them, and `ref` is clicked to open it.
+    func fileChooser(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
+        let paths = (request.body["paths"]?.arrayValue ?? []).compactMap(\.stringValue)
+        guard !paths.isEmpty else { throw BrowserError("paths are required", status: 400) }
+        let ref = request.string("ref"), inputRef = request.string("inputRef"), element = request.string("element")
+        let (profile, tab, page) = try targetPage(request)
+        let files: [String]
+        switch ProxyUploads.resolve(paths, dataDir: service.configuration.dataDir) {
+        case let .success(resolved): files = resolved
+        case let .failure(error): throw BrowserError(error.text, status: 400)
+        }
+        let deadline = Deadline(ms: min(min(max(request.int("timeoutMs") ?? 20_000, 500), 120_000), request.deadline.remaining))
+        if inputRef != nil || element != nil {
+            if ref != nil { throw BrowserError("ref cannot be combined with inputRef/element", status: 400) }
+            let node: Int
+            if let inputRef {
+                node = try backendNode(profile, tab.targetId, ref: inputRef)
+            } else {
+                node = try page.backendNode(selector: element ?? "", deadline: deadline)
+            }
+            try page.call("DOM.setFileInputFiles", ["files": .array(files.map(JSONValue.string)), "backendNodeId": .number(Double(node))],
+                          timeoutMs: deadline.remaining)
+            return .object(["ok": .bool(true)])
+        }
+        let window = UInt64(min(max(request.int("timeoutMs") ?? 120_000, 1), 600_000))
+        service.fileChooserArms.withLock { $0[tab.targetId] = .init(files: files, untilMs: NodeSupport.Clock.monotonicMs() + window) }
+        try page.call("Page.setInterceptFileChooserDialog", ["enabled": .bool(true)], timeoutMs: deadline.remaining)
+        if let ref {
+            let point = try page.elementBox(node: backendNode(profile, tab.targetId, ref: ref), ref: ref, deadline: deadline).center
+            try InputDriver(page: page).click(point, deadline: deadline)
+        }
+        return .object(["ok": .bool(true)])
+    }
+
     /// `POST /highlight`: outlines the ref's element for about two seconds.
     func highlight(_ request: inout RouteRequest) throws(BrowserError) -> JSONValue {
         guard let ref = request.string("ref") else { throw BrowserError("ref is required", status: 400) }

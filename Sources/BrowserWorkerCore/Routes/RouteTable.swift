@@ -83,6 +83,7 @@ extension BrowserRoutes {
         // Highlight, dialogs, act (§5.4, §5.5, §7): ActRoutes.swift
         RouteEntry("POST", "/highlight", .act) { routes, request throws(BrowserError) in try routes.highlight(&request) },
         RouteEntry("POST", "/hooks/dialog", .act) { routes, request throws(BrowserError) in try routes.armDialog(&request) },
+        RouteEntry("POST", "/hooks/file-chooser", .act) { routes, request throws(BrowserError) in try routes.fileChooser(&request) },
         RouteEntry("POST", "/act", .act) { routes, request throws(BrowserError) in try routes.act(&request) },
         // Cookies, storage, emulation (§5.8): StateRoutes.swift
         RouteEntry("GET", "/cookies", .state) { routes, request throws(BrowserError) in try routes.listCookies(&request) },
@@ -104,7 +105,6 @@ extension BrowserRoutes {
         .unsupported("POST", "/download", feature: "download"),
         .unsupported("POST", "/wait/download", feature: "wait for download"),
         .unsupported("POST", "/set/device", feature: "device emulation"),
-        .unsupported("POST", "/hooks/file-chooser", feature: "file chooser"),
         .unsupported("POST", "/set/credentials", feature: "http credentials"),
         .unsupported("POST", "/permissions/grant", feature: "permissions"),
     ]

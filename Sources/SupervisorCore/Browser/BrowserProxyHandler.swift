@@ -13,7 +13,7 @@ public protocol BrowserRunner: AnyObject {
 /// `browser.proxy` (`browser.md` §1): checks in the Supervisor, the route in the BrowserWorker,
 /// files inlined from the worker's media directory only.
 public final class BrowserProxyHandler: CommandHandler {
-    public static let wireCommands = ["browser.proxy"]
+    public static let wireCommands = ["browser.proxy", BrowserProxyUpload.command]
     let settings: BrowserProxySettings
     let media: BrowserMediaStore
     let logger: Logger
@@ -38,18 +38,27 @@ public final class BrowserProxyHandler: CommandHandler {
         case let .failure(error): return fail(error)
         }
         let call: BrowserProxyRequest
-        switch BrowserProxyRequest.parse(params, settings: settings) {
+        switch BrowserProxyRequest.parse(params, settings: settings, command: request.command) {
         case let .success(parsed): call = parsed
         case let .failure(failure): return fail(failure.wireError)
+        }
+        var upload: [BrowserUploadFile]?
+        if request.command == BrowserProxyUpload.command {
+            switch BrowserProxyUpload.files(params["upload"], call: call) {
+            case let .success(files): upload = files
+            case let .failure(failure): return fail(failure.wireError)
+            }
         }
         guard let runner else { return fail(WireError(code: "UNAVAILABLE", message: "Error: browser server not started")) }
         nextId += 1
         let order = BrowserRequest(id: "b\(nextId)", method: call.method, path: call.path, query: call.query, body: call.body,
-                                   timeoutMs: call.timeoutMs)
+                                   timeoutMs: call.timeoutMs, upload: upload)
         logger.info("browser.proxy", metadata: ["method": "\(call.method)", "path": "\(call.path)", "profile": "\(call.profile ?? "-")"])
         runner.call(order, timeoutMessage: call.timeoutMessage) { [settings, media] outcome in
             switch outcome {
             case let .failure(error): fail(error)
+            case let .success(response) where response.commandError != nil:
+                fail(WireError(code: "INVALID_REQUEST", message: "Error: \(response.commandError ?? "")"))
             case let .success(response):
                 switch BrowserProxyReply.payload(call: call, response: response, settings: settings, media: media) {
                 case let .success(payload): completion(InvokeOutput(result: .success(request, payloadJSON: payload)))

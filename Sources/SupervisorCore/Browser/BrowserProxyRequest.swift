@@ -28,9 +28,15 @@ public struct BrowserProxyRequest: Equatable, Sendable {
     public static let maxTimeoutMs = 600_000
 
     /// Parses and checks `params`; a failure is the thrown error's text (without `Error: `).
-    public static func parse(_ params: [String: JSONValue], settings: BrowserProxySettings) -> Result<BrowserProxyRequest, BrowserProxyFailure> {
-        if params["upload"] != nil, params["upload"] != .null {
+    /// `command` is `browser.proxy` or `browser.proxy.upload.v1` (whose envelope
+    /// `BrowserProxyUpload` checks once the route is known).
+    public static func parse(_ params: [String: JSONValue], settings: BrowserProxySettings,
+                             command: String = "browser.proxy") -> Result<BrowserProxyRequest, BrowserProxyFailure> {
+        if command == "browser.proxy", params["upload"] != nil {
             return .failure(.invalid("INVALID_REQUEST: browser.proxy does not accept upload envelopes"))
+        }
+        if command == BrowserProxyUpload.command, !BrowserProxyUpload.isTruthy(params["upload"]) {
+            return .failure(.invalid("INVALID_REQUEST: browser.proxy.upload.v1 requires an upload envelope"))
         }
         let rawPath = params["path"]?.stringValue?.trimmingWhitespace() ?? ""
         guard !rawPath.isEmpty else { return .failure(.invalid("INVALID_REQUEST: path required")) }
