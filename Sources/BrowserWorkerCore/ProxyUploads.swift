@@ -82,7 +82,7 @@ enum ProxyUploads {
         var resolved: [String] = []
         for raw in requested {
             let trimmed = String(raw.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
-            let lexical = normalize(trimmed.hasPrefix("/") ? trimmed : root + "/" + trimmed)
+            let lexical = PathNormalization.resolve(trimmed.hasPrefix("/") ? trimmed : root + "/" + trimmed)
             guard lexical.hasPrefix(root + "/") else { return .failure(invalid) }
             if let real = realPath(lexical) {
                 guard real.hasPrefix(rootReal + "/") else { return .failure(invalid) }
@@ -98,16 +98,5 @@ enum ProxyUploads {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
-    }
-
-    /// `.` and `..` segments and repeated slashes of an absolute path, lexically.
-    static func normalize(_ path: String) -> String {
-        var parts: [Substring] = []
-        for part in path.split(separator: "/") {
-            if part == "." { continue }
-            if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
-            parts.append(part)
-        }
-        return "/" + parts.joined(separator: "/")
     }
 }
