@@ -91,6 +91,7 @@ let package = Package(
                 "ExecWorkerCore",
                 "BrowserWorkerCore",
                 "FilesWorkerCore",
+                "McpWorkerCore",
                 // doctor's loopback self-test gateway
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -144,6 +145,17 @@ let package = Package(
                 "OpenClawIPC",
                 "Confinement",
                 "NodeSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: v5
+        ),
+        // McpWorker: the node's MCP servers and their tool calls.
+        .target(
+            name: "McpWorkerCore",
+            dependencies: [
+                "OpenClawIPC", "Confinement", "NodeSupport", "CSystemShims",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -123,6 +123,7 @@ public enum WorkerConfinement {
                 case .exec: return (.active, "kernel attack surface denied (EPERM)")
                 case .browser: return (.active, "kernel attack surface denied except the namespaces Chromium's sandbox needs")
                 case .files: return (.active, "no exec, no processes, kernel attack surface denied")
+                case .mcp: return (.active, "kernel attack surface denied (EPERM), inherited by every MCP server")
                 }
             }
         _ = proceed
@@ -140,9 +141,9 @@ public enum WorkerConfinement {
         // without one still never keeps root by default.
         let name = options.user ?? ConfinementPolicy.defaultNetUser
         guard let user = UserIdentity.lookup(name) else { throw ConfinementFailure(.user, "no such user: \(name)") }
-        // The files worker is the exec user's hands (a listing or an upload as commands would
-        // see them): it is root only where commands are.
-        if role != .exec, role != .files, user.uid == 0 {
+        // The files worker and the McpWorker are the exec user's hands (a listing, an upload,
+        // an MCP server, as commands would see them): root only where commands are.
+        if role != .exec, role != .files, role != .mcp, user.uid == 0 {
             throw ConfinementFailure(.user, "the \(role.rawValue) worker may not run as root (\(name))")
         }
         // The bounding set can only shrink while we still hold CAP_SETPCAP, i.e. before the
@@ -154,6 +155,7 @@ public enum WorkerConfinement {
 
     static func landlock(_ role: WorkerRole, _ options: ConfinementOptions) throws(ConfinementFailure) -> (ConfinementReport.State, String?) {
         guard role != .exec else { return (.notNeeded, "commands need the filesystem (design §4)") }
+        guard role != .mcp else { return (.notNeeded, "MCP stdio servers need the filesystem, as commands do") }
         guard let abi = Landlock.abi() else {
             throw ConfinementFailure(.landlock, "Landlock is not available on this kernel", errno: errno)
         }

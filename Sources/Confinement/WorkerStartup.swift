@@ -43,7 +43,7 @@ public enum WorkerStartup {
             LineLogHandler.bootstrap(process: role.rawValue)
             let logger = Logger(label: role.processName)
             var deathSignal = SIGKILL
-            if role == .exec || role == .browser {
+            if role == .exec || role == .browser || role == .mcp {
                 GroupGuard.install(signal: SIGTERM)
                 deathSignal = SIGTERM
             }

@@ -53,7 +53,13 @@ public enum GatewayFrames {
         var params: [String: JSONValue] = [
             "id": .string(result.id), "nodeId": .string(result.nodeId), "ok": .bool(result.ok),
         ]
-        if let payload = result.payloadJSON { params["payloadJSON"] = .string(payload) }
+        if let payload = result.payloadJSON {
+            if result.payloadStructured == true, let value = try? JSONText.decode(JSONValue.self, from: payload) {
+                params["payload"] = value
+            } else {
+                params["payloadJSON"] = .string(payload)
+            }
+        }
         if let error = result.error {
             var shape: [String: JSONValue] = [:]
             if !error.code.isEmpty { shape["code"] = .string(error.code) }

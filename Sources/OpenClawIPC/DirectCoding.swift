@@ -91,6 +91,7 @@ extension InvokeResult {
         payload["nodeId"] = nodeId
         payload.set("ok", ok)
         payload["payloadJSON"] = payloadJSON
+        if payloadStructured == true { payload.set("payloadStructured", true) }
         if let error { payload.members["error"] = .object(["code": .string(error.code), "message": .string(error.message)]) }
         return payload.members
     }
@@ -106,6 +107,10 @@ extension InvokeResult {
             error = WireError(code: code, message: message)
         }
         self.init(id: id, nodeId: nodeId, ok: ok, payloadJSON: payloadJSON, error: error)
+        if !members.isAbsent("payloadStructured") {
+            guard let structured = members.bool("payloadStructured") else { return nil }
+            payloadStructured = structured
+        }
     }
 }
 

@@ -261,6 +261,9 @@ public struct InvokeResult: Codable, Equatable, Sendable {
     public var error: WireError?
     /// The delivery this answers (`InvokeRequest.serial`); not on the wire.
     public var serial: Int?
+    /// `payloadJSON` goes to the gateway as the structured `payload` field (upstream's MCP
+    /// results: "structured invoke data without double JSON escaping").
+    public var payloadStructured: Bool?
     public init(id: String, nodeId: String, ok: Bool, payloadJSON: String?, error: WireError?) {
         self.id = id
         self.nodeId = nodeId

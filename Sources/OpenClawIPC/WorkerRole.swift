@@ -19,6 +19,9 @@ public enum WorkerRole: String, Codable, Sendable, CaseIterable {
     /// One request per process (`fs.listDir`, `terminal.upload`, the uploads' clean-up), as
     /// the exec user, with Landlock rules for exactly that request. Executes nothing.
     case files
+    /// The node's MCP servers (`nodeHost.mcp.servers`): starts the stdio ones as the exec
+    /// user, holds the HTTP sessions, runs the tool calls the Supervisor authorised.
+    case mcp
 
     /// The name the role's process runs under (`argv[0]`, shown by `ps`; also what the
     /// `--unconfined net:landlock` style flags and log lines call it by `rawValue`).
@@ -31,10 +34,12 @@ public enum WorkerRole: String, Codable, Sendable, CaseIterable {
         case .exec: return "runs authorised commands"
         case .browser: return "drives Chromium for browser.proxy"
         case .files: return "lists a folder or stages an upload, one request per process"
+        case .mcp: return "runs the node's MCP servers and their tool calls"
         }
     }
 
-    /// Whether the Supervisor starts the role with the node (else on first use, or per request).
+    /// Whether the Supervisor starts the role with every node (else on first use, per request,
+    /// or — the McpWorker — when the config names MCP servers).
     public var startsWithNode: Bool { self == .net || self == .exec }
 
     /// Whether each process serves one request on stdin/stdout and exits (no IPC socket).

@@ -3,6 +3,7 @@ import BrowserWorkerCore
 import Confinement
 import ExecWorkerCore
 import FilesWorkerCore
+import McpWorkerCore
 import NetWorkerCore
 import Glibc
 import Logging
@@ -40,6 +41,7 @@ struct OpenClawNode: ParsableCommand {
         case .exec: ExecWorkerMain.run()
         case .browser: BrowserWorkerMain.run()
         case .files: FilesWorkerMain.run()
+        case .mcp: McpWorkerMain.run()
         case nil: main(nil)
         }
     }
@@ -199,7 +201,7 @@ struct ConfinementFlags: ParsableArguments {
         case .exec: return execChoice.name
         case .browser: return browserUser
         // A listing or an upload is what a command of the exec user could do: as that user.
-        case .files: return execChoice.name
+        case .files, .mcp: return execChoice.name
         }
     }
 
@@ -233,12 +235,16 @@ struct WorkerPathOptions: ParsableArguments {
     @Option(name: .customLong("files-worker-path"), help: .hidden)
     var files: String?
 
+    @Option(name: .customLong("mcp-worker-path"), help: .hidden)
+    var mcp: String?
+
     func path(_ role: WorkerRole) -> String? {
         switch role {
         case .net: return net
         case .exec: return exec
         case .browser: return browser
         case .files: return files
+        case .mcp: return mcp
         }
     }
 
@@ -387,6 +393,13 @@ struct Run: ParsableCommand {
                 logger.warning("browser.proxy is enabled but no Chromium was found; install chromium or set browser.executablePath")
             }
         }
+        // MCP servers run as the exec user, from upstream's default environment of that user.
+        var mcpBase = ["PATH": setup.link.pathEnv, "HOME": commandUser?.home ?? nodeEnvironment["HOME"] ?? "/",
+                       "SHELL": "/bin/sh", "TERM": nodeEnvironment["TERM"] ?? "dumb"]
+        if let name = commandUser?.name ?? nodeEnvironment["USER"] { mcpBase["USER"] = name; mcpBase["LOGNAME"] = name }
+        let mcpSettings = McpSettings.from(setup.config, base: mcpBase)
+        for warning in mcpSettings.warnings { logger.warning("\(warning)") }
+        let mcpAdvertised = setup.commands.map { $0.contains(McpCatalog.command) } ?? true
         // The role table: a monitor per worker; the command handlers call the roles they need.
         let supervisor = Supervisor(
             settings: WorkerSettings(
@@ -401,7 +414,11 @@ struct Run: ParsableCommand {
                 stopAfterFirstHello: stopAfterFirstConnect,
                 skillsDirectory: NodeSkills.enabled(setup.config) ? NodeSkills.directory(stateDir: setup.paths.stateDir) : nil,
                 skillsPollMs: skillsPollMs,
-                filesWorker: workers.launch(.files), filesConfinement: confinement.options(for: .files)
+                filesWorker: workers.launch(.files), filesConfinement: confinement.options(for: .files),
+                mcp: mcpSettings.servers.isEmpty || checkAuth ? nil
+                    : McpWorkerSettings(launch: workers.launch(.mcp), confinement: confinement.options(for: .mcp),
+                                        settings: mcpSettings, clientVersion: NodeVersion.current),
+                publishesPluginTools: mcpAdvertised
             ),
             logger: logger
         )
@@ -426,6 +443,7 @@ struct Run: ParsableCommand {
                            retentionMs: max(0, terminalUploadRetentionMs)),
             loop: supervisor.loop, logger: logger)
         router.register(filesHandler)
+        router.register(McpToolsHandler(runner: supervisor.mcp, callCaps: mcpSettings.callCaps), cap: "mcp")
         if !checkAuth { supervisor.loop.execute { filesHandler.start() } }
         if let allowlist = setup.commands { router.restrict(to: allowlist) }
         var linkSettings = setup.link

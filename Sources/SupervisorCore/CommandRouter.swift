@@ -66,8 +66,8 @@ public struct CommandSurface: Codable, Equatable, Sendable {
     public static func configured(browserProxy: Bool) -> CommandSurface {
         CommandSurface(
             commands: WhichHandler.wireCommands + SystemRunHandler.wireCommands + ExecApprovalsHandler.wireCommands
-                + (browserProxy ? BrowserProxyHandler.wireCommands : []) + FilesHandler.wireCommands,
-            caps: ["system"] + SystemRunHandler.commandCaps.map(\.cap) + (browserProxy ? ["browser"] : []))
+                + (browserProxy ? BrowserProxyHandler.wireCommands : []) + FilesHandler.wireCommands + McpToolsHandler.wireCommands,
+            caps: ["system"] + SystemRunHandler.commandCaps.map(\.cap) + (browserProxy ? ["browser"] : []) + ["mcp"])
     }
 
     /// upstream's refusal of a `--commands` allowlist that keeps none of `available` (nil: it

@@ -63,6 +63,10 @@ public struct WorkerSettings: Sendable {
     /// confinement its processes start with (the mode is added per request).
     public var filesWorker: WorkerLaunch = .ownBinary(as: .files)
     public var filesConfinement = ConfinementOptions()
+    /// The McpWorker (nil: the config names no MCP server).
+    public var mcp: McpWorkerSettings?
+    /// Whether `node.pluginTools.update` is published (the surface advertises `mcp.tools.call.v1`).
+    public var publishesPluginTools = true
 
     public init(netWorker: WorkerLaunch = .ownBinary(as: .net), execWorker: WorkerLaunch = .ownBinary(as: .exec),
                 shutdownGrace: TimeAmount = .milliseconds(2500),
@@ -71,7 +75,10 @@ public struct WorkerSettings: Sendable {
                 probe: ProbeSettings? = nil, maxConcurrentRuns: Int = 8, maxQueuedRuns: Int = 64,
                 hostStatsIntervalMs: Int = HostStats.intervalMs, home: String = "/", stopAfterFirstHello: Bool = false,
                 skillsDirectory: String? = nil, skillsPollMs: Int = 5_000,
-                filesWorker: WorkerLaunch = .ownBinary(as: .files), filesConfinement: ConfinementOptions = .init()) {
+                filesWorker: WorkerLaunch = .ownBinary(as: .files), filesConfinement: ConfinementOptions = .init(),
+                mcp: McpWorkerSettings? = nil, publishesPluginTools: Bool = true) {
+        self.mcp = mcp
+        self.publishesPluginTools = publishesPluginTools
         self.filesWorker = filesWorker
         self.filesConfinement = filesConfinement
         self.stopAfterFirstHello = stopAfterFirstHello
@@ -125,7 +132,9 @@ public final class Supervisor {
     public var exec: ExecRunner { execMonitor }
     public var browser: BrowserRunner? { browserMonitor }
     public var files: FilesRunning { filesRunner }
+    public var mcp: McpRunner? { mcpMonitor }
     let filesRunner: FilesRunner
+    let mcpMonitor: McpMonitor?
     let execMonitor: ExecMonitor
     let browserMonitor: BrowserMonitor?
     private(set) var netMonitor: NetMonitor?
@@ -156,6 +165,7 @@ public final class Supervisor {
         browserMonitor = settings.browser.map { BrowserMonitor(settings: $0, environment: environment, context: context) }
         filesRunner = FilesRunner(launch: settings.filesWorker, confinement: settings.filesConfinement, environment: environment,
                                   context: context)
+        mcpMonitor = settings.mcp.map { McpMonitor(settings: $0, environment: environment, context: context) }
         exitPromise = loop.makePromise()
         context.stopNode = { [unowned self] reason, code, failure in
             if let failure { fail(failure) }
@@ -181,6 +191,10 @@ public final class Supervisor {
                              skills: .init(directory: settings.skillsDirectory, pollMs: settings.skillsPollMs))
         net.onEvent = { [unowned self] event in linkEvent(event) }
         netMonitor = net
+        if settings.publishesPluginTools {
+            net.pluginToolsParams = { [weak self] in McpCatalog.paramsJSON(self?.mcpMonitor?.descriptors ?? []) }
+            mcpMonitor?.onCatalogChanged = { [weak net] in net?.publishPluginTools() }
+        }
         loop.execute { self.start(net) }
         let code = (try? exitPromise.futureResult.wait()) ?? .software
         for source in signalSources { source.cancel() }
@@ -199,6 +213,7 @@ public final class Supervisor {
             }
         } else {
             execMonitor.slot.spawn()
+            mcpMonitor?.start()
         }
         if let path = settings.controlSocketPath {
             controlSocket.start(path: path, group: group, logger: logger) { [unowned self] in liveStatus() }
@@ -285,6 +300,7 @@ public final class Supervisor {
         execMonitor.shutdown()
         netMonitor?.shutdown()
         browserMonitor?.shutdown()
+        mcpMonitor?.shutdown()
         filesRunner.shutdown()
         // Hard deadline: whatever is left is killed and we exit anyway.
         loop.scheduleTask(in: settings.shutdownGrace + .milliseconds(500)) { [weak self] in

@@ -175,6 +175,33 @@ def node_skills_problem(params: Any) -> str | None:
     return None
 
 
+NODE_PLUGIN_TOOL_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+def node_plugin_tools_problem(params: Any) -> str | None:
+    """upstream's NodePluginToolsUpdateParamsSchema: ``{tools: [{pluginId, name, description,
+    parameters?, command?, mcp?: {server, tool}}]}``, closed objects, non-empty strings, a
+    provider-safe name."""
+    if not isinstance(params, dict) or set(params) != {"tools"} or not isinstance(params["tools"], list):
+        return "expected {tools: [...]}"
+    allowed = {"pluginId", "name", "description", "parameters", "command", "mcp"}
+    for tool in params["tools"]:
+        if not isinstance(tool, dict) or not set(tool) <= allowed or not {"pluginId", "name", "description"} <= set(tool):
+            return "a tool must be {pluginId, name, description, parameters?, command?, mcp?}"
+        for key in ("pluginId", "description", "command"):
+            if key in tool and not (isinstance(tool[key], str) and tool[key]):
+                return f"invalid {key} of {tool.get('name')!r}"
+        if not isinstance(tool["name"], str) or not NODE_PLUGIN_TOOL_NAME_RE.match(tool["name"]):
+            return f"invalid tool name {tool['name']!r}"
+        if "parameters" in tool and not isinstance(tool["parameters"], dict):
+            return f"invalid parameters of {tool['name']}"
+        if "mcp" in tool:
+            mcp = tool["mcp"]
+            if not isinstance(mcp, dict) or set(mcp) != {"server", "tool"} or not all(isinstance(v, str) and v for v in mcp.values()):
+                return f"invalid mcp of {tool['name']}"
+    return None
+
+
 def parse_runner_inventory(value: Any) -> dict | None:
     """upstream's parseNodeRunnerInventoryDeclaration, for the shapes a node that hosts no
     workers may send: ``{protocolFeatures: []}``, a retired feature alone, or the current
@@ -997,6 +1024,11 @@ class TestGateway:
         self.inventory_calls: list[dict] = []
         #: Every accepted ``node.skills.update``: ``{connId, deviceId, skills, atMs}``.
         self.skills_updates: list[dict] = []
+        #: Every accepted ``node.pluginTools.update``: ``{connId, deviceId, tools, atMs}``.
+        self.plugin_tools_updates: list[dict] = []
+        #: ``None`` answers it; an error code (``"UNAVAILABLE"``) fails it; ``"unknown"`` answers
+        #: ``unknown method`` as a gateway that predates it.
+        self.plugin_tools_answer: str | None = None
         #: Bootstrap tokens of issued setup codes: ``token -> {expiresAtMs, used}``.
         self.bootstrap_tokens: dict[str, dict] = {}
         #: Every ``auth.bootstrapToken`` presented, in order.
@@ -1837,6 +1869,21 @@ class TestGateway:
                 return
             self.skills_updates.append({"connId": conn.id, "deviceId": conn.device_id, "skills": params["skills"], "atMs": now_ms()})
             await self._reply_ok(conn, req_id, {"nodeId": conn.device_id, "skills": params["skills"]})
+        elif method == "node.pluginTools.update":
+            self.requests.append({"connId": conn.id, "method": method, "params": params})
+            if self.plugin_tools_answer == "unknown":
+                await self._reply_error(conn, req_id, "INVALID_REQUEST", f"unknown method: {method}")
+                return
+            if self.plugin_tools_answer:
+                await self._reply_error(conn, req_id, self.plugin_tools_answer, "plugin tools unavailable")
+                return
+            problem = node_plugin_tools_problem(params)
+            if problem:
+                self._violation(conn, "NodePluginToolsUpdateParams", method, [problem], params)
+                await self._reply_error(conn, req_id, "INVALID_REQUEST", f"invalid node.pluginTools.update params: {problem}")
+                return
+            self.plugin_tools_updates.append({"connId": conn.id, "deviceId": conn.device_id, "tools": params["tools"], "atMs": now_ms()})
+            await self._reply_ok(conn, req_id, {"nodeId": conn.device_id, "tools": params["tools"]})
         else:
             self.requests.append({"connId": conn.id, "method": method, "params": params})
             await self._reply_error(conn, req_id, "INVALID_REQUEST", f"unknown method: {method}")

@@ -70,6 +70,14 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
 
     /// The Supervisor's requests to the gateway, waiting for the NetWorker's `gatewayReply`.
     private lazy var calls = PendingCalls<String, GatewayReply>(loop: context.loop)
+    /// `node.pluginTools.update` params (the MCP catalogue), published after each hello and
+    /// when they change; nil: nothing is published (a surface without `mcp.tools.call.v1`).
+    var pluginToolsParams: (() -> String)?
+    private lazy var pluginTools = OptionalPublication(
+        method: "node.pluginTools.update", label: "plugin tool",
+        send: { [unowned self] params, completion in callGateway("node.pluginTools.update", paramsJSON: params, completion: completion) },
+        schedule: { [unowned self] ms, body in _ = context.loop.scheduleTask(in: .milliseconds(Int64(ms)), body) },
+        log: { [unowned self] line in context.logger.warning("\(line)") })
     /// Longest wait for a gateway response (upstream's client request timeout).
     static let callTimeout = TimeAmount.seconds(30)
     /// The next question about a pending command surface.
@@ -162,6 +170,8 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
             link.accepted(hello)
             startHostStats()
             startSkills()
+            pluginTools.connected()
+            publishPluginTools()
         }
         onEvent(.connected)
     }
@@ -202,6 +212,12 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
 
     /// Asks the gateway `method` on the linked connection; `completion` gets its response,
     /// or a failure when the link goes down or no answer comes in time.
+    /// The catalogue changed (or a hello came): publish it, once per distinct set.
+    func publishPluginTools() {
+        guard phase == .linked, !probe, let params = pluginToolsParams?() else { return }
+        pluginTools.publish(params)
+    }
+
     func callGateway(_ method: String, paramsJSON: String, completion: @escaping (Result<GatewayReply, WireError>) -> Void) {
         let callId = RandomID.uuid()
         calls.add(callId, deadline: Self.callTimeout, completion: completion)

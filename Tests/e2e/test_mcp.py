@@ -1,0 +1,223 @@
+"""Issue 20 (MCP): `nodeHost.mcp.servers` stdio servers run by the McpWorker as the exec user;
+their tools published with `node.pluginTools.update` (upstream's names, filter, dedup and
+sanitising); `mcp.tools.call.v1` answers in the structured `payload`; a crashed server's tools
+are withdrawn and come back; a cancelled call publishes nothing; upstream's messages."""
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import gateway_args
+
+SERVER = Path(__file__).with_name("mcp_test_server.py")
+
+
+def wait_until(predicate, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+@pytest.fixture
+def public_dir():
+    """A folder the exec user can write (the server's call log)."""
+    path = Path(tempfile.mkdtemp(prefix="ocn-mcp-", dir="/tmp"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def mcp_node(make_gateway, nodes, state_dir, public_dir):
+    def start(servers, args=(), answer=None):
+        (state_dir / "openclaw.json").write_text(json.dumps({"nodeHost": {"mcp": {"servers": servers}}}))
+        gw = make_gateway(auto_approve=True)
+        gw.plugin_tools_answer = answer
+        node = nodes(state_dir, gateway_args(gw) + list(args), default_exec_user=True)
+        gw.wait_for_hello(timeout=30)
+        return gw, node
+    return start
+
+
+def docs_server(public_dir, **extra):
+    return {"command": "python3", "args": [str(SERVER)], "env": {"MCP_TEST_LOG": str(public_dir / "calls.log")}, **extra}
+
+
+def names(update):
+    return [tool["name"] for tool in update["tools"]]
+
+
+def latest_tools(gw):
+    return gw.plugin_tools_updates[-1]["tools"] if gw.plugin_tools_updates else None
+
+
+def call(gw, server, tool, arguments=None, **kwargs):
+    params = {"server": server, "tool": tool}
+    if arguments is not None:
+        params["arguments"] = arguments
+    return gw.invoke("mcp.tools.call.v1", params, **kwargs)
+
+
+def error_of(result):
+    assert result["ok"] is False, result
+    return result["error"]["code"], result["error"]["message"]
+
+
+def server_log(public_dir):
+    path = public_dir / "calls.log"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+EXPECTED = ["docs_add_tool", "docs_big", "docs_crash", "docs_echo", "docs_env", "docs_fail", "docs_image", "docs_slow"]
+
+
+def test_a_stdio_servers_tools_are_published_and_called_with_upstreams_shapes(mcp_node, public_dir):
+    gw, node = mcp_node({
+        "docs": docs_server(public_dir, toolFilter={"exclude": ["nothing*"]}, env={"MCP_TEST_LOG": str(public_dir / "calls.log"),
+                                                                                  "LD_PRELOAD": "/tmp/x.so", "GH_TOKEN": "t0ken", "N": 5}),
+        "off": {"command": "false", "enabled": False},
+        "oauthy": {"url": "https://mcp.example.invalid/mcp", "transport": "streamable-http", "auth": "oauth"},
+    })
+    hello = gw.last_connection.connect_params
+    assert "mcp" in hello["caps"] and "mcp.tools.call.v1" in hello["commands"]
+    update = wait_until(lambda: next((u for u in gw.plugin_tools_updates if u["tools"]), None), what="the MCP tools published")
+    assert names(update) == EXPECTED, "duplicates dropped, task-only tools hidden, sorted"
+    echo = next(t for t in update["tools"] if t["name"] == "docs_echo")
+    assert echo == {"pluginId": "node-mcp", "name": "docs_echo", "description": "Echoes text",
+                    "parameters": {"type": "object", "properties": {"text": {"type": "string"}}},
+                    "command": "mcp.tools.call.v1", "mcp": {"server": "docs", "tool": "echo"}}
+    env_tool = next(t for t in update["tools"] if t["name"] == "docs_env")
+    assert env_tool["description"] == "[redacted MCP metadata instruction] and show the environment"
+    node.wait_log(re.escape('node host MCP server \\"oauthy\\" skipped: OAuth is not supported'))
+    node.wait_log(re.escape('bundle-mcp: server \\"docs\\": env \\"LD_PRELOAD\\" is blocked for stdio startup safety and was ignored.'))
+    assert gw.schema_violations == []
+
+    echoed = call(gw, "docs", "echo", {"text": "hi"})
+    assert echoed["ok"] is True and "payloadJSON" not in echoed, echoed
+    assert echoed["payload"] == {"content": [{"type": "text", "text": "hi"}]}
+    image = call(gw, "docs", "image")
+    assert image["payload"]["content"][0]["type"] == "image" and image["payload"]["content"][1] == {"type": "text", "text": "a pixel"}
+    failed = call(gw, "docs", "fail")
+    assert failed["ok"] is True and failed["payload"] == {"content": [{"type": "text", "text": "bad query"}], "isError": True}
+
+    assert error_of(call(gw, "docs", "nope")) == ("MCP_TOOL_UNAVAILABLE", 'MCP tool "nope" is unavailable on server "docs"')
+    assert error_of(call(gw, "docs", "search")) == ("MCP_TOOL_UNAVAILABLE", 'MCP tool "search" is unavailable on server "docs"')
+    assert error_of(call(gw, "docs", "tasky")) == ("MCP_TOOL_UNAVAILABLE", 'MCP tool "tasky" is unavailable on server "docs"')
+    assert error_of(call(gw, "zzz", "echo")) == ("MCP_SERVER_UNAVAILABLE", 'MCP server "zzz" is unavailable')
+    assert error_of(call(gw, "off", "echo")) == ("MCP_SERVER_UNAVAILABLE", 'MCP server "off" is unavailable')
+    assert error_of(gw.invoke("mcp.tools.call.v1", {"server": " ", "tool": "echo"})) == (
+        "INVALID_REQUEST", "Error: INVALID_REQUEST: server and tool required")
+    assert error_of(call(gw, "docs", "echo", [])) == ("INVALID_REQUEST", "Error: INVALID_REQUEST: arguments must be an object")
+    assert error_of(gw.invoke("mcp.tools.call.v1", params_json="[1]")) == (
+        "INVALID_REQUEST", "Error: INVALID_REQUEST: MCP tool params must be an object")
+
+    # The server runs as the exec user, from upstream's default environment plus its own.
+    shown = json.loads(call(gw, "docs", "env")["payload"]["content"][0]["text"])
+    exec_uid = json.loads(gw.invoke("system.run", {"command": ["id", "-u"]}).get("payloadJSON") or "{}").get("stdout", "").strip()
+    if os.geteuid() == 0:
+        assert shown["uid"] != 0
+        if exec_uid:
+            assert str(shown["uid"]) == exec_uid
+    assert "LD_PRELOAD" not in shown["env"] and shown["env"]["GH_TOKEN"] == "t0ken" and shown["env"]["N"] == "5"
+    assert set(shown["env"]) <= {"HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "MCP_TEST_LOG", "GH_TOKEN", "N", "LC_CTYPE"}
+    assert [entry["initialize"]["clientInfo"]["name"] for entry in server_log(public_dir) if "initialize" in entry] == ["openclaw-node-host"]
+
+
+def test_a_listing_change_republishes_and_a_crash_withdraws_the_tools_until_the_server_is_back(mcp_node, public_dir):
+    gw, node = mcp_node({"docs": docs_server(public_dir)})
+    wait_until(lambda: latest_tools(gw) and names({"tools": latest_tools(gw)}) == EXPECTED, what="the tools")
+    assert call(gw, "docs", "add_tool")["ok"] is True
+    wait_until(lambda: "docs_extra" in names({"tools": latest_tools(gw)}), what="the added tool published")
+    count = len(gw.plugin_tools_updates)
+    crashed = call(gw, "docs", "crash")
+    assert error_of(crashed) == ("MCP_SERVER_UNAVAILABLE", 'MCP server "docs" disconnected')
+    wait_until(lambda: any(u["tools"] == [] for u in gw.plugin_tools_updates[count:]), what="the tools withdrawn")
+    back = wait_until(lambda: latest_tools(gw), what="the tools back after a restart")
+    assert names({"tools": back}) == EXPECTED, "a fresh server lists its own tools again"
+    assert call(gw, "docs", "echo", {"text": "again"})["payload"] == {"content": [{"type": "text", "text": "again"}]}
+
+
+def test_a_cancelled_call_is_abandoned_and_publishes_nothing(mcp_node, public_dir):
+    gw, node = mcp_node({"docs": docs_server(public_dir)})
+    wait_until(lambda: latest_tools(gw), what="the tools")
+    gw.invoke_async("mcp.tools.call.v1", {"server": "docs", "tool": "slow", "arguments": {"seconds": 20}},
+                    timeout_ms=60_000, invoke_id="inv-slow")
+    wait_until(lambda: any(e.get("call") == "slow" for e in server_log(public_dir)), what="the slow call started")
+    assert gw.cancel_invoke("inv-slow")
+    wait_until(lambda: any("cancelled" in e for e in server_log(public_dir)), what="the server told to cancel")
+    time.sleep(0.5)
+    assert gw.results_for("inv-slow") == []
+    assert call(gw, "docs", "echo", {"text": "next"})["ok"] is True
+
+
+def test_a_call_past_its_deadline_is_mcp_tool_timeout(mcp_node, public_dir):
+    gw, node = mcp_node({"docs": docs_server(public_dir, requestTimeoutMs=700)})
+    wait_until(lambda: latest_tools(gw), what="the tools")
+    result = call(gw, "docs", "slow", {"seconds": 10})
+    assert error_of(result) == ("MCP_TOOL_TIMEOUT", "MCP error -32001: Request timed out")
+
+
+def test_mcp_is_advertised_without_servers_and_a_gateway_without_the_method_is_left_alone(mcp_node):
+    gw, node = mcp_node({})
+    hello = gw.last_connection.connect_params
+    assert "mcp" in hello["caps"] and "mcp.tools.call.v1" in hello["commands"]
+    wait_until(lambda: gw.plugin_tools_updates, what="the empty catalogue")
+    assert gw.plugin_tools_updates[0]["tools"] == []
+    assert error_of(call(gw, "docs", "echo")) == ("MCP_SERVER_UNAVAILABLE", 'MCP server "docs" is unavailable')
+    assert "openclaw-node-mcp" not in node.log
+    node.stop()
+
+    gw2, node2 = mcp_node({}, answer="unknown")
+    wait_until(lambda: any(r["method"] == "node.pluginTools.update" for r in gw2.requests), what="one attempt")
+    time.sleep(0.6)
+    assert sum(r["method"] == "node.pluginTools.update" for r in gw2.requests) == 1
+    assert "plugin tool publish failed" not in node2.log
+
+
+def proc_status(pid):
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
+def pids_named(comm):
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == comm:
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_the_mcp_worker_and_its_servers_are_confined_as_the_kernel_reports(mcp_node, public_dir):
+    gw, node = mcp_node({"docs": docs_server(public_dir)})
+    wait_until(lambda: latest_tools(gw), what="the tools")
+    [worker] = [pid for pid in pids_named("openclaw-node-m") if proc_status(pid)["PPid"] == str(node.proc.pid)]
+    def parent(pid):
+        try:
+            return proc_status(pid).get("PPid")
+        except OSError:
+            return None
+    [server] = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit() and parent(entry.name) == str(worker)]
+    assert str(SERVER).encode() in Path(f"/proc/{server}/cmdline").read_bytes()
+    for pid in (worker, server):
+        status = proc_status(pid)
+        assert status["Seccomp"] == "2" and status["NoNewPrivs"] == "1", (pid, status)
+        assert status["CapEff"] == "0000000000000000" and status["CapPrm"] == "0000000000000000"
+        if os.geteuid() == 0:
+            assert status["Uid"].split()[0] != "0"
+    node.wait_log(re.escape("mcp worker ready"))
