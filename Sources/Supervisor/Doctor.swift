@@ -72,6 +72,9 @@ struct Doctor: ParsableCommand {
         let (filesCheck, filesReport) = confinementCheck(.files, launch: workers.launch(.files), options: files)
         checks.append(filesCheck)
         reports[WorkerRole.files.rawValue] = filesReport
+        let (mcpCheck, mcpReport) = confinementCheck(.mcp, launch: workers.launch(.mcp))
+        checks.append(mcpCheck)
+        reports[WorkerRole.mcp.rawValue] = mcpReport
         checks.append(userCheck())
         checks.append(execUserCheck())
         let paths = StatePaths.resolve()

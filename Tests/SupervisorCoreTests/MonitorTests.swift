@@ -232,7 +232,7 @@ final class MonitorTests: XCTestCase {
 
     func testEveryRoleIsOneRow() {
         XCTAssertEqual(WorkerRole.allCases.map(\.processName),
-                       ["openclaw-node-net", "openclaw-node-exec", "openclaw-node-browser", "openclaw-node-files"])
+                       ["openclaw-node-net", "openclaw-node-exec", "openclaw-node-browser", "openclaw-node-files", "openclaw-node-mcp"])
         XCTAssertEqual(WorkerRole.allCases.filter(\.startsWithNode), [.net, .exec])
         XCTAssertEqual(WorkerRole.allCases.filter(\.isOneShot), [.files])
         XCTAssertEqual(WorkerRole.invoked(as: "/proc/self/exe"), nil)

@@ -256,7 +256,7 @@ def test_a_failed_step_stops_the_node_with_71_naming_it(nodes, state_dir):
 def test_unknown_unconfined_step_is_a_usage_error(nodes, state_dir):
     node = nodes(state_dir, ["--port", "9", "--unconfined", "net:everything"])
     assert node.wait_exit(timeout=10) == 64
-    assert "--unconfined net:everything: expected [net:|exec:|browser:|files:]<step>" in node.log
+    assert "--unconfined net:everything: expected [net:|exec:|browser:|files:|mcp:]<step>" in node.log
 
 
 def test_doctor_reports_each_worker():
@@ -274,6 +274,9 @@ def test_doctor_reports_each_worker():
                      "landlock": "active", "seccomp": "active"}
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["confinement.files"]["status"] == "ok"
+    mcp = {e["step"]: e["state"] for e in report["workers"]["mcp"]}
+    assert mcp["seccomp"] == "active" and mcp["no-new-privs"] == "active" and mcp["landlock"] == "not-needed"
+    assert checks["confinement.mcp"]["status"] == "ok"
 
 
 # ------------------------------------------------------------------ a compromised NetWorker

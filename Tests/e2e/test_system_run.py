@@ -217,8 +217,8 @@ def test_connect_advertises_the_implemented_commands(linked):
     params = gw.last_connection.connect_params
     assert params["commands"] == ["system.which", "system.run.prepare", "system.run",
                                   "system.execApprovals.get", "system.execApprovals.set", "browser.proxy",
-                                  "browser.proxy.upload.v1", "fs.listDir", "terminal.upload"]
-    assert params["caps"] == ["system", "system.run.execution-context.v1", "browser"]
+                                  "browser.proxy.upload.v1", "fs.listDir", "terminal.upload", "mcp.tools.call.v1"]
+    assert params["caps"] == ["system", "system.run.execution-context.v1", "browser", "mcp"]
 
 
 # ---------------------------------------------------------------- validation
