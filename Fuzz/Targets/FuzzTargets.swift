@@ -25,6 +25,7 @@ enum FuzzTargets {
         "shell-analysis": shellAnalysis,
         "approvals-file": approvalsFile,
         "cdp": cdp,
+        "mcp": mcp,
     ]
 
     /// The IPC frame splitter over arbitrary bytes, in arbitrary chunks, then every body it
@@ -55,6 +56,8 @@ enum FuzzTargets {
         roundTrip(body, SupervisorToExec.self)
         roundTrip(body, BrowserToSupervisor.self)
         roundTrip(body, SupervisorToBrowser.self)
+        roundTrip(body, McpToSupervisor.self)
+        roundTrip(body, SupervisorToMcp.self)
     }
 
     static func roundTrip<M: IPCMessage & Equatable>(_ body: ByteBuffer, _ type: M.Type) {
@@ -172,6 +175,36 @@ enum FuzzTargets {
             _ = Snapshot.role(nodes, options: Snapshot.RoleOptions(interactive: bytes.count % 2 == 0, urls: true, compact: true,
                                                                  depth: 4, maxChars: 2000))
         }
+    }
+}
+
+extension FuzzTargets {
+    /// What an MCP server controls, as the Supervisor reads it: a `tools/call` result through
+    /// upstream's bounds (the payload stays within 20 MB plus the marker, and bounding it
+    /// again changes nothing), and a tool listing through the catalogue (provider-safe,
+    /// unique names within 64 characters, at most 128).
+    static func mcp(_ bytes: [UInt8]) {
+        guard let json = try? JSONValue.parse(bytes) else { return }
+        let payload = McpResultShaping.payload(json)
+        guard McpResultShaping.bytes(payload) <= McpResultShaping.maxPayloadBytes + 128 else { fatalError("payload over its bound") }
+        guard McpResultShaping.payload(payload) == payload || payload["content"]?.arrayValue?.last == McpResultShaping.payloadMarker else {
+            fatalError("bounding is not idempotent")
+        }
+        let tools = (json["tools"]?.arrayValue ?? []).compactMap { entry -> McpTool? in
+            guard let name = entry["name"]?.stringValue else { return nil }
+            return McpTool(name: name, description: entry["description"]?.stringValue, inputSchema: entry["inputSchema"],
+                           taskRequired: entry["execution"]?["taskSupport"]?.stringValue == "required")
+        }
+        let callable = McpCatalog.callable(tools, filter: McpToolFilter(include: json["include"]?.arrayValue?.compactMap(\.stringValue) ?? []))
+        let (descriptors, _) = McpCatalog.descriptors(callable.map { (server: json["server"]?.stringValue ?? "s", tool: $0) })
+        var seen: Set<String> = []
+        for descriptor in descriptors {
+            let name = descriptor.name
+            guard name.count <= 64, name.first.map({ $0.isASCII && $0.isLetter }) == true,
+                  name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }),
+                  seen.insert(name.lowercased()).inserted else { fatalError("unsafe descriptor name \(name)") }
+        }
+        guard descriptors.count <= 128 else { fatalError("catalogue over 128") }
     }
 }
 

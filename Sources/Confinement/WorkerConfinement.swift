@@ -155,7 +155,9 @@ public enum WorkerConfinement {
 
     static func landlock(_ role: WorkerRole, _ options: ConfinementOptions) throws(ConfinementFailure) -> (ConfinementReport.State, String?) {
         guard role != .exec else { return (.notNeeded, "commands need the filesystem (design §4)") }
-        guard role != .mcp else { return (.notNeeded, "MCP stdio servers need the filesystem, as commands do") }
+        // With stdio servers the McpWorker starts programs that need the filesystem, as
+        // commands do; with HTTP servers only it gets the NetWorker's rules for their ports.
+        if role == .mcp, options.connectPorts.isEmpty { return (.notNeeded, "MCP stdio servers need the filesystem, as commands do") }
         guard let abi = Landlock.abi() else {
             throw ConfinementFailure(.landlock, "Landlock is not available on this kernel", errno: errno)
         }

@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import Logging
+import NIOCore
 import NodeSupport
 import OpenClawIPC
 
@@ -20,6 +21,8 @@ final class McpServerRunner {
 
     let server: McpServerConfig
     let clientVersion: String
+    /// The HTTP transports' event loop.
+    let group: EventLoopGroup
     let environment: [String: String]
     let queue: DispatchQueue
     let logger: Logger
@@ -55,8 +58,9 @@ final class McpServerRunner {
         case closed(String)
     }
 
-    init(server: McpServerConfig, clientVersion: String, environment: [String: String], queue: DispatchQueue, logger: Logger,
-         report: @escaping (McpServerTools) -> Void, answer: @escaping (McpCallResult) -> Void) {
+    init(server: McpServerConfig, clientVersion: String, environment: [String: String], queue: DispatchQueue, group: EventLoopGroup,
+         logger: Logger, report: @escaping (McpServerTools) -> Void, answer: @escaping (McpCallResult) -> Void) {
+        self.group = group
         self.server = server
         self.clientVersion = clientVersion
         self.environment = environment
@@ -72,7 +76,9 @@ final class McpServerRunner {
         guard !stopped else { return }
         generation += 1
         let generation = self.generation
-        let transport: McpTransport = StdioTransport(server: server, environment: environment, queue: queue, logger: logger)
+        let transport: McpTransport = server.command != nil
+            ? StdioTransport(server: server, environment: environment, queue: queue, logger: logger)
+            : StreamableHTTPTransport(server: server, queue: queue, group: group, logger: logger)
         transport.onMessage = { [weak self] message in
             guard let self, self.generation == generation else { return }
             self.received(message)
@@ -328,6 +334,7 @@ final class McpServerRunner {
 
     static func describe(_ failure: McpFailure) -> String {
         switch failure {
+        case let .rpc(code, message) where code == StreamableHTTPTransport.transportErrorCode: return message
         case let .rpc(code, message): return "MCP error \(code): \(message)"
         case .timeout: return "MCP error -32001: Request timed out"
         case let .closed(reason): return "Connection closed: \(reason)"

@@ -29,7 +29,7 @@ public enum McpWorkerMain {
             onMessage: { message in
                 switch message {
                 case let .configure(configuration):
-                    queue.async { state.configure(configuration, queue: queue, logger: logger) }
+                    queue.async { state.configure(configuration, queue: queue, group: group, logger: logger) }
                 case let .call(call):
                     queue.async {
                         guard let runner = state.runners[call.server] else {
@@ -71,11 +71,12 @@ private final class McpWorkerState: @unchecked Sendable {
     func send(_ message: McpToSupervisor) { connection?.send(message) }
 
     /// Once per worker: a second `configure` is refused by the Supervisor's menu anyway.
-    func configure(_ configuration: McpConfiguration, queue: DispatchQueue, logger: Logger) {
+    func configure(_ configuration: McpConfiguration, queue: DispatchQueue, group: EventLoopGroup, logger: Logger) {
         guard runners.isEmpty else { return }
         for server in configuration.servers {
             let runner = McpServerRunner(
-                server: server, clientVersion: configuration.clientVersion, environment: server.env, queue: queue, logger: logger,
+                server: server, clientVersion: configuration.clientVersion, environment: server.env, queue: queue, group: group,
+                logger: logger,
                 report: { [weak self] tools in self?.send(.tools(tools)) },
                 answer: { [weak self] result in self?.send(.result(result)) })
             runners[server.name] = runner

@@ -416,7 +416,7 @@ struct Run: ParsableCommand {
                 skillsPollMs: skillsPollMs,
                 filesWorker: workers.launch(.files), filesConfinement: confinement.options(for: .files),
                 mcp: mcpSettings.servers.isEmpty || checkAuth ? nil
-                    : McpWorkerSettings(launch: workers.launch(.mcp), confinement: confinement.options(for: .mcp),
+                    : McpWorkerSettings(launch: workers.launch(.mcp), confinement: confinement.options(for: .mcp, connectPorts: mcpSettings.httpOnlyPorts),
                                         settings: mcpSettings, clientVersion: NodeVersion.current),
                 publishesPluginTools: mcpAdvertised
             ),

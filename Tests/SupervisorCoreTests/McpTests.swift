@@ -97,6 +97,19 @@ final class McpSettingsTests: XCTestCase {
     }
 }
 
+extension McpSettingsTests {
+    func testHTTPOnlyConfigsNameTheirPortsForLandlock() throws {
+        let http = settings(try JSONText.decode(JSONValue.self, from: """
+        {"a": {"url": "https://a.example/mcp", "transport": "streamable-http"}, "b": {"url": "http://127.0.0.1:8931/mcp", "type": "http"}}
+        """))
+        XCTAssertEqual(http.httpOnlyPorts, [443, 8931])
+        let mixed = settings(try JSONText.decode(JSONValue.self, from: """
+        {"a": {"url": "https://a.example/mcp", "transport": "streamable-http"}, "s": {"command": "srv"}}
+        """))
+        XCTAssertEqual(mixed.httpOnlyPorts, [], "a stdio server needs what commands need")
+    }
+}
+
 final class McpResultTests: XCTestCase {
     func testStructuredMirrorsGoTextIsBoundedAndIsErrorStays() throws {
         let mirrored = try JSONText.decode(JSONValue.self, from: #"""

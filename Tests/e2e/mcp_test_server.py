@@ -101,6 +101,76 @@ def handle(message):
         send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32601, "message": "Method not found"}})
 
 
+def serve_http(port_file):
+    """Streamable HTTP: POST answered with JSON (or an event stream for tools/list), a session
+    id from initialize, 404 for an unknown session (POST /expire forgets them all), GET 405."""
+    import http.server
+    sessions = set()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def reply(self, status, body=b"", content_type="application/json", headers=()):
+            self.send_response(status)
+            for key, value in headers:
+                self.send_header(key, value)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            self.reply(405)
+
+        def do_DELETE(self):
+            sessions.discard(self.headers.get("mcp-session-id"))
+            log({"delete": True})
+            self.reply(200)
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if self.path == "/expire":
+                sessions.clear()
+                return self.reply(200)
+            message = json.loads(body)
+            log({"http": message.get("method"), "headers": {k.lower(): v for k, v in self.headers.items()}})
+            method, request_id = message.get("method"), message.get("id")
+            if method != "initialize" and self.headers.get("mcp-session-id") not in sessions:
+                return self.reply(404, b'{"error":"Session not found bearer=secret"}')
+            if method == "initialize":
+                session = f"s{len(sessions) + 1}-{time.time_ns()}"
+                sessions.add(session)
+                result = {"protocolVersion": message["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                          "serverInfo": {"name": "mcp-http-test-server", "version": "1"}}
+                return self.reply(200, json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}).encode(),
+                                  headers=[("Mcp-Session-Id", session)])
+            if request_id is None:
+                return self.reply(202)
+            if method == "tools/list":
+                event = "event: message\ndata: " + json.dumps({"jsonrpc": "2.0", "id": request_id, "result": {"tools": TOOLS}}) + "\n\n"
+                return self.reply(200, event.encode(), content_type="text/event-stream")
+            if method == "tools/call":
+                try:
+                    result = call(request_id, message["params"]["name"], message["params"].get("arguments") or {})
+                    answer = {"jsonrpc": "2.0", "id": request_id, "result": result}
+                except Exception as error:  # noqa: BLE001
+                    answer = {"jsonrpc": "2.0", "id": request_id, "error": {"code": -32602, "message": str(error)}}
+                return self.reply(200, json.dumps(answer).encode())
+            self.reply(200, json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32601, "message": "Method not found"}}).encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with open(port_file, "w") as handle:
+        handle.write(str(server.server_address[1]))
+    server.serve_forever()
+
+
+if len(sys.argv) > 2 and sys.argv[1] == "--http":
+    serve_http(sys.argv[2])
+    sys.exit(0)
+
 sys.stderr.write("mcp test server started\n")
 sys.stderr.flush()
 for line in sys.stdin:

@@ -221,3 +221,38 @@ def test_the_mcp_worker_and_its_servers_are_confined_as_the_kernel_reports(mcp_n
         if os.geteuid() == 0:
             assert status["Uid"].split()[0] != "0"
     node.wait_log(re.escape("mcp worker ready"))
+
+
+@pytest.fixture
+def http_server(public_dir):
+    import subprocess
+    port_file = public_dir / "port"
+    env = dict(os.environ, MCP_TEST_LOG=str(public_dir / "calls.log"))
+    process = subprocess.Popen(["python3", str(SERVER), "--http", str(port_file)], env=env)
+    wait_until(lambda: port_file.exists() and port_file.read_text(), what="the HTTP MCP server")
+    yield f"http://127.0.0.1:{port_file.read_text()}/mcp"
+    process.kill()
+    process.wait()
+
+
+def test_a_streamable_http_server_on_loopback_and_its_expired_session(mcp_node, public_dir, http_server):
+    gw, node = mcp_node({"web": {"url": http_server, "transport": "streamable-http", "headers": {"X-Api-Key": "k1", "N": 2}}})
+    update = wait_until(lambda: latest_tools(gw), what="the HTTP server's tools")
+    # HTTP servers only: the McpWorker may connect to their port and nothing else (Landlock).
+    node.wait_log(r'mcp worker ready.*landlock=active')
+    assert [t["name"] for t in update][:3] == ["web_add_tool", "web_big", "web_crash"]
+    assert call(gw, "web", "echo", {"text": "over http"})["payload"] == {"content": [{"type": "text", "text": "over http"}]}
+    posts = [e for e in server_log(public_dir) if "http" in e]
+    assert all(e["headers"].get("x-api-key") == "k1" and e["headers"].get("n") == "2" for e in posts)
+    later = [e for e in posts if e["http"] != "initialize"]
+    assert later and all(e["headers"].get("mcp-session-id") and e["headers"].get("mcp-protocol-version") for e in later)
+    # The session expires: the failing call is not replayed, the tools go and come back.
+    import urllib.request
+    urllib.request.urlopen(urllib.request.Request(http_server.replace("/mcp", "/expire"), data=b"{}", method="POST")).read()
+    count = len(gw.plugin_tools_updates)
+    expired = call(gw, "web", "echo", {"text": "lost"})
+    assert error_of(expired) == ("MCP_TOOL_ERROR", "Streamable HTTP error: Error POSTing to endpoint: [redacted response body]")
+    wait_until(lambda: any(u["tools"] == [] for u in gw.plugin_tools_updates[count:]), what="the tools withdrawn")
+    wait_until(lambda: latest_tools(gw), what="the tools back with a new session")
+    assert [e["arguments"] for e in server_log(public_dir) if e.get("call") == "echo"] == [{"text": "over http"}]
+    assert call(gw, "web", "echo", {"text": "new session"})["ok"] is True

@@ -707,6 +707,12 @@ def test_other_methods(make_gateway):
     assert client.request("node.invoke.progress", {"invokeId": "i", "nodeId": "n", "seq": 0, "chunk": ""})[
         "payload"] == {"ok": True}
     res = client.request("node.pluginTools.update", {"tools": []})
+    assert res["payload"]["tools"] == [] and gw.plugin_tools_updates[-1]["tools"] == []
+    bad_tools = client.request("node.pluginTools.update", {"tools": [{"pluginId": "p", "name": "9bad", "description": "d"}]})
+    assert bad_tools["error"] == {"code": "INVALID_REQUEST", "message": "invalid node.pluginTools.update params: invalid tool name '9bad'"}
+    assert gw.schema_violations.pop()["schema"] == "NodePluginToolsUpdateParams"
+    gw.plugin_tools_answer = "unknown"
+    res = client.request("node.pluginTools.update", {"tools": []})
     assert res["error"] == {"code": "INVALID_REQUEST", "message": "unknown method: node.pluginTools.update"}
     bad = client.request("node.event", {"event": "x", "extra": 1})
     assert bad["ok"] is False and gw.schema_violations[-1]["schema"] == "NodeEventParams"

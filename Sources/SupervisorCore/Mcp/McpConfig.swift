@@ -15,6 +15,16 @@ public struct McpSettings: Equatable, Sendable {
 
     public static let empty = McpSettings(servers: [], filters: [:], warnings: [])
 
+    /// With Streamable HTTP servers only, the TCP ports they are reached on (the McpWorker
+    /// may connect to those and nothing else); empty when a stdio server is configured.
+    public var httpOnlyPorts: [UInt16] {
+        guard !servers.isEmpty, servers.allSatisfy({ $0.command == nil }) else { return [] }
+        let ports = servers.compactMap { server in
+            server.url.flatMap { EndpointURL($0, schemes: ["https", "http"]) }.map { UInt16(clamping: $0.explicitPort ?? ($0.scheme == "https" ? 443 : 80)) }
+        }
+        return Array(Set(ports)).sorted()
+    }
+
     /// The default environment upstream's stdio transport gives a server (the SDK's
     /// `getDefaultEnvironment`): these keys of the user the servers run as, nothing else
     /// inherited.
