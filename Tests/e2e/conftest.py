@@ -225,5 +225,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until(predicate, timeout=10.0, what="condition"):
+    """Polls `predicate` every 50 ms; returns its first truthy value, or fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
 def gateway_args(gw: TestGateway) -> list[str]:
     return ["--host", "127.0.0.1", "--port", str(gw.port)]

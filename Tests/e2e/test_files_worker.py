@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import gateway_args
+from conftest import gateway_args, wait_until
 from test_system_run import approvals_file, error_of, run
 
 PREFIX = "openclaw-terminal-upload-"
@@ -165,14 +165,6 @@ def wait_removed(path: Path, timeout: float) -> tuple[float | None, float]:
             raise AssertionError(f"{path} still there after {timeout} s")
         time.sleep(0.05)
 
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 #: The directories of the tree below, non-hidden then hidden, each in code-unit order

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import gateway_args
+from conftest import gateway_args, wait_until
 
 
 def write_approvals(state_dir):
@@ -37,14 +37,6 @@ def alive(pid: int) -> bool:
     except OSError:  # gone (ENOENT, or ESRCH while it is being reaped)
         return False
 
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def tree_command(tmp_path, tag):

@@ -12,19 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import gateway_args
+from conftest import gateway_args, wait_until
 
 SERVER = Path(__file__).with_name("mcp_test_server.py")
 
-
-def wait_until(predicate, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 @pytest.fixture

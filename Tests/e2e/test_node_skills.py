@@ -5,7 +5,7 @@ import json
 import re
 import time
 
-from conftest import gateway_args
+from conftest import gateway_args, wait_until
 
 
 def skill(state_dir, name, description, body="Do the thing.\n", frontmatter_name=None):
@@ -15,15 +15,6 @@ def skill(state_dir, name, description, body="Do the thing.\n", frontmatter_name
     (directory / "SKILL.md").write_text(text)
     return text
 
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def test_skills_are_published_after_hello_and_when_the_folder_changes(make_gateway, nodes, state_dir):

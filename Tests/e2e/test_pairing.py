@@ -11,7 +11,7 @@ import subprocess
 import time
 import urllib.request
 
-from conftest import binary, free_port, gateway_args
+from conftest import binary, free_port, gateway_args, wait_until
 
 DEVICE_LINE = "pairing required: approve this node on the gateway with: openclaw devices approve {}"
 SURFACE_LINE = ("device paired; command surface pending approval: run 'openclaw nodes approve {}' on the gateway host "
@@ -40,15 +40,6 @@ def series(body: str, name: str) -> dict[str, float]:
     """`{labels: value}` of every sample of `name`."""
     return {m.group(1): float(m.group(2)) for m in re.finditer(rf"^{name}\{{([^}}]*)\}} (\S+)$", body, re.M)}
 
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def test_device_then_surface_then_approved_end_to_end(make_gateway, nodes, state_dir):
