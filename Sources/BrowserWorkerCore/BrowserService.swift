@@ -443,12 +443,18 @@ final class BrowserService {
             if let text = answer?.promptText { params["promptText"] = .string(text) }
             connection.post("Page.handleJavaScriptDialog", params, session: session)
         case "Page.fileChooserOpened":
-            guard let session, let connection, let node = params["backendNodeId"]?.intValue else { return }
+            guard let session, let connection else { return }
             let target = sessionTargets.withLock { $0[session] } ?? ""
             let armed = fileChooserArms.withLock { arms in arms.removeValue(forKey: target) }
-            guard let arm = armed, arm.untilMs >= Clock.monotonicMs() else { return }
+            // One chooser per arm: the next one is the page's own again.
+            connection.post("Page.setInterceptFileChooserDialog", ["enabled": .bool(false)], session: session)
+            guard let arm = armed, arm.untilMs >= Clock.monotonicMs(), let node = params["backendNodeId"]?.intValue else { return }
             connection.post("DOM.setFileInputFiles", ["files": .array(arm.files.map(JSONValue.string)), "backendNodeId": .number(Double(node))],
                             session: session)
+        case "Page.frameNavigated":
+            // Files armed for one page are never handed to the next one the tab shows.
+            guard let session, params["frame"]?["parentId"] == nil, let target = sessionTargets.withLock({ $0[session] }) else { return }
+            _ = fileChooserArms.withLock { arms in arms.removeValue(forKey: target) }
         case "Target.detachedFromTarget":
             if let session = params["sessionId"]?.stringValue { _ = sessionTargets.withLock { $0.removeValue(forKey: session) } }
         default:

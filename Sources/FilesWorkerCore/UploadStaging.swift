@@ -41,7 +41,10 @@ enum UploadStaging {
         }
         let target = folder + "/" + name
         if let code = MarkedFolders.writeNew(target, bytes) {
-            return failure(NodeErrorText.describe(code, syscall: "open", path: target))
+            // This process may not remove it (its second Landlock layer): the clean-up does.
+            var reply = failure(NodeErrorText.describe(code, syscall: "open", path: target))
+            reply.discard = folder
+            return reply
         }
         let payload = #"{"path":\#((try? JSONText.encode(JSONValue.string(target))) ?? "\"\""),"size":\#(bytes.count)}"#
         return FilesReply(ok: true, payloadJSON: payload)
@@ -55,7 +58,7 @@ enum UploadStaging {
 enum UploadSweep {
     static func sweep(root: String, request: FilesRequest?, nowMs: Int64 = Int64(Clock.wallMs())) -> FilesReply {
         let retentionMs = max(0, request?.retentionMs ?? TerminalUploadLimits.retentionMs)
-        let result = terminalUploadFolders.sweep(root, retentionMs: retentionMs, nowMs: nowMs)
+        let result = terminalUploadFolders.sweep(root, retentionMs: retentionMs, nowMs: nowMs, now: Set(request?.remove ?? []))
         guard result.failed.isEmpty else {
             return FilesReply(ok: false, error: WireError(code: "UNAVAILABLE", message: "cannot remove \(result.failed.joined(separator: ", "))"),
                               removed: result.removed, nextExpiryMs: result.nextExpiryMs)

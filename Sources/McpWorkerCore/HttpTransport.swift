@@ -17,7 +17,8 @@ import OpenClawIPC
 final class StreamableHTTPTransport: McpTransport {
     /// A JSON-RPC error code the runner reports as a transport failure (its text as is).
     static let transportErrorCode = -32_099
-    static let maxResponseBytes = 32 * 1024 * 1024
+    /// Below the IPC frame (25 MiB), as the stdio line limit.
+    static let maxResponseBytes = 24 * 1024 * 1024
 
     let server: McpServerConfig
     let queue: DispatchQueue
@@ -31,6 +32,8 @@ final class StreamableHTTPTransport: McpTransport {
     private var protocolVersion: String?
     private var closed = false
     private var listening = false
+    /// Open exchanges (touched on `queue` only): closed with the session.
+    private var channels: [ObjectIdentifier: Channel] = [:]
 
     init(server: McpServerConfig, queue: DispatchQueue, group: EventLoopGroup, logger: Logger) {
         self.server = server
@@ -89,19 +92,26 @@ final class StreamableHTTPTransport: McpTransport {
     }
 
     /// The GET stream for what the server sends unasked; a server without one answers 405.
+    /// A stream that was open and ended (a proxy's idle timeout) is opened again after 1 s.
     private func listen() {
         guard !listening, !closed else { return }
         listening = true
+        var opened = false
         exchange(method: .GET, body: nil) { [weak self] event in
             guard let self, !self.closed else { return false }
             switch event {
             case let .head(status, _):
                 if status == 404, self.sessionId != nil { self.end("session expired") }
-                return (200..<300).contains(status)
+                opened = (200..<300).contains(status)
+                return opened
             case let .message(value):
                 self.onMessage(value)
                 return true
             case .failed, .finished:
+                if opened {
+                    self.listening = false
+                    self.queue.asyncAfter(deadline: .now() + 1) { [weak self] in self?.listen() }
+                }
                 return false
             }
         }
@@ -111,13 +121,20 @@ final class StreamableHTTPTransport: McpTransport {
     func close() {
         guard !closed else { return }
         closed = true
+        closeChannels()
         if sessionId != nil { exchange(method: .DELETE, body: nil, force: true) { _ in false } }
     }
 
     private func end(_ reason: String) {
         guard !closed else { return }
         closed = true
+        closeChannels()
         onClose(reason)
+    }
+
+    private func closeChannels() {
+        for channel in channels.values { channel.close(promise: nil) }
+        channels = [:]
     }
 
     private func fail(_ requestId: JSONValue?, _ message: String) {
@@ -169,12 +186,21 @@ final class StreamableHTTPTransport: McpTransport {
                     try channel.pipeline.syncOperations.addHandler(ResponseReader(deliver: deliver))
                 }
             }
-        bootstrap.connect(host: host, port: port).whenComplete { result in
+        // No exchange outlives its longest possible answer (a GET stream lives with the session).
+        let lifetime = TimeAmount.milliseconds(Int64(max(server.requestTimeoutMs, 120_000) + server.connectionTimeoutMs))
+        bootstrap.connect(host: host, port: port).whenComplete { [weak self] result in
             switch result {
             case let .failure(error):
                 deliver(.failed("\(error)"))
                 deliver(.finished)
             case let .success(channel):
+                let key = ObjectIdentifier(channel)
+                queue.async {
+                    guard let self, !self.closed || force else { return channel.close(promise: nil) }
+                    self.channels[key] = channel
+                }
+                channel.closeFuture.whenComplete { _ in queue.async { self?.channels[key] = nil } }
+                if method != .GET { channel.eventLoop.scheduleTask(in: lifetime) { channel.close(promise: nil) } }
                 channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: target.path, headers: headers)),
                               promise: nil)
                 if let body {
@@ -212,7 +238,7 @@ final class StreamableHTTPTransport: McpTransport {
                 } else {
                     body += bytes
                 }
-                if body.count + line.count > StreamableHTTPTransport.maxResponseBytes {
+                if body.count + line.count + event.reduce(0, { $0 + $1.utf8.count }) > StreamableHTTPTransport.maxResponseBytes {
                     finish(.failed("response exceeded \(StreamableHTTPTransport.maxResponseBytes) bytes"), context)
                 }
             case .end:

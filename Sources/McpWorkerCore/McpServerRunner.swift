@@ -235,9 +235,13 @@ final class McpServerRunner {
         }
     }
 
-    /// `notifications/tools/list_changed`: one listing at a time, at most one more queued.
+    /// `notifications/tools/list_changed`: one listing at a time, at most one more queued (also
+    /// behind the first listing of a session).
     private func refresh() {
-        guard connected else { return }
+        guard connected else {
+            if transport != nil { refreshQueued = true }
+            return
+        }
         guard !refreshing else { refreshQueued = true; return }
         refreshing = true
         listTools(generation: generation)
@@ -255,7 +259,8 @@ final class McpServerRunner {
             guard let self, self.calls.removeValue(forKey: call.id) != nil else { return }
             switch result {
             case let .success(value):
-                self.answer(McpCallResult(id: call.id, result: value))
+                // upstream's bounds here already: what crosses to the Supervisor fits one frame.
+                self.answer(McpCallResult(id: call.id, result: McpResultShaping.payload(value)))
             case .failure(.timeout):
                 self.answer(McpCallResult(id: call.id, error: WireError(code: "MCP_TOOL_TIMEOUT",
                                                                         message: "MCP error -32001: Request timed out")))
@@ -321,7 +326,7 @@ final class McpServerRunner {
             }
             return
         }
-        guard let number = message["id"]?.numberValue, let entry = pending.removeValue(forKey: Int(number)) else { return }
+        guard let number = message["id"]?.intValue, let entry = pending.removeValue(forKey: number) else { return }
         entry.timer?.cancel()
         if let error = message["error"] {
             entry.completion(.failure(.rpc(code: error["code"]?.intValue ?? 0, message: error["message"]?.stringValue ?? "unknown error")))

@@ -24,7 +24,10 @@ struct McpTransportError: Error, Equatable {
 /// upstream does (`bundle-mcp:<server>: <line>`). A line longer than `maxLine` ends the
 /// session (a server cannot make the worker buffer without bound).
 final class StdioTransport: McpTransport {
-    static let maxLine = 32 * 1024 * 1024
+    /// Below the IPC frame (25 MiB): a result the worker could not pass on ends the session.
+    static let maxLine = 24 * 1024 * 1024
+    /// Input the server has not read yet; past it the server is not reading and the session ends.
+    static let maxQueuedInput = 4 * 1024 * 1024
     let server: McpServerConfig
     let environment: [String: String]
     let queue: DispatchQueue
@@ -33,6 +36,8 @@ final class StdioTransport: McpTransport {
     var onClose: (String) -> Void = { _ in }
     private var pid: pid_t?
     private var input: CInt = -1
+    /// Bytes handed to the writer and not yet written (touched on `queue` only).
+    private var queuedInput = 0
     private let writer: DispatchQueue
     private var closed = false
 
@@ -98,7 +103,9 @@ final class StdioTransport: McpTransport {
             self?.queue.async { [weak self] in self?.ended(reason) }
         }
         BackgroundThread.detach {
-            var reader = LineSplitter(limit: 64 * 1024)
+            // Long stderr lines are cut, never a reason to stop reading (a server whose stderr
+            // pipe closed would die of EPIPE).
+            var reader = LineSplitter(limit: 8 * 1024, dropsLongLines: true)
             _ = reader.read(fd: err) { line in
                 if line.contains(where: { !$0.isWhitespace }) { logger.debug("bundle-mcp:\(name): \(line)") }
             }
@@ -109,15 +116,19 @@ final class StdioTransport: McpTransport {
     func send(_ message: JSONValue) {
         guard !closed, input >= 0, let text = try? JSONText.encode(message) else { return }
         let bytes = Array((text + "\n").utf8)
+        queuedInput += bytes.count
+        guard queuedInput <= Self.maxQueuedInput else { return ended("the server does not read its input") }
         let fd = input
-        writer.async {
+        let queue = self.queue
+        writer.async { [weak self] in
             var written = 0
             while written < bytes.count {
                 let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
                 if count < 0, errno == EINTR { continue }
-                guard count > 0 else { return }
+                guard count > 0 else { break }
                 written += count
             }
+            queue.async { self?.queuedInput -= bytes.count }
         }
     }
 
@@ -148,9 +159,14 @@ final class StdioTransport: McpTransport {
 /// Newline-separated lines from a file descriptor, each at most `limit` bytes.
 struct LineSplitter {
     let limit: Int
+    let dropsLongLines: Bool
     private var buffer: [UInt8] = []
+    private var skipping = false
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, dropsLongLines: Bool = false) {
+        self.limit = limit
+        self.dropsLongLines = dropsLongLines
+    }
 
     /// Reads to the end, calling `line` for each; returns why it stopped.
     mutating func read(fd: CInt, line: (String) -> Void) -> String {
@@ -161,13 +177,21 @@ struct LineSplitter {
             if count <= 0 { return "process exited" }
             var start = 0
             for index in 0..<count where chunk[index] == 10 {
-                buffer += chunk[start..<index]
-                line(String(decoding: buffer, as: UTF8.self))
+                if !skipping {
+                    buffer += chunk[start..<index]
+                    line(String(decoding: buffer, as: UTF8.self))
+                }
                 buffer.removeAll(keepingCapacity: true)
+                skipping = false
                 start = index + 1
             }
-            buffer += chunk[start..<count]
-            if buffer.count > limit { return "message exceeded \(limit) bytes" }
+            if !skipping { buffer += chunk[start..<count] }
+            if buffer.count > limit {
+                guard dropsLongLines else { return "message exceeded \(limit) bytes" }
+                line(String(decoding: buffer.prefix(limit), as: UTF8.self))
+                buffer.removeAll(keepingCapacity: true)
+                skipping = true
+            }
         }
     }
 }

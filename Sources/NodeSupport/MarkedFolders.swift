@@ -57,8 +57,9 @@ public struct MarkedFolders: Sendable {
         public var nextExpiryMs: Int64?
     }
 
-    /// Removes what expired, then the oldest while over the budget.
-    public func sweep(_ root: String, retentionMs: Int64, nowMs: Int64) -> Sweep {
+    /// Removes what expired (and the folders of ours named in `now`), then the oldest while
+    /// over the budget.
+    public func sweep(_ root: String, retentionMs: Int64, nowMs: Int64, now: Set<String> = []) -> Sweep {
         var result = Sweep()
         func remove(_ folder: Folder) {
             removeTree(folder.path)
@@ -67,7 +68,7 @@ public struct MarkedFolders: Sendable {
         }
         var kept: [Folder] = []
         for folder in scan(root) {
-            let expired = nowMs - folder.mtimeMs >= retentionMs
+            let expired = nowMs - folder.mtimeMs >= retentionMs || now.contains(folder.path)
             if folder.marked, expired { remove(folder) }
             else if folder.marked { kept.append(folder) }
             else if folder.empty, expired { remove(folder) }

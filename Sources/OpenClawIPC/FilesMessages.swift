@@ -18,11 +18,14 @@ public struct FilesRequest: Codable, Equatable, Sendable {
     /// `stage`: the sanitised file name and the canonical base64 content.
     public var name: String?
     public var contentBase64: String?
-    /// `sweep`: how long a staged folder is kept.
+    /// `sweep`: how long a staged folder is kept, and staged folders to remove now (a
+    /// staging that failed after its folder was made; only ours, in the root, are removed).
     public var retentionMs: Int64?
+    public var remove: [String]?
 
     public init(path: String? = nil, home: String? = nil, name: String? = nil, contentBase64: String? = nil,
-                retentionMs: Int64? = nil) {
+                retentionMs: Int64? = nil, remove: [String]? = nil) {
+        self.remove = remove
         self.path = path
         self.home = home
         self.name = name
@@ -42,6 +45,8 @@ public struct FilesReply: Codable, Equatable, Sendable {
     /// `sweep`: folders removed, and in how many ms the next kept one expires (nil: none kept).
     public var removed: [String]?
     public var nextExpiryMs: Int64?
+    /// `stage`: the folder made for a staging that then failed (the clean-up removes it).
+    public var discard: String?
 
     public init(confinement: ConfinementReport? = nil, ok: Bool, payloadJSON: String? = nil, error: WireError? = nil,
                 removed: [String]? = nil, nextExpiryMs: Int64? = nil) {

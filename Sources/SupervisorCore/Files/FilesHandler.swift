@@ -30,6 +30,8 @@ public final class FilesHandler: CommandHandler {
     static let timeout = TimeAmount.seconds(60)
     /// Uploads waiting for the one being staged (each holds its content in memory).
     static let maxWaitingUploads = 4
+    /// Listings at once (each a process and a thread while it runs).
+    static let maxListings = 8
 
     let runner: FilesRunning
     let home: String
@@ -38,6 +40,7 @@ public final class FilesHandler: CommandHandler {
     let logger: Logger
     private var staging = false
     private var waiting: [() -> Void] = []
+    private var listings = 0
 
     public init(runner: FilesRunning, home: String, uploads: Uploads, loop: EventLoop, logger: Logger) {
         self.runner = runner
@@ -66,7 +69,12 @@ public final class FilesHandler: CommandHandler {
             switch Self.listRequest(params, home: home) {
             case let .failure(error): answer(.failure(error))
             case let .success(list):
-                runner.run(.list, root: nil, list, arguments: [], timeout: Self.timeout, cancellation: cancellation) { reply in
+                guard listings < Self.maxListings else {
+                    return answer(.failure(WireError(code: "UNAVAILABLE", message: "too many fs.listDir requests in flight")))
+                }
+                listings += 1
+                runner.run(.list, root: nil, list, arguments: [], timeout: Self.timeout, cancellation: cancellation) { [weak self] reply in
+                    self?.listings -= 1
                     answer(Self.payload(reply))
                 }
             }
@@ -90,7 +98,11 @@ public final class FilesHandler: CommandHandler {
             waiting.append { [weak self] in self?.stage(upload, size: size, cancellation: cancellation, answer: answer) }
             return
         }
-        guard !cancellation.isCancelled else { return answer(.failure(WireError(code: "UNAVAILABLE", message: "cancelled"))) }
+        guard !cancellation.isCancelled else {
+            answer(.failure(WireError(code: "UNAVAILABLE", message: "cancelled")))
+            if !waiting.isEmpty { waiting.removeFirst()() }
+            return
+        }
         staging = true
         runner.run(.stage, root: uploads.root, upload, arguments: ["--stage-size", String(size)], timeout: Self.timeout, cancellation: cancellation) { [weak self] reply in
             guard let self else { return }
@@ -98,6 +110,8 @@ public final class FilesHandler: CommandHandler {
             if case let .success(staged) = reply, staged.ok {
                 self.logger.info("terminal upload staged", metadata: ["size": .typed(size), "name": "\(upload.name ?? "")"])
                 self.janitor.staged()
+            } else if case let .success(failed) = reply, let folder = failed.discard {
+                self.janitor.discard(folder)
             }
             answer(Self.payload(reply))
             if !self.waiting.isEmpty { self.waiting.removeFirst()() }
@@ -236,6 +250,7 @@ final class UploadJanitor {
     let logger: Logger
     private var next: (at: NIODeadline, task: Scheduled<Void>)?
     private var sweeping = false
+    private var discarded: Set<String> = []
 
     init(runner: FilesRunning, uploads: FilesHandler.Uploads, loop: EventLoop, logger: Logger) {
         self.runner = runner
@@ -245,6 +260,13 @@ final class UploadJanitor {
     }
 
     func sweepNow() { schedule(inMs: 0) }
+
+    /// A staging that failed left its folder: removed by the next clean-up, run now.
+    func discard(_ folder: String) {
+        guard folder.hasPrefix(uploads.root.hasSuffix("/") ? uploads.root : uploads.root + "/") else { return }
+        discarded.insert(folder)
+        schedule(inMs: 0)
+    }
 
     /// An upload was staged: it expires a retention from now.
     func staged() { schedule(inMs: uploads.retentionMs) }
@@ -260,7 +282,10 @@ final class UploadJanitor {
         next = nil
         guard !sweeping else { return schedule(inMs: 1_000) }
         sweeping = true
-        runner.run(.sweep, root: uploads.root, FilesRequest(retentionMs: uploads.retentionMs), arguments: [], timeout: FilesHandler.timeout,
+        let remove = discarded
+        discarded = []
+        runner.run(.sweep, root: uploads.root, FilesRequest(retentionMs: uploads.retentionMs, remove: remove.isEmpty ? nil : remove.sorted()),
+                   arguments: [], timeout: FilesHandler.timeout,
                    cancellation: nil) { [weak self] reply in
             guard let self else { return }
             self.sweeping = false

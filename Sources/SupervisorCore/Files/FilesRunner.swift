@@ -35,8 +35,16 @@ final class FilesRunner: FilesRunning, ReapedWorker {
         let completion: (Result<FilesReply, WireError>) -> Void
         var reply: Result<FilesReply, WireError>?
         var exited = false
+        /// Answered already (at its deadline: a process stuck in the kernel may never exit).
+        var answered = false
         var deadline: Scheduled<Void>?
         init(_ completion: @escaping (Result<FilesReply, WireError>) -> Void) { self.completion = completion }
+
+        func answer(_ result: Result<FilesReply, WireError>) {
+            guard !answered else { return }
+            answered = true
+            completion(result)
+        }
     }
 
     private var jobs: [pid_t: Job] = [:]
@@ -81,7 +89,10 @@ final class FilesRunner: FilesRunning, ReapedWorker {
         close(output[1])
         let job = Job(completion)
         jobs[pid] = job
-        job.deadline = context.loop.scheduleTask(in: timeout) { kill(-pid, SIGKILL) }
+        job.deadline = context.loop.scheduleTask(in: timeout) { [weak job] in
+            kill(-pid, SIGKILL)
+            job?.answer(.failure(WireError(code: "UNAVAILABLE", message: "files worker timed out after \(timeout.nanoseconds / 1_000_000) ms")))
+        }
         cancellation?.onCancel { [weak self] in
             guard self?.jobs[pid] != nil else { return }
             kill(-pid, SIGKILL)
@@ -133,6 +144,9 @@ final class FilesRunner: FilesRunning, ReapedWorker {
         finish(pid, job)
     }
 
+    /// Requests whose worker has not answered yet.
+    var waiting: Int { jobs.values.filter { !$0.answered }.count }
+
     func reaped(pid: pid_t, status: String) {
         guard let job = jobs[pid] else { return }
         job.exited = true
@@ -145,10 +159,10 @@ final class FilesRunner: FilesRunning, ReapedWorker {
         guard job.exited, let reply = job.reply else { return }
         jobs[pid] = nil
         job.deadline?.cancel()
-        if case let .failure(error) = reply, error.message != Self.unavailable.message {
+        if case let .failure(error) = reply, error.message != Self.unavailable.message, !job.answered {
             context.logger.critical("\(error.message); its request is refused (to accept that risk: --unconfined files:<step>, see docs/security.md)")
         }
-        job.completion(reply)
+        job.answer(reply)
     }
 
     /// Shutdown: whatever is still running is killed; its reaping answers it.

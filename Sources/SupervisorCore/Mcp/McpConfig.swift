@@ -124,7 +124,8 @@ public struct McpSettings: Equatable, Sendable {
         case let .string(text)?: return text
         case let .bool(flag)?: return flag ? "true" : "false"
         case let .number(number)?:
-            return number.rounded() == number && abs(number) < 1e21 ? String(Int64(number)) : String(number)
+            // Whole numbers as integers (`1`, not `1.0`); past Int64 the decimal form (never a trap).
+            return number.rounded() == number && abs(number) < 9.0e18 ? String(Int64(number)) : String(number)
         default: return nil
         }
     }

@@ -82,6 +82,8 @@ final class OptionalPublication {
     private var inFlight: String?
     private var published: String?
     private var rejected: String?
+    /// The last params asked for: only they are ever retried.
+    private var latest: String?
     private var retryMs = 250
 
     init(method: String, label: String, send: @escaping (String, @escaping (Result<GatewayReply, WireError>) -> Void) -> Void,
@@ -101,10 +103,12 @@ final class OptionalPublication {
         inFlight = nil
         published = nil
         rejected = nil
+        latest = nil
         retryMs = 250
     }
 
     func publish(_ params: String) {
+        latest = params
         guard !unsupported, params != rejected, params != pending else { return }
         if inFlight == nil, params == published { return }
         if inFlight == params { return }
@@ -136,10 +140,12 @@ final class OptionalPublication {
                 if error.code == "INVALID_REQUEST" {
                     self.rejected = params
                 } else {
+                    self.published = nil
                     self.retry(params, connection: connection)
                 }
             case let .failure(error):
                 self.log("node host \(self.label) publish failed: \(error.code): \(error.message)")
+                self.published = nil
                 self.retry(params, connection: connection)
             }
             self.sendPending()
@@ -150,7 +156,8 @@ final class OptionalPublication {
         let delay = retryMs
         retryMs = min(retryMs * 2, 5_000)
         schedule(delay) { [weak self] in
-            guard let self, self.connection == connection, self.pending == nil, self.inFlight == nil else { return }
+            guard let self, self.connection == connection, self.latest == params, self.pending == nil, self.inFlight == nil,
+                  self.published != params else { return }
             self.pending = params
             self.sendPending()
         }

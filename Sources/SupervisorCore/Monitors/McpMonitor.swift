@@ -48,6 +48,10 @@ final class McpMonitor: WorkerMonitor<McpToSupervisor, SupervisorToMcp, McpPhase
     private(set) var descriptors: [McpCatalog.Descriptor] = []
     var onCatalogChanged: () -> Void = {}
     private var lastBounded: String?
+    /// Reports are folded into one rebuild (and one publication) per 250 ms: a server that
+    /// toggles its list in a loop costs a bounded amount of work.
+    private var rebuildTask: Scheduled<Void>?
+    static let rebuildDelay = TimeAmount.milliseconds(250)
     /// Calls at once; more are refused.
     static let limit = 64
 
@@ -90,7 +94,15 @@ final class McpMonitor: WorkerMonitor<McpToSupervisor, SupervisorToMcp, McpPhase
         if update.connected { connected.insert(update.server) } else { connected.remove(update.server) }
         let filter = settings.settings.filters[update.server] ?? McpToolFilter()
         serverTools[update.server] = update.connected ? McpCatalog.callable(update.tools, filter: filter) : []
-        rebuild()
+        scheduleRebuild()
+    }
+
+    private func scheduleRebuild() {
+        guard rebuildTask == nil else { return }
+        rebuildTask = context.loop.scheduleTask(in: Self.rebuildDelay) { [weak self] in
+            self?.rebuildTask = nil
+            self?.rebuild()
+        }
     }
 
     private func rebuild() {

@@ -1,4 +1,4 @@
-import OpenClawIPC
+
 
 /// upstream's `boundMcpToolResultPayload`: what of an MCP tool result crosses `node.invoke`.
 /// Content blocks pass as the server sent them (objects only); a text block that only mirrors
