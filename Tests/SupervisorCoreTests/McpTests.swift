@@ -149,3 +149,41 @@ final class McpCallParamsTests: XCTestCase {
         XCTAssertEqual(decoded.arguments, .object([:]))
     }
 }
+
+final class OptionalPublicationTests: XCTestCase {
+    /// A transient failure is retried only while its params are still the latest: a newer set
+    /// published meanwhile is never overwritten by the old one.
+    func testARetryNeverRepublishesStaleParams() {
+        var sent: [String] = []
+        var answers: [(Result<GatewayReply, WireError>) -> Void] = []
+        var timers: [() -> Void] = []
+        let publication = OptionalPublication(
+            method: "node.pluginTools.update", label: "plugin tool",
+            send: { params, completion in sent.append(params); answers.append(completion) },
+            schedule: { _, body in timers.append(body) }, log: { _ in })
+        publication.connected()
+        publication.publish("A")
+        answers.removeFirst()(.success(GatewayReply(callId: "1", ok: true, payloadJSON: nil, error: nil)))
+        publication.publish("B")
+        answers.removeFirst()(.failure(WireError(code: "UNAVAILABLE", message: "gateway connection closed")))
+        publication.publish("C")
+        answers.removeFirst()(.success(GatewayReply(callId: "3", ok: true, payloadJSON: nil, error: nil)))
+        for timer in timers { timer() }
+        XCTAssertEqual(sent, ["A", "B", "C"], "B's retry is dropped: C is the latest")
+        publication.publish("C")
+        XCTAssertEqual(sent.count, 3, "identical params are not sent again")
+        publication.publish("D")
+        answers.removeFirst()(.success(GatewayReply(callId: "4", ok: false, payloadJSON: nil,
+                                                    error: WireError(code: "INVALID_REQUEST", message: "unknown method: node.pluginTools.update"))))
+        publication.publish("E")
+        XCTAssertEqual(sent, ["A", "B", "C", "D"], "a gateway without the method is left alone")
+    }
+}
+
+extension McpSettingsTests {
+    func testHugeNumbersInEnvAreTextNotATrap() {
+        XCTAssertEqual(McpSettings.stringValue(.number(1e20)), "1e+20")
+        XCTAssertEqual(McpSettings.stringValue(.number(42)), "42")
+        XCTAssertEqual(McpSettings.stringValue(.number(-0.5)), "-0.5")
+    }
+}

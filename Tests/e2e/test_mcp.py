@@ -68,7 +68,7 @@ def server_log(public_dir):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-EXPECTED = ["docs_add_tool", "docs_big", "docs_crash", "docs_echo", "docs_env", "docs_fail", "docs_image", "docs_slow"]
+EXPECTED = ["docs_add_tool", "docs_big", "docs_crash", "docs_echo", "docs_env", "docs_fail", "docs_hostile", "docs_image", "docs_slow"]
 
 
 def test_a_stdio_servers_tools_are_published_and_called_with_upstreams_shapes(mcp_node, public_dir):
@@ -247,3 +247,17 @@ def test_a_streamable_http_server_on_loopback_and_its_expired_session(mcp_node, 
     wait_until(lambda: latest_tools(gw), what="the tools back with a new session")
     assert [e["arguments"] for e in server_log(public_dir) if e.get("call") == "echo"] == [{"text": "over http"}]
     assert call(gw, "web", "echo", {"text": "new session"})["ok"] is True
+
+
+def test_a_hostile_server_cannot_take_the_worker_down(mcp_node, public_dir):
+    """Replies to no request (an id of 1e300, -1e19, a string, null), a 100 kB stderr line, a
+    result past upstream's bounds: the call is answered, the worker stays the same process."""
+    gw, node = mcp_node({"docs": docs_server(public_dir)})
+    wait_until(lambda: latest_tools(gw), what="the tools")
+    [worker] = [pid for pid in pids_named("openclaw-node-m") if proc_status(pid)["PPid"] == str(node.proc.pid)]
+    assert call(gw, "docs", "hostile")["payload"] == {"content": [{"type": "text", "text": "still here"}]}
+    big = call(gw, "docs", "big", {"bytes": 3 * 1024 * 1024})
+    [text] = big["payload"]["content"]
+    assert text["text"].endswith("\n[truncated: MCP text content exceeded 1 MB]") and len(text["text"].encode()) == 1024 * 1024
+    assert call(gw, "docs", "echo", {"text": "ok"})["ok"] is True
+    assert [pid for pid in pids_named("openclaw-node-m") if proc_status(pid)["PPid"] == str(node.proc.pid)] == [worker]
