@@ -29,8 +29,8 @@ public enum BrowserWorkerMain {
             exit(code)
         }
 
-        let adopted = IPCConnection<SupervisorToBrowser, BrowserToSupervisor>.adopt(
-            fd: workerIPCDescriptor, group: group.next(),
+        state.connection = IPCConnection<SupervisorToBrowser, BrowserToSupervisor>.adoptSupervisorLink(
+            group: group.next(), logger: logger,
             onMessage: { message in
                 switch message {
                 case let .configure(configuration):
@@ -63,17 +63,8 @@ public enum BrowserWorkerMain {
                     stop(0)
                 }
             },
-            onViolation: { violation in
-                logger.error("supervisor link violation", metadata: ["reason": "\(violation)"])
-            },
             onClose: { stop(0) }
         )
-        do {
-            state.connection = try adopted.wait()
-        } catch {
-            logger.error("cannot open the supervisor link", metadata: ["error": "\(error)"])
-            exit(70)
-        }
         state.connection?.send(.ready(WorkerHello(pid: getpid(), role: .browser, confinement: confinement)))
         state.connection?.startReading()
         while true { pause() }

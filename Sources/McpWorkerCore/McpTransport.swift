@@ -121,13 +121,7 @@ final class StdioTransport: McpTransport {
         let fd = input
         let queue = self.queue
         writer.async { [weak self] in
-            var written = 0
-            while written < bytes.count {
-                let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
-                if count < 0, errno == EINTR { continue }
-                guard count > 0 else { break }
-                written += count
-            }
+            writeAll(fd, bytes)
             queue.async { self?.queuedInput -= bytes.count }
         }
     }

@@ -24,8 +24,8 @@ public enum McpWorkerMain {
             exit(code)
         }
 
-        let adopted = IPCConnection<SupervisorToMcp, McpToSupervisor>.adopt(
-            fd: workerIPCDescriptor, group: group.next(),
+        state.connection = IPCConnection<SupervisorToMcp, McpToSupervisor>.adoptSupervisorLink(
+            group: group.next(), logger: logger,
             onMessage: { message in
                 switch message {
                 case let .configure(configuration):
@@ -46,17 +46,8 @@ public enum McpWorkerMain {
                     stop(0)
                 }
             },
-            onViolation: { violation in
-                logger.error("supervisor link violation", metadata: ["reason": "\(violation)"])
-            },
             onClose: { stop(0) }
         )
-        do {
-            state.connection = try adopted.wait()
-        } catch {
-            logger.error("cannot open the supervisor link", metadata: ["error": "\(error)"])
-            exit(70)
-        }
         state.connection?.send(.ready(WorkerHello(pid: getpid(), role: .mcp, confinement: started.report)))
         state.connection?.startReading()
         while true { pause() }

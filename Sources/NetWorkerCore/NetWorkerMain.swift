@@ -34,8 +34,8 @@ public enum NetWorkerMain {
         let link = GatewayLink(loop: loop, logger: logger) { message in connection?.send(message) }
         let metrics = MetricsListener(loop: loop, logger: logger) { request in connection?.send(.metricsRequest(request)) }
 
-        let adopted = IPCConnection<SupervisorToNet, NetToSupervisor>.adopt(
-            fd: workerIPCDescriptor, group: loop,
+        connection = IPCConnection<SupervisorToNet, NetToSupervisor>.adoptSupervisorLink(
+            group: loop, logger: logger,
             onMessage: { message in
                 switch message {
                 case let .configure(configuration): link.configure(configuration)
@@ -48,20 +48,11 @@ public enum NetWorkerMain {
                     link.shutdown { exit(0) }
                 }
             },
-            onViolation: { violation in
-                logger.error("supervisor link violation", metadata: ["reason": "\(violation)"])
-            },
             onClose: {
                 // The Supervisor is gone: leave at once (the gateway sees the socket close).
                 exit(0)
             }
         )
-        do {
-            connection = try adopted.wait()
-        } catch {
-            logger.error("cannot open the supervisor link", metadata: ["error": "\(error)"])
-            exit(70)
-        }
         connection?.send(.ready(WorkerHello(pid: getpid(), role: .net, confinement: started.report)))
         connection?.startReading()
         if let port = started.options.metricsPort { metrics.start(port: Int(port)) }

@@ -46,6 +46,27 @@ public func readRegularFile(_ path: String, limit: Int) -> [UInt8]? {
     return bytes
 }
 
+/// Writes all of `bytes` to `fd` (a blocking descriptor), again after EINTR and short writes.
+/// nil when everything was written; else the errno of the failing write (EIO when a write
+/// wrote nothing, EPIPE when the reader has gone).
+@discardableResult
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+    var written = 0
+    while written < bytes.count {
+        let count = write(fd, bytes.baseAddress! + written, bytes.count - written)
+        if count < 0, errno == EINTR { continue }
+        guard count > 0 else { return count < 0 ? errno : EIO }
+        written += count
+    }
+    return nil
+}
+
+/// `writeAll` of a byte array.
+@discardableResult
+public func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
+    bytes.withUnsafeBytes { writeAll(fd, $0) }
+}
+
 /// Up to `limit` bytes of stdin, to its end (a one-shot worker's request).
 public func readStandardInput(limit: Int) -> [UInt8] {
     var bytes: [UInt8] = []

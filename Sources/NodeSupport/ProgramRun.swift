@@ -38,13 +38,7 @@ public enum ProgramRun {
         close(err[1])
         if let input {
             close(stdin[0])
-            var written = 0
-            while written < input.count {
-                let count = input.withUnsafeBytes { write(stdin[1], $0.baseAddress! + written, input.count - written) }
-                if count < 0, errno == EINTR { continue }
-                guard count > 0 else { break }
-                written += count
-            }
+            writeAll(stdin[1], input)
             close(stdin[1])
         }
         // Two pipes read in turn with poll, so a chatty stderr cannot block stdout.

@@ -1,3 +1,5 @@
+import Glibc
+import Logging
 import NIOCore
 import NIOPosix
 
@@ -63,6 +65,26 @@ public final class IPCConnection<Inbound: IPCMessage, Outbound: IPCMessage>: @un
             }
             .withConnectedSocket(fd)
             .map { IPCConnection(channel: $0) }
+    }
+
+    /// A worker's link to the Supervisor (its socket on `workerIPCDescriptor`), with violations
+    /// logged; a worker that cannot open it exits 70. Call `startReading` once it is stored.
+    public static func adoptSupervisorLink(
+        group: EventLoopGroup,
+        logger: Logger,
+        onMessage: @escaping (Inbound) -> Void,
+        onClose: @escaping () -> Void
+    ) -> IPCConnection {
+        let adopted = adopt(
+            fd: workerIPCDescriptor, group: group, onMessage: onMessage,
+            onViolation: { violation in logger.error("supervisor link violation", metadata: ["reason": "\(violation)"]) },
+            onClose: onClose)
+        do {
+            return try adopted.wait()
+        } catch {
+            logger.error("cannot open the supervisor link", metadata: ["error": "\(error)"])
+            exit(70)
+        }
     }
 
     /// Starts delivering inbound messages.

@@ -104,19 +104,10 @@ public enum SecureFile {
         let temp = "\(directory)/.\(name).\(getpid()).\(RandomID.uuid()).tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .system(temp, SystemError("open")) }
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { buffer in
-                Glibc.write(fd, buffer.baseAddress! + written, bytes.count - written)
-            }
-            if count < 0 {
-                if errno == EINTR { continue }
-                let error = SystemError("write")
-                close(fd)
-                unlink(temp)
-                throw .system(temp, error)
-            }
-            written += count
+        if let code = writeAll(fd, bytes) {
+            close(fd)
+            unlink(temp)
+            throw .system(temp, SystemError("write", errno: code))
         }
         fchmod(fd, mode)
         fsync(fd)

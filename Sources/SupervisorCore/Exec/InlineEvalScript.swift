@@ -79,16 +79,10 @@ public enum InlineEvalScript {
         let temporary = "\(directory)/.\(digest).\(getpid()).\(RandomID.uuid()).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return .failure(denied("unable to materialize inline-eval script")) }
-        var written = 0
-        while written < body.count {
-            let count = body.withUnsafeBytes { write(fd, $0.baseAddress! + written, body.count - written) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }
-            written += count
-        }
+        let complete = writeAll(fd, body) == nil
         let synced = fsync(fd) == 0
         close(fd)
-        guard written == body.count, synced, fchmodat(AT_FDCWD, temporary, 0o600, 0) == 0, rename(temporary, path) == 0 else {
+        guard complete, synced, fchmodat(AT_FDCWD, temporary, 0o600, 0) == 0, rename(temporary, path) == 0 else {
             unlink(temporary)
             return .failure(denied("unable to materialize inline-eval script"))
         }

@@ -124,13 +124,7 @@ final class FilesRunner: FilesRunning, ReapedWorker {
             kill(-pid, SIGKILL)
             return .failure(WireError(code: "UNAVAILABLE", message: problem))
         }
-        var written = 0
-        while written < request.count {
-            let count = request.withUnsafeBytes { write(writeEnd, $0.baseAddress! + written, request.count - written) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }  // it answered without reading it all (EPIPE)
-            written += count
-        }
+        writeAll(writeEnd, request)  // a failure (EPIPE) means it answered without reading it all
         close(writeEnd)
         guard let last = reader.line(), let reply = try? JSONText.decode(FilesReply.self, from: last) else {
             return .failure(unavailable)

@@ -89,14 +89,8 @@ struct DatabaseSnapshot {
                 throw Failure("cannot read \(source): \(SystemError("read"))")
             }
             if count == 0 { return }
-            var written = 0
-            while written < count {
-                let result = buffer.withUnsafeBytes { Glibc.write(output, $0.baseAddress! + written, count - written) }
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    throw Failure("cannot write \(destination): \(SystemError("write"))")
-                }
-                written += result
+            if let code = buffer.withUnsafeBytes({ writeAll(output, UnsafeRawBufferPointer(rebasing: $0[0..<count])) }) {
+                throw Failure("cannot write \(destination): \(SystemError("write", errno: code))")
             }
         }
     }
