@@ -44,6 +44,12 @@ public struct MarkedFolders: Sendable {
         return folders
     }
 
+    /// Whether anything in `root` is named with `prefix`: names only, nothing is opened or
+    /// followed. A clean-up with nothing to look at need not start a process.
+    public static func anyNamed(_ prefix: String, in root: String) -> Bool {
+        names(root).contains { $0.hasPrefix(prefix) }
+    }
+
     /// Whether `root` can take one more folder of `bytes` (the marker counted too).
     public func admits(_ root: String, bytes: Int) -> Bool {
         let kept = scan(root).filter(\.marked)
@@ -102,13 +108,7 @@ public struct MarkedFolders: Sendable {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return errno }
         defer { close(fd) }
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { return count < 0 ? errno : EIO }
-            written += count
-        }
+        if let code = writeAll(fd, bytes) { return code }
         guard fchmod(fd, 0o600) == 0 else { return errno }
         return nil
     }
