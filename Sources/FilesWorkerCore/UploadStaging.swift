@@ -17,24 +17,29 @@ enum UploadStaging {
     /// `ready` is called once every Landlock layer is in place (also when nothing is staged).
     static func stage(root: String, size: Int, ready: () -> Void, request: () -> FilesRequest?) -> FilesReply {
         func failure(_ message: String) -> FilesReply { FilesReply(ok: false, error: WireError(code: "INVALID_REQUEST", message: message)) }
-        var readied = false
-        defer { if !readied { ready() } }
+        // A refusal before staging still reports, then takes its request, before it answers:
+        // the Supervisor checks this process in /proc between the two, so it must still be there.
+        func refused(_ reply: FilesReply) -> FilesReply {
+            ready()
+            _ = request()
+            return reply
+        }
         guard terminalUploadFolders.admits(root, bytes: size) else {
-            return failure("TerminalUploadStagingExhaustedError: terminal upload staging limit reached")
+            return refused(failure("TerminalUploadStagingExhaustedError: terminal upload staging limit reached"))
         }
         let folder: String
         switch terminalUploadFolders.create(in: root) {
         case let .success(made): folder = made
         case let .failure(error):
-            return failure(NodeErrorText.describe(error.errno, syscall: error.call, path: root + "/" + TerminalUploadLimits.folderPrefix + "XXXXXX"))
+            return refused(failure(NodeErrorText.describe(error.errno, syscall: error.call,
+                                                          path: root + "/" + TerminalUploadLimits.folderPrefix + "XXXXXX")))
         }
         do {
             try WorkerConfinement.restrictToStaging(folder)
         } catch {
-            return FilesReply(ok: false, error: WireError(code: "UNAVAILABLE", message: "terminal upload staging could not be confined: \(error)"))
+            return refused(FilesReply(ok: false, error: WireError(code: "UNAVAILABLE", message: "terminal upload staging could not be confined: \(error)")))
         }
         ready()
-        readied = true
         guard let request = request(), let name = request.name, let base64 = request.contentBase64,
               let bytes = Base64.decodeCanonical(base64), bytes.count == size else {
             return failure("Error: invalid terminal upload encoding")

@@ -1,5 +1,6 @@
 import Confinement
 import Glibc
+import NodeSupport
 import OpenClawIPC
 
 /// The Supervisor's check of a worker's confinement: the worker's own report, cross-checked
@@ -15,16 +16,8 @@ public enum ConfinementCheck {
         public var uid: uid_t?
 
         public static func read(pid: pid_t) -> KernelView? {
-            let fd = open("/proc/\(pid)/status", O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return nil }
-            defer { close(fd) }
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = Glibc.read(fd, &chunk, chunk.count)
-                if count <= 0 { break }
-                bytes += chunk[0..<count]
-            }
+            // To its end, again after EINTR: a read cut short by a signal is no view at all.
+            guard let bytes = try? readWholeFile("/proc/\(pid)/status") else { return nil }
             var view = KernelView()
             for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
                 let parts = line.split(separator: ":", maxSplits: 1)
