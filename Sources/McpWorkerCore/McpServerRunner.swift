@@ -137,15 +137,16 @@ final class McpServerRunner {
         close(reason: reason)
         if wasConnected {
             // upstream logs nothing here; the withdrawal is a debug line.
-            report(McpServerTools(server: server.name, connected: false, tools: [], detail: reason))
-            logger.debug("node host MCP server session ended; tools withdrawn", metadata: ["server": "\(server.name)", "reason": "\(reason)"])
+            let detail = Self.formatted(reason)
+            report(McpServerTools(server: server.name, connected: false, tools: [], detail: detail))
+            logger.debug("node host MCP server session ended; tools withdrawn", metadata: ["server": "\(server.name)", "reason": "\(detail)"])
         }
         scheduleRetry(after: reason)
     }
 
     private func failed(_ reason: String, closing: Bool) {
         if closing || transport != nil { close(reason: reason) }
-        let message = Self.bounded(reason)
+        let message = Self.formatted(reason)
         if everConnected {
             logger.warning("node host MCP server \"\(server.name)\" reconnect failed: \(message)")
         } else {
@@ -225,9 +226,9 @@ final class McpServerRunner {
         refreshing = false
         refreshQueued = false
         if connected {
-            logger.warning("node host MCP server \"\(server.name)\" tool refresh failed: \(Self.bounded(reason))")
+            logger.warning("node host MCP server \"\(server.name)\" tool refresh failed: \(Self.formatted(reason))")
             connected = false
-            report(McpServerTools(server: server.name, connected: false, tools: [], detail: reason))
+            report(McpServerTools(server: server.name, connected: false, tools: [], detail: Self.formatted(reason)))
             close(reason: reason)
             scheduleRetry(after: reason)
         } else {
@@ -268,7 +269,7 @@ final class McpServerRunner {
                 self.answer(McpCallResult(id: call.id, error: WireError(code: "MCP_SERVER_UNAVAILABLE",
                                                                         message: "MCP server \"\(self.server.name)\" disconnected")))
             case let .failure(failure):
-                self.answer(McpCallResult(id: call.id, error: WireError(code: "MCP_TOOL_ERROR", message: Self.bounded(Self.describe(failure)))))
+                self.answer(McpCallResult(id: call.id, error: WireError(code: "MCP_TOOL_ERROR", message: Self.formatted(Self.describe(failure)))))
             }
         }
         calls[call.id] = requestId
@@ -346,11 +347,9 @@ final class McpServerRunner {
         }
     }
 
-    /// upstream's `NODE_MCP_ERROR_MAX_CHARS`: 1024 UTF-16 units, never half a pair.
-    static func bounded(_ text: String) -> String {
-        guard text.utf16.count > 1024 else { return text }
-        var units = Array(text.utf16.prefix(1024))
-        if let last = units.last, UTF16.isLeadSurrogate(last) { units.removeLast() }
-        return String(decoding: units, as: UTF16.self)
+    /// upstream's `formatMcpError`: redacted (`redactMcpDiagnosticError`), then at most
+    /// `NODE_MCP_ERROR_MAX_CHARS` (1024) UTF-16 units, never half a pair.
+    static func formatted(_ text: String) -> String {
+        truncateUTF16(SecretRedaction.diagnostic(text), 1024)
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A small MCP server over stdio for the end-to-end tests (newline-delimited JSON-RPC 2.0).
 
-Tools: `echo` (text), `image` (a PNG block), `fail` (isError), `slow` (sleeps `seconds`,
+Tools: `echo` (text; with `raise`, a JSON-RPC error of that text), `image` (a PNG block), `fail` (isError), `slow` (sleeps `seconds`,
 honouring notifications/cancelled), `add_tool` (adds `extra` and sends tools/list_changed),
 `crash` (exits at once), `env` (the server's environment and uid), `big` (text of `bytes`),
 `search` and ` search ` (a duplicated name). Each call is appended to the file named by
@@ -50,6 +50,8 @@ def log(entry):
 def call(request_id, name, arguments):
     log({"call": name, "arguments": arguments})
     if name == "echo":
+        if "raise" in arguments:  # a JSON-RPC error whose text is the argument
+            raise ValueError(arguments["raise"])
         return {"content": [{"type": "text", "text": arguments.get("text", "")}]}
     if name == "image":
         return {"content": [{"type": "image", "data": PNG, "mimeType": "image/png"}, {"type": "text", "text": "a pixel"}]}

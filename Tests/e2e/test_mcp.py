@@ -100,6 +100,15 @@ def test_a_stdio_servers_tools_are_published_and_called_with_upstreams_shapes(mc
     failed = call(gw, "docs", "fail")
     assert failed["ok"] is True and failed["payload"] == {"content": [{"type": "text", "text": "bad query"}], "isError": True}
 
+    # A server's error text is redacted as upstream's redactMcpDiagnosticError does, then cut.
+    leaky = ("GET https://bob:pw@api.example/v1?page=2&token=secret-value refused: Bearer abcdefghijklmnopqrstuvwxyz0123, "
+             "OPENAI_API_KEY=sk-abcdefghijklmnopqrstuvwx " + "x" * 2000)
+    code, message = error_of(call(gw, "docs", "echo", {"raise": leaky}))
+    assert code == "MCP_TOOL_ERROR"
+    assert message == ("MCP error -32602: GET https://***:***@api.example/v1?page=2&token=*** refused: Bearer abcdef…0123, "
+                       "OPENAI_API_KEY=sk-abc…uvwx " + "x" * 2000)[:1024]
+    assert "secret-value" not in message and ":pw@" not in message
+
     assert error_of(call(gw, "docs", "nope")) == ("MCP_TOOL_UNAVAILABLE", 'MCP tool "nope" is unavailable on server "docs"')
     assert error_of(call(gw, "docs", "search")) == ("MCP_TOOL_UNAVAILABLE", 'MCP tool "search" is unavailable on server "docs"')
     assert error_of(call(gw, "docs", "tasky")) == ("MCP_TOOL_UNAVAILABLE", 'MCP tool "tasky" is unavailable on server "docs"')

@@ -1,3 +1,4 @@
+import NodeSupport
 import OpenClawIPC
 
 /// What the node publishes with `node.pluginTools.update` for its MCP servers (upstream's
@@ -154,14 +155,6 @@ public enum McpCatalog {
         }
         words = []
         return result
-    }
-
-    /// At most `limit` UTF-16 units, never half a surrogate pair.
-    static func truncateUTF16(_ text: String, _ limit: Int) -> String {
-        guard text.utf16.count > limit else { return text }
-        var units = Array(text.utf16.prefix(limit))
-        if let last = units.last, UTF16.isLeadSurrogate(last) { units.removeLast() }
-        return String(decoding: units, as: UTF16.self)
     }
 
     /// An approximation of `localeCompare` (ICU, en): case-insensitive first, then lower
