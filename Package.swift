@@ -183,7 +183,7 @@ let package = Package(
         .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
         .executableTarget(
             name: "openclaw-fuzz",
-            dependencies: ["CFuzzDriver", "OpenClawIPC", "GatewayProtocol", "SupervisorCore", "BrowserWorkerCore",
+            dependencies: ["CFuzzDriver", "OpenClawIPC", "GatewayProtocol", "SupervisorCore", "BrowserWorkerCore", "NodeSupport",
                            .product(name: "NIOCore", package: "swift-nio")],
             path: "Fuzz/Targets",
             swiftSettings: v5

@@ -8,6 +8,7 @@ import Glibc
 @testable import BrowserWorkerCore
 import GatewayProtocol
 import NIOCore
+import NodeSupport
 @testable import OpenClawIPC
 @testable import SupervisorCore
 
@@ -182,8 +183,11 @@ extension FuzzTargets {
     /// What an MCP server controls, as the Supervisor reads it: a `tools/call` result through
     /// upstream's bounds (the payload stays within 20 MB plus the marker, and bounding it
     /// again changes nothing), and a tool listing through the catalogue (provider-safe,
-    /// unique names within 64 characters, at most 128).
+    /// unique names within 64 characters, at most 128); and any text as a server's error,
+    /// through upstream's diagnostic redaction and cut (never more than 1024 UTF-16 units).
     static func mcp(_ bytes: [UInt8]) {
+        let diagnostic = truncateUTF16(SecretRedaction.diagnostic(String(decoding: bytes, as: UTF8.self)), 1024)
+        guard diagnostic.utf16.count <= 1024 else { fatalError("diagnostic over 1024 units") }
         guard let json = try? JSONValue.parse(bytes) else { return }
         let payload = McpResultShaping.payload(json)
         guard McpResultShaping.bytes(payload) <= McpResultShaping.maxPayloadBytes + 128 else { fatalError("payload over its bound") }
