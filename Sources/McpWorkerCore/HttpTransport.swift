@@ -51,6 +51,11 @@ final class StreamableHTTPTransport: McpTransport {
             do {
                 var configuration = TLSConfiguration.makeClientConfiguration()
                 configuration.minimumTLSVersion = .tlsv12
+                if server.sslVerify == false { configuration.certificateVerification = .none }
+                if let certificate = server.clientCertificatePEM, let key = server.clientKeyPEM {
+                    configuration.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(certificate.utf8)).map { .certificate($0) }
+                    configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(key.utf8), format: .pem))
+                }
                 tls = try NIOSSLContext(configuration: configuration)
             } catch {
                 throw McpTransportError(message: "TLS setup failed: \(error)")

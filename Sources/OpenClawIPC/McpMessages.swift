@@ -13,6 +13,12 @@ public struct McpServerConfig: Codable, Equatable, Sendable {
     /// Streamable HTTP: the endpoint and its headers.
     public var url: String?
     public var headers: [String: String]
+    /// HTTPS: `sslVerify: false` (the server's certificate is not verified; nil: verified), and
+    /// a client certificate and its key (PEM, read by the Supervisor from `clientCert` /
+    /// `clientKey`).
+    public var sslVerify: Bool?
+    public var clientCertificatePEM: String?
+    public var clientKeyPEM: String?
     /// Deadline of a connect (initialize) and of one listing.
     public var connectionTimeoutMs: Int
     public var requestTimeoutMs: Int

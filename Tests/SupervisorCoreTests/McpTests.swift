@@ -108,6 +108,34 @@ extension McpSettingsTests {
         """))
         XCTAssertEqual(mixed.httpOnlyPorts, [], "a stdio server needs what commands need")
     }
+
+    /// upstream's `sslVerify` (a boolean only) and `clientCert` / `clientKey` (trimmed paths):
+    /// the files are read once by the Supervisor; both or neither; one that cannot be read skips
+    /// the server with a warning.
+    func testTLSOptionsOfHTTPServers() throws {
+        let files = ["/etc/c.pem": "CERT", "/etc/k.pem": "KEY"]
+        let parsed = McpSettings.from(
+            OpenClawConfig(root: .object(["nodeHost": .object(["mcp": .object(["servers": try JSONText.decode(JSONValue.self, from: """
+            {"a": {"url": "https://a.example/mcp", "transport": "streamable-http", "sslVerify": false,
+                   "clientCert": " /etc/c.pem ", "clientKey": "/etc/k.pem"},
+             "b": {"url": "https://b.example/mcp", "transport": "streamable-http", "sslVerify": "no", "clientCert": ""},
+             "c": {"url": "https://c.example/mcp", "transport": "streamable-http", "clientCert": "/etc/c.pem"},
+             "d": {"url": "https://d.example/mcp", "transport": "streamable-http", "clientCert": "/etc/c.pem", "clientKey": "/nope.pem"}}
+            """)])])])),
+            base: [:], readPEM: { files[$0] })
+        XCTAssertEqual(parsed.servers.map(\.name), ["a", "b"])
+        XCTAssertEqual(parsed.servers[0].sslVerify, false)
+        XCTAssertEqual(parsed.servers[0].clientCertificatePEM, "CERT")
+        XCTAssertEqual(parsed.servers[0].clientKeyPEM, "KEY")
+        XCTAssertNil(parsed.servers[1].sslVerify, "only a boolean counts")
+        XCTAssertNil(parsed.servers[1].clientCertificatePEM)
+        XCTAssertEqual(parsed.warnings, [
+            #"node host MCP server "a": sslVerify is false; its TLS certificate is not verified"#,
+            #"node host MCP server "c" skipped: clientCert and clientKey must be set together"#,
+            #"node host MCP server "d" skipped: clientKey "/nope.pem" cannot be read"#,
+        ])
+        XCTAssertNil(McpSettings.readPEM("relative.pem"))
+    }
 }
 
 final class McpResultTests: XCTestCase {

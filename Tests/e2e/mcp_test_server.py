@@ -111,9 +111,11 @@ def handle(message):
         send({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32601, "message": "Method not found"}})
 
 
-def serve_http(port_file):
+def serve_http(port_file, tls=()):
     """Streamable HTTP: POST answered with JSON (or an event stream for tools/list), a session
-    id from initialize, 404 for an unknown session (POST /expire forgets them all), GET 405."""
+    id from initialize, 404 for an unknown session (POST /expire forgets them all), GET 405.
+    `tls`: (certificate, key[, client CA]) files: HTTPS, requiring a client certificate signed
+    by that CA when one is named."""
     import http.server
     sessions = set()
 
@@ -172,13 +174,21 @@ def serve_http(port_file):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls[0], tls[1])
+        if len(tls) > 2:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(tls[2])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     with open(port_file, "w") as handle:
         handle.write(str(server.server_address[1]))
     server.serve_forever()
 
 
 if len(sys.argv) > 2 and sys.argv[1] == "--http":
-    serve_http(sys.argv[2])
+    serve_http(sys.argv[2], tuple(sys.argv[3:]))
     sys.exit(0)
 
 sys.stderr.write("mcp test server started\n")

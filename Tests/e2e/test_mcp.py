@@ -270,3 +270,65 @@ def test_a_hostile_server_cannot_take_the_worker_down(mcp_node, public_dir):
     assert text["text"].endswith("\n[truncated: MCP text content exceeded 1 MB]") and len(text["text"].encode()) == 1024 * 1024
     assert call(gw, "docs", "echo", {"text": "ok"})["ok"] is True
     assert [pid for pid in pids_named("openclaw-node-m") if proc_status(pid)["PPid"] == str(node.proc.pid)] == [worker]
+
+
+def client_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed client certificate (clientAuth) and its key, as PEM files in `folder`."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "openclaw-node test client")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "client.pem", folder / "client.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def test_https_servers_honour_ssl_verify_and_present_the_client_certificate(mcp_node, public_dir, tmp_path):
+    """upstream's HTTPS options: the server's certificate is verified unless `sslVerify: false`;
+    `clientCert` / `clientKey` (PEM files, read by the Supervisor, 0600 root's here) are
+    presented to a server that requires one. A server without them, or one whose certificate
+    cannot be verified, fails and publishes nothing."""
+    import subprocess
+    from openclaw_test_gateway import generate_self_signed_certificate
+    cert, key, _ = generate_self_signed_certificate()
+    (tmp_path / "server.pem").write_bytes(cert)
+    (tmp_path / "server.key").write_bytes(key)
+    client_cert, client_key = client_certificate(tmp_path)
+    port_file = public_dir / "port"
+    process = subprocess.Popen(["python3", str(SERVER), "--http", str(port_file), str(tmp_path / "server.pem"),
+                                str(tmp_path / "server.key"), str(client_cert)],
+                               env=dict(os.environ, MCP_TEST_LOG=str(public_dir / "calls.log")))
+    try:
+        wait_until(lambda: port_file.exists() and port_file.read_text(), what="the HTTPS MCP server")
+        url = f"https://127.0.0.1:{port_file.read_text()}/mcp"
+        gw, node = mcp_node({
+            "strict": {"url": url, "transport": "streamable-http", "clientCert": str(client_cert), "clientKey": str(client_key)},
+            "nocert": {"url": url, "transport": "streamable-http", "sslVerify": False},
+            "lax": {"url": url, "transport": "streamable-http", "sslVerify": False,
+                    "clientCert": f" {client_cert} ", "clientKey": str(client_key)},
+            "half": {"url": url, "transport": "streamable-http", "clientCert": str(client_cert)},
+        })
+        update = wait_until(lambda: latest_tools(gw), what="the HTTPS server's tools")
+        assert {t["mcp"]["server"] for t in update} == {"lax"}
+        assert call(gw, "lax", "echo", {"text": "over https"})["payload"] == {"content": [{"type": "text", "text": "over https"}]}
+        node.wait_log(re.escape('node host MCP server \\"lax\\": sslVerify is false; its TLS certificate is not verified'))
+        node.wait_log(re.escape('node host MCP server \\"half\\" skipped: clientCert and clientKey must be set together'))
+        node.wait_log(re.escape('node host MCP server \\"strict\\" failed: '))
+        node.wait_log(re.escape('node host MCP server \\"nocert\\" failed: '))
+        assert error_of(call(gw, "strict", "echo", {"text": "x"}))[0] == "MCP_SERVER_UNAVAILABLE"
+        assert "BEGIN PRIVATE KEY" not in node.log
+    finally:
+        process.kill()
+        process.wait()

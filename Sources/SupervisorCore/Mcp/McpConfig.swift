@@ -39,7 +39,9 @@ public struct McpSettings: Equatable, Sendable {
     ]
 
     /// `base`: the environment every stdio server starts from (the exec user's `inheritedKeys`).
-    public static func from(_ config: OpenClawConfig, base: [String: String], policy: HostEnvPolicy = .upstream) -> McpSettings {
+    /// `readPEM`: a `clientCert` / `clientKey` file's content (nil: it cannot be read).
+    public static func from(_ config: OpenClawConfig, base: [String: String], policy: HostEnvPolicy = .upstream,
+                            readPEM: (String) -> String? = McpSettings.readPEM) -> McpSettings {
         guard case let .object(entries)? = config.value("nodeHost.mcp.servers") else { return .empty }
         var settings = McpSettings.empty
         for name in entries.keys.sorted(by: McpCatalog.localeLess) {
@@ -90,6 +92,7 @@ public struct McpSettings: Equatable, Sendable {
                             resolved.headers[key] = value
                         }
                     }
+                    guard tlsOptions(server, name: name, into: &resolved, warnings: &settings.warnings, readPEM: readPEM) else { continue }
                 case nil where server["url"] != nil, "sse"?:
                     // upstream's default for a bare `url`; this node speaks Streamable HTTP only.
                     settings.warnings.append("bundle-mcp: skipped server \"\(name)\" because transport \"sse\" is not supported.")
@@ -107,6 +110,49 @@ public struct McpSettings: Equatable, Sendable {
             settings.callCaps[name] = timeout(server["requestTimeoutMs"], default: 120_000)
         }
         return settings
+    }
+
+    /// upstream's TLS options of an HTTP server: `sslVerify` when it is a boolean, `clientCert` /
+    /// `clientKey` (trimmed paths of PEM files, both or neither). The files are read here, once;
+    /// false (with a warning) when the server cannot be used as configured.
+    static func tlsOptions(_ server: [String: JSONValue], name: String, into resolved: inout McpServerConfig,
+                           warnings: inout [String], readPEM: (String) -> String?) -> Bool {
+        if case let .bool(verify)? = server["sslVerify"] {
+            resolved.sslVerify = verify
+            if !verify {
+                warnings.append("node host MCP server \"\(name)\": sslVerify is false; its TLS certificate is not verified")
+            }
+        }
+        let paths = ["clientCert", "clientKey"].map { key -> String? in
+            guard case let .string(path)? = server[key] else { return nil }
+            let trimmed = path.trimmingWhitespace()
+            return trimmed.isEmpty ? nil : trimmed
+        }
+        switch (paths[0], paths[1]) {
+        case (nil, nil):
+            return true
+        case let (cert?, key?):
+            guard let certificate = readPEM(cert) else {
+                warnings.append("node host MCP server \"\(name)\" skipped: clientCert \"\(cert)\" cannot be read")
+                return false
+            }
+            guard let privateKey = readPEM(key) else {
+                warnings.append("node host MCP server \"\(name)\" skipped: clientKey \"\(key)\" cannot be read")
+                return false
+            }
+            resolved.clientCertificatePEM = certificate
+            resolved.clientKeyPEM = privateKey
+            return true
+        default:
+            warnings.append("node host MCP server \"\(name)\" skipped: clientCert and clientKey must be set together")
+            return false
+        }
+    }
+
+    /// A PEM file of at most 1 MiB: a regular file, not through a link.
+    public static func readPEM(_ path: String) -> String? {
+        guard path.hasPrefix("/"), let bytes = readRegularFile(path, limit: 1 << 20), bytes.count <= 1 << 20 else { return nil }
+        return String(validating: bytes, as: UTF8.self)
     }
 
     /// upstream's `isDangerousMcpStdioEnvVarName`: the host policy's everywhere keys and
