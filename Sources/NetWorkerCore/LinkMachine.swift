@@ -244,14 +244,15 @@ struct LinkMachine {
             // Only for an invoke still active: one cancelled, or of a connection that is gone,
             // publishes nothing (upstream fences late results the same way).
             // …and only the current delivery's: a replaced one's late result is not the replacement's.
-            guard let serial = activeInvokes[result.id], result.serial == nil || result.serial == serial else {
-                logger.debug("result of a replaced delivery; dropped", metadata: ["id": "\(result.id.prefix(64))"])
-                break
-            }
-            guard activeInvokes.removeValue(forKey: result.id) != nil else {
+            guard let serial = activeInvokes[result.id] else {
                 logger.debug("result for an invoke that is no longer active; dropped", metadata: ["id": "\(result.id.prefix(64))"])
                 break
             }
+            guard result.serial == nil || result.serial == serial else {
+                logger.debug("result of a replaced delivery; dropped", metadata: ["id": "\(result.id.prefix(64))"])
+                break
+            }
+            activeInvokes.removeValue(forKey: result.id)
             send(GatewayFrames.invokeResult(id: newId(), result), &actions)
         case let .nodeEvent(event):
             // Only on a linked connection: an event of a lost one is stale (upstream publishes

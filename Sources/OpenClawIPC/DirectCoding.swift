@@ -72,6 +72,7 @@ extension InvokeRequest {
         payload["paramsJSON"] = paramsJSON
         payload.set("timeoutMs", timeoutMs)
         payload["idempotencyKey"] = idempotencyKey
+        payload.set("serial", serial)
         return payload.members
     }
 
@@ -79,8 +80,10 @@ extension InvokeRequest {
         let members = DirectMembers(object)
         guard let id = members.string("id"), let nodeId = members.string("nodeId"), let command = members.string("command"),
               let paramsJSON = members.optionalString("paramsJSON"), let timeoutMs = members.optionalInteger("timeoutMs", as: Int.self),
-              let idempotencyKey = members.optionalString("idempotencyKey") else { return nil }
+              let idempotencyKey = members.optionalString("idempotencyKey"),
+              let serial = members.optionalInteger("serial", as: Int.self) else { return nil }
         self.init(id: id, nodeId: nodeId, command: command, paramsJSON: paramsJSON, timeoutMs: timeoutMs, idempotencyKey: idempotencyKey)
+        self.serial = serial
     }
 }
 
@@ -92,6 +95,7 @@ extension InvokeResult {
         payload.set("ok", ok)
         payload["payloadJSON"] = payloadJSON
         if payloadStructured == true { payload.set("payloadStructured", true) }
+        payload.set("serial", serial)
         if let error { payload.members["error"] = .object(["code": .string(error.code), "message": .string(error.message)]) }
         return payload.members
     }
@@ -106,7 +110,9 @@ extension InvokeResult {
                   let message = fields["message"]?.stringValue else { return nil }
             error = WireError(code: code, message: message)
         }
+        guard let serial = members.optionalInteger("serial", as: Int.self) else { return nil }
         self.init(id: id, nodeId: nodeId, ok: ok, payloadJSON: payloadJSON, error: error)
+        self.serial = serial
         if !members.isAbsent("payloadStructured") {
             guard let structured = members.bool("payloadStructured") else { return nil }
             payloadStructured = structured

@@ -10,11 +10,28 @@ final class DirectCodingTests: XCTestCase {
         .invoke(InvokeRequest(id: "i", nodeId: "n", command: "system.run", paramsJSON: #"{"command":["/bin/echo","a/b"]}"#,
                               timeoutMs: 5, idempotencyKey: "k")),
         .invoke(InvokeRequest(id: "i2", nodeId: "n", command: "system.which", paramsJSON: nil, timeoutMs: nil, idempotencyKey: nil)),
+        .invoke(delivery(7)),
     ]
+
+    /// A delivery the NetWorker numbered (`serial`), which the Supervisor's result must carry back.
+    static func delivery(_ serial: Int) -> InvokeRequest {
+        var request = InvokeRequest(id: "i3", nodeId: "n", command: "system.run", paramsJSON: "{}", timeoutMs: nil, idempotencyKey: nil)
+        request.serial = serial
+        return request
+    }
+
+    static func answer(_ serial: Int, structured: Bool = false) -> InvokeResult {
+        var result = InvokeResult(id: "i3", nodeId: "n", ok: true, payloadJSON: "{}", error: nil)
+        result.serial = serial
+        if structured { result.payloadStructured = true }
+        return result
+    }
     static let toNet: [SupervisorToNet] = [
         .invokeResult(InvokeResult(id: "i", nodeId: "n", ok: false, payloadJSON: nil, error: WireError(code: "UNAVAILABLE", message: "m \"q\""))),
         .invokeResult(InvokeResult(id: "i", nodeId: "n", ok: true, payloadJSON: #"{"stdout":"é\n"}"#, error: nil)),
         .nodeEvent(NodeEvent(event: "exec.finished", payloadJSON: "{}")),
+        .invokeResult(answer(7)),
+        .invokeResult(answer(8, structured: true)),
     ]
     static let toExec: [SupervisorToExec] = [
         .run(RunOrder(id: "r/1", argv: ["/bin/sh", "-c", "echo \"hi\"\t\u{1}"], cwd: "/tmp", env: ["PATH": "/bin", "LANG": "C.UTF-8"],
