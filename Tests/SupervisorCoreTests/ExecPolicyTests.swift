@@ -89,6 +89,20 @@ final class ExecEnvironmentTests: XCTestCase {
         XCTAssertEqual(env.childEnvironment(overrides: ["FOO": "1", "LC_ALL": "C", "TERM": "dumb"], shellWrapper: true),
                        ["PATH": "/bin", "LC_ALL": "C", "TERM": "dumb"])
     }
+
+    /// The routing variables come from the execution context alone: sent in `env` they are
+    /// dropped, in `env NAME=VALUE cmd` refused.
+    func testRoutingVariablesComeFromTheExecutionContextAlone() {
+        let env = ExecEnvironment(nodeEnvironment: [:], pathEnv: "/bin")
+        XCTAssertEqual(env.childEnvironment(overrides: ["OPENCLAW_SUBAGENT_EXEC": "1", "OPENCLAW_CHANNEL_CONTEXT": "forged", "FOO": "1"],
+                                            shellWrapper: false),
+                       ["PATH": "/bin", "FOO": "1"])
+        XCTAssertEqual(env.childEnvironment(overrides: ["OPENCLAW_SUBAGENT_EXEC": "0"], shellWrapper: false,
+                                            context: ["OPENCLAW_SUBAGENT_EXEC": "1"]),
+                       ["PATH": "/bin", "OPENCLAW_SUBAGENT_EXEC": "1"])
+        XCTAssertEqual(ExecEnvironment.inspectAssignments(["OPENCLAW_SUBAGENT_EXEC"]),
+                       "SYSTEM_RUN_DENIED: command env assignment rejected (blocked env assignment keys: OPENCLAW_SUBAGENT_EXEC)")
+    }
 }
 
 final class SystemRunRequestTests: XCTestCase {

@@ -128,12 +128,8 @@ enum ExecDecision {
             }
         }
 
-        var env = input.environment.childEnvironment(overrides: request.env, shellWrapper: ShellWrapper.detect(request.command) != nil)
-        // The routing variables come from an execution context alone: inherited or sent copies
-        // go, with or without one (an agent cannot pose as another channel or a sub-agent).
-        env["OPENCLAW_CHANNEL_CONTEXT"] = nil
-        env["OPENCLAW_SUBAGENT_EXEC"] = nil
-        if let context = request.executionContext { env.merge(context.environment) { $1 } }
+        let env = input.environment.childEnvironment(overrides: request.env, shellWrapper: ShellWrapper.detect(request.command) != nil,
+                                                     context: request.executionContext?.environment ?? [:])
         let order = RunOrder(
             id: request.runId + "/" + input.newId, argv: argv, cwd: cwd, env: env, timeoutMs: request.timeoutMs,
             maxOutputBytes: SystemRunHandler.outputCap, expectCwd: input.approved?.cwdIdentity, expectOperand: input.approved?.operand

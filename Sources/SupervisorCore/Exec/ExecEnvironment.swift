@@ -14,6 +14,11 @@ public struct ExecEnvironment: Sendable {
         "TERM", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "COLORTERM", "NO_COLOR", "FORCE_COLOR",
     ]
 
+    /// The routing variables: they come from a request's `executionContext` alone, never from
+    /// its `env` (dropped, as upstream) nor from `env NAME=VALUE` in the command (refused), so
+    /// an agent cannot pose as another channel or as a sub-agent.
+    static let routingKeys: Set<String> = ["OPENCLAW_CHANNEL_CONTEXT", "OPENCLAW_SUBAGENT_EXEC"]
+
     /// The node's environment, reduced to the allow list once at start.
     public let base: [String: String]
 
@@ -80,19 +85,21 @@ public struct ExecEnvironment: Sendable {
 
     /// Checks `env NAME=VALUE cmd` assignments inside argv the same way.
     public static func inspectAssignments(_ keys: [String]) -> String? {
-        let blocked = keys.filter { !isPortableName($0) || isBlockedOverride($0.uppercased()) }
+        let blocked = keys.filter { !isPortableName($0) || isBlockedOverride($0.uppercased()) || routingKeys.contains($0) }
         guard !blocked.isEmpty else { return nil }
         return "SYSTEM_RUN_DENIED: command env assignment rejected (blocked env assignment keys: \(blocked.joined(separator: ", ")))"
     }
 
-    /// The child's complete environment. `overrides` must have passed `inspect`.
-    public func childEnvironment(overrides: [String: String], shellWrapper: Bool) -> [String: String] {
+    /// The child's complete environment. `overrides` must have passed `inspect`; `context` is
+    /// what the request's `executionContext` sets (the only source of the routing variables).
+    public func childEnvironment(overrides: [String: String], shellWrapper: Bool, context: [String: String] = [:]) -> [String: String] {
         var env = base
-        for (key, value) in overrides {
+        for (key, value) in overrides where !Self.routingKeys.contains(key) {
             let upper = key.uppercased()
             if shellWrapper, !Self.isTerminalOrLocale(upper) { continue }
             env[key] = value
         }
+        env.merge(context) { $1 }
         return env
     }
 
