@@ -23,7 +23,6 @@ final class McpServerRunner {
     let clientVersion: String
     /// The HTTP transports' event loop.
     let group: EventLoopGroup
-    let environment: [String: String]
     let queue: DispatchQueue
     let logger: Logger
     /// Tells the Supervisor the server's state and tools.
@@ -58,12 +57,11 @@ final class McpServerRunner {
         case closed(String)
     }
 
-    init(server: McpServerConfig, clientVersion: String, environment: [String: String], queue: DispatchQueue, group: EventLoopGroup,
+    init(server: McpServerConfig, clientVersion: String, queue: DispatchQueue, group: EventLoopGroup,
          logger: Logger, report: @escaping (McpServerTools) -> Void, answer: @escaping (McpCallResult) -> Void) {
         self.group = group
         self.server = server
         self.clientVersion = clientVersion
-        self.environment = environment
         self.queue = queue
         self.logger = logger
         self.report = report
@@ -77,7 +75,7 @@ final class McpServerRunner {
         generation += 1
         let generation = self.generation
         let transport: McpTransport = server.command != nil
-            ? StdioTransport(server: server, environment: environment, queue: queue, logger: logger)
+            ? StdioTransport(server: server, queue: queue, logger: logger)
             : StreamableHTTPTransport(server: server, queue: queue, group: group, logger: logger)
         transport.onMessage = { [weak self] message in
             guard let self, self.generation == generation else { return }
@@ -91,7 +89,7 @@ final class McpServerRunner {
         do {
             try transport.start()
         } catch {
-            return failed(error.message, closing: false)
+            return failed(error.message)
         }
         request("initialize", .object([
             "protocolVersion": .string(Self.protocolVersion),
@@ -101,11 +99,11 @@ final class McpServerRunner {
             guard let self, self.generation == generation else { return }
             switch result {
             case .failure(.timeout):
-                self.failed("MCP server connection timed out after \(self.server.connectionTimeoutMs)ms", closing: true)
-            case let .failure(failure): self.failed(Self.describe(failure), closing: true)
+                self.failed("MCP server connection timed out after \(self.server.connectionTimeoutMs)ms")
+            case let .failure(failure): self.failed(Self.describe(failure))
             case let .success(answer):
                 guard let version = answer["protocolVersion"]?.stringValue, Self.supportedVersions.contains(version) else {
-                    return self.failed("Server's protocol version is not supported: \(answer["protocolVersion"]?.stringValue ?? "none")", closing: true)
+                    return self.failed("Server's protocol version is not supported: \(answer["protocolVersion"]?.stringValue ?? "none")")
                 }
                 self.notify("notifications/initialized", nil)
                 self.listTools(generation: generation)
@@ -137,24 +135,27 @@ final class McpServerRunner {
         close(reason: reason)
         if wasConnected {
             // upstream logs nothing here; the withdrawal is a debug line.
-            let detail = Self.formatted(reason)
-            report(McpServerTools(server: server.name, connected: false, tools: [], detail: detail))
-            logger.debug("node host MCP server session ended; tools withdrawn", metadata: ["server": "\(server.name)", "reason": "\(detail)"])
+            withdraw()
+            logger.debug("node host MCP server session ended; tools withdrawn",
+                         metadata: ["server": "\(server.name)", "reason": "\(SecretRedaction.mcpError(reason))"])
         }
         scheduleRetry(after: reason)
     }
 
-    private func failed(_ reason: String, closing: Bool) {
-        if closing || transport != nil { close(reason: reason) }
-        let message = Self.formatted(reason)
+    /// A connect that did not complete: the session is closed, its tools withdrawn, a retry armed.
+    private func failed(_ reason: String) {
+        close(reason: reason)
+        let message = SecretRedaction.mcpError(reason)
         if everConnected {
             logger.warning("node host MCP server \"\(server.name)\" reconnect failed: \(message)")
         } else {
             logger.warning("node host MCP server \"\(server.name)\" failed: \(message)")
         }
-        report(McpServerTools(server: server.name, connected: false, tools: [], detail: message))
+        withdraw()
         scheduleRetry(after: reason)
     }
+
+    private func withdraw() { report(McpServerTools(server: server.name, connected: false, tools: [])) }
 
     private func scheduleRetry(after reason: String) {
         guard !stopped else { return }
@@ -226,13 +227,12 @@ final class McpServerRunner {
         refreshing = false
         refreshQueued = false
         if connected {
-            logger.warning("node host MCP server \"\(server.name)\" tool refresh failed: \(Self.formatted(reason))")
-            connected = false
-            report(McpServerTools(server: server.name, connected: false, tools: [], detail: Self.formatted(reason)))
+            logger.warning("node host MCP server \"\(server.name)\" tool refresh failed: \(SecretRedaction.mcpError(reason))")
             close(reason: reason)
+            withdraw()
             scheduleRetry(after: reason)
         } else {
-            failed(reason, closing: true)
+            failed(reason)
         }
     }
 
@@ -269,7 +269,9 @@ final class McpServerRunner {
                 self.answer(McpCallResult(id: call.id, error: WireError(code: "MCP_SERVER_UNAVAILABLE",
                                                                         message: "MCP server \"\(self.server.name)\" disconnected")))
             case let .failure(failure):
-                self.answer(McpCallResult(id: call.id, error: WireError(code: "MCP_TOOL_ERROR", message: Self.formatted(Self.describe(failure)))))
+                // Redacted and cut by the Supervisor, which answers the gateway; bounded here for the frame.
+                self.answer(McpCallResult(id: call.id, error: WireError(code: "MCP_TOOL_ERROR",
+                                                                        message: truncateUTF16(Self.describe(failure), 16 * 1024))))
             }
         }
         calls[call.id] = requestId
@@ -347,9 +349,5 @@ final class McpServerRunner {
         }
     }
 
-    /// upstream's `formatMcpError`: redacted (`redactMcpDiagnosticError`), then at most
-    /// `NODE_MCP_ERROR_MAX_CHARS` (1024) UTF-16 units, never half a pair.
-    static func formatted(_ text: String) -> String {
-        truncateUTF16(SecretRedaction.diagnostic(text), 1024)
-    }
+
 }

@@ -29,7 +29,8 @@ final class StdioTransport: McpTransport {
     /// Input the server has not read yet; past it the server is not reading and the session ends.
     static let maxQueuedInput = 4 * 1024 * 1024
     let server: McpServerConfig
-    let environment: [String: String]
+    /// The server's whole environment (the Supervisor built it: upstream's defaults plus `env`).
+    var environment: [String: String] { server.env }
     let queue: DispatchQueue
     let logger: Logger
     var onMessage: (JSONValue) -> Void = { _ in }
@@ -41,9 +42,8 @@ final class StdioTransport: McpTransport {
     private let writer: DispatchQueue
     private var closed = false
 
-    init(server: McpServerConfig, environment: [String: String], queue: DispatchQueue, logger: Logger) {
+    init(server: McpServerConfig, queue: DispatchQueue, logger: Logger) {
         self.server = server
-        self.environment = environment
         self.queue = queue
         self.logger = logger
         writer = DispatchQueue(label: "mcp-stdin-\(server.name)")

@@ -66,7 +66,7 @@ private final class McpWorkerState: @unchecked Sendable {
         guard runners.isEmpty else { return }
         for server in configuration.servers {
             let runner = McpServerRunner(
-                server: server, clientVersion: configuration.clientVersion, environment: server.env, queue: queue, group: group,
+                server: server, clientVersion: configuration.clientVersion, queue: queue, group: group,
                 logger: logger,
                 report: { [weak self] tools in self?.send(.tools(tools)) },
                 answer: { [weak self] result in self?.send(.result(result)) })

@@ -12,6 +12,12 @@ public enum SecretRedaction {
     /// units by its caller anyway; the margin keeps a PEM block that starts early whole).
     static let maxScannedUTF16 = 16 * 1024
 
+    /// upstream's `formatMcpError`: redacted, then at most `NODE_MCP_ERROR_MAX_CHARS` (1024)
+    /// UTF-16 units, never half a pair.
+    public static func mcpError(_ text: String) -> String {
+        truncateUTF16(diagnostic(text), 1024)
+    }
+
     public static func diagnostic(_ text: String) -> String {
         guard !text.isEmpty else { return text }
         return secrets(in: urlLike(truncateUTF16(text, maxScannedUTF16)))

@@ -71,14 +71,11 @@ public struct McpServerTools: Codable, Equatable, Sendable {
     public var server: String
     public var connected: Bool
     public var tools: [McpTool]
-    /// Why it is not connected (for the log and `status`).
-    public var detail: String?
 
-    public init(server: String, connected: Bool, tools: [McpTool], detail: String? = nil) {
+    public init(server: String, connected: Bool, tools: [McpTool]) {
         self.server = server
         self.connected = connected
         self.tools = tools
-        self.detail = detail
     }
 }
 

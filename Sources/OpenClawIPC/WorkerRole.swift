@@ -42,9 +42,6 @@ public enum WorkerRole: String, Codable, Sendable, CaseIterable {
     /// or — the McpWorker — when the config names MCP servers).
     public var startsWithNode: Bool { self == .net || self == .exec }
 
-    /// Whether each process serves one request on stdin/stdout and exits (no IPC socket).
-    public var isOneShot: Bool { self == .files }
-
     /// The role a process started as `argv0` plays (its last path component), if any.
     public static func invoked(as argv0: String) -> WorkerRole? {
         let name = argv0.split(separator: "/").last.map(String.init) ?? argv0

@@ -210,8 +210,21 @@ final class OptionalPublicationTests: XCTestCase {
 
 extension McpSettingsTests {
     func testHugeNumbersInEnvAreTextNotATrap() {
-        XCTAssertEqual(McpSettings.stringValue(.number(1e20)), "1e+20")
+        XCTAssertEqual(McpSettings.stringValue(.number(1e20)), "100000000000000000000")  // JavaScript's String(1e20)
+        XCTAssertEqual(McpSettings.stringValue(.number(1e300)), "1e+300")
         XCTAssertEqual(McpSettings.stringValue(.number(42)), "42")
         XCTAssertEqual(McpSettings.stringValue(.number(-0.5)), "-0.5")
+    }
+}
+
+extension McpSettingsTests {
+    /// What the worker reports for a call is made fit for the gateway by the Supervisor: one of
+    /// upstream's codes, the text redacted and cut as `formatMcpError`.
+    func testACallErrorIsCheckedByTheSupervisor() {
+        XCTAssertEqual(McpMonitor.checked(WireError(code: "MCP_TOOL_TIMEOUT", message: "MCP error -32001: Request timed out")),
+                       WireError(code: "MCP_TOOL_TIMEOUT", message: "MCP error -32001: Request timed out"))
+        XCTAssertEqual(McpMonitor.checked(WireError(code: "UNAVAILABLE", message: "GET /x?token=abc failed")),
+                       WireError(code: "MCP_TOOL_ERROR", message: "GET /x?token=*** failed"))
+        XCTAssertEqual(McpMonitor.checked(WireError(code: "MCP_TOOL_ERROR", message: String(repeating: "é", count: 5000))).message.utf16.count, 1024)
     }
 }

@@ -234,7 +234,6 @@ final class MonitorTests: XCTestCase {
         XCTAssertEqual(WorkerRole.allCases.map(\.processName),
                        ["openclaw-node-net", "openclaw-node-exec", "openclaw-node-browser", "openclaw-node-files", "openclaw-node-mcp"])
         XCTAssertEqual(WorkerRole.allCases.filter(\.startsWithNode), [.net, .exec])
-        XCTAssertEqual(WorkerRole.allCases.filter(\.isOneShot), [.files])
         XCTAssertEqual(WorkerRole.invoked(as: "/proc/self/exe"), nil)
         XCTAssertEqual(WorkerRole.invoked(as: "openclaw-node-exec"), .exec)
         XCTAssertEqual(WorkerRole.invoked(as: "/usr/libexec/openclaw-node/openclaw-node-net"), .net)

@@ -25,11 +25,6 @@ public struct McpSettings: Equatable, Sendable {
         return Array(Set(ports)).sorted()
     }
 
-    /// The default environment upstream's stdio transport gives a server (the SDK's
-    /// `getDefaultEnvironment`): these keys of the user the servers run as, nothing else
-    /// inherited.
-    public static let inheritedKeys = ["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"]
-
     /// upstream's `MCP_EXPLICIT_CREDENTIAL_ENV_KEYS`: allowed in a server's `env` although
     /// the host policy strips them from inherited environments.
     static let credentialKeys: Set<String> = [
@@ -38,7 +33,9 @@ public struct McpSettings: Equatable, Sendable {
         "NPM_TOKEN", "REDIS_URL",
     ]
 
-    /// `base`: the environment every stdio server starts from (the exec user's `inheritedKeys`).
+    /// `base`: the environment every stdio server starts from: upstream's default environment
+    /// (the SDK's `getDefaultEnvironment`: `HOME LOGNAME PATH SHELL TERM USER` of the user the
+    /// servers run as), nothing else inherited.
     /// `readPEM`: a `clientCert` / `clientKey` file's content (nil: it cannot be read).
     public static func from(_ config: OpenClawConfig, base: [String: String], policy: HostEnvPolicy = .upstream,
                             readPEM: (String) -> String? = McpSettings.readPEM) -> McpSettings {
@@ -169,9 +166,7 @@ public struct McpSettings: Equatable, Sendable {
         switch value {
         case let .string(text)?: return text
         case let .bool(flag)?: return flag ? "true" : "false"
-        case let .number(number)?:
-            // Whole numbers as integers (`1`, not `1.0`); past Int64 the decimal form (never a trap).
-            return number.rounded() == number && abs(number) < 9.0e18 ? String(Int64(number)) : String(number)
+        case let .number(number)?: return number.javaScriptString
         default: return nil
         }
     }

@@ -135,7 +135,7 @@ final class McpMonitor: WorkerMonitor<McpToSupervisor, SupervisorToMcp, McpPhase
             switch outcome {
             case let .failure(error): completion(.failure(error))
             case let .success(result):
-                if let error = result.error { completion(.failure(error)) } else { completion(.success(result.result ?? .object([:]))) }
+                if let error = result.error { completion(.failure(Self.checked(error))) } else { completion(.success(result.result ?? .object([:]))) }
             }
         }
         cancellation.onCancel { [weak self] in
@@ -144,6 +144,14 @@ final class McpMonitor: WorkerMonitor<McpToSupervisor, SupervisorToMcp, McpPhase
             _ = self.calls.complete(id, with: .failure(WireError(code: "MCP_TOOL_ERROR", message: "cancelled")))
         }
         slot.send(.call(McpCall(id: id, server: server, tool: tool, arguments: arguments, timeoutMs: timeoutMs)))
+    }
+
+    /// A call's error as the worker reported it, made fit for the gateway here: one of upstream's
+    /// codes (anything else is `MCP_TOOL_ERROR`), the text redacted and cut as upstream's
+    /// `formatMcpError` (it may quote what a server said).
+    static func checked(_ error: WireError) -> WireError {
+        let codes: Set<String> = ["MCP_SERVER_UNAVAILABLE", "MCP_TOOL_UNAVAILABLE", "MCP_TOOL_TIMEOUT", "MCP_TOOL_ERROR"]
+        return WireError(code: codes.contains(error.code) ? error.code : "MCP_TOOL_ERROR", message: SecretRedaction.mcpError(error.message))
     }
 
     /// The worker is gone: every server's tools are withdrawn, every call fails.
