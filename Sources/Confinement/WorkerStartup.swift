@@ -68,16 +68,9 @@ public enum WorkerStartup {
         }
     }
 
-    /// A one-shot worker's start: as `confine`, but a failed step is answered on stdout (its
-    /// one reply, with the report) instead of over an IPC socket it does not have.
-    public static func confineOneShot(_ role: WorkerRole) -> Started {
-        confine(role) { report in
-            print((try? JSONText.encode(FilesReply(confinement: report, ok: false,
-                                                   error: WireError(code: "UNAVAILABLE", message: "\(role.processName) could not confine itself")))) ?? "{}")
-        }
-    }
-
-    static func confine(_ role: WorkerRole, reportFailure: (ConfinementReport) -> Void) -> Started {
+    /// Confines the process as `role`; a failed step is handed to `reportFailure` (the worker's
+    /// way to tell the Supervisor) before the exit.
+    public static func confine(_ role: WorkerRole, reportFailure: (ConfinementReport) -> Void) -> Started {
         let parent = getppid()
         // Executed as /proc/self/exe, the kernel named the process "exe": give it its role's
         // name (truncated to 15 bytes by the kernel) for top, ps -o comm and audit logs.

@@ -35,11 +35,11 @@ enum DirectoryListing {
             }
             return FilesReply(ok: true, payloadJSON: json)
         case let .failure(error):
-            return FilesReply(ok: false, error: WireError(code: "INVALID_REQUEST", message: NodeErrorText.describe(error.code, syscall: "scandir", path: path)))
+            return FilesReply(ok: false, error: WireError(code: "INVALID_REQUEST", message: NodeErrorText.describe(error.errno, syscall: "scandir", path: path)))
         }
     }
 
-    static func list(_ path: String, home: String) -> Result<Listing, FileError> {
+    static func list(_ path: String, home: String) -> Result<Listing, SystemError> {
         let names: [(name: String, type: UInt8)]
         switch directoryEntries(path) {
         case let .success(found): names = found

@@ -15,7 +15,11 @@ public enum FilesWorkerMain {
     /// stdout: first its confinement report (one line: the Supervisor checks it against
     /// `/proc` while the worker waits for its request), then its one reply.
     public static func run() -> Never {
-        let started = WorkerStartup.confineOneShot(.files)
+        // A failed step is answered on stdout, its one reply (it has no IPC socket).
+        let started = WorkerStartup.confine(.files) { report in
+            print((try? JSONText.encode(FilesReply(confinement: report, ok: false, error: WireError(
+                code: "UNAVAILABLE", message: "\(WorkerRole.files.processName) could not confine itself")))) ?? "{}")
+        }
         var reply: FilesReply
         switch started.options.filesMode {
         case .list?:
@@ -71,28 +75,4 @@ enum NodeErrorText {
         EEXIST: ("EEXIST", "file already exists"), EROFS: ("EROFS", "read-only file system"),
         EDQUOT: ("EDQUOT", "disk quota exceeded"), EISDIR: ("EISDIR", "illegal operation on a directory"),
     ]
-}
-
-/// The names in a folder (`.` and `..` left out), with their `d_type`.
-func directoryEntries(_ path: String) -> Result<[(name: String, type: UInt8)], FileError> {
-    guard let handle = opendir(path) else { return .failure(FileError(errno)) }
-    defer { closedir(handle) }
-    var entries: [(name: String, type: UInt8)] = []
-    while true {
-        errno = 0
-        guard let entry = readdir(handle) else {
-            if errno != 0 { return .failure(FileError(errno)) }
-            break
-        }
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        guard name != ".", name != ".." else { continue }
-        entries.append((name, entry.pointee.d_type))
-    }
-    return .success(entries)
-}
-
-/// An errno from a file call.
-struct FileError: Error, Equatable {
-    var code: Int32
-    init(_ code: Int32) { self.code = code }
 }

@@ -80,6 +80,27 @@ public func readStandardInput(limit: Int) -> [UInt8] {
     return bytes
 }
 
+/// The entries of a folder (`.` and `..` left out), with their `d_type`.
+public func directoryEntries(_ path: String) -> Result<[(name: String, type: UInt8)], SystemError> {
+    guard let handle = opendir(path) else { return .failure(SystemError("opendir")) }
+    defer { closedir(handle) }
+    var entries: [(name: String, type: UInt8)] = []
+    while true {
+        errno = 0
+        guard let entry = readdir(handle) else {
+            if errno != 0 { return .failure(SystemError("readdir")) }
+            return .success(entries)
+        }
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != ".", name != ".." { entries.append((name, entry.pointee.d_type)) }
+    }
+}
+
+/// The names in a folder (`.` and `..` left out; none when it cannot be read).
+public func directoryNames(_ path: String) -> [String] {
+    (try? directoryEntries(path).get())?.map(\.name) ?? []
+}
+
 /// The absolute path of the running executable (`/proc/self/exe`).
 public func currentExecutablePath() -> String? {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)

@@ -44,12 +44,6 @@ public struct MarkedFolders: Sendable {
         return folders
     }
 
-    /// Whether anything in `root` is named with `prefix`: names only, nothing is opened or
-    /// followed. A clean-up with nothing to look at need not start a process.
-    public static func anyNamed(_ prefix: String, in root: String) -> Bool {
-        names(root).contains { $0.hasPrefix(prefix) }
-    }
-
     /// Whether `root` can take one more folder of `bytes` (the marker counted too).
     public func admits(_ root: String, bytes: Int) -> Bool {
         let kept = scan(root).filter(\.marked)
@@ -115,17 +109,7 @@ public struct MarkedFolders: Sendable {
 
     static func join(_ directory: String, _ name: String) -> String { directory == "/" ? "/" + name : directory + "/" + name }
 
-    /// The names in a folder (`.` and `..` left out; none when it cannot be read).
-    static func names(_ path: String) -> [String] {
-        guard let handle = opendir(path) else { return [] }
-        defer { closedir(handle) }
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != ".", name != ".." { names.append(name) }
-        }
-        return names
-    }
+    static func names(_ path: String) -> [String] { directoryNames(path) }
 
     static func bytes(beneath path: String, depth: Int) -> Int {
         var total = 0

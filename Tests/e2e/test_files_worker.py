@@ -454,21 +454,15 @@ def test_a_staged_folder_is_removed_when_its_retention_ends(start, upload_root):
     assert (unmarked / "keep.txt").read_bytes() == b"keep"
 
 
-def test_the_start_clean_up_runs_only_when_the_root_names_a_staging_folder(start, upload_root, tmp_path):
-    """At start the Supervisor looks at the root's names only: with none starting with
-    `openclaw-terminal-upload-`, no clean-up process is started (most nodes never stage an
-    upload); with one, the clean-up worker runs. A stand-in worker records each start."""
+def test_the_start_clean_up_runs_in_a_files_worker(start, upload_root, tmp_path):
+    """At start the uploads' root is swept by a files worker (`--files-mode sweep`, as the exec
+    user), never read by the Supervisor; a worker that fails is logged and retried later. A
+    stand-in worker records each start."""
     starts = tmp_path / "starts"
     script = tmp_path / "record-files"
     script.write_text(f"#!/bin/sh\necho \"$*\" >> '{starts}'\nexit 1\n")
     script.chmod(0o755)
     tmp_path.chmod(0o755)
-    (upload_root / "openclaw-terminal-uploads-elsewhere").mkdir()  # not the prefix
-    gw, node = start("--files-worker-path", str(script))
-    assert run(gw, {"command": ["/bin/true"]})[0]["ok"] is True
-    time.sleep(1.0)
-    assert not starts.exists(), starts.read_text()
-    node.stop()
     (upload_root / (PREFIX + "abcdef")).mkdir()
     gw, node = start("--files-worker-path", str(script))
     wait_until(starts.exists, 10, "the clean-up worker started")

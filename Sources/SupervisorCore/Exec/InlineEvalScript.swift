@@ -20,8 +20,7 @@ public enum InlineEvalScript {
 
     struct Form: Equatable {
         var runtime: Runtime
-        /// argv[0] as written, and its basename (upstream's `normalizedExecutable`).
-        var interpreter: String
+        /// argv[0]'s basename (upstream's `normalizedExecutable`).
         var normalizedExecutable: String
         var flag: String
         var code: String
@@ -33,9 +32,9 @@ public enum InlineEvalScript {
         let name = ExecutableResolver.basename(argv[0])
         // The flag exactly as the interpreter reads it (` -c` is a script name to python).
         let flag = argv[1]
-        if isPython(name), flag == "-c" { return Form(runtime: .python, interpreter: argv[0], normalizedExecutable: name, flag: flag, code: argv[2]) }
+        if isPython(name), flag == "-c" { return Form(runtime: .python, normalizedExecutable: name, flag: flag, code: argv[2]) }
         if name == "node" || name == "nodejs", flag == "-e" || flag == "--eval" {
-            return Form(runtime: .node, interpreter: argv[0], normalizedExecutable: name, flag: flag, code: argv[2])
+            return Form(runtime: .node, normalizedExecutable: name, flag: flag, code: argv[2])
         }
         return nil
     }
@@ -75,15 +74,9 @@ public enum InlineEvalScript {
         }
         let digest = FileDigest.sha256Hex(bytes: Array(hashInput(form, resolvedPath: resolvedPath, realPath: realPath).utf8))
         let path = "\(directory)/\(digest)\(form.runtime.fileExtension)"
-        let body = Array(script(form, resolvedPath: resolvedPath, realPath: realPath).utf8)
-        let temporary = "\(directory)/.\(digest).\(getpid()).\(RandomID.uuid()).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return .failure(denied("unable to materialize inline-eval script")) }
-        let complete = writeAll(fd, body) == nil
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard complete, synced, fchmodat(AT_FDCWD, temporary, 0o600, 0) == 0, rename(temporary, path) == 0 else {
-            unlink(temporary)
+        do {
+            try SecureFile.write(path, Array(script(form, resolvedPath: resolvedPath, realPath: realPath).utf8), mode: 0o600)
+        } catch {
             return .failure(denied("unable to materialize inline-eval script"))
         }
         return .success(path)
@@ -155,12 +148,8 @@ public enum InlineEvalScript {
     /// Removes what is not a regular file or is older than `cutoff`; returns how many are kept.
     @discardableResult
     static func prune(_ directory: String, olderThan cutoff: time_t) -> Int {
-        guard let handle = opendir(directory) else { return 0 }
-        defer { closedir(handle) }
         var kept = 0
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard name != ".", name != ".." else { continue }
+        for name in directoryNames(directory) {
             var info = stat()
             let path = "\(directory)/\(name)"
             if lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG || info.st_mtim.tv_sec < cutoff { unlink(path) } else { kept += 1 }

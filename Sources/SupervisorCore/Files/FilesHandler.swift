@@ -284,11 +284,6 @@ final class UploadJanitor {
         sweeping = true
         let remove = discarded
         discarded = []
-        // Most nodes never stage an upload: no clean-up process at every start for an empty root.
-        guard !remove.isEmpty || MarkedFolders.anyNamed(TerminalUploadLimits.folderPrefix, in: uploads.root) else {
-            sweeping = false
-            return
-        }
         runner.run(.sweep, root: uploads.root, FilesRequest(retentionMs: uploads.retentionMs, remove: remove.isEmpty ? nil : remove.sorted()),
                    arguments: [], timeout: FilesHandler.timeout,
                    cancellation: nil) { [weak self] reply in

@@ -100,8 +100,10 @@ final class FilesRunner: FilesRunning, ReapedWorker {
         let (writeEnd, readEnd) = (input[1], output[0])
         let optedOut = confinement.optedOut
         let loop = context.loop
+        let logger = context.logger
         Self.pipes.async { [weak self] in
-            let reply = Self.exchange(pid: pid, request: Array(body.utf8), writeEnd: writeEnd, readEnd: readEnd, optedOut: optedOut)
+            let reply = Self.exchange(pid: pid, request: Array(body.utf8), writeEnd: writeEnd, readEnd: readEnd, optedOut: optedOut,
+                                      logger: logger)
             loop.execute { self?.replied(pid: pid, reply) }
         }
     }
@@ -111,7 +113,7 @@ final class FilesRunner: FilesRunning, ReapedWorker {
     /// The worker's side of one request, blocking (on the pipes' queue): its report, the check
     /// against `/proc` while it waits, the request, its reply.
     static func exchange(pid: pid_t, request: [UInt8], writeEnd: CInt, readEnd: CInt,
-                         optedOut: Set<ConfinementStep>) -> Result<FilesReply, WireError> {
+                         optedOut: Set<ConfinementStep>, logger: Logger) -> Result<FilesReply, WireError> {
         defer { close(readEnd) }
         var reader = LineReader(fd: readEnd, limit: maxReplyBytes)
         guard let first = reader.line(), let ready = try? JSONText.decode(FilesReply.self, from: first) else {
@@ -122,6 +124,7 @@ final class FilesRunner: FilesRunning, ReapedWorker {
                                                   kernel: ConfinementCheck.KernelView.read(pid: pid), optedOut: optedOut) {
             close(writeEnd)
             kill(-pid, SIGKILL)
+            logger.critical("\(problem); its request is refused (to accept that risk: --unconfined files:<step>, see docs/security.md)")
             return .failure(WireError(code: "UNAVAILABLE", message: problem))
         }
         writeAll(writeEnd, request)  // a failure (EPIPE) means it answered without reading it all
@@ -138,9 +141,6 @@ final class FilesRunner: FilesRunning, ReapedWorker {
         finish(pid, job)
     }
 
-    /// Requests whose worker has not answered yet.
-    var waiting: Int { jobs.values.filter { !$0.answered }.count }
-
     func reaped(pid: pid_t, status: String) {
         guard let job = jobs[pid] else { return }
         job.exited = true
@@ -153,9 +153,6 @@ final class FilesRunner: FilesRunning, ReapedWorker {
         guard job.exited, let reply = job.reply else { return }
         jobs[pid] = nil
         job.deadline?.cancel()
-        if case let .failure(error) = reply, error.message != Self.unavailable.message, !job.answered {
-            context.logger.critical("\(error.message); its request is refused (to accept that risk: --unconfined files:<step>, see docs/security.md)")
-        }
         job.answer(reply)
     }
 

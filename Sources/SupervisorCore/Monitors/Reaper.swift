@@ -74,11 +74,8 @@ final class Reaper {
 
     /// Our direct children (listed per thread: they were spawned from different threads).
     static func childPids() -> [pid_t] {
-        guard let directory = opendir("/proc/self/task") else { return [] }
-        defer { closedir(directory) }
         var pids: [pid_t] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        for name in directoryNames("/proc/self/task") {
             guard let task = Int32(name),
                   let children = try? String(contentsOfProcFile: "/proc/self/task/\(task)/children") else { continue }
             pids += children.split(separator: " ").compactMap { pid_t(String($0).trimmingWhitespace()) }

@@ -34,16 +34,13 @@ public enum NodeSkills {
 
     /// The skills in `directory`, sorted by name; `warn` gets one line per skipped skill.
     public static func scan(_ directory: String, warn: (String) -> Void) -> [Skill] {
-        guard let handle = opendir(directory) else {
-            if errno != ENOENT { warn("node host skill scan skipped (\(directory)): \(SystemError.text(errno))") }
+        let names: [String]
+        switch directoryEntries(directory) {
+        case let .success(entries): names = entries.map(\.name).filter { !$0.hasPrefix(".") }
+        case let .failure(error):
+            if error.errno != ENOENT { warn("node host skill scan skipped (\(directory)): \(SystemError.text(error.errno))") }
             return []
         }
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if !name.hasPrefix(".") { names.append(name) }
-        }
-        closedir(handle)
         var skills: [Skill] = []
         var total = 0
         for name in names.sorted() {
@@ -56,9 +53,9 @@ public enum NodeSkills {
             }
             guard info.st_mode & S_IFMT == S_IFDIR else { continue }
             let file = "\(path)/SKILL.md"
-            guard lstat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            // A regular file, not through a link (else skipped silently), read to one byte past the cap.
             guard let bytes = readRegularFile(file, limit: maxContentBytes) else { continue }
-            guard info.st_size <= maxContentBytes, bytes.count <= maxContentBytes else {
+            guard bytes.count <= maxContentBytes else {
                 warn("node host skill skipped (\(file)): exceeds \(maxContentBytes) bytes")
                 continue
             }
@@ -72,7 +69,7 @@ public enum NodeSkills {
                 continue
             }
             guard isValidName(name), !front.description.isEmpty, front.description.utf16.count <= maxDescription,
-                  !content.isEmpty, bytes.count <= maxContentBytes else {
+                  !content.isEmpty else {
                 warn("node host skill skipped (\(file)): invalid name, description, or size")
                 continue
             }
@@ -129,12 +126,8 @@ public enum NodeSkills {
     /// What changes when a skill changes: each `SKILL.md`'s path, size and modification time
     /// (cheap to take every few seconds; the files are read only when it differs).
     public static func signature(_ directory: String) -> [String] {
-        guard let handle = opendir(directory) else { return [] }
-        defer { closedir(handle) }
         var parts: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard !name.hasPrefix(".") else { continue }
+        for name in directoryNames(directory) where !name.hasPrefix(".") {
             var info = stat()
             let file = "\(directory)/\(name)/SKILL.md"
             if lstat(file, &info) == 0 {
