@@ -66,7 +66,7 @@ struct PageSession {
 
     /// The first element matching a CSS `selector` (a file chooser's `element`), as a node id.
     func backendNode(selector: String, deadline: Deadline) throws(BrowserError) -> Int {
-        let expression = "document.querySelector(\((try? JSONText.encode(JSONValue.string(selector))) ?? "\"\""))"
+        let expression = "document.querySelector(\(Snapshot.jsonString(selector)))"
         let found = try call("Runtime.evaluate", ["expression": .string(expression)], timeoutMs: deadline.remaining)
         guard let object = found["result"]?["objectId"]?.stringValue else {
             throw BrowserError("element not found: \(selector)", status: 404)

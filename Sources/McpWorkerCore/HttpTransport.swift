@@ -15,8 +15,6 @@ import OpenClawIPC
 /// and the session ends (the runner withdraws the tools and reconnects, the call is not
 /// replayed). Leaving deletes the session, as the SDK does.
 final class StreamableHTTPTransport: McpTransport {
-    /// A JSON-RPC error code the runner reports as a transport failure (its text as is).
-    static let transportErrorCode = -32_099
     /// Below the IPC frame (25 MiB), as the stdio line limit.
     static let maxResponseBytes = 24 * 1024 * 1024
 
@@ -26,6 +24,7 @@ final class StreamableHTTPTransport: McpTransport {
     let group: EventLoopGroup
     var onMessage: (JSONValue) -> Void = { _ in }
     var onClose: (String) -> Void = { _ in }
+    var onRequestFailed: (JSONValue, String) -> Void = { _, _ in }
     private var target: EndpointURL?
     private var tls: NIOSSLContext?
     private var sessionId: String?
@@ -144,8 +143,7 @@ final class StreamableHTTPTransport: McpTransport {
 
     private func fail(_ requestId: JSONValue?, _ message: String) {
         guard let requestId else { return }
-        onMessage(.object(["jsonrpc": .string("2.0"), "id": requestId,
-                           "error": .object(["code": .number(Double(Self.transportErrorCode)), "message": .string(message)])]))
+        onRequestFailed(requestId, message)
     }
 
     enum Event {

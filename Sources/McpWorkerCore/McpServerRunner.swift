@@ -16,7 +16,6 @@ final class McpServerRunner {
     static let retryInitialMs = 250
     static let retryMaxMs = 60_000
     static let maxListPages = 128
-    static let maxListedTools = 128 * 128
     static let maxListingBytes = 10 * 1024 * 1024
 
     let server: McpServerConfig
@@ -53,6 +52,8 @@ final class McpServerRunner {
     enum McpFailure: Error, Equatable {
         /// The server answered with a JSON-RPC error.
         case rpc(code: Int, message: String)
+        /// The request failed on its way (an HTTP exchange); the text as the transport wrote it.
+        case transport(String)
         case timeout
         case closed(String)
     }
@@ -84,6 +85,12 @@ final class McpServerRunner {
         transport.onClose = { [weak self] reason in
             guard let self, self.generation == generation else { return }
             self.sessionEnded(reason)
+        }
+        transport.onRequestFailed = { [weak self] id, text in
+            guard let self, self.generation == generation, let number = id.intValue,
+                  let entry = self.pending.removeValue(forKey: number) else { return }
+            entry.timer?.cancel()
+            entry.completion(.failure(.transport(text)))
         }
         self.transport = transport
         do {
@@ -193,7 +200,7 @@ final class McpServerRunner {
                                              taskRequired: entry["execution"]?["taskSupport"]?.stringValue == "required"))
                     }
                     if bytes > Self.maxListingBytes { return self.listingFailed("MCP tool listing exceeded \(Self.maxListingBytes) bytes", generation) }
-                    if tools.count > Self.maxListedTools { return self.listingFailed("MCP tool listing exceeded \(Self.maxListedTools) tools", generation) }
+                    if tools.count > McpServerTools.maxTools { return self.listingFailed("MCP tool listing exceeded \(McpServerTools.maxTools) tools", generation) }
                     if let next = answer["nextCursor"]?.stringValue {
                         guard seenCursors.insert(next).inserted else {
                             return self.listingFailed("MCP tool listing returned a repeated pagination cursor", generation)
@@ -342,7 +349,7 @@ final class McpServerRunner {
 
     static func describe(_ failure: McpFailure) -> String {
         switch failure {
-        case let .rpc(code, message) where code == StreamableHTTPTransport.transportErrorCode: return message
+        case let .transport(text): return text
         case let .rpc(code, message): return "MCP error \(code): \(message)"
         case .timeout: return "MCP error -32001: Request timed out"
         case let .closed(reason): return "Connection closed: \(reason)"

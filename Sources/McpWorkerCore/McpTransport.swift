@@ -10,6 +10,9 @@ import OpenClawIPC
 protocol McpTransport: AnyObject {
     var onMessage: (JSONValue) -> Void { get set }
     var onClose: (String) -> Void { get set }
+    /// One request failed in the transport itself (an HTTP exchange), not at the server: its
+    /// JSON-RPC id and the text to report.
+    var onRequestFailed: (JSONValue, String) -> Void { get set }
     func start() throws(McpTransportError)
     func send(_ message: JSONValue)
     func close()
@@ -35,6 +38,7 @@ final class StdioTransport: McpTransport {
     let logger: Logger
     var onMessage: (JSONValue) -> Void = { _ in }
     var onClose: (String) -> Void = { _ in }
+    var onRequestFailed: (JSONValue, String) -> Void = { _, _ in }  // a pipe has no per-request failure
     private var pid: pid_t?
     private var input: CInt = -1
     /// Bytes handed to the writer and not yet written (touched on `queue` only).

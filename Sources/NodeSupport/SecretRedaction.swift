@@ -37,7 +37,7 @@ public enum SecretRedaction {
         var normalized = String(name)
         // Percent-decoded until it stops changing (a bounded number of layers).
         for _ in 0..<8 {
-            guard let decoded = percentDecoded(normalized), decoded != normalized else { break }
+            guard let decoded = percentDecode(normalized), decoded != normalized else { break }
             normalized = decoded
         }
         if normalized.contains("%") { return true }  // an encoding that does not resolve: assume the worst
@@ -129,21 +129,5 @@ public enum SecretRedaction {
         let units = Array(token.utf16)
         guard units.count >= 18 else { return "***" }
         return String(decoding: units.prefix(6), as: UTF16.self) + "…" + String(decoding: units.suffix(4), as: UTF16.self)
-    }
-
-    // MARK: Helpers
-
-    /// `decodeURIComponent`, or nil where it would throw.
-    static func percentDecoded(_ text: String) -> String? {
-        guard text.contains("%") else { return text }
-        var bytes: [UInt8] = []
-        var iterator = Array(text.utf8)[...]
-        while let byte = iterator.popFirst() {
-            guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
-            guard iterator.count >= 2, let value = UInt8(String(decoding: iterator.prefix(2), as: UTF8.self), radix: 16) else { return nil }
-            bytes.append(value)
-            iterator = iterator.dropFirst(2)
-        }
-        return String(validating: bytes, as: UTF8.self)
     }
 }

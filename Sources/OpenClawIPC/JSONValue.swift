@@ -121,3 +121,17 @@ extension Double {
         return text
     }
 }
+
+extension JSONValue {
+    /// JavaScript truthiness of a JSON value (`undefined`, `null`, `false`, `0`, `NaN` and `""`
+    /// are false), as upstream's `if (x)` tests read its fields.
+    public static func isTruthy(_ value: JSONValue?) -> Bool {
+        switch value {
+        case nil, .null?: return false
+        case let .bool(flag)?: return flag
+        case let .number(number)?: return number != 0 && !number.isNaN
+        case let .string(text)?: return !text.isEmpty
+        default: return true
+        }
+    }
+}

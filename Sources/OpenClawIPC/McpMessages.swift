@@ -68,6 +68,10 @@ public struct McpTool: Codable, Equatable, Sendable {
 /// A server's state and tools, sent whenever either changes. `connected: false` withdraws
 /// its tools (the process died, the session closed, a listing failed).
 public struct McpServerTools: Codable, Equatable, Sendable {
+    /// What one message may carry: upstream's listing cap (128 pages of 128 tools); the worker
+    /// stops a listing past it, the Supervisor kills a worker that sends more.
+    public static let maxTools = 128 * 128
+
     public var server: String
     public var connected: Bool
     public var tools: [McpTool]

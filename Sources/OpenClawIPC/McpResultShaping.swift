@@ -17,7 +17,7 @@ public enum McpResultShaping {
         var used = isError ? #"{"content":[],"isError":true}"#.utf8.count : #"{"content":[]}"#.utf8.count
         var truncated = false
         var structured: JSONValue?
-        if let content = result["structuredContent"], isTruthy(content) {
+        if let content = result["structuredContent"], JSONValue.isTruthy(content) {
             let prefix = #","structuredContent":"#.utf8.count
             let size = bytes(content)
             if size <= max(0, maxPayloadBytes - used - prefix - reserved) {
@@ -81,16 +81,6 @@ public enum McpResultShaping {
         guard text.hasPrefix("{") || text.hasPrefix("["), text.contains("\n") || text == "{}" || text == "[]",
               let parsed = try? JSONText.decode(JSONValue.self, from: text) else { return false }
         return parsed == structured
-    }
-
-    static func isTruthy(_ value: JSONValue) -> Bool {
-        switch value {
-        case .null: return false
-        case let .bool(flag): return flag
-        case let .number(number): return number != 0
-        case let .string(text): return !text.isEmpty
-        default: return true
-        }
     }
 
     /// The longest prefix of at most `bytes` UTF-8 bytes, whole characters only.

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import NodeSupport
 import OpenClawIPC
 
 /// The browser-control routes (`browser.md` §9 tier 1, PDF, and the §5.8 state routes),
@@ -142,18 +143,6 @@ extension BrowserRoutes {
             }
         }
         return parameters
-    }
-
-    static func percentDecode(_ text: String) -> String? {
-        var bytes: [UInt8] = []
-        var iterator = Array(text.utf8).makeIterator()
-        while let byte = iterator.next() {
-            guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
-            guard let high = iterator.next(), let low = iterator.next(),
-                  let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return nil }
-            bytes.append(value)
-        }
-        return String(validating: bytes, as: UTF8.self)
     }
 
     /// Runs one route; never throws (failures become error bodies).

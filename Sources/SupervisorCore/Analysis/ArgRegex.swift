@@ -394,10 +394,8 @@ struct Parser {
         case "[": return parseClass()
         case "\\": return parseEscape(inClass: false).map { set, literal in .set(set, literal: literal) } ?? parseAssertionEscape()
         case "*", "+", "?", ")", "|": return nil
-        case "{", "}", "]":
-            // JS (without u) reads a lone brace or bracket as a literal.
-            return .set(CharSet(ranges: [scalar.value...scalar.value]), literal: scalar.value)
         default:
+            // Any other scalar is itself; JS (without u) reads a lone `{`, `}` or `]` so too.
             return .set(CharSet(ranges: [scalar.value...scalar.value]), literal: scalar.value)
         }
     }
@@ -463,10 +461,7 @@ struct Parser {
     mutating func parseClass() -> Node? {
         var set = CharSet()
         if take("^") { set.negated = true }
-        var first = true
-        while let scalar = peek, scalar != "]" || first {
-            if scalar == "]", first { break }
-            first = false
+        while let scalar = peek, scalar != "]" {
             guard let low = classAtom() else { return nil }
             if peek == "-", index + 1 < source.count, source[index + 1] != "]" {
                 index += 1

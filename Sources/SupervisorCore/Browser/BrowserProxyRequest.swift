@@ -35,7 +35,7 @@ public struct BrowserProxyRequest: Equatable, Sendable {
         if command == "browser.proxy", params["upload"] != nil {
             return .failure(.invalid("INVALID_REQUEST: browser.proxy does not accept upload envelopes"))
         }
-        if command == BrowserProxyUpload.command, !BrowserProxyUpload.isTruthy(params["upload"]) {
+        if command == BrowserProxyUpload.command, !JSONValue.isTruthy(params["upload"]) {
             return .failure(.invalid("INVALID_REQUEST: browser.proxy.upload.v1 requires an upload envelope"))
         }
         let rawPath = params["path"]?.stringValue?.trimmingWhitespace() ?? ""

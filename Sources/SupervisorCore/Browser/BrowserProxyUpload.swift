@@ -14,17 +14,6 @@ public enum BrowserProxyUpload {
     /// `ceil(maxFileBytes / 3) * 4`.
     static let maxEncodedFileLength = (maxFileBytes + 2) / 3 * 4
 
-    /// JavaScript truthiness of a JSON value (`!params.upload` refuses the rest).
-    static func isTruthy(_ value: JSONValue?) -> Bool {
-        switch value {
-        case nil, .null?: return false
-        case let .bool(flag)?: return flag
-        case let .number(number)?: return number != 0 && !number.isNaN
-        case let .string(text)?: return !text.isEmpty
-        default: return true
-        }
-    }
-
     /// The files to stage for `call`, or the thrown error's text (without `Error: `).
     public static func files(_ upload: JSONValue?, call: BrowserProxyRequest) -> Result<[BrowserUploadFile], BrowserProxyFailure> {
         func invalid(_ text: String) -> Result<[BrowserUploadFile], BrowserProxyFailure> { .failure(.invalid(text)) }

@@ -44,7 +44,7 @@ public struct McpSettings: Equatable, Sendable {
         for name in entries.keys.sorted(by: McpCatalog.localeLess) {
             guard let raw = entries[name], case let .object(server) = raw, !name.isEmpty,
                   name == name.trimmingWhitespace(), server["enabled"] != .bool(false) else { continue }
-            if server["auth"] == .string("oauth") || McpSettings.isTruthy(server["oauth"]) {
+            if server["auth"] == .string("oauth") || JSONValue.isTruthy(server["oauth"]) {
                 settings.warnings.append("node host MCP server \"\(name)\" skipped: OAuth is not supported")
                 continue
             }
@@ -168,16 +168,6 @@ public struct McpSettings: Equatable, Sendable {
         case let .bool(flag)?: return flag ? "true" : "false"
         case let .number(number)?: return number.javaScriptString
         default: return nil
-        }
-    }
-
-    static func isTruthy(_ value: JSONValue?) -> Bool {
-        switch value {
-        case nil, .null?: return false
-        case let .bool(flag)?: return flag
-        case let .number(number)?: return number != 0
-        case let .string(text)?: return !text.isEmpty
-        default: return true
         }
     }
 

@@ -68,7 +68,7 @@ final class McpMonitor: WorkerMonitor<McpToSupervisor, SupervisorToMcp, McpPhase
             // A configured server's state and tools; a server it was not given is a violation.
             .init(.tools, in: [.ready]) { [unowned self] in
                 guard case let .tools(update) = $0 else { return }
-                guard names.contains(update.server), update.tools.count <= McpCatalogLimits.maxToolsPerServer else {
+                guard names.contains(update.server), update.tools.count <= McpServerTools.maxTools else {
                     return slot.refuse("tools of an unknown server or too many tools")
                 }
                 tools(update)
@@ -172,9 +172,4 @@ final class McpMonitor: WorkerMonitor<McpToSupervisor, SupervisorToMcp, McpPhase
         calls.failAll(WireError(code: "MCP_SERVER_UNAVAILABLE", message: "node host MCP is unavailable"))
         stop(goodbye: .shutdown(Empty()), stoppingPhase: .stopping)
     }
-}
-
-enum McpCatalogLimits {
-    /// What one `tools` message may carry (upstream's listing cap: 128 pages of 128).
-    static let maxToolsPerServer = 128 * 128
 }

@@ -210,14 +210,14 @@ final class NetMonitor: WorkerMonitor<NetToSupervisor, SupervisorToNet, NetPhase
 
     // MARK: Requests to the gateway
 
-    /// Asks the gateway `method` on the linked connection; `completion` gets its response,
-    /// or a failure when the link goes down or no answer comes in time.
     /// The catalogue changed (or a hello came): publish it, once per distinct set.
     func publishPluginTools() {
         guard phase == .linked, !probe, let params = pluginToolsParams?() else { return }
         pluginTools.publish(params)
     }
 
+    /// Asks the gateway `method` on the linked connection; `completion` gets its response,
+    /// or a failure when the link goes down or no answer comes in time.
     func callGateway(_ method: String, paramsJSON: String, completion: @escaping (Result<GatewayReply, WireError>) -> Void) {
         let callId = RandomID.uuid()
         calls.add(callId, deadline: Self.callTimeout, completion: completion)
